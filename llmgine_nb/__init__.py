@@ -1,0 +1,38 @@
+"""llmgine-nb: LLM applications as small patterns, native to Jupyter.
+
+``import llmgine_nb`` stays fast: heavy parts (litellm, widgets) load only
+when first used.
+"""
+
+from .bus import DuplicateHandlerError, MessageBus, Registration, Session
+from .loop import BackgroundLoop
+from .messages import (
+    Command,
+    CommandFailed,
+    CommandResult,
+    Event,
+    HandlerFailed,
+    Message,
+    SessionEnded,
+    SessionStarted,
+    current_session_id,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackgroundLoop",
+    "Command",
+    "CommandFailed",
+    "CommandResult",
+    "DuplicateHandlerError",
+    "Event",
+    "HandlerFailed",
+    "Message",
+    "MessageBus",
+    "Registration",
+    "Session",
+    "SessionEnded",
+    "SessionStarted",
+    "current_session_id",
+]

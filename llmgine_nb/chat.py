@@ -1,0 +1,111 @@
+"""The shapes of a conversation shared by every layer: messages, tool calls, usage.
+
+The LLM layer sends and receives these, the context compiler arranges them,
+the store persists them and the engine moves them along.  They convert to
+and from the OpenAI chat format, which litellm speaks for every provider.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = ["ToolCall", "ChatMessage", "Usage", "Role", "MessageStatus"]
+
+Role = Literal["system", "user", "assistant", "tool"]
+MessageStatus = Literal["complete", "interrupted"]
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class ToolCall(BaseModel):
+    """A model's request to call a tool.
+
+    ``arguments`` is the parsed JSON object, or None when ``raw_arguments``
+    is not valid JSON (the tool layer then reports that back to the model).
+    """
+
+    id: str
+    name: str
+    raw_arguments: str = "{}"
+    arguments: dict[str, Any] | None = None
+
+    @classmethod
+    def from_raw(cls, id: str, name: str, raw_arguments: str | None) -> ToolCall:
+        raw = raw_arguments if raw_arguments not in (None, "") else "{}"
+        try:
+            parsed = json.loads(raw)
+        except (TypeError, ValueError):
+            parsed = None
+        return cls(id=id, name=name, raw_arguments=raw, arguments=parsed if isinstance(parsed, dict) else None)
+
+    def to_openai(self) -> dict[str, Any]:
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.raw_arguments}}
+
+
+class Usage(BaseModel):
+    """Token counts for one model call (or a sum of several)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+        )
+
+
+class ChatMessage(BaseModel):
+    """One message of a conversation, in the order it was said."""
+
+    id: str = Field(default_factory=_new_id)
+    role: Role
+    content: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None  # for role="tool": the call this answers
+    name: str | None = None  # for role="tool": the tool's name
+    model: str | None = None  # for role="assistant": the model that wrote it
+    status: MessageStatus = "complete"
+    pinned: bool = False  # pinned messages survive every context cut
+    created: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+    def to_openai(self) -> dict[str, Any]:
+        """The message as the OpenAI chat API (and litellm) expects it."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [call.to_openai() for call in self.tool_calls]
+        if self.role == "tool":
+            out["tool_call_id"] = self.tool_call_id
+            if self.name:
+                out["name"] = self.name
+        return out
+
+    @classmethod
+    def from_openai(cls, data: dict[str, Any]) -> ChatMessage:
+        calls = [
+            ToolCall.from_raw(c["id"], c["function"]["name"], c["function"].get("arguments"))
+            for c in data.get("tool_calls") or []
+        ]
+        content = data.get("content")
+        if isinstance(content, list):  # content parts: keep the text ones
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        return cls(
+            role=data["role"],
+            content=content,
+            tool_calls=calls,
+            tool_call_id=data.get("tool_call_id"),
+            name=data.get("name"),
+        )

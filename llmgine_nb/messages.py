@@ -1,0 +1,202 @@
+"""Commands, events and command results: the messages that travel on the bus.
+
+Every message is a pydantic model with an id, a UTC timestamp, the id of the
+session it was created in, and free-form metadata.  Subclasses add typed
+fields.  Each concrete message class is recorded in a type registry under a
+stable name so that a stored message (``to_record()`` / ``to_json()``) can be
+rebuilt as its own class (``Message.from_record()`` / ``Message.from_json()``)
+with every subclass field intact.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from contextvars import ContextVar
+from datetime import datetime, timezone
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Message",
+    "Command",
+    "Event",
+    "CommandResult",
+    "CommandFailed",
+    "SessionStarted",
+    "SessionEnded",
+    "HandlerFailed",
+    "UnknownMessageType",
+    "current_session_id",
+    "message_type_name",
+]
+
+# The session a message belongs to when none is given explicitly.  A
+# ContextVar (not a global) so that concurrent tasks each keep their own.
+_current_session: ContextVar[str | None] = ContextVar("llmgine_session", default=None)
+
+_REGISTRY: dict[str, type[Message]] = {}
+
+M = TypeVar("M", bound="Message")
+
+
+def current_session_id() -> str | None:
+    """The id of the innermost open session in this task, or None."""
+    return _current_session.get()
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def message_type_name(cls: type) -> str:
+    """The registry name of a message class: its module and qualified name."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+class UnknownMessageType(LookupError):
+    """A stored message names a class that is not registered in this process."""
+
+
+class Message(BaseModel):
+    """Base of every message on the bus."""
+
+    model_config = ConfigDict(
+        # Typed fields may hold pydantic models, datetimes, enums ...; all
+        # must survive the round trip through JSON.
+        ser_json_timedelta="float",
+        arbitrary_types_allowed=False,
+        validate_default=False,
+    )
+
+    id: str = Field(default_factory=_new_id)
+    timestamp: datetime = Field(default_factory=_utcnow)
+    session_id: str | None = Field(default_factory=current_session_id)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    # Set for each subclass by __pydantic_init_subclass__.
+    type_name: ClassVar[str] = "llmgine_nb.messages.Message"
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls.type_name = message_type_name(cls)
+        # Last definition wins: re-running a notebook cell redefines a class.
+        _REGISTRY[cls.type_name] = cls
+
+    # -- serialisation -------------------------------------------------
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-compatible dict with a ``type`` key naming the class."""
+        record = self.model_dump(mode="json")
+        record["type"] = self.type_name
+        return record
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_record(), ensure_ascii=False)
+
+    @classmethod
+    def from_record(cls: type[M], record: dict[str, Any]) -> M:
+        """Rebuild a message of the class named in ``record['type']``.
+
+        Called on a subclass, the result must be an instance of that subclass.
+        """
+        data = dict(record)
+        name = data.pop("type", None)
+        if name is None:
+            target: type[Message] = cls
+        else:
+            target = _REGISTRY.get(name) or _lookup_by_import(name)
+        if not issubclass(target, cls):
+            raise TypeError(f"stored message is a {name}, not a {cls.type_name}")
+        return target.model_validate(data)  # type: ignore[return-value]
+
+    @classmethod
+    def from_json(cls: type[M], text: str | bytes) -> M:
+        return cls.from_record(json.loads(text))
+
+
+def _lookup_by_import(name: str) -> type[Message]:
+    """Import the module a stored type name points at, then look again.
+
+    A stored event of an application class is readable in a fresh process as
+    long as the module that defines it can be imported.
+    """
+    module_name, _, _ = name.rpartition(".")
+    while module_name:
+        try:
+            __import__(module_name)
+            break
+        except ImportError:
+            module_name, _, _ = module_name.rpartition(".")
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownMessageType(
+            f"no message class named {name!r} is registered; import the module "
+            "that defines it before loading stored messages of that type"
+        ) from None
+
+
+Message.type_name = message_type_name(Message)
+_REGISTRY[Message.type_name] = Message
+
+
+class Command(Message):
+    """A request for the engine to do something; exactly one handler runs it."""
+
+
+class Event(Message):
+    """Something that happened; every subscriber of its class (or a base) sees it."""
+
+
+class CommandResult(Message):
+    """The outcome of executing a command."""
+
+    command_id: str
+    command_type: str = ""
+    success: bool = True
+    result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+
+    def unwrap(self) -> Any:
+        """The result, or raise ``CommandFailed`` with the handler's error."""
+        if not self.success:
+            raise CommandFailed(self)
+        return self.result
+
+
+class CommandFailed(RuntimeError):
+    """Raised by ``CommandResult.unwrap()`` for a failed command."""
+
+    def __init__(self, result: CommandResult) -> None:
+        super().__init__(result.error or "command failed")
+        self.result = result
+
+
+# -- core events the bus itself publishes --------------------------------
+
+
+class SessionStarted(Event):
+    name: str | None = None
+    parent_id: str | None = None
+
+
+class SessionEnded(Event):
+    name: str | None = None
+
+
+class HandlerFailed(Event):
+    """A subscriber raised while handling an event; the other subscribers ran."""
+
+    handler: str
+    event_id: str
+    event_type: str
+    error: str
+    traceback: str
