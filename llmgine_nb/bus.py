@@ -14,7 +14,7 @@ import inspect
 import itertools
 import logging
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import Token
 from typing import Any, TypeVar
 
@@ -48,6 +48,10 @@ CommandHandler = Callable[[Any], Any]
 EventHandler = Callable[[Any], Any]
 CommandMiddleware = Callable[[Command, Callable[[Command], Awaitable[CommandResult]]], Awaitable[CommandResult]]
 EventMiddleware = Callable[[Event, Callable[[Event], Awaitable[None]]], Awaitable[None]]
+
+
+# (handler, is_async, session scope or None), precomputed per event class.
+_Delivery = tuple[Callable[[Any], Any], bool, "str | None"]
 
 
 class DuplicateHandlerError(ValueError):
@@ -106,7 +110,7 @@ class MessageBus:
         self._command_handlers: dict[tuple[type[Command], str | None], Registration] = {}
         self._subscriptions: dict[type[Event], list[Registration]] = {}
         # Per event class: its subscribers (via the MRO) in delivery order.
-        self._delivery_cache: dict[type[Event], tuple[Registration, ...]] = {}
+        self._delivery_cache: dict[type[Event], tuple[_Delivery, ...]] = {}
         self._command_middleware: list[Registration] = []
         self._event_middleware: list[Registration] = []
         self._scoped_handlers = 0
@@ -114,6 +118,7 @@ class MessageBus:
         self._session_parents: dict[str, str | None] = {}
         self._order = itertools.count()
         self._background: BackgroundLoop | None = None
+        self._route_publish()
 
     # -- registration ----------------------------------------------------
 
@@ -211,17 +216,26 @@ class MessageBus:
     def _add_middleware(self, chain: list[Registration], middleware: Callable[..., Any]) -> Registration:
         if not _is_async(middleware):
             raise TypeError("middleware must be an async function: async def mw(message, call_next)")
-        reg = Registration(middleware, 0, None, next(self._order), lambda r: chain.remove(r))
+
+        def remove(reg: Registration) -> None:
+            chain.remove(reg)
+            self._route_publish()
+
+        reg = Registration(middleware, 0, None, next(self._order), remove)
         chain.append(reg)
+        self._route_publish()
         return reg
 
     # -- commands ----------------------------------------------------------
 
-    async def execute(self, command: Command) -> CommandResult:
-        """Run ``command`` through its handler; never raises for a handler's error."""
+    def execute(self, command: Command) -> Coroutine[Any, Any, CommandResult]:
+        """Run ``command`` through its handler; never raises for a handler's error.
+
+        Await it: ``result = await bus.execute(command)``.
+        """
         if self._command_middleware:
-            return await self._through_command_middleware(command, 0)
-        return await self._execute(command)
+            return self._through_command_middleware(command, 0)
+        return self._execute(command)
 
     async def _through_command_middleware(self, command: Command, index: int) -> CommandResult:
         if index == len(self._command_middleware):
@@ -259,9 +273,12 @@ class MessageBus:
                 ),
             )
         try:
-            value = reg.fn(command)
-            if reg.is_async or inspect.isawaitable(value):
-                value = await value
+            if reg.is_async:
+                value = await reg.fn(command)
+            else:
+                value = reg.fn(command)
+                if value is not None and inspect.isawaitable(value):
+                    value = await value
         except Exception as exc:
             log.debug("command handler %s failed", _describe(reg.fn), exc_info=True)
             return CommandResult(
@@ -275,10 +292,7 @@ class MessageBus:
         if isinstance(value, CommandResult):
             return value
         return CommandResult(
-            command_id=command.id,
-            command_type=command.type_name,
-            session_id=command.session_id,
-            result=value,
+            command_id=command.id, command_type=command.type_name, session_id=command.session_id, result=value
         )
 
     # -- events ------------------------------------------------------------
@@ -287,12 +301,23 @@ class MessageBus:
         """Deliver ``event`` to every subscriber of its class and base classes.
 
         A failing subscriber does not stop the others; it produces a
-        ``HandlerFailed`` event instead.
+        ``HandlerFailed`` event instead.  (Each bus points its own
+        ``publish`` straight at ``_deliver`` while it has no event
+        middleware, which saves a frame on the hot path; see ``_route_publish``.)
         """
         if self._event_middleware:
             await self._through_event_middleware(event, 0)
         else:
             await self._deliver(event)
+
+    def _route_publish(self) -> None:
+        if self._event_middleware:
+            self.publish = self._through_middleware  # type: ignore[method-assign]
+        else:
+            self.publish = self._deliver  # type: ignore[method-assign]
+
+    async def _through_middleware(self, event: Event) -> None:
+        await self._through_event_middleware(event, 0)
 
     async def _through_event_middleware(self, event: Event, index: int) -> None:
         if index == len(self._event_middleware):
@@ -301,45 +326,47 @@ class MessageBus:
         middleware = self._event_middleware[index].fn
         await middleware(event, lambda e: self._through_event_middleware(e, index + 1))
 
-    def _subscribers(self, event_type: type[Event]) -> tuple[Registration, ...]:
-        regs = self._delivery_cache.get(event_type)
-        if regs is None:
-            found = [
-                reg
-                for klass in event_type.__mro__
-                for reg in self._subscriptions.get(klass, ())  # type: ignore[call-overload]
-            ]
-            found.sort(key=lambda r: (-r.priority, r.order))
-            regs = self._delivery_cache[event_type] = tuple(found)
-        return regs
-
     async def _deliver(self, event: Event) -> None:
-        regs = self._subscribers(type(event))
+        # The hot path, kept flat on purpose (benchmarks/bench_bus.py).
+        deliveries = self._delivery_cache.get(event.__class__)
+        if deliveries is None:
+            deliveries = self._subscribers(event.__class__)
         chain: tuple[str | None, ...] | None = None
-        for reg in regs:
-            if reg.session_id is not None:
+        for fn, is_async, scope in deliveries:
+            if scope is not None:
                 if chain is None:
                     chain = self._session_chain(event.session_id)
-                if reg.session_id not in chain:
+                if scope not in chain:
                     continue
             try:
-                if reg.is_async:
-                    await reg.fn(event)
+                if is_async:
+                    await fn(event)
                 else:
-                    value = reg.fn(event)
+                    value = fn(event)
                     if value is not None and inspect.isawaitable(value):
                         await value
             except Exception as exc:
-                await self._handler_failed(reg, event, exc)
+                await self._handler_failed(fn, event, exc)
 
-    async def _handler_failed(self, reg: Registration, event: Event, exc: Exception) -> None:
-        name = _describe(reg.fn)
+    def _subscribers(self, event_type: type[Event]) -> tuple[_Delivery, ...]:
+        found = [
+            reg
+            for klass in event_type.__mro__
+            for reg in self._subscriptions.get(klass, ())  # type: ignore[call-overload]
+        ]
+        found.sort(key=lambda r: (-r.priority, r.order))
+        deliveries = tuple((reg.fn, reg.is_async, reg.session_id) for reg in found)
+        self._delivery_cache[event_type] = deliveries
+        return deliveries
+
+    async def _handler_failed(self, handler: Callable[..., Any], event: Event, exc: Exception) -> None:
+        name = _describe(handler)
         if isinstance(event, HandlerFailed):
             # Reporting a failure of a failure handler would loop forever.
             log.error("HandlerFailed subscriber %s raised %r; not reported again", name, exc)
             return
         log.warning("subscriber %s failed on %s: %r", name, type(event).__name__, exc)
-        await self._deliver(
+        await self.publish(
             HandlerFailed(
                 session_id=event.session_id,
                 handler=name,

@@ -10,8 +10,9 @@ with every subclass field intact.
 
 from __future__ import annotations
 
+import itertools
 import json
-import uuid
+import os
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Any, ClassVar, TypeVar
@@ -46,8 +47,26 @@ def current_session_id() -> str | None:
     return _current_session.get()
 
 
+# Ids are a random per-process prefix plus a counter: unique across processes
+# (64 random bits each) and ten times cheaper than uuid4, which matters on the
+# bus's hot path.  A forked child draws a new prefix so it never repeats its parent.
+_id_prefix = ""
+_id_counter = itertools.count()
+
+
+def _reseed_ids() -> None:
+    global _id_prefix, _id_counter
+    _id_prefix = os.urandom(8).hex()
+    _id_counter = itertools.count()
+
+
+_reseed_ids()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reseed_ids)
+
+
 def _new_id() -> str:
-    return uuid.uuid4().hex
+    return f"{_id_prefix}{next(_id_counter):012x}"
 
 
 def _utcnow() -> datetime:

@@ -1,0 +1,36 @@
+# The two commands a newcomer needs (see README):
+#   make demo   set everything up, then run the offline demo end to end
+#   make test   set everything up, then run the whole test suite (tutorials included)
+# Both create .venv and install into it when needed; nothing else is required.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: demo test bench lab clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m llmgine_nb.demo
+
+test: $(STAMP)
+	bash .ci/install-browser.sh $(VENV)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py --json benchmarks/results.json
+
+lab: $(STAMP)
+	bash .ci/install-browser.sh $(VENV)
+	$(BIN)/jupyter lab tutorials/
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts benchmarks/results.json
