@@ -17,10 +17,17 @@ from .messages import (
     SessionStarted,
     current_session_id,
 )
+from .tools import ApprovalDecision, Tool, ToolContext, ToolManager, ToolResult, tool
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ApprovalDecision",
+    "Tool",
+    "ToolContext",
+    "ToolManager",
+    "ToolResult",
+    "tool",
     "BackgroundLoop",
     "Command",
     "CommandFailed",

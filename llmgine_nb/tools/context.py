@@ -1,0 +1,171 @@
+"""``ToolContext``: what a running tool may know and ask.
+
+Declare a parameter annotated with ``ToolContext`` (any name) and the manager
+fills it in; it never appears in the schema the model sees::
+
+    @tool
+    async def delete_task(task_id: int, ctx: ToolContext) -> str:
+        if not await ctx.confirm(f"Really delete task {task_id}?"):
+            return "The user kept the task."
+        ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from ..chat import ToolCall
+from .commands import ChoiceRequest, ConfirmRequest
+
+if TYPE_CHECKING:
+    from ..bus import MessageBus
+
+__all__ = ["ToolContext", "ask_confirm", "ask_choice", "grant_covers"]
+
+log = logging.getLogger("llmgine_nb.tools")
+
+
+def grant_covers(grant: str, permission: str) -> bool:
+    """Whether ``grant`` gives ``permission``: equal, ``"*"``, or a ``"area:*"`` wildcard."""
+    if grant == permission or grant == "*":
+        return True
+    return grant.endswith(":*") and permission.startswith(grant[:-1])
+
+
+class ToolContext:
+    """The session, the user and their grants, session state, and a way to ask the user.
+
+    ``state`` is a mutable mapping kept per session by the manager (or by the
+    ``state`` hook given to it), so a tool can remember things between calls.
+    """
+
+    def __init__(
+        self,
+        *,
+        call: ToolCall,
+        tool_name: str,
+        session_id: str | None = None,
+        user: str | None = None,
+        grants: frozenset[str] = frozenset(),
+        state: MutableMapping[str, Any] | Callable[[], MutableMapping[str, Any]] | None = None,
+        bus: MessageBus | None = None,
+        question_timeout: float | None = 300.0,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.call = call
+        self.tool_name = tool_name
+        self.session_id = session_id
+        self.user = user
+        self.grants = grants
+        # A callable is asked only when a tool first touches ctx.state (it may hit a database).
+        self._state = state
+        self.bus = bus
+        self.question_timeout = question_timeout
+        self._loop = loop
+
+    @property
+    def state(self) -> MutableMapping[str, Any]:
+        """This session's state: a mutable mapping that outlives the call."""
+        if self._state is None:
+            self._state = {}
+        elif callable(self._state):
+            self._state = self._state()
+        return self._state
+
+    @property
+    def call_id(self) -> str:
+        return self.call.id
+
+    def has_permission(self, permission: str) -> bool:
+        """Whether the user's grants cover ``permission``."""
+        return any(grant_covers(g, permission) for g in self.grants)
+
+    async def confirm(self, question: str, *, timeout: float | None = None) -> bool:
+        """Ask the user a yes/no question; ``False`` unless they clearly said yes."""
+        return await ask_confirm(
+            self.bus,
+            ConfirmRequest(question=question, call_id=self.call.id, tool_name=self.tool_name, session_id=self.session_id),
+            self.question_timeout if timeout is None else timeout,
+        )
+
+    async def choose(self, question: str, options: list[str], *, timeout: float | None = None) -> str | None:
+        """Ask the user to pick one of ``options``; ``None`` if they did not pick one of them."""
+        return await ask_choice(
+            self.bus,
+            ChoiceRequest(
+                question=question,
+                options=[str(o) for o in options],
+                call_id=self.call.id,
+                tool_name=self.tool_name,
+                session_id=self.session_id,
+            ),
+            self.question_timeout if timeout is None else timeout,
+        )
+
+    # Synchronous tools run in a worker thread and cannot await: these block
+    # the worker while the question is asked on the manager's event loop.
+
+    def confirm_sync(self, question: str, *, timeout: float | None = None) -> bool:
+        """``confirm`` for a synchronous tool (running in the manager's thread pool)."""
+        return self._run_from_thread(self.confirm(question, timeout=timeout))  # type: ignore[no-any-return]
+
+    def choose_sync(self, question: str, options: list[str], *, timeout: float | None = None) -> str | None:
+        """``choose`` for a synchronous tool (running in the manager's thread pool)."""
+        return self._run_from_thread(self.choose(question, options, timeout=timeout))  # type: ignore[no-any-return]
+
+    def _run_from_thread(self, coro: Any) -> Any:
+        loop = self._loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or running is loop:
+            coro.close()
+            raise RuntimeError(
+                "confirm_sync/choose_sync are for synchronous tools running in a worker thread; "
+                "in an async tool use `await ctx.confirm(...)` / `await ctx.choose(...)`"
+            )
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    def __repr__(self) -> str:
+        return f"<ToolContext {self.tool_name} call={self.call.id} session={self.session_id} user={self.user}>"
+
+
+async def _ask(bus: MessageBus | None, command: Any, timeout: float | None) -> tuple[bool, Any]:
+    """Execute ``command``; (answered, value).  Never raises for a missing or failing front end."""
+    if bus is None:
+        log.info("%s not asked: the tool manager has no bus", type(command).__name__)
+        return False, None
+    try:
+        result = await asyncio.wait_for(bus.execute(command), timeout)
+    except asyncio.TimeoutError:
+        log.info("%s got no answer within %s s", type(command).__name__, timeout)
+        return False, None
+    if not result.success:
+        log.info("%s not answered: %s", type(command).__name__, result.error)
+        return False, None
+    return True, result.result
+
+
+async def ask_confirm(bus: MessageBus | None, request: ConfirmRequest, timeout: float | None) -> bool:
+    """Send a ``ConfirmRequest``; only a literal ``True`` answer confirms."""
+    answered, value = await _ask(bus, request, timeout)
+    if answered and value is not True:
+        if not isinstance(value, bool):
+            log.warning("malformed answer %r to a ConfirmRequest; taken as no", value)
+        return False
+    return answered
+
+
+async def ask_choice(bus: MessageBus | None, request: ChoiceRequest, timeout: float | None) -> str | None:
+    """Send a ``ChoiceRequest``; the answer counts only when it is one of the options."""
+    answered, value = await _ask(bus, request, timeout)
+    if not answered or value is None:
+        return None
+    if isinstance(value, str) and value in request.options:
+        return value
+    log.warning("answer %r to a ChoiceRequest is not one of %r; taken as no choice", value, request.options)
+    return None
