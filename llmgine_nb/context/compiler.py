@@ -1,0 +1,476 @@
+"""The context compiler: what the model is sent, within a token budget.
+
+    compiler = ContextCompiler("gpt-4o-mini", budget=8000, summariser=summarise)
+    compiled = await compiler.compile(history, system="You are ...", memory=notes,
+                                      session_id=session.id, namespace=user_ns)
+    compiled.messages   # ChatMessages to send
+    compiled.report     # tokens per part, what was dropped or summarised
+
+The result is, in order: the system prompt, memory notes, a summary of older
+history (when one stands in for it), the pinned messages older than the cut,
+then the most recent history that fits.
+
+When history does not fit, the oldest turns go first.  Cuts fall between
+turns where possible and never between an assistant message's tool calls
+and their results.  The system prompt, memory and pinned messages are never
+cut; if they alone exceed the budget they are still sent and the report says
+``over_budget``.  The newest message is always sent.
+
+With a ``summariser`` (``async (messages) -> str``, or a plain function),
+cut history is replaced by a summary instead of vanishing.  Summaries are
+stored (``summaries=``: the ``Store`` or any object with ``latest_summary``
+and ``save_summary``) and reused on later turns for as long as the history
+after them fits; when it no longer does, the summary is extended with the
+next stretch of history (the previous summary is passed first, as a system
+message) and the history kept shrinks to ``summary_target`` of the room
+left, so that a model call is needed only every so many turns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Union
+
+from ..chat import ChatMessage
+from .notebook import NotebookContext
+from .tokens import TokenCounter
+
+__all__ = [
+    "ContextCompiler",
+    "CompiledContext",
+    "ContextReport",
+    "Summariser",
+    "SummaryStore",
+    "InMemorySummaries",
+    "SUMMARY_PREFIX",
+]
+
+Summariser = Callable[[list[ChatMessage]], Union[Awaitable[str], str]]
+
+SUMMARY_PREFIX = "Summary of the earlier conversation:\n"
+MEMORY_PREFIX = "Things to remember:\n"
+
+
+class _Summary(Protocol):
+    upto_message_id: str
+    text: str
+    covered: int
+
+
+class SummaryStore(Protocol):
+    """Where summaries are kept between turns (``Store`` implements this)."""
+
+    def latest_summary(self, session_id: str) -> _Summary | None: ...
+
+    def save_summary(self, session_id: str, upto_message_id: str, text: str, covered: int) -> Any: ...
+
+
+@dataclass
+class _Kept:
+    upto_message_id: str
+    text: str
+    covered: int
+
+
+class InMemorySummaries:
+    """A ``SummaryStore`` in a dict, for compilers without a database."""
+
+    def __init__(self) -> None:
+        self._latest: dict[str, _Kept] = {}
+
+    def latest_summary(self, session_id: str) -> _Kept | None:
+        return self._latest.get(session_id)
+
+    def save_summary(self, session_id: str, upto_message_id: str, text: str, covered: int) -> _Kept:
+        kept = _Kept(upto_message_id, text, covered)
+        self._latest[session_id] = kept
+        return kept
+
+
+@dataclass
+class ContextReport:
+    """What a compile sent: tokens per part and what was left out.
+
+    ``tokens`` has the keys system, memory, summary, pinned, history and
+    overhead (request framing); ``total`` is their sum.  ``dropped`` lists
+    the ids of messages left out entirely, ``summarised`` those a summary
+    stands in for.
+    """
+
+    model: str | None
+    budget: int
+    reserve: int
+    tokens: dict[str, int]
+    messages_sent: int
+    dropped: list[str] = field(default_factory=list)
+    summarised: list[str] = field(default_factory=list)
+    summary_reused: bool = False
+    summary_created: bool = False
+
+    @property
+    def total(self) -> int:
+        return sum(self.tokens.values())
+
+    @property
+    def over_budget(self) -> bool:
+        """True when even the parts that are never cut did not fit."""
+        return self.total > self.budget - self.reserve
+
+    def __str__(self) -> str:
+        parts = ", ".join(f"{name} {count:,}" for name, count in self.tokens.items() if count)
+        line = f"context: {self.total:,} of {self.budget - self.reserve:,} tokens ({parts}); {self.messages_sent} messages"
+        if self.summarised:
+            how = "new summary" if self.summary_created else "stored summary"
+            line += f"; {len(self.summarised):,} older messages summarised ({how})"
+        if self.dropped:
+            line += f"; {len(self.dropped):,} older messages dropped"
+        if self.over_budget:
+            line += "; OVER BUDGET: the system prompt, memory and pinned messages alone do not fit"
+        return line
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+
+@dataclass
+class CompiledContext:
+    """The messages to send and the report on how they were chosen."""
+
+    messages: list[ChatMessage]
+    report: ContextReport
+
+    def to_openai(self) -> list[dict[str, Any]]:
+        return [m.to_openai() for m in self.messages]
+
+
+# -- grouping: an assistant message with tool calls and its results are one unit --
+
+
+def _group_start(history: Sequence[ChatMessage], end: int) -> int:
+    """Start index of the unit ending at ``end`` (inclusive)."""
+    i = end
+    while i >= 0 and history[i].role == "tool":
+        i -= 1
+    if i < end:  # tool results: the unit starts at the assistant message that called them
+        if i >= 0 and history[i].role == "assistant" and history[i].tool_calls:
+            return i
+        return i + 1  # results with no call before them form their own unit
+    return end
+
+
+def _group_end(history: Sequence[ChatMessage], start: int) -> int:
+    """End index (inclusive) of the unit starting at ``start``."""
+    j = start
+    if history[start].role == "assistant" and history[start].tool_calls:
+        while j + 1 < len(history) and history[j + 1].role == "tool":
+            j += 1
+    return j
+
+
+@dataclass
+class _Plan:
+    cut: int  # history[cut:] (plus pinned units before it) is sent
+    pinned_all: set[int]
+    fixed: list[ChatMessage]
+    tokens: dict[str, int]
+    avail: int  # tokens left for history and summary
+    summary_text: str | None = None
+    summary_reused: bool = False
+    summary_upto: int = -1  # index of the last message the summary covers
+    to_summarise: list[ChatMessage] = field(default_factory=list)
+    previous_summary: str | None = None
+    previous_covered: int = 0
+
+
+class ContextCompiler:
+    """Compiles system prompt, memory, pinned messages and history into what is sent.
+
+    ``model`` picks the token counter (litellm's for real models, an estimate
+    for ``scripted``); ``budget`` is the context window to fill and
+    ``reserve`` the part of it kept free (tool schemas, the reply).
+    ``interpolate=False`` turns notebook ``{name}`` interpolation off.
+    """
+
+    def __init__(
+        self,
+        model: str | None = "scripted",
+        *,
+        budget: int = 8000,
+        reserve: int = 0,
+        summariser: Summariser | None = None,
+        summaries: SummaryStore | None = None,
+        summary_target: float = 0.5,
+        counter: TokenCounter | None = None,
+        interpolate: bool = True,
+        cell_refs: bool = True,
+    ) -> None:
+        if budget <= 0:
+            raise ValueError("budget must be a positive number of tokens")
+        if not 0 <= reserve < budget:
+            raise ValueError("reserve must be at least 0 and less than the budget")
+        if not 0 < summary_target <= 1:
+            raise ValueError("summary_target is the share of the history room kept after summarising: 0 < x <= 1")
+        self.counter = counter or TokenCounter(model)
+        self._model = model
+        self.budget = budget
+        self.reserve = reserve
+        self.summariser = summariser
+        self.summaries: SummaryStore = summaries if summaries is not None else InMemorySummaries()
+        self.summary_target = summary_target
+        self.interpolate = interpolate
+        self.cell_refs = cell_refs
+
+    @property
+    def model(self) -> str | None:
+        """The model whose tokenizer counts; setting it (a model switch) swaps the counter."""
+        return self._model
+
+    @model.setter
+    def model(self, value: str | None) -> None:
+        self._model = value
+        if self.counter.model != value:
+            self.counter = TokenCounter(value)
+
+    # -- notebook context ------------------------------------------------------
+
+    def expand(self, text: str, namespace: Mapping[str, Any] | None) -> str:
+        """Expand notebook references (``{name}``, ``In[3]`` ...) in ``text``.
+
+        Use it on new user input before storing it, so the history holds
+        what the model was actually sent.
+        """
+        if namespace is None or not self.interpolate:
+            return text
+        return NotebookContext(namespace, interpolate=True, cell_refs=self.cell_refs).expand(text)
+
+    # -- compiling -----------------------------------------------------------------
+
+    async def compile(
+        self,
+        history: Sequence[ChatMessage],
+        *,
+        system: str | None = None,
+        memory: Sequence[Any] = (),
+        session_id: str | None = None,
+        namespace: Mapping[str, Any] | None = None,
+    ) -> CompiledContext:
+        """Choose what to send from ``history`` (oldest first) within the budget.
+
+        ``memory`` holds notes (strings, or objects with ``.text`` such as
+        ``MemoryNote``); ``namespace`` expands notebook references in the
+        system prompt and memory; ``session_id`` keys stored summaries.
+        """
+        plan = self._plan(history, system, memory, session_id, namespace)
+        if plan.to_summarise:
+            assert self.summariser is not None
+            result = self.summariser(self._summariser_input(plan))
+            plan.summary_text = await result if inspect.isawaitable(result) else result
+        return self._finish(history, plan, session_id)
+
+    def compile_sync(
+        self,
+        history: Sequence[ChatMessage],
+        *,
+        system: str | None = None,
+        memory: Sequence[Any] = (),
+        session_id: str | None = None,
+        namespace: Mapping[str, Any] | None = None,
+    ) -> CompiledContext:
+        """``compile`` for synchronous callers; needs a plain (non-async) summariser if any."""
+        plan = self._plan(history, system, memory, session_id, namespace)
+        if plan.to_summarise:
+            assert self.summariser is not None
+            result = self.summariser(self._summariser_input(plan))
+            if inspect.isawaitable(result):
+                if asyncio.iscoroutine(result):
+                    result.close()
+                raise TypeError("this summariser is async: use `await compiler.compile(...)` instead of compile_sync")
+            plan.summary_text = result
+        return self._finish(history, plan, session_id)
+
+    # -- the plan: fixed parts, pinned units, the cut ------------------------------------
+
+    def _fixed_parts(
+        self, system: str | None, memory: Sequence[Any], namespace: Mapping[str, Any] | None
+    ) -> tuple[list[ChatMessage], dict[str, int]]:
+        fixed: list[ChatMessage] = []
+        tokens = {"system": 0, "memory": 0}
+        if system:
+            msg = ChatMessage(id="llmgine-context-system", role="system", content=self.expand(system, namespace))
+            fixed.append(msg)
+            tokens["system"] = self.counter.count(msg)
+        notes = [note if isinstance(note, str) else note.text for note in memory]
+        if notes:
+            text = MEMORY_PREFIX + "\n".join(f"- {self.expand(note, namespace)}" for note in notes)
+            msg = ChatMessage(id="llmgine-context-memory", role="system", content=text)
+            fixed.append(msg)
+            tokens["memory"] = self.counter.count(msg)
+        return fixed, tokens
+
+    def _pinned_units(self, history: Sequence[ChatMessage]) -> set[int]:
+        pinned: set[int] = set()
+        for i, message in enumerate(history):
+            if message.pinned and i not in pinned:
+                start = _group_start(history, i)
+                pinned.update(range(start, _group_end(history, start) + 1))
+        return pinned
+
+    def _earliest_fit(self, history: Sequence[ChatMessage], pinned: set[int], room: int, floor: int = 0) -> int:
+        """The earliest start index (>= ``floor``) whose unpinned units fit in ``room`` tokens.
+
+        Walks back from the newest unit, which is always kept.  Pinned units
+        are skipped (they are kept anyway and counted as "pinned").  When
+        something had to be left out, the cut moves forward to the next user
+        message so that turns are dropped whole.
+        """
+        count = self.counter.count
+        used = 0
+        cut = len(history)
+        newest_start = -1  # where the newest unit (pinned or not) starts
+        left_out = False
+        end = len(history) - 1
+        while end >= floor:
+            start = _group_start(history, end)
+            newest = newest_start < 0
+            if newest:
+                newest_start = start
+            if start in pinned:
+                end = start - 1
+                continue
+            unit = sum(count(history[k]) for k in range(start, end + 1))
+            if not newest and used + unit > room:
+                left_out = True
+                break
+            used += unit
+            cut = start
+            end = start - 1
+        if left_out:
+            for k in range(cut, newest_start + 1):
+                if history[k].role == "user":
+                    return k
+        return cut
+
+    def _plan(
+        self,
+        history: Sequence[ChatMessage],
+        system: str | None,
+        memory: Sequence[Any],
+        session_id: str | None,
+        namespace: Mapping[str, Any] | None,
+    ) -> _Plan:
+        fixed, tokens = self._fixed_parts(system, memory, namespace)
+        pinned = self._pinned_units(history)
+        count = self.counter.count
+        tokens["summary"] = 0
+        tokens["pinned"] = sum(count(history[i]) for i in pinned)
+        tokens["history"] = 0
+        tokens["overhead"] = self.counter.priming
+        room = self.budget - self.reserve - sum(tokens.values())
+        cut = self._earliest_fit(history, pinned, room)
+        plan = _Plan(cut=cut, pinned_all=pinned, fixed=fixed, tokens=tokens, avail=room)
+        if cut == 0 or self.summariser is None:
+            return plan
+        if len(pinned) >= cut and all(i in pinned for i in range(cut)):
+            return plan  # only pinned messages are older than the cut: nothing to summarise
+
+        # Reuse the stored summary while the history after it still fits.
+        key = session_id or "default"
+        stored = self.summaries.latest_summary(key)
+        upto = self._index_of(history, stored.upto_message_id) if stored is not None else -1
+        least = cut  # the new cut must leave out at least this much
+        expected_summary = 0  # room the new summary will take, judged by the last one
+        if stored is not None and upto >= 0:
+            expected_summary = count(self._summary_message(stored.text))
+            fit = self._earliest_fit(history, pinned, room - expected_summary)
+            if fit <= upto + 1:
+                plan.cut = upto + 1
+                plan.summary_text = stored.text
+                plan.summary_reused = True
+                plan.summary_upto = upto
+                return plan
+            plan.previous_summary = stored.text
+            plan.previous_covered = stored.covered
+            least = max(fit, upto + 1)
+        # Summarise from where the last summary ended up to a cut that leaves
+        # room for the next few turns.
+        target_room = int(room * self.summary_target) - expected_summary
+        target = max(self._earliest_fit(history, pinned, target_room), least)
+        first = upto + 1 if upto >= 0 else 0
+        plan.cut = target
+        gap = [i for i in range(first, target) if i not in pinned]
+        if gap:
+            plan.to_summarise = [history[i] for i in gap]
+            plan.summary_upto = gap[-1]  # always an unpinned message: pinned ones are sent as they are
+        else:  # only pinned messages in the gap: the old summary still covers the rest
+            plan.summary_text = plan.previous_summary
+            plan.summary_reused = plan.previous_summary is not None
+            plan.summary_upto = upto if plan.summary_reused else -1
+        return plan
+
+    @staticmethod
+    def _index_of(history: Sequence[ChatMessage], message_id: str) -> int:
+        """Where a summary's last message is in history, or -1 (also when it
+        would leave the newest unit out: a summary never replaces that)."""
+        newest_start = _group_start(history, len(history) - 1)
+        # Usually shortly before the cut, so search from the newest end.
+        for i in range(len(history) - 1, -1, -1):
+            if history[i].id == message_id:
+                return i if i < newest_start else -1
+        return -1
+
+    @staticmethod
+    def _summary_message(text: str) -> ChatMessage:
+        return ChatMessage(id="llmgine-context-summary", role="system", content=SUMMARY_PREFIX + text)
+
+    def _summariser_input(self, plan: _Plan) -> list[ChatMessage]:
+        if plan.previous_summary:
+            return [self._summary_message(plan.previous_summary), *plan.to_summarise]
+        return list(plan.to_summarise)
+
+    # -- finishing: store a new summary, fit it, assemble ------------------------------------
+
+    def _finish(self, history: Sequence[ChatMessage], plan: _Plan, session_id: str | None) -> CompiledContext:
+        count = self.counter.count
+        created = False
+        if plan.to_summarise and plan.summary_text is not None:
+            if not isinstance(plan.summary_text, str) or not plan.summary_text.strip():
+                raise ValueError("the summariser returned no text; it must return the summary as a non-empty string")
+            covered = plan.previous_covered + len(plan.to_summarise)
+            self.summaries.save_summary(session_id or "default", history[plan.summary_upto].id, plan.summary_text, covered)
+            created = True
+
+        messages = list(plan.fixed)
+        cut = plan.cut
+        summarised: list[str] = []
+        if plan.summary_text:
+            summary = self._summary_message(plan.summary_text)
+            plan.tokens["summary"] = count(summary)
+            messages.append(summary)
+            summarised = [history[i].id for i in range(plan.summary_upto + 1) if i not in plan.pinned_all]
+
+        if created:
+            # A summary longer than planned: drop more of the oldest kept units.
+            cut = self._earliest_fit(history, plan.pinned_all, plan.avail - plan.tokens["summary"], floor=cut)
+        dropped = [
+            history[i].id for i in range(plan.summary_upto + 1, cut) if i not in plan.pinned_all
+        ]
+        kept_pinned = [history[i] for i in sorted(plan.pinned_all) if i < cut]
+        recent = list(history[cut:])
+        messages.extend(kept_pinned)
+        messages.extend(recent)
+        plan.tokens["history"] = sum(count(m) for i, m in enumerate(recent, cut) if i not in plan.pinned_all)
+        report = ContextReport(
+            model=self.model,
+            budget=self.budget,
+            reserve=self.reserve,
+            tokens=plan.tokens,
+            messages_sent=len(messages),
+            dropped=dropped,
+            summarised=summarised,
+            summary_reused=plan.summary_reused,
+            summary_created=created,
+        )
+        return CompiledContext(messages=messages, report=report)

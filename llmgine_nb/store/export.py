@@ -1,0 +1,133 @@
+"""Export a stored session as a Jupyter notebook (nbformat) or as Markdown.
+
+    nb = session_notebook(store, "analysis")        # an nbformat NotebookNode
+    text = session_markdown(store, "analysis")
+    export_session(store, "analysis", "analysis.ipynb")   # or .md
+
+Every message becomes a Markdown cell; an assistant message's tool calls are
+listed in its cell with their arguments, the decision taken on them and
+their outcome, and each tool result follows as its own cell.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from ..chat import ChatMessage
+from .records import SessionRecord, ToolCallRecord
+from .store import Store
+
+__all__ = ["session_markdown", "session_notebook", "export_session"]
+
+_ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System", "tool": "Tool result"}
+
+
+def _fence(text: str, lang: str = "") -> str:
+    """A fenced code block that survives backticks inside ``text``."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    return f"{ticks}{lang}\n{text}\n{ticks}"
+
+
+def _pretty_arguments(raw: str) -> str:
+    try:
+        return json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
+    except ValueError:
+        return raw
+
+
+def _header(session: SessionRecord) -> str:
+    lines = [f"# {session.name or 'Session ' + session.id}", ""]
+    facts = [("session id", f"`{session.id}`"), ("created", session.created.strftime("%Y-%m-%d %H:%M UTC"))]
+    if session.model:
+        facts.append(("model", f"`{session.model}`"))
+    if session.notebook:
+        facts.append(("notebook", f"`{session.notebook}`"))
+    if session.forked_from_session:
+        facts.append(
+            ("forked from", f"`{session.forked_from_session}` at message `{session.forked_from_message}`")
+        )
+    lines.extend(f"- **{name}**: {value}" for name, value in facts)
+    return "\n".join(lines)
+
+
+def _tool_call_text(call: ToolCallRecord) -> str:
+    parts = [f"**Tool call** `{call.tool}` (`{call.call_id}`): {call.status}", _fence(_pretty_arguments(call.arguments), "json")]
+    if call.approval is not None:
+        decision = call.approval
+        line = f"*{decision.decision}*"
+        if decision.who:
+            line += f" by {decision.who}"
+        if decision.reason:
+            line += f": {decision.reason}"
+        parts.append(line)
+        if decision.edited_arguments is not None:
+            parts.append("edited arguments:\n\n" + _fence(json.dumps(decision.edited_arguments, indent=2), "json"))
+    if call.error:
+        parts.append("error:\n\n" + _fence(call.error))
+    elif call.result is not None and call.result_message_id is None:
+        parts.append("result:\n\n" + _fence(call.result))
+    return "\n\n".join(parts)
+
+
+def _message_text(message: ChatMessage, calls: list[ToolCallRecord]) -> str:
+    title = _ROLE_TITLES.get(message.role, message.role)
+    if message.role == "tool" and message.name:
+        title += f" from `{message.name}`"
+    notes = []
+    if message.model:
+        notes.append(f"`{message.model}`")
+    notes.append(message.created.strftime("%Y-%m-%d %H:%M:%S UTC"))
+    if message.status != "complete":
+        notes.append(message.status)
+    if message.pinned:
+        notes.append("pinned")
+    parts = [f"**{title}** · " + " · ".join(notes)]
+    if message.role == "tool":
+        parts.append(_fence(message.content or ""))
+    elif message.content:
+        parts.append(message.content)
+    parts.extend(_tool_call_text(call) for call in calls)
+    return "\n\n".join(parts)
+
+
+def _cells(store: Store, session: str | SessionRecord) -> tuple[SessionRecord, list[str]]:
+    loaded = store.load_session(session)
+    calls_by_message: dict[str, list[ToolCallRecord]] = {}
+    for call in store.tool_calls(loaded.session.id):
+        calls_by_message.setdefault(call.message_id or "", []).append(call)
+    cells = [_header(loaded.session)]
+    cells.extend(_message_text(m, calls_by_message.get(m.id, [])) for m in loaded.messages)
+    return loaded.session, cells
+
+
+def session_notebook(store: Store, session: str | SessionRecord) -> Any:
+    """The session as an nbformat v4 notebook of Markdown cells."""
+    record, cells = _cells(store, session)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(text) for text in cells]
+    nb.metadata["llmgine"] = {"session_id": record.id, "name": record.name, "model": record.model}
+    return nb
+
+
+def session_markdown(store: Store, session: str | SessionRecord) -> str:
+    """The session as one Markdown document."""
+    _, cells = _cells(store, session)
+    return "\n\n---\n\n".join(cells) + "\n"
+
+
+def export_session(store: Store, session: str | SessionRecord, path: str | Path) -> Path:
+    """Write the session to ``path``: a notebook for ``.ipynb``, Markdown for ``.md``."""
+    target = Path(path)
+    if target.suffix == ".ipynb":
+        nbformat.write(session_notebook(store, session), str(target))
+    elif target.suffix in (".md", ".markdown"):
+        target.write_text(session_markdown(store, session), encoding="utf-8")
+    else:
+        raise ValueError(f"cannot tell the export format from {target.name!r}; name the file *.ipynb or *.md")
+    return target

@@ -1,0 +1,238 @@
+"""The schema, as an ordered list of plain migration functions.
+
+Each function takes a ``sqlite_utils.Database`` and moves the schema one step
+forward.  Applied migrations are recorded by name in ``_llmgine_migrations``;
+opening a database runs the ones it has not seen yet, in order, each inside
+the same write transaction as its record, so a crash mid-migration leaves
+the database at the previous step.
+
+Rules for adding one: append a new function to ``MIGRATIONS`` and never edit
+or reorder a released one - an old database on a user's disk has already run
+it.  A migration must keep every existing row readable.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import sqlite_utils
+
+__all__ = ["MIGRATIONS", "MIGRATIONS_TABLE", "migrate", "applied_migrations"]
+
+log = logging.getLogger("llmgine_nb.store")
+
+MIGRATIONS_TABLE = "_llmgine_migrations"
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def m001_initial(db: sqlite_utils.Database) -> None:
+    """Sessions, messages, tool calls, approvals, LLM calls and the event log."""
+    db["sessions"].create(
+        {
+            "id": str,
+            "name": str,
+            "model": str,
+            "created": str,
+            "notebook": str,
+            "forked_from_session": str,
+            "forked_from_message": str,
+            "engine_state": str,  # JSON object
+            "metadata": str,  # JSON object
+        },
+        pk="id",
+        not_null={"created"},
+    )
+    # Names are optional but, when given, name exactly one session.
+    db.execute("CREATE UNIQUE INDEX idx_sessions_name ON sessions(name) WHERE name IS NOT NULL")
+
+    # An explicit INTEGER PRIMARY KEY keeps rowids stable across VACUUM, which
+    # the full-text index (keyed by rowid) relies on.
+    db["messages"].create(
+        {
+            "pk": int,
+            "id": str,
+            "session_id": str,
+            "seq": int,
+            "role": str,
+            "content": str,
+            "tool_calls": str,  # JSON list of {id, name, arguments}
+            "tool_call_id": str,
+            "name": str,
+            "model": str,
+            "status": str,
+            "pinned": int,
+            "created": str,
+        },
+        pk="pk",
+        not_null={"id", "session_id", "seq", "role", "status", "pinned", "created"},
+        foreign_keys=[("session_id", "sessions", "id")],
+    )
+    db.execute("CREATE UNIQUE INDEX idx_messages_id ON messages(id)")
+    db.execute("CREATE UNIQUE INDEX idx_messages_session_seq ON messages(session_id, seq)")
+
+    # One row per tool call a model requested.  ``call_id`` is the model's id
+    # for it, which need not be unique (offline models reuse them), so each
+    # row has its own ``id``.
+    db["tool_calls"].create(
+        {
+            "id": str,
+            "call_id": str,
+            "session_id": str,
+            "message_id": str,
+            "tool": str,
+            "arguments": str,  # the raw JSON the model sent
+            "status": str,  # requested|approved|denied|running|done|error
+            "result": str,
+            "error": str,
+            "result_message_id": str,
+            "requested": str,
+            "decided": str,
+            "started": str,
+            "finished": str,
+            "duration_ms": float,
+        },
+        pk="id",
+        not_null={"call_id", "session_id", "tool", "status", "requested"},
+        foreign_keys=[("session_id", "sessions", "id")],
+    )
+    db.execute("CREATE INDEX idx_tool_calls_session ON tool_calls(session_id, call_id)")
+    db.execute("CREATE INDEX idx_tool_calls_message ON tool_calls(message_id)")
+
+    db["approvals"].create(
+        {
+            "id": str,
+            "tool_call": str,  # tool_calls.id
+            "session_id": str,
+            "call_id": str,
+            "decision": str,  # approved|denied
+            "who": str,
+            "edited_arguments": str,  # JSON object, when the arguments were edited
+            "reason": str,
+            "created": str,
+        },
+        pk="id",
+        not_null={"tool_call", "session_id", "call_id", "decision", "created"},
+        foreign_keys=[("tool_call", "tool_calls", "id")],
+    )
+    db.execute("CREATE INDEX idx_approvals_tool_call ON approvals(tool_call)")
+    db.execute("CREATE INDEX idx_approvals_session ON approvals(session_id)")
+
+    db["llm_calls"].create(
+        {
+            "id": str,
+            "session_id": str,
+            "message_id": str,
+            "model": str,
+            "provider": str,
+            "input_tokens": int,
+            "output_tokens": int,
+            "cached_tokens": int,
+            "cost": float,
+            "latency_ms": float,
+            "ttft_ms": float,
+            "error": str,
+            "created": str,
+        },
+        pk="id",
+        not_null={"created"},
+    )
+    db.execute("CREATE INDEX idx_llm_calls_session ON llm_calls(session_id)")
+    db.execute("CREATE INDEX idx_llm_calls_created ON llm_calls(created)")
+
+    db["events"].create(
+        {"id": str, "type": str, "session_id": str, "payload": str, "created": str},
+        pk="id",
+        not_null={"type", "payload", "created"},
+    )
+    db.execute("CREATE INDEX idx_events_session ON events(session_id, created)")
+    db.execute("CREATE INDEX idx_events_created ON events(created)")
+
+
+def m002_message_search(db: sqlite_utils.Database) -> None:
+    """Full-text search over message content, kept current by triggers."""
+    db["messages"].enable_fts(["content"], fts_version="FTS5", create_triggers=True, tokenize="porter")
+
+
+def m003_memory_and_summaries(db: sqlite_utils.Database) -> None:
+    """Memory notes (per session, or global when session_id is NULL) and stored summaries."""
+    db["memory"].create(
+        {"id": str, "session_id": str, "text": str, "created": str},
+        pk="id",
+        not_null={"text", "created"},
+    )
+    db.execute("CREATE INDEX idx_memory_session ON memory(session_id)")
+    # A summary stands in for a session's messages up to and including
+    # ``upto_message_id`` when the context compiler cuts history.
+    db["summaries"].create(
+        {
+            "id": str,
+            "session_id": str,
+            "upto_message_id": str,
+            "text": str,
+            "covered": int,
+            "created": str,
+        },
+        pk="id",
+        not_null={"session_id", "upto_message_id", "text", "created"},
+    )
+    db.execute("CREATE INDEX idx_summaries_session ON summaries(session_id, created)")
+
+
+MIGRATIONS: list[Migration] = [
+    m001_initial,
+    m002_message_search,
+    m003_memory_and_summaries,
+]
+
+
+def applied_migrations(db: sqlite_utils.Database) -> list[str]:
+    """Names of the migrations recorded in this database, in the order applied."""
+    if not db[MIGRATIONS_TABLE].exists():
+        return []
+    return [row[0] for row in db.execute(f"SELECT name FROM {MIGRATIONS_TABLE} ORDER BY rowid")]
+
+
+def migrate(db: sqlite_utils.Database, migrations: list[Migration] | None = None) -> list[str]:
+    """Apply every migration not yet recorded; return the names applied now.
+
+    Each migration runs in its own ``BEGIN IMMEDIATE`` transaction together
+    with its record, re-checking the record inside the lock so that two
+    processes opening a new database at once migrate it exactly once.
+    """
+    steps = MIGRATIONS if migrations is None else migrations
+    known = {fn.__name__ for fn in steps}
+    already = set(applied_migrations(db))
+    done_now: list[str] = []
+    # Only take the write lock when something is left to do: opening an
+    # up-to-date database must not queue behind other writers.
+    for fn in (step for step in steps if step.__name__ not in already):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(
+                f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (name TEXT PRIMARY KEY, applied TEXT NOT NULL)"
+            )
+            seen = db.execute(f"SELECT 1 FROM {MIGRATIONS_TABLE} WHERE name = ?", [fn.__name__]).fetchone()
+            if seen is None:
+                fn(db)
+                db.execute(
+                    f"INSERT INTO {MIGRATIONS_TABLE} (name, applied) VALUES (?, ?)",
+                    [fn.__name__, datetime.now(timezone.utc).isoformat(timespec="microseconds")],
+                )
+                done_now.append(fn.__name__)
+            db.execute("COMMIT")
+        except BaseException:
+            db.rollback()
+            raise
+    unknown = [name for name in already if name not in known]
+    if unknown:
+        log.warning(
+            "this database was migrated by a newer llmgine-nb (%s); upgrade llmgine-nb "
+            "if anything is missing",
+            ", ".join(unknown),
+        )
+    if done_now:
+        log.info("applied migrations: %s", ", ".join(done_now))
+    return done_now
