@@ -16,3 +16,5 @@ os.environ["LLMGINE_DB"] = os.path.join(tempfile.mkdtemp(prefix="llmgine-tests-"
 # Provider keys from the developer's shell must not leak into tests (or choose their model).
 for _name in [n for n in os.environ if n.endswith("_API_KEY") or n == "LLMGINE_MODEL"]:
     del os.environ[_name]
+
+from fake_openai import fake_openai  # noqa: E402,F401 - the fake OpenAI server fixture, for every module

@@ -1,0 +1,102 @@
+"""A switch that forbids real model calls, for test suites (as pydantic-ai's ``ALLOW_MODEL_REQUESTS``).
+
+    with block_real_models():
+        ...                       # any real model call raises RealModelsBlockedError
+
+or for a whole test run: ``LLMGINE_BLOCK_REAL_MODELS=1`` in the environment
+(``allow_real_models()`` lifts it for one block).  The offline ``scripted``
+model is never blocked, nor are litellm ``mock_response`` calls, nor calls
+to a server on this machine's loopback address (127.0.0.1, localhost, ::1):
+none of those leaves the machine or costs anything.
+
+The switch is process-wide on purpose: model calls run on the bus's
+background thread, where a context variable set in a test would not reach.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import threading
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+from .errors import RealModelsBlockedError
+
+__all__ = [
+    "block_real_models",
+    "allow_real_models",
+    "real_models_allowed",
+    "check_real_call",
+    "is_loopback_url",
+    "BLOCK_ENV",
+]
+
+BLOCK_ENV = "LLMGINE_BLOCK_REAL_MODELS"
+
+_lock = threading.Lock()
+# None: follow the environment variable.  A stack so that blocks nest.
+_overrides: list[bool] = []
+
+
+def _env_blocks() -> bool:
+    return os.environ.get(BLOCK_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def real_models_allowed() -> bool:
+    """Whether real (networked, billed) model calls may be made right now."""
+    with _lock:
+        if _overrides:
+            return _overrides[-1]
+    return not _env_blocks()
+
+
+@contextlib.contextmanager
+def _override(allowed: bool) -> Iterator[None]:
+    with _lock:
+        _overrides.append(allowed)
+    try:
+        yield
+    finally:
+        with _lock:
+            _overrides.pop()
+
+
+def block_real_models() -> contextlib.AbstractContextManager[None]:
+    """Inside this block every real model call raises ``RealModelsBlockedError``."""
+    return _override(False)
+
+
+def allow_real_models() -> contextlib.AbstractContextManager[None]:
+    """Inside this block real model calls are allowed, even under ``LLMGINE_BLOCK_REAL_MODELS``."""
+    return _override(True)
+
+
+def is_loopback_url(url: str | None) -> bool:
+    """Whether ``url`` points at this machine (127.0.0.0/8, ::1 or localhost)."""
+    if not url:
+        return False
+    try:
+        host = urlsplit(url if "://" in url else f"http://{url}").hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_real_call(model: str, api_base: str | None = None) -> None:
+    """Raise ``RealModelsBlockedError`` if a call to ``model`` at ``api_base`` is forbidden now."""
+    if real_models_allowed() or is_loopback_url(api_base):
+        return
+    raise RealModelsBlockedError(
+        f"Real model calls are blocked (block_real_models() or {BLOCK_ENV}), "
+        f"so {model} was not called",
+        model=None,
+    )

@@ -1,0 +1,219 @@
+"""Which model to use, where it lives and which keys are there.
+
+Every setting is looked up in order: the explicit argument, then the
+environment (``LLMGINE_MODEL``, ``LLMGINE_API_BASE``, ``OPENAI_API_KEY`` ...),
+then a ``.env`` file in the working directory (read with python-dotenv; it
+never overrides the real environment and is not copied into it).
+
+API keys are never logged, stored or shown: ``key_status()`` reports which
+providers have one, masked (``sk-...abcd``).  When nothing is configured the
+offline ``scripted`` model is used, and ``choose_model()`` says so in a plain
+sentence with one line on how to configure a real model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = [
+    "PROVIDER_KEYS",
+    "DEFAULT_MODELS",
+    "OFFLINE_MODEL",
+    "ConfigSource",
+    "ModelChoice",
+    "Settings",
+    "mask_key",
+    "key_status",
+    "choose_model",
+    "provider_of",
+    "DEFAULT_ALIASES",
+    "resolve_aliases",
+]
+
+OFFLINE_MODEL = "scripted"
+
+#: Provider (litellm prefix) -> environment variables that may hold its key, first wins.
+PROVIDER_KEYS: dict[str, tuple[str, ...]] = {
+    "openai": ("OPENAI_API_KEY",),
+    "anthropic": ("ANTHROPIC_API_KEY",),
+    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+    "mistral": ("MISTRAL_API_KEY",),
+    "groq": ("GROQ_API_KEY",),
+    "deepseek": ("DEEPSEEK_API_KEY",),
+    "openrouter": ("OPENROUTER_API_KEY",),
+    "xai": ("XAI_API_KEY",),
+    "cohere": ("COHERE_API_KEY", "CO_API_KEY"),
+    "together_ai": ("TOGETHERAI_API_KEY", "TOGETHER_API_KEY"),
+    "azure": ("AZURE_API_KEY",),
+}
+
+#: The aliases ``fast`` and ``smart`` for each provider (all priced in litellm's cost map).
+DEFAULT_ALIASES: dict[str, dict[str, str]] = {
+    "openai": {"fast": "openai/gpt-4o-mini", "smart": "openai/gpt-4.1"},
+    "anthropic": {"fast": "anthropic/claude-haiku-4-5", "smart": "anthropic/claude-sonnet-4-5"},
+    "gemini": {"fast": "gemini/gemini-2.5-flash", "smart": "gemini/gemini-2.5-pro"},
+    "mistral": {"fast": "mistral/mistral-small-latest", "smart": "mistral/mistral-large-latest"},
+    "deepseek": {"fast": "deepseek/deepseek-chat", "smart": "deepseek/deepseek-reasoner"},
+}
+
+#: The model used when only a provider's key is configured: its ``fast`` alias.
+DEFAULT_MODELS: dict[str, str] = {provider: aliases["fast"] for provider, aliases in DEFAULT_ALIASES.items()}
+
+ConfigSource = Literal["argument", "environment", ".env", "api key", "offline"]
+
+_HOW_TO_CONFIGURE = (
+    "To use a real model, set LLMGINE_MODEL (e.g. openai/gpt-4o-mini) and its key "
+    "(e.g. OPENAI_API_KEY) in the environment or in a .env file."
+)
+
+# Bare model names litellm maps to a provider without a prefix.
+_BARE_PREFIXES = (
+    ("gpt-", "openai"),
+    ("o1", "openai"),
+    ("o3", "openai"),
+    ("o4", "openai"),
+    ("chatgpt", "openai"),
+    ("claude", "anthropic"),
+    ("gemini", "gemini"),
+)
+
+
+def provider_of(model: str) -> str | None:
+    """The provider a litellm model string names (``anthropic/claude-...`` -> ``anthropic``)."""
+    if model == OFFLINE_MODEL:
+        return "scripted"
+    if "/" in model:
+        return model.split("/", 1)[0]
+    for prefix, provider in _BARE_PREFIXES:
+        if model.startswith(prefix):
+            return provider
+    return None
+
+
+def mask_key(key: str | None) -> str | None:
+    """A key shown safely: ``sk-...abcd`` (a short key shows only that it is set)."""
+    if not key:
+        return None
+    key = key.strip()
+    if len(key) < 12:
+        return "***"
+    return f"{key[:3]}...{key[-4:]}"
+
+
+class Settings:
+    """The environment and the ``.env`` file, read once, looked up in that order."""
+
+    def __init__(self, env: Mapping[str, str] | None = None, dotenv_path: str | Path | None = None) -> None:
+        self.env: Mapping[str, str] = os.environ if env is None else env
+        self.dotenv_path = Path(dotenv_path) if dotenv_path is not None else Path.cwd() / ".env"
+        self.dotenv: Mapping[str, str] = _read_dotenv(self.dotenv_path)
+
+    def get(self, name: str) -> tuple[str | None, ConfigSource | None]:
+        """``(value, where it came from)``; empty values count as unset."""
+        value = self.env.get(name)
+        if value:
+            return value, "environment"
+        value = self.dotenv.get(name)
+        if value:
+            return value, ".env"
+        return None, None
+
+    def value(self, name: str, explicit: str | None = None) -> str | None:
+        if explicit:
+            return explicit
+        return self.get(name)[0]
+
+    def api_key(self, provider: str | None) -> str | None:
+        """The key for ``provider`` from the environment or ``.env``, if any."""
+        for name in PROVIDER_KEYS.get(provider or "", ()):
+            value, _ = self.get(name)
+            if value:
+                return value
+        return None
+
+    def __repr__(self) -> str:  # never show values: some are keys
+        return f"<Settings dotenv={str(self.dotenv_path)!r} ({len(self.dotenv)} entries)>"
+
+
+_dotenv_cache: dict[Path, tuple[float, dict[str, str]]] = {}
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    """The ``.env`` file's values (without touching ``os.environ``); re-read when it changes."""
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return {}
+    cached = _dotenv_cache.get(path)
+    if cached and cached[0] == mtime:
+        return cached[1]
+    from dotenv import dotenv_values
+
+    values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    _dotenv_cache[path] = (mtime, values)
+    return values
+
+
+def key_status(settings: Settings | None = None) -> dict[str, str | None]:
+    """Which providers have a key: ``{"openai": "sk-...abcd", "anthropic": None, ...}`` (masked)."""
+    settings = settings or Settings()
+    return {provider: mask_key(settings.api_key(provider)) for provider in PROVIDER_KEYS}
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model to use, where that choice came from, and a notice for the user (or None)."""
+
+    model: str
+    source: ConfigSource
+    notice: str | None = None
+
+    @property
+    def offline(self) -> bool:
+        return self.model == OFFLINE_MODEL
+
+
+def choose_model(model: str | None = None, settings: Settings | None = None) -> ModelChoice:
+    """Pick the model: explicit, else ``LLMGINE_MODEL``, else a key's default, else offline."""
+    if model:
+        return ModelChoice(model, "argument")
+    settings = settings or Settings()
+    configured, source = settings.get("LLMGINE_MODEL")
+    if configured:
+        return ModelChoice(configured, source or "environment")
+    for provider, default in DEFAULT_MODELS.items():
+        if settings.api_key(provider):
+            env_name = PROVIDER_KEYS[provider][0]
+            return ModelChoice(
+                default,
+                "api key",
+                f"Using {default} because {env_name} is set; choose another model with LLMGINE_MODEL.",
+            )
+    return ModelChoice(
+        OFFLINE_MODEL,
+        "offline",
+        "No model is configured, so the offline model 'scripted' answers (it only echoes). " + _HOW_TO_CONFIGURE,
+    )
+
+
+def resolve_aliases(
+    aliases: Mapping[str, Any] | None = None, settings: Settings | None = None
+) -> dict[str, Any]:
+    """Model aliases: explicit ones, then ``LLMGINE_FAST_MODEL`` / ``LLMGINE_SMART_MODEL``,
+    then ``fast`` and ``smart`` of the first provider that has a key."""
+    settings = settings or Settings()
+    resolved: dict[str, Any] = {}
+    for provider in PROVIDER_KEYS:
+        if provider in DEFAULT_ALIASES and settings.api_key(provider):
+            resolved.update(DEFAULT_ALIASES[provider])
+            break
+    for alias in ("fast", "smart"):
+        configured, _ = settings.get(f"LLMGINE_{alias.upper()}_MODEL")
+        if configured:
+            resolved[alias] = configured
+    resolved.update(aliases or {})
+    return resolved

@@ -1,0 +1,217 @@
+"""The offline model ``scripted``: deterministic replies for tests, tutorials and running without a key.
+
+    ScriptedLLM(["Hello!", ScriptedReply(tool_calls=[call("add", a=1, b=2)]), "Done."])
+    ScriptedLLM(lambda messages, tools: f"You said {messages[-1].content}")
+    ScriptedLLM()   # answers every prompt by quoting it and saying it is the offline model
+
+It behaves like a real model on the bus: the same events, streamed in
+word-sized chunks (parallel tool calls interleaved, as real models send
+them), token usage estimated (about four characters a token) and a cost of
+zero.  A script that runs out raises ``ScriptExhaustedError``; a script item
+that is an exception is raised, to rehearse failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Union
+
+from ..chat import ChatMessage, ToolCall, Usage
+from .base import BaseLLM, CallRecorder, RawReply, StreamDelta, StreamEnd, estimate_tokens
+from .config import OFFLINE_MODEL
+from .errors import ScriptExhaustedError
+
+if TYPE_CHECKING:
+    from ..bus import MessageBus
+
+__all__ = ["ScriptedLLM", "ScriptedReply", "ScriptedCall", "call", "Reply", "ReplyFunction"]
+
+
+@dataclass
+class ScriptedReply:
+    """One reply of the script: text and/or tool calls."""
+
+    text: str | None = None
+    tool_calls: list[ToolCall | Mapping[str, Any]] = field(default_factory=list)
+    finish_reason: str | None = None
+
+
+Reply = Union[str, ScriptedReply, ToolCall, Mapping[str, Any], BaseException]
+ReplyFunction = Callable[[list[ChatMessage], Union[list[dict[str, Any]], None]], Union[Reply, Awaitable[Reply]]]
+
+
+def call(name: str, arguments: Mapping[str, Any] | str | None = None, /, **kwargs: Any) -> dict[str, Any]:
+    """A tool call for a script: ``call("add", a=1, b=2)`` or ``call("add", {"a": 1})``."""
+    if arguments is not None and kwargs:
+        raise TypeError("give the tool call's arguments either as a dict or as keywords, not both")
+    return {"name": name, "arguments": kwargs if arguments is None else arguments}
+
+
+@dataclass
+class ScriptedCall:
+    """What the scripted model was asked (kept in ``ScriptedLLM.calls`` for tests)."""
+
+    messages: list[ChatMessage]
+    tools: list[dict[str, Any]] | None
+    settings: dict[str, Any]
+
+
+_WORDS = re.compile(r"\s*\S+\s*|\s+")
+_ARGUMENT_PIECE = 8  # characters of tool-call arguments per streamed fragment
+
+
+class ScriptedLLM(BaseLLM):
+    """A deterministic offline model: a script (list), a function, or the default echo."""
+
+    provider = "scripted"
+
+    def __init__(
+        self,
+        script: Iterable[Reply] | ReplyFunction | None = None,
+        *,
+        bus: MessageBus | None = None,
+        model: str = OFFLINE_MODEL,
+        delay_s: float = 0.0,
+        **settings: Any,
+    ) -> None:
+        super().__init__(model, bus=bus, **settings)
+        self.function: ReplyFunction | None = None
+        self.script: list[Reply] | None = None
+        if callable(script):
+            self.function = script
+        elif script is not None:
+            if isinstance(script, (str, bytes, Mapping)):
+                raise TypeError("a script is a list of replies; wrap a single reply in a list: ScriptedLLM([reply])")
+            self.script = list(script)
+        self.delay_s = delay_s
+        self.calls: list[ScriptedCall] = []
+
+    def __repr__(self) -> str:
+        if self.function is not None:
+            what = f"function={getattr(self.function, '__name__', 'fn')}"
+        elif self.script is not None:
+            what = f"script={len(self.script)} replies, {self.remaining} left"
+        else:
+            what = "default echo"
+        return f"<ScriptedLLM {what}>"
+
+    @property
+    def remaining(self) -> int | None:
+        """Replies left in the script (None for a function or the default echo)."""
+        return None if self.script is None else max(0, len(self.script) - len(self.calls))
+
+    # -- choosing the reply
+
+    async def _next_reply(
+        self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None, settings: dict[str, Any]
+    ) -> tuple[str, list[ToolCall], str]:
+        number = len(self.calls)
+        self.calls.append(ScriptedCall(list(messages), tools, dict(settings)))
+        if self.function is not None:
+            reply: Any = self.function(messages, tools)
+            if inspect.isawaitable(reply):
+                reply = await reply
+        elif self.script is not None:
+            if number >= len(self.script):
+                raise ScriptExhaustedError(
+                    f"The scripted model has no reply left: its script has {len(self.script)} "
+                    f"{'reply' if len(self.script) == 1 else 'replies'} and this is call {number + 1}",
+                    model=self.model,
+                )
+            reply = self.script[number]
+        else:
+            reply = default_reply(messages)
+        return self._normalise(reply, number)
+
+    def _normalise(self, reply: Any, number: int) -> tuple[str, list[ToolCall], str]:
+        if isinstance(reply, BaseException):
+            raise reply
+        if isinstance(reply, str):
+            return reply, [], "stop"
+        if isinstance(reply, ToolCall) or (isinstance(reply, Mapping) and "name" in reply):
+            reply = ScriptedReply(tool_calls=[reply])  # one tool call on its own
+        elif isinstance(reply, Mapping):
+            reply = ScriptedReply(reply.get("text"), list(reply.get("tool_calls") or []), reply.get("finish_reason"))
+        if not isinstance(reply, ScriptedReply):
+            raise TypeError(
+                f"a scripted reply must be a str, ScriptedReply, tool call dict, ToolCall or exception, "
+                f"not {type(reply).__name__}"
+            )
+        calls = [self._tool_call(c, number, i) for i, c in enumerate(reply.tool_calls)]
+        finish = reply.finish_reason or ("tool_calls" if calls else "stop")
+        return reply.text or "", calls, finish
+
+    @staticmethod
+    def _tool_call(spec: ToolCall | Mapping[str, Any], number: int, index: int) -> ToolCall:
+        if isinstance(spec, ToolCall):
+            return spec
+        if "name" not in spec:
+            raise TypeError(f"a scripted tool call needs a 'name': {dict(spec)!r}")
+        arguments = spec.get("arguments", {})
+        raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        # Ids are deterministic so that notebook outputs compare equal run after run.
+        return ToolCall.from_raw(spec.get("id") or f"call_{number + 1}_{index}", spec["name"], raw)
+
+    # -- usage
+
+    @staticmethod
+    def _usage(messages: list[ChatMessage], tools: list[dict[str, Any]] | None, text: str, calls: list[ToolCall]) -> Usage:
+        prompt = sum(estimate_tokens(m.content) + 4 for m in messages)
+        prompt += sum(estimate_tokens(json.dumps(t)) for t in tools or ())
+        output = estimate_tokens(text) + sum(estimate_tokens(c.name) + estimate_tokens(c.raw_arguments) for c in calls)
+        return Usage(input_tokens=prompt, output_tokens=output)
+
+    # -- the hooks
+
+    async def _request(
+        self,
+        call: CallRecorder,
+        messages: list[ChatMessage],
+        tools: list[dict[str, Any]] | None,
+        settings: dict[str, Any],
+    ) -> RawReply:
+        text, calls, finish = await self._next_reply(messages, tools, settings)
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        end = StreamEnd(finish, self._usage(messages, tools, text, calls), 0.0)
+        return RawReply(text, calls, end)
+
+    async def _request_stream(
+        self,
+        call: CallRecorder,
+        messages: list[ChatMessage],
+        tools: list[dict[str, Any]] | None,
+        settings: dict[str, Any],
+    ) -> AsyncIterator[StreamDelta | StreamEnd]:
+        text, calls, finish = await self._next_reply(messages, tools, settings)
+        for word in _WORDS.findall(text):
+            await asyncio.sleep(self.delay_s)  # 0 still lets other tasks run, as a network would
+            yield StreamDelta("text", text=word)
+        # Parallel tool calls: first each call's id and name, then argument fragments round-robin.
+        fragments = []
+        for index, tc in enumerate(calls):
+            yield StreamDelta("tool_call", index=index, tool_call_id=tc.id, name=tc.name)
+            raw = tc.raw_arguments
+            fragments.append([raw[i : i + _ARGUMENT_PIECE] for i in range(0, len(raw), _ARGUMENT_PIECE)])
+        while any(fragments):
+            for index, queue in enumerate(fragments):
+                if queue:
+                    await asyncio.sleep(self.delay_s)
+                    yield StreamDelta("tool_call", index=index, arguments=queue.pop(0))
+        yield StreamEnd(finish, self._usage(messages, tools, text, calls), 0.0)
+
+
+def default_reply(messages: list[ChatMessage]) -> str:
+    """The offline model's answer when it has no script: it quotes the prompt."""
+    prompt = next((m.content for m in reversed(messages) if m.role == "user" and m.content), None)
+    if prompt is None:
+        return "This is the offline model (scripted); it received no user message to answer."
+    quoted = " ".join(prompt.split())
+    if len(quoted) > 200:
+        quoted = quoted[:197] + "..."
+    return f'You said: "{quoted}". This is the offline model (scripted), so it can only echo your prompt.'

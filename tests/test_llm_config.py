@@ -1,0 +1,210 @@
+"""Configuration precedence, key masking, model choice, the block switch and the lazy litellm import."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+
+from llmgine_nb.llm import (
+    LiteLLMClient,
+    LLMCallFailed,
+    LLMEvent,
+    RealModelsBlockedError,
+    RoutedLLM,
+    ScriptedLLM,
+    Settings,
+    allow_real_models,
+    block_real_models,
+    choose_model,
+    get_llm,
+    key_status,
+    mask_key,
+    real_models_allowed,
+    resolve_aliases,
+)
+from llmgine_nb.llm.base import public_settings
+from llmgine_nb.llm.blocking import BLOCK_ENV, is_loopback_url
+from llmgine_nb import MessageBus
+
+SECRET = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789WXYZ"
+
+
+def test_importing_the_package_does_not_import_litellm() -> None:
+    code = "import llmgine_nb, llmgine_nb.llm, sys; assert 'litellm' not in sys.modules, 'litellm was imported'"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and result.stderr == ""
+
+
+def test_first_real_use_imports_litellm_offline_and_quietly() -> None:
+    # A fresh interpreter: the cost map must come from the package, and nothing may be printed.
+    code = (
+        "import os, logging\n"
+        "os.environ.pop('LITELLM_LOCAL_MODEL_COST_MAP', None)\n"
+        "from llmgine_nb.llm._litellm import load_litellm\n"
+        "litellm = load_litellm()\n"
+        "assert os.environ['LITELLM_LOCAL_MODEL_COST_MAP'] == 'True'\n"
+        "assert litellm.suppress_debug_info is True\n"
+        "logging.getLogger('LiteLLM').warning('noise that must not reach the cell')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOG"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and result.stderr == ""
+
+
+def test_mask_key() -> None:
+    assert mask_key(SECRET) == "sk-...WXYZ"
+    assert mask_key("short") == "***"
+    assert mask_key("") is None and mask_key(None) is None
+
+
+def test_key_status_reports_masked_keys_from_env_and_dotenv(tmp_path) -> None:
+    (tmp_path / ".env").write_text(f"ANTHROPIC_API_KEY={SECRET}\n")
+    status = key_status(Settings(env={"OPENAI_API_KEY": SECRET}, dotenv_path=tmp_path / ".env"))
+    assert status["openai"] == "sk-...WXYZ" and status["anthropic"] == "sk-...WXYZ"
+    assert status["gemini"] is None
+    assert SECRET not in repr(status)
+
+
+def test_precedence_argument_then_environment_then_dotenv(tmp_path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("LLMGINE_MODEL=from-dotenv\nLLMGINE_API_BASE=http://dotenv\n")
+    only_file = Settings(env={}, dotenv_path=dotenv)
+    both = Settings(env={"LLMGINE_MODEL": "from-env"}, dotenv_path=dotenv)
+    assert choose_model(None, only_file) .model == "from-dotenv"
+    assert choose_model(None, only_file).source == ".env"
+    assert choose_model(None, both).model == "from-env"
+    assert choose_model(None, both).source == "environment"
+    assert choose_model("from-arg", both).model == "from-arg"
+    assert choose_model("from-arg", both).source == "argument"
+    assert both.value("LLMGINE_API_BASE") == "http://dotenv"
+    assert both.value("LLMGINE_API_BASE", "http://arg") == "http://arg"
+
+
+def test_dotenv_never_overrides_or_enters_the_real_environment(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("LLMGINE_MODEL=from-dotenv\nLLMGINE_TEST_ONLY_VAR=1\n")
+    monkeypatch.setenv("LLMGINE_MODEL", "from-env")
+    assert choose_model().model == "from-env"  # the default Settings read ./.env
+    monkeypatch.delenv("LLMGINE_MODEL")
+    assert choose_model().model == "from-dotenv"
+    assert "LLMGINE_TEST_ONLY_VAR" not in os.environ
+
+
+def test_a_key_alone_picks_that_providers_fast_model(tmp_path) -> None:
+    choice = choose_model(None, Settings(env={"ANTHROPIC_API_KEY": SECRET}, dotenv_path=tmp_path / "none"))
+    assert choice.model.startswith("anthropic/") and choice.source == "api key"
+    assert "ANTHROPIC_API_KEY" in choice.notice and SECRET not in choice.notice
+
+
+def test_nothing_configured_means_offline_with_one_line_on_how_to_configure(tmp_path) -> None:
+    choice = choose_model(None, Settings(env={}, dotenv_path=tmp_path / "none"))
+    assert choice.offline and choice.model == "scripted" and choice.source == "offline"
+    assert "offline model" in choice.notice
+    assert "LLMGINE_MODEL" in choice.notice and "OPENAI_API_KEY" in choice.notice
+
+
+def test_aliases_from_keys_environment_and_arguments(tmp_path) -> None:
+    none = tmp_path / "none"
+    assert resolve_aliases(None, Settings(env={}, dotenv_path=none)) == {}
+    from_key = resolve_aliases(None, Settings(env={"OPENAI_API_KEY": SECRET}, dotenv_path=none))
+    assert from_key["fast"] == "openai/gpt-4o-mini" and from_key["smart"].startswith("openai/")
+    env = {"OPENAI_API_KEY": SECRET, "LLMGINE_SMART_MODEL": "anthropic/claude-sonnet-4-5"}
+    assert resolve_aliases({"cheap": "x/y"}, Settings(env=env, dotenv_path=none)) == {
+        "fast": "openai/gpt-4o-mini",
+        "smart": "anthropic/claude-sonnet-4-5",
+        "cheap": "x/y",
+    }
+
+
+def test_get_llm_picks_the_client_kind(tmp_path) -> None:
+    config = Settings(env={"OPENAI_API_KEY": SECRET}, dotenv_path=tmp_path / "none")
+    assert isinstance(get_llm("openai/gpt-4o-mini", config=config), LiteLLMClient)
+    routed = get_llm("fast", config=config)
+    assert isinstance(routed, RoutedLLM) and routed.aliases["fast"] == "openai/gpt-4o-mini"
+    with_fallback = get_llm("openai/gpt-4o", fallbacks={"openai/gpt-4o": ["fast"]}, config=config)
+    assert isinstance(with_fallback, RoutedLLM) and with_fallback.fallbacks == {"openai/gpt-4o": ["fast"]}
+    assert isinstance(get_llm("scripted", config=config), ScriptedLLM)
+
+
+def test_keys_never_appear_in_reprs_or_event_settings(tmp_path) -> None:
+    client = LiteLLMClient("openai/gpt-4o-mini", api_key=SECRET, config=Settings(env={}, dotenv_path=tmp_path / "n"))
+    routed = RoutedLLM({"fast": {"model": "openai/gpt-4o-mini", "api_key": SECRET}})
+    assert SECRET not in repr(client) and SECRET not in repr(routed) and SECRET not in str(vars(routed).get("aliases"))
+    shown = public_settings(
+        {
+            "api_key": SECRET,
+            "aws_secret_access_key": SECRET,
+            "extra_headers": {"Authorization": f"Bearer {SECRET}"},
+            "api_base": f"https://user:{SECRET}@example.test/v1?key={SECRET}",
+            "metadata": {"vertex_credentials": SECRET, "user": "ann"},
+            "max_tokens": 100,
+            "temperature": 0.5,
+        }
+    )
+    assert SECRET not in repr(shown)
+    assert shown["max_tokens"] == 100 and shown["temperature"] == 0.5
+    assert shown["api_base"] == "https://example.test/v1"
+    assert shown["metadata"] == {"vertex_credentials": "<hidden>", "user": "ann"}
+
+
+# -- the block switch ------------------------------------------------------------------
+
+
+def test_block_switch_nests_and_follows_the_environment(monkeypatch) -> None:
+    monkeypatch.delenv(BLOCK_ENV, raising=False)
+    assert real_models_allowed()
+    with block_real_models():
+        assert not real_models_allowed()
+        with allow_real_models():
+            assert real_models_allowed()
+        assert not real_models_allowed()
+    assert real_models_allowed()
+    monkeypatch.setenv(BLOCK_ENV, "1")
+    assert not real_models_allowed()
+    with allow_real_models():
+        assert real_models_allowed()
+
+
+async def test_a_real_call_while_blocked_raises_without_touching_the_network(tmp_path) -> None:
+    bus = MessageBus()
+    seen: list[LLMEvent] = []
+    bus.subscribe(LLMEvent, seen.append)
+    llm = LiteLLMClient(
+        "openai/gpt-4o-mini", api_key=SECRET, bus=bus, config=Settings(env={}, dotenv_path=tmp_path / "n")
+    )
+    with block_real_models():
+        with pytest.raises(RealModelsBlockedError) as info:
+            await llm.complete("hi")
+        with pytest.raises(RealModelsBlockedError):
+            await llm.stream("hi").get_response()
+    assert "blocked" in str(info.value) and "scripted" in str(info.value)
+    assert [type(e) for e in seen].count(LLMCallFailed) == 2
+    # The offline model is never blocked.
+    with block_real_models():
+        assert (await ScriptedLLM(["fine"]).complete("hi")).text == "fine"
+
+
+async def test_mock_responses_and_loopback_servers_are_not_blocked() -> None:
+    llm = LiteLLMClient("openai/gpt-4o-mini", api_key="sk-test-not-real-000000")
+    with block_real_models():
+        reply = await llm.complete("hi", mock_response="mocked")
+    assert reply.text == "mocked"
+    assert is_loopback_url("http://127.0.0.1:8000/v1") and is_loopback_url("http://localhost/v1")
+    assert is_loopback_url("http://[::1]:9/v1")
+    assert not is_loopback_url("https://api.openai.com/v1") and not is_loopback_url("http://10.0.0.1/v1")
+    assert not is_loopback_url(None)
+
+
+def test_litellm_log_records_go_to_our_debug_logger(caplog) -> None:
+    from llmgine_nb.llm._litellm import load_litellm
+
+    load_litellm()
+    with caplog.at_level(logging.DEBUG, logger="llmgine_nb.llm.litellm"):
+        logging.getLogger("LiteLLM").warning("a litellm warning")
+    assert any("a litellm warning" in r.getMessage() and r.levelno == logging.DEBUG for r in caplog.records)

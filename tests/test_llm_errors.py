@@ -1,0 +1,67 @@
+"""Errors from anywhere below us become one of our kinds, with a sentence that says what to do."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from llmgine_nb.llm import LLM, LiteLLMClient, RoutedLLM, ScriptedLLM
+from llmgine_nb.llm.errors import (
+    BadResponseError,
+    LLMConnectionError,
+    LLMError,
+    LLMTimeoutError,
+    ModelConfigError,
+    clean_message,
+    from_exception,
+)
+
+
+def test_plain_python_errors_map_to_kinds() -> None:
+    assert isinstance(from_exception(asyncio.TimeoutError()), LLMTimeoutError)
+    assert isinstance(from_exception(ConnectionRefusedError("refused")), LLMConnectionError)
+    try:
+        json.loads("{broken")
+    except ValueError as exc:
+        assert isinstance(from_exception(exc), BadResponseError)
+    other = from_exception(RuntimeError("something odd"), model="m")
+    assert type(other) is LLMError and other.kind == "other" and str(other) == "something odd (m)."
+
+
+def test_our_errors_pass_through_unchanged() -> None:
+    error = LLMTimeoutError("slow")
+    assert from_exception(error, model="m") is error and error.model == "m"
+
+
+def test_retryable_follows_the_kind() -> None:
+    assert LLMTimeoutError("x").retryable and LLMConnectionError("x").retryable
+    assert not BadResponseError("x").retryable
+    assert LLMError("x", retryable=True).retryable
+
+
+def test_clean_message_strips_litellms_stacked_prefixes() -> None:
+    raw = (
+        "litellm.BadRequestError: ContextWindowExceededError: OpenAIException - This model's maximum "
+        "context length is 8192 tokens.\n\nLiteLLM: model group 'm' failed with the error above."
+    )
+    assert clean_message(raw) == "This model's maximum context length is 8192 tokens."
+    assert clean_message("") == "no details given"
+
+
+def test_every_model_client_follows_the_protocol() -> None:
+    assert isinstance(ScriptedLLM(), LLM)
+    assert isinstance(LiteLLMClient("openai/gpt-4o-mini", api_key="sk-test-0000000000"), LLM)
+    assert isinstance(RoutedLLM({"fast": "openai/gpt-4o-mini"}), LLM)
+
+
+def test_router_configuration_mistakes_are_explained() -> None:
+    with pytest.raises(ModelConfigError, match="at least one alias"):
+        RoutedLLM({})
+    with pytest.raises(ModelConfigError, match="not one of the aliases"):
+        RoutedLLM({"fast": "openai/gpt-4o-mini"}, default="smart")
+    with pytest.raises(ModelConfigError, match="unknown aliases"):
+        RoutedLLM({"fast": "openai/gpt-4o-mini"}, fallbacks={"fast": ["nowhere"]})
+    with pytest.raises(ModelConfigError, match="needs a 'model'"):
+        RoutedLLM({"fast": {"api_base": "http://127.0.0.1:1"}})
