@@ -1,0 +1,47 @@
+"""The chat engine: the turn loop as commands in and events out.
+
+    engine = await ChatEngine(bus, store=store, tools=tools, model="scripted").start()
+    result = await engine.send("hello")
+"""
+
+from .budget import Budget
+from .chat_engine import ChatEngine
+from .commands import CancelTurn, DecideApproval, ForkSession, ResetSession, SendMessage, SwitchModel
+from .events import (
+    BudgetExceeded,
+    ContextCompiled,
+    ModelSwitched,
+    SessionForked,
+    SessionReset,
+    StepLimitReached,
+    TurnCancelled,
+    TurnEvent,
+    TurnFailed,
+    TurnFinished,
+    TurnStarted,
+)
+from .turn import TurnResult, current_turn_id
+
+__all__ = [
+    "Budget",
+    "BudgetExceeded",
+    "CancelTurn",
+    "ChatEngine",
+    "ContextCompiled",
+    "DecideApproval",
+    "ForkSession",
+    "ModelSwitched",
+    "ResetSession",
+    "SendMessage",
+    "SessionForked",
+    "SessionReset",
+    "StepLimitReached",
+    "SwitchModel",
+    "TurnCancelled",
+    "TurnEvent",
+    "TurnFailed",
+    "TurnFinished",
+    "TurnResult",
+    "TurnStarted",
+    "current_turn_id",
+]

@@ -1,0 +1,340 @@
+"""Full turns through the chat engine with the offline scripted model."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from pydantic import BaseModel
+
+from llmgine_nb import Event, MessageBus, ToolContext, ToolManager, tool
+from llmgine_nb.engine import (
+    Budget,
+    BudgetExceeded,
+    ChatEngine,
+    DecideApproval,
+    ForkSession,
+    SendMessage,
+    StepLimitReached,
+    TurnCancelled,
+    TurnFailed,
+    TurnFinished,
+)
+from llmgine_nb.llm.scripted import ScriptedLLM, ScriptedReply, call
+from llmgine_nb.store import Store
+from llmgine_nb.tools import ApprovalQueue, AutoApproval
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two whole numbers."""
+    return a + b
+
+
+@tool
+async def slow_lookup(key: str) -> str:
+    """Look a key up slowly."""
+    await asyncio.sleep(0.3)
+    return f"value-of-{key}"
+
+
+@tool(risk="write")
+def save_note(text: str) -> str:
+    """Save a note."""
+    saved.append(text)
+    return "saved"
+
+
+@tool
+def explode() -> str:
+    """Always fails."""
+    raise RuntimeError("the disk is on fire")
+
+
+saved: list[str] = []
+
+
+class Recorder:
+    def __init__(self, bus: MessageBus) -> None:
+        self.events: list[Event] = []
+        bus.subscribe(Event, self.events.append)
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+async def make(script, *tools_, store=None, **options):
+    bus = MessageBus()
+    recorder = Recorder(bus)
+    llm = ScriptedLLM(script, bus=bus)
+    manager = ToolManager(list(tools_), bus=bus, approval_timeout=5)
+    engine = await ChatEngine(bus, store=store or Store(":memory:"), tools=manager, llm=llm, **options).start()
+    return engine, llm, recorder
+
+
+async def test_plain_answer_is_persisted_and_evented():
+    engine, llm, rec = await make(["Hello, Ada!"])
+    result = await engine.send("Hi, I am Ada")
+    assert result.status == "complete" and result.text == "Hello, Ada!"
+    assert result.usage.input_tokens > 0 and result.usage.output_tokens > 0
+    stored = engine.store.messages(engine.session_id)
+    assert [(m.role, m.content) for m in stored] == [("user", "Hi, I am Ada"), ("assistant", "Hello, Ada!")]
+    finished = rec.of(TurnFinished)[0]
+    assert finished.turn_id == result.turn_id and finished.session_id == engine.session_id
+    # Every event of the turn - the engine's, the model's - carries the turn id.
+    turn_events = [e for e in rec.events if e.metadata.get("turn_id") == result.turn_id]
+    kinds = {type(e).__name__ for e in turn_events}
+    assert {"TurnStarted", "ContextCompiled", "LLMCallStarted", "LLMTextDelta", "LLMCallFinished", "TurnFinished"} <= kinds
+    assert engine.store.llm_calls(engine.session_id)[0].input_tokens == result.usage.input_tokens
+
+
+async def test_one_tool_then_the_answer():
+    engine, llm, rec = await make([ScriptedReply(tool_calls=[call("add", a=2, b=40)]), "It is 42."], add)
+    result = await engine.send("What is 2 + 40?")
+    assert result.text == "It is 42." and result.steps == 2
+    tool_message = [m for m in engine.history if m.role == "tool"][0]
+    assert tool_message.content == "42"
+    # The model's second call saw the tool result.
+    assert llm.calls[1].messages[-1].content == "42"
+    records = engine.store.tool_calls(engine.session_id)
+    assert [(r.tool, r.status, r.result) for r in records] == [("add", "done", "42")]
+
+
+async def test_two_parallel_tools_run_concurrently():
+    engine, _, rec = await make(
+        [ScriptedReply(tool_calls=[call("slow_lookup", key="a"), call("slow_lookup", key="b")]), "Both found."],
+        slow_lookup,
+    )
+    started = time.perf_counter()
+    result = await engine.send("look up a and b")
+    elapsed = time.perf_counter() - started
+    assert result.text == "Both found."
+    assert sorted(m.content for m in engine.history if m.role == "tool") == ["value-of-a", "value-of-b"]
+    assert elapsed < 0.55, f"two 0.3 s tools took {elapsed:.2f} s: they did not overlap"
+
+
+async def test_denied_approval_never_runs_and_the_model_is_told():
+    saved.clear()
+    engine, llm, rec = await make(
+        [ScriptedReply(tool_calls=[call("save_note", text="secret plan")]), "Understood, not saved."], save_note
+    )
+    AutoApproval.deny_all("not without a review").attach(engine.bus)
+    result = await engine.send("save my plan")
+    assert result.text == "Understood, not saved."
+    assert saved == []
+    told = llm.calls[1].messages[-1]
+    assert told.role == "tool" and "denied" in told.content and "not without a review" in told.content
+    record = engine.store.tool_calls(engine.session_id)[0]
+    assert record.status == "denied" and record.approval.decision == "denied"
+    assert record.approval.reason == "not without a review"
+
+
+async def test_decide_approval_command_answers_the_queue():
+    saved.clear()
+    queue = ApprovalQueue()
+    engine, _, rec = await make(
+        [ScriptedReply(tool_calls=[call("save_note", text="v1")]), "Saved."], save_note, approvals=queue
+    )
+    queue.attach(engine.bus)
+    turn = asyncio.ensure_future(engine.send("save it"))
+    for _ in range(100):
+        if queue.pending():
+            break
+        await asyncio.sleep(0.01)
+    pending = queue.pending()
+    assert len(pending) == 1 and saved == []  # waiting for a person: nothing ran yet
+    result = await engine.bus.execute(
+        DecideApproval(session_id=engine.session_id, call_id=pending[0].call_id, decision="edit",
+                       arguments={"text": "v2"}, decided_by="ada")
+    )
+    assert result.success, result.error
+    assert (await turn).text == "Saved."
+    assert saved == ["v2"]
+
+
+async def test_step_limit_stops_with_a_clear_message():
+    looping = [ScriptedReply(tool_calls=[call("add", a=i, b=i)]) for i in range(5)]
+    engine, _, rec = await make(looping, add, max_steps=3)
+    result = await engine.send("keep adding")
+    assert result.status == "step_limit" and result.steps == 3
+    assert "step limit" in result.text and "max_steps" in result.text
+    assert rec.of(StepLimitReached)[0].steps == 3
+
+
+async def test_budget_hit_asks_and_a_denial_stops_the_turn_without_spending():
+    engine, llm, rec = await make(["never sent"], budget=Budget(turn_tokens=5))
+    AutoApproval.deny_all().attach(engine.bus)
+    result = await engine.send("a message long enough to need more than five tokens of context")
+    assert result.status == "failed" and result.error_kind == "budget"
+    assert "budget" in result.reason
+    assert llm.calls == []  # the model was never called
+    exceeded = rec.of(BudgetExceeded)[0]
+    assert exceeded.limit == "turn_tokens" and not exceeded.approved
+    assert engine.history[-1].role == "user"  # the message is kept
+
+
+async def test_budget_hit_approved_goes_on():
+    engine, llm, rec = await make(["Fine."], budget=Budget(turn_tokens=5))
+    AutoApproval.approve_all().attach(engine.bus)
+    result = await engine.send("a message long enough to need more than five tokens of context")
+    assert result.status == "complete" and result.text == "Fine."
+    assert rec.of(BudgetExceeded)[0].approved
+
+
+async def test_cancelled_stream_keeps_the_partial_text_marked_interrupted():
+    long_reply = " ".join(f"word{i}" for i in range(200))
+    bus = MessageBus()
+    recorder = Recorder(bus)
+    llm = ScriptedLLM([long_reply, "after"], bus=bus, delay_s=0.01)
+    engine = await ChatEngine(bus, llm=llm).start()
+    turn = asyncio.ensure_future(engine.send("tell me a long story"))
+    await asyncio.sleep(0.15)
+    assert await engine.cancel() is True
+    result = await turn
+    assert result.status == "cancelled"
+    assert result.text.startswith("word0 word1") and len(result.text) < len(long_reply)
+    last = engine.store.messages(engine.session_id)[-1]
+    assert last.role == "assistant" and last.status == "interrupted" and last.content == result.text
+    assert recorder.of(TurnCancelled)[0].partial_text == result.text
+    # The session is still usable.
+    assert (await engine.send("go on")).text == "after"
+
+
+async def test_a_crashing_tool_becomes_an_error_result_and_the_turn_goes_on():
+    engine, llm, rec = await make([ScriptedReply(tool_calls=[call("explode")]), "The tool failed, sorry."], explode)
+    result = await engine.send("try it")
+    assert result.status == "complete"
+    told = llm.calls[1].messages[-1].content
+    assert "RuntimeError" in told and "the disk is on fire" in told
+    assert engine.store.tool_calls(engine.session_id)[0].status == "error"
+
+
+async def test_malformed_arguments_are_sent_back_and_the_model_corrects_itself():
+    script = [
+        ScriptedReply(tool_calls=[{"name": "add", "arguments": '{"a": 1, "b": '}]),  # broken JSON
+        ScriptedReply(tool_calls=[call("add", a="one", b=2)]),  # wrong type
+        ScriptedReply(tool_calls=[call("add", a=1, b=2)]),
+        "1 + 2 = 3",
+    ]
+    engine, llm, rec = await make(script, add)
+    result = await engine.send("add one and two")
+    assert result.text == "1 + 2 = 3" and result.steps == 4
+    tool_results = [m.content for m in engine.history if m.role == "tool"]
+    assert "JSON" in tool_results[0]
+    assert "a" in tool_results[1] and "integer" in tool_results[1].lower()
+    assert tool_results[2] == "3"
+
+
+async def test_structured_output():
+    class City(BaseModel):
+        name: str
+        population: int
+
+    engine, llm, rec = await make(['{"name": "Perth", "population": 2300000}'])
+    result = await engine.send("Largest city in WA?", response_model=City)
+    assert isinstance(result.structured, City) and result.structured.population == 2_300_000
+    assert rec.of(TurnFinished)[0].structured == {"name": "Perth", "population": 2300000}
+
+
+async def test_engine_state_is_typed_persisted_and_visible_to_tools(tmp_path):
+    class Notes(BaseModel):
+        count: int = 0
+
+    @tool
+    def bump(ctx: ToolContext) -> int:
+        """Count a call."""
+        ctx.state["count"] += 1
+        return ctx.state["count"]
+
+    db = tmp_path / "state.db"
+    script = [ScriptedReply(tool_calls=[call("bump")]), "bumped"]
+    engine, *_ = await make(script, bump, store=Store(db), state=Notes, session_name="counter")
+    await engine.send("bump it")
+    assert engine.state.count == 1
+    # A new engine on the same database resumes the session with its state.
+    again, *_ = await make(list(script), bump, store=Store(db), state=Notes, session_name="counter")
+    assert again.session_id == engine.session_id and again.state.count == 1
+    await again.send("once more")
+    assert again.state.count == 2
+
+
+async def test_resume_presents_undecided_tool_calls_again(tmp_path):
+    db = tmp_path / "resume.db"
+    saved.clear()
+    queue = ApprovalQueue()
+    engine, *_ = await make(
+        [ScriptedReply(tool_calls=[call("save_note", text="draft")])], save_note,
+        store=Store(db), session_name="work", approvals=queue,
+    )
+    queue.attach(engine.bus)
+    turn = asyncio.ensure_future(engine.send("save the draft"))
+    for _ in range(100):
+        if queue.pending():
+            break
+        await asyncio.sleep(0.01)
+    assert queue.pending()
+    # The kernel "restarts" before anyone decided: a new engine on the same file,
+    # while the old one is simply gone (it never gets to write anything more).
+    assert saved == []
+    restarted, llm, rec = await make(["Saved it."], save_note, store=Store(db), session_name="work")
+    pending = restarted.pending_tool_calls
+    assert [p.tool for p in pending] == ["save_note"]
+    AutoApproval.approve_all().attach(restarted.bus)
+    result = await restarted.send("did you save it?")
+    assert saved == ["draft"]  # asked again, approved, then run - never silently
+    assert result.text == "Saved it."
+    assert restarted.pending_tool_calls == []
+    turn.cancel()
+    await asyncio.gather(turn, return_exceptions=True)
+
+
+async def test_cancelling_while_a_call_waits_for_approval_closes_it_as_interrupted():
+    saved.clear()
+    queue = ApprovalQueue()
+    engine, *_ = await make([ScriptedReply(tool_calls=[call("save_note", text="x")])], save_note, approvals=queue)
+    queue.attach(engine.bus)
+    turn = asyncio.ensure_future(engine.send("save"))
+    for _ in range(100):
+        if queue.pending():
+            break
+        await asyncio.sleep(0.01)
+    await engine.cancel()
+    result = await turn
+    assert result.status == "cancelled" and saved == []
+    last = engine.history[-1]
+    assert last.role == "tool" and last.status == "interrupted"
+    assert engine.store.tool_calls(engine.session_id)[0].status == "error"
+    assert engine.pending_tool_calls == []
+
+
+async def test_fork_and_switch_model_and_retry_after_a_failure():
+    engine, llm, rec = await make(["one", RuntimeError("boom"), "two"])
+    first = await engine.send("first")
+    failed = await engine.send("second")
+    assert failed.status == "failed" and "retry" in failed.reason
+    assert rec.of(TurnFailed)[0].reason == failed.reason
+    assert engine.history[-1].content == "second"  # the user's message is kept
+    retried = await engine.retry()
+    assert retried.text == "two"
+    assert [m.content for m in engine.history if m.role == "user"] == ["first", "second"]
+
+    old = engine.session_id
+    new_id = (await engine.bus.execute(ForkSession(session_id=old, at_message_id=first.message_id))).unwrap()
+    assert engine.session_id == new_id != old
+    assert [m.content for m in engine.history] == ["first", "one"]
+
+
+async def test_empty_message_is_refused_clearly():
+    engine, *_ = await make(["unused"])
+    result = await engine.bus.execute(SendMessage(session_id=engine.session_id, text="   "))
+    assert result.success and result.result.status == "failed"
+    assert "empty" in result.result.reason
+
+
+async def test_two_engines_on_one_bus_keep_their_sessions_apart():
+    bus = MessageBus()
+    a = await ChatEngine(bus, llm=ScriptedLLM(["from a"], bus=bus)).start()
+    b = await ChatEngine(bus, llm=ScriptedLLM(["from b"], bus=bus)).start()
+    ra, rb = await asyncio.gather(a.send("hi a"), b.send("hi b"))
+    assert (ra.text, rb.text) == ("from a", "from b")
