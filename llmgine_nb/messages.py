@@ -13,6 +13,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Any, ClassVar, TypeVar
@@ -31,6 +33,7 @@ __all__ = [
     "UnknownMessageType",
     "current_session_id",
     "message_type_name",
+    "use_session",
 ]
 
 # The session a message belongs to when none is given explicitly.  A
@@ -45,6 +48,21 @@ M = TypeVar("M", bound="Message")
 def current_session_id() -> str | None:
     """The id of the innermost open session in this task, or None."""
     return _current_session.get()
+
+
+@contextmanager
+def use_session(session_id: str | None) -> Iterator[None]:
+    """Messages created inside (in this task) belong to ``session_id``.
+
+    A lighter ``bus.session()``: no start/end events, no scoped handlers;
+    for code that works on behalf of a session that is already open, such
+    as an engine running a turn.
+    """
+    token = _current_session.set(session_id)
+    try:
+        yield
+    finally:
+        _current_session.reset(token)
 
 
 # Ids are a random per-process prefix plus a counter: unique across processes

@@ -338,3 +338,30 @@ async def test_two_engines_on_one_bus_keep_their_sessions_apart():
     b = await ChatEngine(bus, llm=ScriptedLLM(["from b"], bus=bus)).start()
     ra, rb = await asyncio.gather(a.send("hi a"), b.send("hi b"))
     assert (ra.text, rb.text) == ("from a", "from b")
+
+
+async def test_every_event_of_a_turn_carries_the_session_id():
+    engine, llm, rec = await make([ScriptedReply(tool_calls=[call("add", a=1, b=1)]), "2"], add)
+    result = await engine.send("1+1?")
+    turn_events = [e for e in rec.events if e.metadata.get("turn_id") == result.turn_id]
+    assert len(turn_events) > 10
+    assert {e.session_id for e in turn_events} == {engine.session_id}
+
+
+async def test_secrets_never_reach_the_store_or_the_failure_reason(monkeypatch, tmp_path):
+    key = "sk-test-SECRET-0123456789abcdef"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    db = tmp_path / "secrets.db"
+    script = [
+        ScriptedReply(text=f"Your key is {key}", tool_calls=[call("add", a=1, b=2)]),
+        RuntimeError(f"Incorrect API key provided: {key}"),
+    ]
+    engine, llm, rec = await make(script, add, store=Store(db))
+    result = await engine.send(f"my key is {key}, keep it safe")
+    assert result.status == "failed"
+    assert key not in result.reason
+    assert all(key not in (m.content or "") for m in engine.history)
+    engine.store.close()
+    assert key.encode() not in db.read_bytes()
+    for extra in tmp_path.glob("secrets.db-*"):  # the WAL file too
+        assert key.encode() not in extra.read_bytes()

@@ -24,7 +24,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..bus import MessageBus, Registration
-from ..chat import ChatMessage, Usage
+from ..chat import ChatMessage, ToolCall, Usage
+from ..messages import use_session
+from ..observe.redact import Redactor
 from ..context import ContextCompiler
 from ..llm import BaseLLM, LLMError, get_llm
 from ..llm.base import LLMResponse
@@ -86,6 +88,8 @@ class ChatEngine:
     is a pydantic model class (or instance) for typed per-session variables,
     persisted with the session and visible to tools as ``ctx.state``.
     ``approvals`` is the ``ApprovalQueue`` that ``DecideApproval`` answers.
+    ``redactor`` removes known secrets from everything the engine persists
+    or reports (default: the API keys in the environment and ``.env``).
     """
 
     def __init__(
@@ -107,6 +111,7 @@ class ChatEngine:
         state: type[BaseModel] | BaseModel | None = None,
         namespace: Mapping[str, Any] | None = None,
         approvals: ApprovalQueue | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1 (one model call per turn)")
@@ -127,6 +132,8 @@ class ChatEngine:
         self.budget = budget or Budget()
         self.namespace = namespace
         self.approvals = approvals
+        # Secrets (API keys in the environment or .env) never reach the store or the user's screen.
+        self.redactor = redactor or Redactor()
         self.compiler = ContextCompiler(
             self.llm.model, budget=context_tokens, summariser=self._summarise, summaries=self.store
         )
@@ -288,8 +295,18 @@ class ChatEngine:
     async def _run_turn(self, command: SendMessage, *, retry: bool) -> TurnResult:
         llm = self._llm_for(command.model) if command.model else self.llm
         turn = self._turn = _Turn(uuid.uuid4().hex, llm.model)
-        token = current_turn_id.set(turn.id)
         self._cancel_reason = "cancelled by the user"
+        turn_token = current_turn_id.set(turn.id)
+        try:
+            # Every event of the turn - ours, the model's, the tools' - belongs to this session.
+            with use_session(self.session_id):
+                return await self._run_turn_in_session(turn, llm, command, retry)
+        finally:
+            current_turn_id.reset(turn_token)
+            self._turn = None
+            self._save_state()
+
+    async def _run_turn_in_session(self, turn: _Turn, llm: BaseLLM, command: SendMessage, retry: bool) -> TurnResult:
         try:
             user = self._user_message(command, retry)
             await self.bus.publish(
@@ -308,10 +325,6 @@ class ChatEngine:
             log.exception("turn %s failed", turn.id)
             reason = f"The turn failed: {type(exc).__name__}: {exc}. Your message is kept: retry the turn."
             return await self._failed(turn, "internal", reason, repr(exc))
-        finally:
-            current_turn_id.reset(token)
-            self._turn = None
-            self._save_state()
 
     def _user_message(self, command: SendMessage, retry: bool) -> ChatMessage:
         if retry:
@@ -416,6 +429,8 @@ class ChatEngine:
         return result
 
     async def _failed(self, turn: _Turn, kind: str, reason: str, error: str, retryable: bool = True) -> TurnResult:
+        # Provider errors may echo what was sent, keys included.
+        reason, error = self.redactor.text(reason), self.redactor.text(error)
         await self.bus.publish(
             TurnFailed(session_id=self.session_id, turn_id=turn.id, kind=kind, reason=reason, error=error,
                        retryable=retryable)
@@ -502,13 +517,27 @@ class ChatEngine:
 
     # -- persistence ---------------------------------------------------------------------------
 
+    def _clean(self, message: ChatMessage) -> ChatMessage:
+        """The message without known secrets (a pasted key, a tool echoing one)."""
+        redact = self.redactor
+        texts = [message.content or "", *(call.raw_arguments for call in message.tool_calls)]
+        if not any(redact.contains_secret(text) for text in texts):
+            return message
+        calls = [
+            ToolCall.from_raw(call.id, call.name, redact.text(call.raw_arguments)) for call in message.tool_calls
+        ]
+        content = redact.text(message.content) if message.content else message.content
+        return message.model_copy(update={"content": content, "tool_calls": calls})
+
     def _append(self, message: ChatMessage) -> ChatMessage:
+        message = self._clean(message)
         self.store.append_message(self.session_id, message)
         self.history.append(message)
         return message
 
     def _append_all(self, messages: list[ChatMessage]) -> None:
         if messages:
+            messages = [self._clean(message) for message in messages]
             self.store.append_messages(self.session_id, messages)
             self.history.extend(messages)
 
@@ -524,7 +553,7 @@ class ChatEngine:
 
     def _append_reply(self, response: LLMResponse) -> ChatMessage:
         """The model's reply and the record of its call, in one transaction."""
-        message = response.to_message()
+        message = self._clean(response.to_message())
         call = LLMCall.from_usage(
             response.model, response.usage, provider=response.provider, cost=response.cost_usd,
             latency_ms=response.latency_s * 1000, ttft_ms=(response.ttft_s or 0) * 1000 or None,

@@ -178,7 +178,7 @@ def _is_secret(name: str) -> bool:
     return lowered in _SECRET_EXACT or lowered.endswith("_key") or any(s in lowered for s in _SECRET_NAMES)
 
 
-def _public_url(url: str) -> str:
+def public_url(url: str) -> str:
     """A URL without user:password and query string (either may carry a key)."""
     try:
         parts = urlsplit(url)
@@ -211,7 +211,7 @@ def public_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
         if _is_secret(name) or value is None:
             continue
         if name in ("api_base", "base_url") and isinstance(value, str):
-            out[name] = _public_url(value)
+            out[name] = public_url(value)
         else:
             out[name] = _jsonable(value)
     return out

@@ -110,7 +110,7 @@ class Settings:
     def __init__(self, env: Mapping[str, str] | None = None, dotenv_path: str | Path | None = None) -> None:
         self.env: Mapping[str, str] = os.environ if env is None else env
         self.dotenv_path = Path(dotenv_path) if dotenv_path is not None else Path.cwd() / ".env"
-        self.dotenv: Mapping[str, str] = _read_dotenv(self.dotenv_path)
+        self.dotenv: Mapping[str, str] = read_dotenv(self.dotenv_path)
 
     def get(self, name: str) -> tuple[str | None, ConfigSource | None]:
         """``(value, where it came from)``; empty values count as unset."""
@@ -142,7 +142,7 @@ class Settings:
 _dotenv_cache: dict[Path, tuple[float, dict[str, str]]] = {}
 
 
-def _read_dotenv(path: Path) -> dict[str, str]:
+def read_dotenv(path: Path) -> dict[str, str]:
     """The ``.env`` file's values (without touching ``os.environ``); re-read when it changes."""
     try:
         mtime = path.stat().st_mtime
