@@ -7,6 +7,8 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llmgine_nb.chat import ChatMessage, ToolCall, Usage
 from llmgine_nb.messages import Event
@@ -191,6 +193,62 @@ def test_engine_state_and_metadata_keep_secrets_out(store, tmp_path):
     store.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("llmgine.db*"))
     assert b"team" in raw and b"sk-live" not in raw
+
+
+SECRET_NAMES = [
+    "token", "api_token", "openai_key", "private_key", "aws_session_token", "X-Key", "x-api-key", "api_key",
+    "OPENAI_API_KEY", "Authorization", "password", "aws_secret_access_key", "vertex_credentials", "refresh_token",
+    "azure_ad_token", "extra_headers", "passwd", "client_secret",
+]
+COUNT_NAMES = [
+    "input_tokens", "output_tokens", "max_tokens", "cached_tokens", "session_tokens", "paid_tokens", "total_tokens",
+    "max_completion_tokens", "cache_read_input_tokens", "keys", "key_count", "tokens", "monkey", "tokenizer",
+    "model", "team",
+]
+
+
+@pytest.mark.parametrize("name", SECRET_NAMES)
+def test_the_store_and_the_llm_layer_hide_the_same_secret_names(name):
+    from llmgine_nb.llm.base import public_settings
+    from llmgine_nb.store.rows import REDACTED, redact_secrets
+
+    assert redact_secrets({"outer": {name: "sk-live-123"}}) == {"outer": {name: REDACTED}}
+    assert name not in public_settings({name: "sk-live-123", "model": "gpt"})
+
+
+@pytest.mark.parametrize("name", COUNT_NAMES)
+def test_counts_and_ordinary_names_stay_visible_in_both(name):
+    from llmgine_nb.llm.base import public_settings
+    from llmgine_nb.store.rows import redact_secrets
+
+    assert redact_secrets({name: 12}) == {name: 12}
+    assert public_settings({name: 12}) == {name: 12}
+
+
+def test_new_secret_names_never_reach_the_disk(store, tmp_path):
+    s = store.create_session("s", metadata={name: f"sk-live-{i:03}" for i, name in enumerate(SECRET_NAMES)})
+    store.update_session_metadata(s, input_tokens=5, max_tokens=9)
+
+    class Configured(Event):
+        settings: dict[str, str]
+
+    store.log_event(Configured(session_id=s.id, settings={"token": "sk-live-xyz", "X-Key": "sk-live-abc"}))
+    got = store.get_session("s")
+    assert {got.metadata[n] for n in SECRET_NAMES} == {"[redacted]"}
+    assert (got.metadata["input_tokens"], got.metadata["max_tokens"]) == (5, 9)
+    store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("llmgine.db*"))
+    assert b"input_tokens" in raw and b"sk-live" not in raw
+
+
+@given(st.text(max_size=30) | st.sampled_from(SECRET_NAMES + COUNT_NAMES))
+@settings(max_examples=300, deadline=None)
+def test_the_cheap_pre_check_never_misses_a_secret_name(name):
+    from llmgine_nb.secret_names import is_secret_name
+    from llmgine_nb.store.rows import might_hold_secret
+
+    if is_secret_name(name):
+        assert might_hold_secret(f'{{"{name}": "x"}}')
 
 
 # -- tool calls, approvals, resume -----------------------------------------------------

@@ -396,7 +396,7 @@ async def test_approval_queue_waits_for_decisions_by_call_id():
     while len(queue.pending()) < 2:
         await asyncio.sleep(0.005)
     assert [r.call_id for r in queue.pending_approvals()] == ["call_abc1", "call_xyz9"]
-    with pytest.raises(LookupError, match="matches 2 pending"):
+    with pytest.raises(LookupError, match="at least 6 characters"):
         queue.approve("call_")
     with pytest.raises(LookupError, match="nothing pending with id 'nope'"):
         queue.approve("nope")
@@ -457,6 +457,94 @@ async def test_approval_queue_answers_tool_questions():
         await asyncio.sleep(0.005)
     queue.answer(queue.pending_questions()[0].id, "silk")
     assert (await running).value == "silk"
+
+
+async def test_a_short_prefix_never_picks_a_request_and_an_ambiguous_one_names_the_matches():
+    bus, manager, board, log = setup(None)
+    queue = ApprovalQueue()
+    queue.attach(bus)
+    running = asyncio.ensure_future(manager.execute([
+        call("add_task", '{"title": "a"}', "k7-add-the-task"),
+        call("add_task", '{"title": "b"}', "call_abc1"),
+        call("delete_task", '{"task_id": 2}', "call_abd2"),
+    ]))
+    while len(queue.pending()) < 3:
+        await asyncio.sleep(0.005)
+    for short in ("k", "k7", "k7-ad"):  # unique, but too short to be sure whose it is
+        with pytest.raises(LookupError, match="a shortened id needs at least 6 characters: give more of it"):
+            queue.approve(short)
+    with pytest.raises(LookupError, match=r"'call_ab' matches 2 pending requests \(call_abc1; call_abd2\)"):
+        queue.approve("call_ab")
+    assert len(queue.pending()) == 3  # nothing was decided by the refused ids
+    queue.approve("k7-add")  # six characters, unique
+    queue.approve("call_abc1")  # whole ids always work
+    queue.deny("call_abd")
+    r1, r2, r3 = await running
+    assert (r1.status, r2.status, r3.status) == ("ok", "ok", "denied")
+    assert board.ran == [("add_task", {"title": "a"}), ("add_task", {"title": "b"})]
+
+
+class Vault:
+    """A sync tool that asks before it wipes; records what it was told and did."""
+
+    def __init__(self) -> None:
+        self.told: list = []
+        self.wiped = False
+
+    @tool(risk="read")
+    def wipe(self, ctx: ToolContext) -> str:
+        """Wipe the vault, after asking."""
+        answer = ctx.confirm_sync("Wipe the vault?")
+        self.told.append(answer)
+        if answer:
+            self.wiped = True
+        return "wiped" if answer else "kept"
+
+
+async def _late_answer_after(end_the_call, timeout: float | None = None) -> Vault:
+    """Start wipe, let the question wait in an ApprovalQueue, end the call, then answer yes."""
+    bus = MessageBus()
+    queue = ApprovalQueue()
+    queue.attach(bus)
+    vault = Vault()
+    manager = ToolManager(bus=bus, question_timeout=30)
+    manager.register(vault.wipe, timeout=timeout)
+    running = asyncio.ensure_future(manager.execute_one(call("wipe", id="call_vault1")))
+    while not queue.pending_questions():
+        await asyncio.sleep(0.005)
+    await end_the_call(manager, running)
+    withdrawn = not queue.pending()
+    try:
+        queue.answer("call_vault1", True)  # the person answers after the call is over
+        late = "accepted"
+    except LookupError:
+        late = "refused"
+    deadline = time.monotonic() + 5
+    while not vault.told and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    manager.close()
+    assert withdrawn, "the question should leave the queue when its call ends"
+    assert late == "refused"
+    return vault
+
+
+async def test_a_cancelled_sync_tool_cannot_act_on_a_late_answer():
+    async def cancel(manager, running):
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+
+    vault = await _late_answer_after(cancel)
+    assert vault.told == [False] and not vault.wiped
+
+
+async def test_a_timed_out_sync_tool_cannot_act_on_a_late_answer():
+    async def time_out(manager, running):
+        result = await running
+        assert result.status == "timeout"
+
+    vault = await _late_answer_after(time_out, timeout=0.2)
+    assert vault.told == [False] and not vault.wiped
 
 
 # -- the property: nothing that needs approval runs without an approving decision ----------------------

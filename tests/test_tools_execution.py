@@ -368,6 +368,126 @@ async def test_confirm_sync_inside_the_event_loop_is_an_error_result():
     assert result.status == "error" and "use `await ctx.confirm(...)`" in result.content
 
 
+# -- a question belongs to its call: abandoned calls cannot act on late answers ------------
+
+
+async def test_an_abandoned_context_answers_no_without_asking():
+    bus = MessageBus()
+    asked = []
+    bus.register_command_handler(ConfirmRequest, lambda c: asked.append(c) or True)
+    bus.register_command_handler(ChoiceRequest, lambda c: asked.append(c) or "a")
+    ctx = ToolContext(call=call("t"), tool_name="t", bus=bus, loop=asyncio.get_running_loop())
+    assert await ctx.confirm("first?") is True  # asked while the call is alive
+    ctx.abandon("the turn was cancelled")
+    ctx.abandon("again")  # a second abandon changes nothing
+    assert ctx.abandoned
+    assert await ctx.confirm("Go on?") is False
+    assert await ctx.choose("Which?", ["a", "b"]) is None
+    assert await asyncio.to_thread(ctx.confirm_sync, "Go on?") is False
+    assert await asyncio.to_thread(ctx.choose_sync, "Which?", ["a", "b"]) is None
+    assert [c.question for c in asked] == ["first?"]
+
+
+async def test_abandon_withdraws_an_open_question_and_releases_the_asker():
+    bus = MessageBus()
+    started = asyncio.Event()
+
+    async def never_answers(command):
+        started.set()
+        await asyncio.sleep(30)
+        return True
+
+    bus.register_command_handler(ConfirmRequest, never_answers)
+    ctx = ToolContext(call=call("t"), tool_name="t", bus=bus, loop=asyncio.get_running_loop())
+    asking = asyncio.ensure_future(ctx.confirm("Delete everything?"))
+    await started.wait()
+    ctx.abandon()
+    assert await asyncio.wait_for(asking, 2) is False
+
+
+async def test_a_sync_question_is_bounded_by_its_timeout_even_if_the_front_end_ignores_cancelling():
+    release = False
+    answers: list = []
+
+    async def stubborn(command):
+        # A broken front end that swallows the cancellation of its timeout.
+        while not release:
+            try:
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                pass
+        return True
+
+    def careful(ctx: ToolContext) -> str:
+        """Ask, in a thread."""
+        answers.append(ctx.confirm_sync("Sure?", timeout=0.05))
+        return "asked"
+
+    bus = MessageBus()
+    bus.register_command_handler(ConfirmRequest, stubborn)
+    manager = ToolManager([careful], bus=bus)
+    running = asyncio.ensure_future(manager.execute_one(call("careful")))
+    try:
+        deadline = time.monotonic() + 4
+        while not answers and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert answers == [False]  # the worker thread was not left hanging
+        assert (await asyncio.wait_for(running, 2)).content == "asked"
+    finally:
+        release = True  # lets the front end (and, without the bound, the thread) finish
+        await asyncio.sleep(0.05)
+        manager.close()
+
+
+# -- per-session state --------------------------------------------------------------------
+
+
+async def test_each_application_gives_its_own_sessions_their_own_state():
+    def count(ctx: ToolContext) -> int:
+        """Count calls."""
+        ctx.state["n"] = ctx.state.get("n", 0) + 1
+        return ctx.state["n"]
+
+    hooked: dict = {}
+    manager = ToolManager([count], state=lambda sid: hooked.setdefault(sid, {}))
+    engine_one: dict = {}  # two engines sharing one manager, each keeping its sessions' state
+    engine_two: dict = {"n": 10}
+    manager.set_state("s1", engine_one)
+    manager.set_state("s2", engine_two)
+    await manager.execute_one(call("count"), session_id="s1")
+    assert (await manager.execute_one(call("count"), session_id="s1")).value == 2
+    assert (await manager.execute_one(call("count"), session_id="s2")).value == 11
+    assert (await manager.execute_one(call("count"), session_id="s3")).value == 1  # no mapping set: the hook
+    assert (engine_one, engine_two, hooked) == ({"n": 2}, {"n": 11}, {"s3": {"n": 1}})
+    assert manager.state_for("s1") is engine_one and manager.state_for("s2") is engine_two
+    manager.forget_session("s1")
+    assert manager.state_for("s1") == {} and manager.state_for("s1") is not engine_one
+    with pytest.raises(TypeError, match="mutable mapping"):
+        manager.set_state("s1", [("n", 1)])
+
+
+def test_the_state_hook_can_be_read_and_replaced():
+    manager = ToolManager()
+    assert manager.state_hook is None
+    assert manager.state_for("s") == {}
+    given: dict = {"from": "hook"}
+    manager.state_hook = lambda sid: given
+    assert manager.state_for("s") is given
+    with pytest.raises(TypeError, match="state_hook must be a function"):
+        manager.state_hook = {"not": "callable"}
+
+
+def test_grants_and_permissions_must_be_collections_of_strings():
+    with pytest.raises(TypeError, match="grants must be a collection of strings.*not one string"):
+        ToolManager(grants="tasks:write")
+    with pytest.raises(TypeError, match="grants must be a collection of strings.*these are not: 3"):
+        ToolManager(grants=["tasks:read", 3])
+    with pytest.raises(TypeError, match="permissions must be a collection of strings"):
+        tool(permissions=["tasks:read", None])
+    with pytest.raises(TypeError, match="grants must be"):
+        ToolManager().set_access("s", grants="tasks:write")
+
+
 # -- registration --------------------------------------------------------------------------
 
 

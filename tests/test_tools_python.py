@@ -135,6 +135,25 @@ def test_its_approval_rules_cannot_be_loosened():
         python_tool().with_options(remember_approval=True)
 
 
+def test_its_card_and_running_alone_cannot_be_changed_either():
+    manager = ToolManager()
+    with pytest.raises(ValueError, match="does not allow changing preview"):
+        manager.register(python_tool(), preview=lambda arguments: "prints hello")
+    with pytest.raises(ValueError, match="does not allow changing concurrent"):
+        manager.register(python_tool(), concurrent=True)
+    with pytest.raises(ValueError, match="does not allow changing concurrent, preview"):
+        python_tool().with_options(concurrent=True, preview=str)
+    assert manager.names == []
+    kept = manager.register(python_tool(), concurrent=False, timeout=5)  # restating a rule is fine
+    assert (kept.concurrent, kept.timeout, kept.preview({"code": "1 + 1"})) == (False, 5, "1 + 1")
+
+
+def test_its_permissions_are_a_collection_of_strings():
+    assert python_tool(permissions={"code:run"}).permissions == frozenset({"code:run"})
+    with pytest.raises(TypeError, match="not one string"):
+        python_tool(permissions="code:run")  # not split into {'c', 'o', 'd', ...}
+
+
 @pytest.mark.parametrize(
     "answer",
     [ApprovalDecision.deny(), ApprovalDecision.deny("no shell"), "sleep", "raise", True, "yes", None, {"kind": "edit"},

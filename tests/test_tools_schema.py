@@ -265,6 +265,26 @@ def test_parameter_named_like_a_basemodel_attribute_or_title_keeps_its_name():
         t.validate({"title": "T"})
 
 
+def test_a_renamed_parameter_never_hides_a_parameter_named_like_its_internal_name():
+    def f(_a: int, param_0: str, param_0_: bool = False, json: float = 0.5):
+        """Names that clash with the internal names of renamed parameters."""
+
+    t = Tool.from_function(f)
+    assert t.parameters == obj(
+        {
+            "_a": {"type": "integer"},
+            "param_0": {"type": "string"},
+            "param_0_": {"type": "boolean", "default": False},
+            "json": {"type": "number", "default": 0.5},
+        },
+        ["_a", "param_0"],
+    )
+    args = {"_a": 1, "param_0": "x", "param_0_": True, "json": 2.5}
+    assert t.validate(args).kwargs == args and t.validate(args).data == args
+    with pytest.raises(ArgumentsInvalid, match="- param_0: missing required argument"):
+        t.validate({"_a": 1})
+
+
 # -- docstrings -----------------------------------------------------------------
 
 

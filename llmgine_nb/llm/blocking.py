@@ -11,6 +11,8 @@ none of those leaves the machine or costs anything.
 
 The switch is process-wide on purpose: model calls run on the bus's
 background thread, where a context variable set in a test would not reach.
+The most recently entered block that is still open decides; blocks opened
+on different threads may end in any order without undoing each other.
 """
 
 from __future__ import annotations
@@ -35,9 +37,20 @@ __all__ = [
 
 BLOCK_ENV = "LLMGINE_BLOCK_REAL_MODELS"
 
+class _Override:
+    """One open block; removed by identity when its block ends."""
+
+    __slots__ = ("allowed",)
+
+    def __init__(self, allowed: bool) -> None:
+        self.allowed = allowed
+
+
 _lock = threading.Lock()
-# None: follow the environment variable.  A stack so that blocks nest.
-_overrides: list[bool] = []
+# The open blocks, oldest first; the newest decides (none open: the
+# environment variable does).  Blocks on different threads may end in any
+# order, so each block removes its own entry, never simply the last one.
+_overrides: list[_Override] = []
 
 
 def _env_blocks() -> bool:
@@ -48,19 +61,20 @@ def real_models_allowed() -> bool:
     """Whether real (networked, billed) model calls may be made right now."""
     with _lock:
         if _overrides:
-            return _overrides[-1]
+            return _overrides[-1].allowed
     return not _env_blocks()
 
 
 @contextlib.contextmanager
 def _override(allowed: bool) -> Iterator[None]:
+    entry = _Override(allowed)
     with _lock:
-        _overrides.append(allowed)
+        _overrides.append(entry)
     try:
         yield
     finally:
         with _lock:
-            _overrides.pop()
+            _overrides.remove(entry)  # by identity: _Override has no __eq__
 
 
 def block_real_models() -> contextlib.AbstractContextManager[None]:

@@ -39,11 +39,15 @@ __all__ = [
     "AutoApproval",
     "ApprovalQueue",
     "Attachment",
+    "MIN_PREFIX",
 ]
 
 log = logging.getLogger("llmgine_nb.tools.approval")
 
 DecisionKind = Literal["approve", "deny", "edit", "always"]
+
+# The fewest characters of an id that ApprovalQueue accepts in place of the whole id.
+MIN_PREFIX = 6
 
 
 class MalformedDecision(ValueError):
@@ -183,9 +187,11 @@ class ApprovalQueue:
     ``decide(call_id, decision)`` (or ``approve``/``deny``/``edit``/``always``)
     answers an approval and ``answer(id, value)`` a confirm/choose question.
     These may be called from any thread (a notebook cell, a widget callback)
-    while the tool manager waits on its own event loop.  Ids may be given as a
-    unique prefix.  A request whose wait ends (timeout, cancelled) leaves the
-    queue by itself.
+    while the tool manager waits on its own event loop.  Ids may be shortened
+    to a prefix of at least ``MIN_PREFIX`` (6) characters that no other pending
+    request shares; an ambiguous or shorter one is an error.  A request whose
+    wait ends (timeout, cancelled, its tool call abandoned) leaves the queue by
+    itself.
     """
 
     def __init__(self, *, on_request: Callable[[Command], None] | None = None) -> None:
@@ -274,6 +280,9 @@ class ApprovalQueue:
         return len(entries)
 
     def _find(self, ident: str, kind: Callable[[_Pending], bool], *, key: str) -> _Pending:
+        """The one pending request ``ident`` names: its whole id, or a prefix of at least
+        ``MIN_PREFIX`` characters that fits no other request (a stale short prefix could
+        otherwise approve a call the person never saw)."""
         with self._lock:
             candidates = [p for p in self._pending.values() if kind(p)]
 
@@ -283,16 +292,27 @@ class ApprovalQueue:
                 return [call_id] if call_id else []
             return [p.request.id] + ([call_id] if call_id else [])
 
+        waiting = ", ".join(sorted({i for p in candidates for i in ids(p)})) or "none"
         exact = [p for p in candidates if ident in ids(p)]
         if len(exact) == 1:
             return exact[0]
-        found = exact or [p for p in candidates if any(i.startswith(ident) for i in ids(p))] if ident else []
-        if len(found) == 1:
-            return found[0]
-        waiting = ", ".join(sorted({i for p in candidates for i in ids(p)})) or "none"
-        if not found:
-            raise LookupError(f"nothing pending with id {ident!r}; pending: {waiting}")
-        raise LookupError(f"{ident!r} matches {len(found)} pending requests; give more of the id (pending: {waiting})")
+        if exact:
+            matching = exact
+        else:
+            if not ident or len(ident) < MIN_PREFIX:
+                raise LookupError(
+                    f"nothing pending with id {ident!r}, and a shortened id needs at least {MIN_PREFIX} "
+                    f"characters: give more of it (pending: {waiting})"
+                )
+            matching = [p for p in candidates if any(i.startswith(ident) for i in ids(p))]
+            if len(matching) == 1:
+                return matching[0]
+            if not matching:
+                raise LookupError(f"nothing pending with id {ident!r}; pending: {waiting}")
+        named = "; ".join(" / ".join(ids(p)) for p in matching)
+        raise LookupError(
+            f"{ident!r} matches {len(matching)} pending requests ({named}); give more of the id to pick one"
+        )
 
     @staticmethod
     def _resolve(entry: _Pending, value: Any) -> None:

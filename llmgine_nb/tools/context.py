@@ -8,12 +8,22 @@ fills it in; it never appears in the schema the model sees::
         if not await ctx.confirm(f"Really delete task {task_id}?"):
             return "The user kept the task."
         ...
+
+A question belongs to its tool call.  When the call ends - it finished, timed
+out or its turn was cancelled - the manager calls ``ctx.abandon()``: open
+questions are withdrawn (an ``ApprovalQueue`` forgets them, so a late answer
+cannot reach the tool) and every question, open or new, is answered "no"
+(``confirm``) or ``None`` (``choose``).  A worker thread blocked in
+``confirm_sync`` is released at once, so an abandoned tool can never act on
+an answer the person gave after the call was over.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
+import threading
 from collections.abc import Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +50,8 @@ class ToolContext:
 
     ``state`` is a mutable mapping kept per session by the manager (or by the
     ``state`` hook given to it), so a tool can remember things between calls.
+    ``question_timeout`` bounds every question, also the wait of a worker
+    thread in ``confirm_sync``/``choose_sync``; ``abandon()`` ends them all.
     """
 
     def __init__(
@@ -65,6 +77,10 @@ class ToolContext:
         self.bus = bus
         self.question_timeout = question_timeout
         self._loop = loop
+        # The asking tasks still waiting for an answer; cancelled by abandon().
+        self._open: set[asyncio.Task[Any]] = set()
+        self._open_lock = threading.Lock()
+        self._abandoned: str | None = None  # why, once abandoned
 
     @property
     def state(self) -> MutableMapping[str, Any]:
@@ -83,55 +99,131 @@ class ToolContext:
         """Whether the user's grants cover ``permission``."""
         return any(grant_covers(g, permission) for g in self.grants)
 
+    @property
+    def abandoned(self) -> bool:
+        """Whether the call is over: every question is now answered no/None without asking."""
+        return self._abandoned is not None
+
+    def abandon(self, reason: str = "the tool call is over") -> None:
+        """Withdraw the open questions and refuse new ones (fail closed).
+
+        Open questions are cancelled (their pending entry leaves an
+        ``ApprovalQueue``) and their askers get "no"/``None`` at once; later
+        questions get the same without being asked.  Safe from any thread;
+        calling it again does nothing.
+        """
+        with self._open_lock:
+            if self._abandoned is not None:
+                return
+            self._abandoned = reason
+            open_tasks = list(self._open)
+        if open_tasks:
+            log.info("call %s (%s): %d open question(s) withdrawn: %s",
+                     self.call.id, self.tool_name, len(open_tasks), reason)
+        for task in open_tasks:
+            loop = task.get_loop()
+            if _running_loop() is loop:
+                task.cancel()
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(task.cancel)
+
     async def confirm(self, question: str, *, timeout: float | None = None) -> bool:
         """Ask the user a yes/no question; ``False`` unless they clearly said yes."""
-        return await ask_confirm(
-            self.bus,
-            ConfirmRequest(question=question, call_id=self.call.id, tool_name=self.tool_name, session_id=self.session_id),
-            self.question_timeout if timeout is None else timeout,
+        request = ConfirmRequest(
+            question=question, call_id=self.call.id, tool_name=self.tool_name, session_id=self.session_id
         )
+        answer = await self._asking(ask_confirm(self.bus, request, self._timeout(timeout)), False, request)
+        return answer is True
 
     async def choose(self, question: str, options: list[str], *, timeout: float | None = None) -> str | None:
         """Ask the user to pick one of ``options``; ``None`` if they did not pick one of them."""
-        return await ask_choice(
-            self.bus,
-            ChoiceRequest(
-                question=question,
-                options=[str(o) for o in options],
-                call_id=self.call.id,
-                tool_name=self.tool_name,
-                session_id=self.session_id,
-            ),
-            self.question_timeout if timeout is None else timeout,
+        request = ChoiceRequest(
+            question=question,
+            options=[str(o) for o in options],
+            call_id=self.call.id,
+            tool_name=self.tool_name,
+            session_id=self.session_id,
         )
+        answer = await self._asking(ask_choice(self.bus, request, self._timeout(timeout)), None, request)
+        return answer if isinstance(answer, str) else None
+
+    def _timeout(self, timeout: float | None) -> float | None:
+        return self.question_timeout if timeout is None else timeout
+
+    async def _asking(self, ask: Any, no_answer: Any, request: Any) -> Any:
+        """Run ``ask`` as a task abandon() can cancel; ``no_answer`` if it is (or already was)."""
+        with self._open_lock:
+            if self._abandoned is not None:
+                ask.close()
+                log.info("%s of call %s not asked: %s", type(request).__name__, self.call.id, self._abandoned)
+                return no_answer
+            task = asyncio.ensure_future(ask)
+            self._open.add(task)
+        try:
+            # wait() rather than awaiting the task: cancelling the asker (the
+            # tool) raises here, cancelling the question (abandon) does not.
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            with self._open_lock:
+                self._open.discard(task)
+        if task.cancelled():
+            log.info("%s of call %s withdrawn: %s", type(request).__name__, self.call.id, self._abandoned)
+            return no_answer
+        return task.result()
 
     # Synchronous tools run in a worker thread and cannot await: these block
     # the worker while the question is asked on the manager's event loop.
 
     def confirm_sync(self, question: str, *, timeout: float | None = None) -> bool:
         """``confirm`` for a synchronous tool (running in the manager's thread pool)."""
-        return self._run_from_thread(self.confirm(question, timeout=timeout))  # type: ignore[no-any-return]
+        return self._run_from_thread(self.confirm(question, timeout=timeout), False, timeout) is True
 
     def choose_sync(self, question: str, options: list[str], *, timeout: float | None = None) -> str | None:
         """``choose`` for a synchronous tool (running in the manager's thread pool)."""
-        return self._run_from_thread(self.choose(question, options, timeout=timeout))  # type: ignore[no-any-return]
+        answer = self._run_from_thread(self.choose(question, options, timeout=timeout), None, timeout)
+        return answer if isinstance(answer, str) else None
 
-    def _run_from_thread(self, coro: Any) -> Any:
+    def _run_from_thread(self, coro: Any, no_answer: Any, timeout: float | None) -> Any:
         loop = self._loop
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if loop is None or running is loop:
+        if loop is None or _running_loop() is loop:
             coro.close()
             raise RuntimeError(
                 "confirm_sync/choose_sync are for synchronous tools running in a worker thread; "
                 "in an async tool use `await ctx.confirm(...)` / `await ctx.choose(...)`"
             )
-        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+        if self.abandoned:
+            coro.close()
+            log.info("question of call %s not asked: %s", self.call.id, self._abandoned)
+            return no_answer
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        limit = self._timeout(timeout)
+        # The question times itself out on the loop; this bound (a little
+        # later) keeps the worker from hanging if the loop cannot say so.
+        try:
+            return future.result(None if limit is None else limit + _THREAD_GRACE)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            log.info("question of call %s got no answer within %s s; taken as no", self.call.id, limit)
+        except concurrent.futures.CancelledError:
+            log.info("question of call %s was cancelled; taken as no", self.call.id)
+        return no_answer
 
     def __repr__(self) -> str:
         return f"<ToolContext {self.tool_name} call={self.call.id} session={self.session_id} user={self.user}>"
+
+
+# Seconds a worker thread waits beyond the question's own timeout.
+_THREAD_GRACE = 1.0
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 async def _ask(bus: MessageBus | None, command: Any, timeout: float | None) -> tuple[bool, Any]:

@@ -41,9 +41,9 @@ from .events import (
     ToolStarted,
     ToolValidationFailed,
 )
-from .results import ToolError, ToolResult, jsonable, to_content, truncate
+from .results import ToolError, ToolResult, clip, jsonable, to_content, truncate
 from .schema import ArgumentsInvalid, ValidatedArguments
-from .tool import Tool, _is_async_callable, tool_options
+from .tool import Tool, _is_async_callable, string_set, tool_options
 
 if TYPE_CHECKING:
     from ..bus import MessageBus
@@ -81,7 +81,8 @@ class ToolManager:
     longer results are cut with a note.  ``user``/``grants``: who calls,
     unless a session or the call says otherwise (see ``set_access``).
     ``state``: ``state(session_id) -> dict-like`` for ``ctx.state``
-    (default: a dict per session, kept in memory).
+    (default: a dict per session, kept in memory); see also ``set_state``
+    and ``state_hook``.
     """
 
     def __init__(
@@ -105,9 +106,11 @@ class ToolManager:
         self.max_result_chars = max_result_chars
         self.max_workers = max_workers
         self.user = user
-        self.grants = _grant_set(grants)
-        self._state_hook = state
-        self._states: dict[Any, dict[str, Any]] = {}
+        self.grants = string_set(grants, "grants")
+        self._state_hook: StateHook | None = None
+        self.state_hook = state
+        self._states: dict[Any, dict[str, Any]] = {}  # the default: a dict per session
+        self._given_states: dict[Any, MutableMapping[str, Any]] = {}  # set_state
         self._access: dict[str | None, _Access] = {}
         self._always: dict[str | None, set[str]] = {}
         self._tools: dict[str, Tool] = {}
@@ -234,7 +237,7 @@ class ToolManager:
 
     def set_access(self, session_id: str | None, *, user: str | None = None, grants: Iterable[str] = ()) -> None:
         """The user and grants of a session's calls (replacing earlier ones)."""
-        self._access[session_id] = _Access(user, _grant_set(grants))
+        self._access[session_id] = _Access(user, string_set(grants, "grants"))
 
     def grant(self, session_id: str | None, *permissions: str) -> None:
         """Add grants to a session (starting from the manager's defaults)."""
@@ -258,13 +261,46 @@ class ToolManager:
         self._always.setdefault(session_id, set()).add(tool_name)
 
     def forget_session(self, session_id: str | None) -> None:
-        """Drop what is remembered for a session: "always" approvals, access, state."""
+        """Drop what is remembered for a session: "always" approvals, access, state (``set_state`` too)."""
         self._always.pop(session_id, None)
         self._access.pop(session_id, None)
         self._states.pop(session_id, None)
+        self._given_states.pop(session_id, None)
+
+    @property
+    def state_hook(self) -> StateHook | None:
+        """``hook(session_id) -> mapping`` for sessions without a ``set_state`` mapping (None: a dict each)."""
+        return self._state_hook
+
+    @state_hook.setter
+    def state_hook(self, hook: StateHook | None) -> None:
+        if hook is not None and not callable(hook):
+            raise TypeError(f"state_hook must be a function hook(session_id) -> mapping, or None; got {hook!r}")
+        self._state_hook = hook
+
+    def set_state(self, session_id: str | None, mapping: MutableMapping[str, Any]) -> None:
+        """Give session ``session_id`` its own ``ctx.state`` mapping.
+
+        For an application (an engine) that keeps each session's state
+        itself: two engines sharing one manager each set the mapping of their
+        own sessions.  It wins over ``state_hook`` and stays until
+        ``forget_session(session_id)`` or the next ``set_state``.
+        """
+        if not isinstance(mapping, MutableMapping):
+            raise TypeError(
+                f"the state of a session must be a mutable mapping (a dict, say), not {type(mapping).__name__}"
+            )
+        self._given_states[session_id] = mapping
 
     def state_for(self, session_id: str | None) -> MutableMapping[str, Any]:
-        """The per-session state tools see as ``ctx.state``."""
+        """The per-session state tools see as ``ctx.state``.
+
+        The mapping given with ``set_state``, else ``state_hook(session_id)``,
+        else a dict kept in memory for the session.
+        """
+        given = self._given_states.get(session_id)
+        if given is not None:
+            return given
         if self._state_hook is not None:
             return self._state_hook(session_id)
         return self._states.setdefault(session_id, {})
@@ -337,7 +373,7 @@ class ToolManager:
         return _Run(
             session_id=sid,
             user=user if user is not None else access.user,
-            grants=_grant_set(grants) if grants is not None else access.grants,
+            grants=string_set(grants, "grants") if grants is not None else access.grants,
         )
 
     def _thread_pool(self) -> ThreadPoolExecutor:
@@ -376,7 +412,7 @@ class ToolManager:
         if call.arguments is None:
             return await self._invalid(
                 call, base,
-                f"The arguments for tool '{call.name}' are not a valid JSON object: {_clip(call.raw_arguments)}. "
+                f"The arguments for tool '{call.name}' are not a valid JSON object: {clip(call.raw_arguments, 200)}. "
                 "Send the arguments as one JSON object and call the tool again.",
             )
         try:
@@ -485,7 +521,7 @@ class ToolManager:
                     content=f"The user edited the arguments, but the edit is invalid, so the call was not run.\n{exc}",
                     arguments=decision.arguments,
                 )
-            note = f"(The user changed the arguments before approving; it ran with {_clip(str(validated.data))}.)"
+            note = f"(The user changed the arguments before approving; it ran with {clip(str(validated.data), 200)}.)"
         reason = "approved"
         if decision.kind == "always":
             if tool.remember_approval:
@@ -525,10 +561,14 @@ class ToolManager:
         try:
             done, _ = await asyncio.wait({task}, timeout=timeout)
         except asyncio.CancelledError:
+            # A sync tool's thread cannot be stopped: withdrawing its questions
+            # (answered "no" at once) is what keeps it from acting later.
+            ctx.abandon("the turn was cancelled")
             task.cancel()
             raise
         duration = time.perf_counter() - start
         if not done:
+            ctx.abandon(f"the tool timed out after {timeout:g} s")
             task.cancel()
             log.info("tool %s (call %s) timed out after %s s", tool.name, call.id, timeout)
             return ToolResult(
@@ -536,6 +576,7 @@ class ToolManager:
                 content=f"'{tool.name}' did not finish within {timeout:g} s; it was abandoned and has no result.",
                 **common,
             )
+        ctx.abandon("the tool call has finished")  # a question left behind must not outlive the call
         exc = task.exception()
         if isinstance(exc, ToolError):
             return ToolResult(status="error", is_error=True, duration=duration, content=exc.message,
@@ -550,19 +591,9 @@ class ToolManager:
         return ToolResult(status="ok", duration=duration, content=text, value=value, truncated_chars=cut, **common)
 
 
-def _grant_set(grants: Iterable[str]) -> frozenset[str]:
-    if isinstance(grants, str):
-        raise TypeError("grants must be a collection of strings, e.g. {'tasks:read'}, not one string")
-    return frozenset(grants)
-
-
 def _identity(fn: Any) -> tuple[str, str]:
     target = getattr(fn, "__func__", fn)
     return (getattr(target, "__module__", "") or "", getattr(target, "__qualname__", repr(target)))
-
-
-def _clip(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _handler_for(handler: Any, name: str | None) -> Callable[..., Any]:

@@ -30,7 +30,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from .results import ToolError, ToolOutput
+from .results import ToolError, ToolOutput, clip
 from .tool import Tool
 
 __all__ = ["python_tool", "run_code"]
@@ -119,7 +119,7 @@ def run_code(code: str, namespace: MutableMapping[str, Any], *, max_repr: int = 
             if last is not None:
                 value = eval(compile(ast.Expression(last.value), filename, "eval"), namespace)  # noqa: S307
                 if value is not None:
-                    result = _clip(repr(value), max_repr)
+                    result = clip(repr(value), max_repr)
         except (Exception, SystemExit) as exc:  # the model's errors are its to read
             error = {"type": type(exc).__name__, "message": str(exc), "traceback": _short_traceback(exc, filename)}
     return {"stdout": out.getvalue(), "stderr": err.getvalue(), "result": result, "error": error}
@@ -132,10 +132,6 @@ def _short_traceback(exc: BaseException, filename: str) -> str:
     lines += traceback.format_list(frames)
     lines += traceback.format_exception_only(type(exc), exc)
     return "".join(lines).rstrip()
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} characters cut]"
 
 
 def format_outcome(outcome: dict[str, Any]) -> str:
@@ -181,12 +177,14 @@ def python_tool(
         name=name,
         risk="destructive",
         approval="always",
-        permissions=frozenset(permissions),
+        permissions=permissions,
         timeout=timeout,
         concurrent=False,
         preview=lambda arguments: str(arguments.get("code", "")),
         remember_approval=False,
     )
-    made.locked_options = frozenset({"approval", "remember_approval", "risk"})
+    # What makes offering it safe: it always asks, the card shows the very
+    # code that will run, and it never runs beside other calls.
+    made.locked_options = frozenset({"approval", "remember_approval", "risk", "preview", "concurrent"})
     made.namespace = ns  # type: ignore[attr-defined]
     return made

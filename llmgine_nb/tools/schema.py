@@ -180,6 +180,8 @@ class FunctionArguments:
         self.context_params: list[str] = []
         # internal field name -> parameter name, for names pydantic cannot use
         self._aliases: dict[str, str] = {}
+        # Every name a field may not take: an internal name must not hide a real parameter.
+        self._taken: set[str] = set(signature.parameters)
         for index, (name, param) in enumerate(signature.parameters.items()):
             annotation = hints.get(name, param.annotation)
             if is_context_annotation(annotation):
@@ -217,6 +219,9 @@ class FunctionArguments:
         # names (``json``, ``copy``...): keep those under an alias.
         if name.startswith("_") or hasattr(BaseModel, name):
             internal = f"param_{index}"
+            while internal in self._taken or hasattr(BaseModel, internal):
+                internal += "_"  # ``def f(_a, param_0)``: param_0 is a real parameter
+            self._taken.add(internal)
             self._aliases[internal] = name
             return internal
         return name

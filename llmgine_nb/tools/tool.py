@@ -36,7 +36,9 @@ from typing import Any, Literal, Union
 from .context import ToolContext
 from .schema import FunctionArguments, SchemaArguments, ValidatedArguments, _resolve_hints, is_context_annotation, parse_docstring
 
-__all__ = ["Tool", "tool", "ToolOptions", "Risk", "ApprovalPolicy", "DEFAULT_APPROVAL", "tool_options"]
+__all__ = [
+    "Tool", "tool", "ToolOptions", "Risk", "ApprovalPolicy", "DEFAULT_APPROVAL", "tool_options", "string_set",
+]
 
 Risk = Literal["read", "write", "destructive"]
 RISKS: tuple[str, ...] = ("read", "write", "destructive")
@@ -66,6 +68,7 @@ class ToolOptions:
     remember_approval: bool = True
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "permissions", string_set(self.permissions, "permissions"))
         _check_options(self)
 
 
@@ -84,16 +87,26 @@ def _check_options(options: ToolOptions) -> None:
         )
     if options.timeout is not None and options.timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, not {options.timeout!r}")
-    if isinstance(options.permissions, str):
-        raise TypeError("permissions must be a collection of strings, e.g. {'tasks:write'}, not one string")
 
 
-def _make_options(**kwargs: Any) -> ToolOptions:
-    perms = kwargs.get("permissions")
-    if isinstance(perms, str):
-        raise TypeError("permissions must be a collection of strings, e.g. {'tasks:write'}, not one string")
-    kwargs["permissions"] = frozenset(perms or ())
-    return ToolOptions(**kwargs)
+def string_set(values: Iterable[str] | None, what: str) -> frozenset[str]:
+    """``values`` (permissions, grants) as a frozenset of strings; a clear error for anything else.
+
+    One string is refused rather than split into its letters.
+    """
+    if values is None:
+        return frozenset()
+    if isinstance(values, str):
+        raise TypeError(f"{what} must be a collection of strings, e.g. {{{values!r}}}, not one string")
+    if not isinstance(values, Iterable):
+        raise TypeError(f"{what} must be a collection of strings, e.g. {{'tasks:write'}}, not {values!r}")
+    out = frozenset(values)
+    odd = sorted(repr(v) for v in out if not isinstance(v, str))
+    if odd:
+        raise TypeError(
+            f"{what} must be a collection of strings, e.g. {{'tasks:write'}}; these are not: {', '.join(odd)}"
+        )
+    return out
 
 
 def tool(
@@ -122,7 +135,7 @@ def tool(
     approval card shows.  ``remember_approval=False`` turns an "always allow
     for this session" answer into a one-time approval.
     """
-    options = _make_options(
+    options = ToolOptions(
         name=name,
         description=description,
         risk=risk,
@@ -300,7 +313,7 @@ class Tool:
         if changed:
             raise ValueError(
                 f"tool '{self.name}' does not allow changing {', '.join(changed)}: "
-                "these rules are what make it safe to offer"
+                "these rules are what make it safe to offer; register it without those options"
             )
         clone = Tool.__new__(Tool)
         clone.__dict__.update(self.__dict__)
@@ -411,12 +424,7 @@ def _merge(base: ToolOptions, overrides: Mapping[str, Any]) -> ToolOptions:
     if unknown:
         raise TypeError(f"unknown tool option(s): {', '.join(sorted(unknown))}")
     given = {k: v for k, v in overrides.items() if v is not None}
-    if "permissions" in given:
-        perms = given["permissions"]
-        if isinstance(perms, str):
-            raise TypeError("permissions must be a collection of strings, e.g. {'tasks:write'}, not one string")
-        given["permissions"] = frozenset(perms)
-    return replace(base, **given)
+    return replace(base, **given)  # ToolOptions checks the values (permissions included)
 
 
 def _arity(fn: Callable[..., Any]) -> int:
