@@ -28,6 +28,7 @@ async def _measure() -> tuple[float, float]:
     from llmgine_nb import MessageBus
     from llmgine_nb.llm import get_llm
     from llmgine_nb.llm._litellm import load_litellm
+    from llmgine_nb.observe.redact import Redactor
     from llmgine_nb.store import Store
 
     litellm = load_litellm()
@@ -36,6 +37,7 @@ async def _measure() -> tuple[float, float]:
     store = Store(tmp / "bench.db")
     observers = _attach_observers(bus, store)
     llm = get_llm("openai/gpt-4o-mini", bus=bus, mock_response=REPLY)
+    redactor = Redactor()  # one per runtime, shared by its sessions, as the notebook does
     messages = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hello."}]
 
     async def bare() -> None:
@@ -47,7 +49,9 @@ async def _measure() -> tuple[float, float]:
 
     async def new_engine() -> ChatEngine:
         # A fresh session per turn, so the model is sent the same two messages as the baseline.
-        return await ChatEngine(bus, store=store, llm=llm, system_prompt="You are terse.").start()
+        return await ChatEngine(
+            bus, store=store, llm=llm, system_prompt="You are terse.", redactor=redactor
+        ).start()
 
     async def turn(engine: ChatEngine) -> None:
         result = await engine.send("Say hello.")

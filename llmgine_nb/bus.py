@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import logging
+import threading
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import Token
@@ -118,6 +119,11 @@ class MessageBus:
         self._session_parents: dict[str, str | None] = {}
         self._order = itertools.count()
         self._background: BackgroundLoop | None = None
+        # Registration may happen on one thread (a notebook cell) while delivery
+        # fills the cache on another (the engine's loop): both hold this lock, so
+        # a cache is never filled from a subscriber list that was changing.  The
+        # hot path only reads the cache and takes no lock.
+        self._lock = threading.RLock()
         self._route_publish()
 
     # -- registration ----------------------------------------------------
@@ -133,24 +139,26 @@ class MessageBus:
         if not (isinstance(command_type, type) and issubclass(command_type, Command)):
             raise TypeError(f"{command_type!r} is not a Command subclass")
         key = (command_type, session_id)
-        if key in self._command_handlers:
-            where = f" in session {session_id}" if session_id else ""
-            existing = _describe(self._command_handlers[key].fn)
-            raise DuplicateHandlerError(
-                f"{command_type.__name__} already has a handler{where} ({existing}); "
-                "unregister it first (its registration's .unregister())"
-            )
 
         def remove(reg: Registration) -> None:
-            if self._command_handlers.get(key) is reg:
-                del self._command_handlers[key]
-                if session_id is not None:
-                    self._scoped_handlers -= 1
+            with self._lock:
+                if self._command_handlers.get(key) is reg:
+                    del self._command_handlers[key]
+                    if session_id is not None:
+                        self._scoped_handlers -= 1
 
         reg = Registration(handler, 0, session_id, next(self._order), remove)
-        self._command_handlers[key] = reg
-        if session_id is not None:
-            self._scoped_handlers += 1
+        with self._lock:
+            if key in self._command_handlers:
+                where = f" in session {session_id}" if session_id else ""
+                existing = _describe(self._command_handlers[key].fn)
+                raise DuplicateHandlerError(
+                    f"{command_type.__name__} already has a handler{where} ({existing}); "
+                    "unregister it first (its registration's .unregister())"
+                )
+            self._command_handlers[key] = reg
+            if session_id is not None:
+                self._scoped_handlers += 1
         return reg
 
     def command_handler(self, command_type: type[C]) -> Callable[[Callable[[C], Any]], Callable[[C], Any]]:
@@ -179,18 +187,20 @@ class MessageBus:
             raise TypeError(f"{event_type!r} is not an Event subclass")
 
         def remove(reg: Registration) -> None:
-            subs = self._subscriptions.get(event_type, [])
-            if reg in subs:
-                subs.remove(reg)
-                self._delivery_cache.clear()
-                if session_id is not None:
-                    self._scoped_handlers -= 1
+            with self._lock:
+                subs = self._subscriptions.get(event_type, [])
+                if reg in subs:
+                    subs.remove(reg)
+                    self._delivery_cache.clear()
+                    if session_id is not None:
+                        self._scoped_handlers -= 1
 
         reg = Registration(handler, priority, session_id, next(self._order), remove)
-        self._subscriptions.setdefault(event_type, []).append(reg)
-        self._delivery_cache.clear()
-        if session_id is not None:
-            self._scoped_handlers += 1
+        with self._lock:
+            self._subscriptions.setdefault(event_type, []).append(reg)
+            self._delivery_cache.clear()
+            if session_id is not None:
+                self._scoped_handlers += 1
         return reg
 
     def on(self, event_type: type[E], *, priority: int = 0) -> Callable[[Callable[[E], Any]], Callable[[E], Any]]:
@@ -349,15 +359,16 @@ class MessageBus:
                 await self._handler_failed(fn, event, exc)
 
     def _subscribers(self, event_type: type[Event]) -> tuple[_Delivery, ...]:
-        found = [
-            reg
-            for klass in event_type.__mro__
-            for reg in self._subscriptions.get(klass, ())  # type: ignore[call-overload]
-        ]
-        found.sort(key=lambda r: (-r.priority, r.order))
-        deliveries = tuple((reg.fn, reg.is_async, reg.session_id) for reg in found)
-        self._delivery_cache[event_type] = deliveries
-        return deliveries
+        with self._lock:
+            found = [
+                reg
+                for klass in event_type.__mro__
+                for reg in self._subscriptions.get(klass, ())  # type: ignore[call-overload]
+            ]
+            found.sort(key=lambda r: (-r.priority, r.order))
+            deliveries = tuple((reg.fn, reg.is_async, reg.session_id) for reg in found)
+            self._delivery_cache[event_type] = deliveries
+            return deliveries
 
     async def _handler_failed(self, handler: Callable[..., Any], event: Event, exc: Exception) -> None:
         name = _describe(handler)

@@ -33,12 +33,15 @@ __all__ = [
     "UnknownMessageType",
     "current_session_id",
     "message_type_name",
+    "use_metadata",
     "use_session",
 ]
 
 # The session a message belongs to when none is given explicitly.  A
 # ContextVar (not a global) so that concurrent tasks each keep their own.
 _current_session: ContextVar[str | None] = ContextVar("llmgine_session", default=None)
+# Metadata every message created in this context starts with (e.g. a turn id).
+_ambient_metadata: ContextVar[dict[str, Any] | None] = ContextVar("llmgine_metadata", default=None)
 
 _REGISTRY: dict[str, type[Message]] = {}
 
@@ -87,6 +90,25 @@ def _new_id() -> str:
     return f"{_id_prefix}{next(_id_counter):012x}"
 
 
+def _starting_metadata() -> dict[str, Any]:
+    ambient = _ambient_metadata.get()
+    return dict(ambient) if ambient else {}
+
+
+@contextmanager
+def use_metadata(**values: Any) -> Iterator[None]:
+    """Messages created inside (in this task) start with these metadata entries.
+
+    The engine uses it so that every event of a turn - its own, the model's,
+    the tools' - carries ``metadata["turn_id"]``.  Nests: inner values win.
+    """
+    token = _ambient_metadata.set({**(_ambient_metadata.get() or {}), **values})
+    try:
+        yield
+    finally:
+        _ambient_metadata.reset(token)
+
+
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -114,7 +136,7 @@ class Message(BaseModel):
     id: str = Field(default_factory=_new_id)
     timestamp: datetime = Field(default_factory=_utcnow)
     session_id: str | None = Field(default_factory=current_session_id)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=_starting_metadata)
 
     # Set for each subclass by __pydantic_init_subclass__.
     type_name: ClassVar[str] = "llmgine_nb.messages.Message"

@@ -325,11 +325,16 @@ async def test_fork_and_switch_model_and_retry_after_a_failure():
     assert [m.content for m in engine.history] == ["first", "one"]
 
 
-async def test_empty_message_is_refused_clearly():
-    engine, *_ = await make(["unused"])
+async def test_empty_message_is_refused_clearly(caplog):
+    engine, llm, rec = await make(["unused"])
     result = await engine.bus.execute(SendMessage(session_id=engine.session_id, text="   "))
     assert result.success and result.result.status == "failed"
-    assert "empty" in result.result.reason
+    assert result.result.error_kind == "input"
+    assert result.result.reason == "The message is empty; type something to send."
+    assert "Traceback" not in caplog.text and llm.calls == []
+    assert engine.history == []  # nothing stored
+    retry = await engine.retry()
+    assert retry.error_kind == "input" and "no earlier message" in retry.reason
 
 
 async def test_two_engines_on_one_bus_keep_their_sessions_apart():
@@ -365,3 +370,107 @@ async def test_secrets_never_reach_the_store_or_the_failure_reason(monkeypatch, 
     assert key.encode() not in db.read_bytes()
     for extra in tmp_path.glob("secrets.db-*"):  # the WAL file too
         assert key.encode() not in extra.read_bytes()
+
+
+async def test_resumed_calls_are_answered_before_the_new_message(tmp_path):
+    db = tmp_path / "order.db"
+    queue = ApprovalQueue()
+    engine, *_ = await make(
+        [ScriptedReply(tool_calls=[call("save_note", text="a")])], save_note, store=Store(db),
+        session_name="order", approvals=queue,
+    )
+    queue.attach(engine.bus)
+    turn = asyncio.ensure_future(engine.send("save a"))
+    for _ in range(100):
+        if queue.pending():
+            break
+        await asyncio.sleep(0.01)
+    restarted, llm, rec = await make(["ok"], save_note, store=Store(db), session_name="order")
+    AutoApproval.approve_all().attach(restarted.bus)
+    await restarted.send("and now?")
+    sent = [m.role for m in llm.calls[0].messages]
+    assert sent == ["user", "assistant", "tool", "user"]
+    assert [m.role for m in restarted.store.messages(restarted.session_id)] == ["user", "assistant", "tool", "user", "assistant"]
+    turn.cancel()
+    await asyncio.gather(turn, return_exceptions=True)
+
+
+async def test_a_cancel_keeps_the_results_of_calls_that_finished():
+    saved.clear()
+    queue = ApprovalQueue()
+    engine, *_ = await make(
+        [ScriptedReply(tool_calls=[call("add", a=1, b=1), call("save_note", text="x")])], add, save_note,
+        approvals=queue,
+    )
+    queue.attach(engine.bus)
+    turn = asyncio.ensure_future(engine.send("add and save"))
+    for _ in range(200):  # wait until add has finished and save_note waits for a person
+        if queue.pending() and any(m.role == "tool" for m in engine.history):
+            break
+        await asyncio.sleep(0.01)
+    await engine.cancel()
+    assert (await turn).status == "cancelled"
+    calls = {r.tool: r for r in engine.store.tool_calls(engine.session_id)}
+    assert calls["add"].status == "done" and calls["add"].result == "2"  # it ran: its result is kept
+    assert calls["save_note"].status == "error" and saved == []
+    answers = {m.name: m for m in engine.history if m.role == "tool"}
+    assert answers["add"].content == "2" and answers["save_note"].status == "interrupted"
+
+
+async def test_a_second_cancel_waits_for_the_first():
+    bus = MessageBus()
+    recorder = Recorder(bus)
+    llm = ScriptedLLM([" ".join(["word"] * 300)], bus=bus, delay_s=0.01)
+    engine = await ChatEngine(bus, llm=llm).start()
+    turn = asyncio.ensure_future(engine.send("talk"))
+    await asyncio.sleep(0.1)
+    first, second = await asyncio.gather(engine.cancel(), engine.cancel())
+    result = await turn
+    assert result.status == "cancelled" and first and second
+    assert len(recorder.of(TurnCancelled)) == 1
+
+
+async def test_reset_and_fork_are_refused_while_a_turn_runs():
+    bus = MessageBus()
+    llm = ScriptedLLM([" ".join(["word"] * 300)], bus=bus, delay_s=0.01)
+    engine = await ChatEngine(bus, llm=llm).start()
+    turn = asyncio.ensure_future(engine.send("talk"))
+    await asyncio.sleep(0.05)
+    refused = await bus.execute(ForkSession(session_id=engine.session_id))
+    assert not refused.success and "cancel it before you fork" in refused.error
+    await engine.cancel()
+    await turn
+
+
+async def test_structured_output_and_every_model_call_are_counted():
+    class City(BaseModel):
+        name: str
+
+    engine, llm, rec = await make(['{"name": "Perth"}'])
+    result = await engine.send("Largest city in WA?", response_model=City)
+    assert result.usage.output_tokens > 0
+    calls = engine.store.llm_calls(engine.session_id)
+    assert len(calls) == 1 and calls[0].output_tokens == result.usage.output_tokens
+
+
+async def test_who_decided_is_persisted():
+    saved.clear()
+    queue = ApprovalQueue()
+    engine, *_ = await make([ScriptedReply(tool_calls=[call("save_note", text="v")]), "ok"], save_note,
+                            approvals=queue)
+    queue.attach(engine.bus)
+    turn = asyncio.ensure_future(engine.send("save"))
+    for _ in range(100):
+        if queue.pending():
+            break
+        await asyncio.sleep(0.01)
+    await engine.bus.execute(DecideApproval(session_id=engine.session_id, call_id=queue.pending()[0].call_id,
+                                            decision="approve", decided_by="ada"))
+    await turn
+    assert engine.store.tool_calls(engine.session_id)[0].approval.who == "ada"
+
+
+def test_approvals_must_be_the_queue_itself():
+    bus = MessageBus()
+    with pytest.raises(TypeError, match=r"attach\(\) returns a handle"):
+        ChatEngine(bus, approvals=ApprovalQueue().attach(bus))

@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -171,6 +172,43 @@ def test_block_switch_nests_and_follows_the_environment(monkeypatch) -> None:
         assert real_models_allowed()
 
 
+def test_blocks_on_two_threads_end_in_any_order_without_undoing_each_other(monkeypatch) -> None:
+    monkeypatch.delenv(BLOCK_ENV, raising=False)
+    steps = [threading.Event() for _ in range(4)]
+    seen: dict[str, bool] = {}
+
+    def allowing() -> None:  # thread A: opens first, ends first
+        with allow_real_models():
+            steps[0].set()
+            steps[1].wait(5)
+        steps[2].set()
+
+    def blocking() -> None:  # thread B: opens inside A's block, still open after A's ends
+        steps[0].wait(5)
+        with block_real_models():
+            steps[1].set()
+            steps[2].wait(5)
+            seen["B after A ended"] = real_models_allowed()
+        steps[3].set()
+
+    threads = [threading.Thread(target=allowing), threading.Thread(target=blocking)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert steps[3].is_set()
+    assert seen == {"B after A ended": False}  # A's end must not lift B's block
+    assert real_models_allowed()  # and nothing is left behind
+
+
+def test_secret_settings_are_hidden_and_counts_are_not() -> None:
+    shown = public_settings({
+        "token": "t0k", "api_token": "t1", "openai_key": "k", "private_key": "pk", "aws_session_token": "st",
+        "X-Key": "xk", "refresh_token": "rt", "max_tokens": 100, "max_completion_tokens": 50, "top_k": 3,
+    })
+    assert shown == {"max_tokens": 100, "max_completion_tokens": 50, "top_k": 3}
+
+
 async def test_a_real_call_while_blocked_raises_without_touching_the_network(tmp_path) -> None:
     bus = MessageBus()
     seen: list[LLMEvent] = []
@@ -208,3 +246,11 @@ def test_litellm_log_records_go_to_our_debug_logger(caplog) -> None:
     with caplog.at_level(logging.DEBUG, logger="llmgine_nb.llm.litellm"):
         logging.getLogger("LiteLLM").warning("a litellm warning")
     assert any("a litellm warning" in r.getMessage() and r.levelno == logging.DEBUG for r in caplog.records)
+
+
+async def test_a_router_alias_with_mock_response_is_not_blocked():
+    from llmgine_nb.llm import block_real_models, get_llm
+
+    llm = get_llm("fast", aliases={"fast": {"model": "openai/gpt-4o-mini", "mock_response": "mocked"}})
+    with block_real_models():
+        assert (await llm.complete("hi")).text == "mocked"

@@ -164,3 +164,13 @@ def test_environment_names_dotenv_and_refresh(monkeypatch: pytest.MonkeyPatch, t
 def test_bad_secret_type() -> None:
     with pytest.raises(TypeError, match="must be a string"):
         Redactor([123], from_environment=False)  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("name", ["api_key", "openai_key", "token", "aws_session_token", "vertex_credentials",
+                                  "headers", "cookie", "client_secret", "password", "authorization"])
+def test_the_json_pre_check_agrees_with_the_secret_name_rule(name: str) -> None:
+    from llmgine_nb.observe.redact import _may_name_a_credential
+    from llmgine_nb.secret_names import is_secret_name
+
+    assert is_secret_name(name)
+    assert _may_name_a_credential(json.dumps({name: "value-of-some-length"}))

@@ -163,7 +163,7 @@ async def run_scenario(bus: MessageBus, *, stamp_turn_id: bool = True, session_n
         await pub(TurnStarted(turn_id=scenario.turn2, text="Delete my notes.", model=MODEL, user_message_id="u2",
                               timestamp=at(1000)))
         await pub(LLMCallStarted(call_id=c3, model=MODEL, provider="openai", stream=False, timestamp=at(1010)))
-        delete_args = {"path": "notes.txt", "token": FAKE_OPENAI_KEY}
+        delete_args = {"path": "notes.txt", "note": FAKE_OPENAI_KEY}
         await pub(LLMCallFinished(
             call_id=c3, model=MODEL, provider="openai", finish_reason="tool_calls",
             tool_calls=[ToolCall(id="tc-del", name="delete_file", raw_arguments=str(delete_args).replace("'", '"'),

@@ -102,13 +102,16 @@ class TokenCounter:
     # -- public --------------------------------------------------------------
 
     def _key(self, message: ChatMessage) -> tuple[Any, ...]:
+        # Keyed on what is counted, not on the id: a system prompt rebuilt for
+        # every compile (a new message, a new id) is still counted only once.
         if message.tool_calls:
             return (
-                message.id,
+                message.role,
+                message.name,
                 hash(message.content),
                 tuple(hash((c.id, c.name, c.raw_arguments)) for c in message.tool_calls),
             )
-        return (message.id, hash(message.content))
+        return (message.role, message.name, hash(message.content))
 
     def count(self, message: ChatMessage) -> int:
         """Tokens of one message as sent (content, tool calls and framing)."""

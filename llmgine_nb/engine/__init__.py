@@ -20,7 +20,7 @@ from .events import (
     TurnFinished,
     TurnStarted,
 )
-from .turn import TurnResult, current_turn_id
+from .turn import TurnResult
 
 __all__ = [
     "Budget",
@@ -43,5 +43,4 @@ __all__ = [
     "TurnFinished",
     "TurnResult",
     "TurnStarted",
-    "current_turn_id",
 ]

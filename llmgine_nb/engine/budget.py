@@ -7,9 +7,14 @@ command the tools use, whether to spend more.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
-__all__ = ["Budget", "Overrun"]
+from ..bus import MessageBus
+from ..tools.approval import MalformedDecision, parse_decision
+from ..tools.commands import RequestApproval
+
+__all__ = ["Budget", "Overrun", "ask_to_spend"]
 
 
 @dataclass(frozen=True)
@@ -60,3 +65,19 @@ class Budget:
             ("session_cost_usd", session_cost, self.session_cost_usd),
         ]
         return [Overrun(name, used, allowed) for name, used, allowed in checks if allowed is not None and used > allowed]
+
+
+async def ask_to_spend(bus: MessageBus, *, session_id: str, turn_id: str, overrun: Overrun,
+                       timeout: float | None) -> bool:
+    """Ask whoever answers approvals whether to go over budget; anything but a clear yes is no."""
+    request = RequestApproval(
+        session_id=session_id, call_id=f"budget-{turn_id[:8]}-{overrun.limit}", tool_name="budget",
+        arguments={"limit": overrun.limit, "used": overrun.used, "allowed": overrun.allowed},
+        risk="write", reason=f"Over budget: {overrun.sentence()}. Continue anyway?", allow_always=False,
+    )
+    try:
+        result = await asyncio.wait_for(bus.execute(request), timeout)
+        decision = parse_decision(result.result) if result.success else None
+    except (asyncio.TimeoutError, MalformedDecision):
+        return False  # fail closed
+    return decision is not None and decision.kind in ("approve", "always")

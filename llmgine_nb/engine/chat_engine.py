@@ -9,7 +9,8 @@ renders the events.
 A turn: persist the user message; compile the context; stream the model's
 reply; if it asks for tools, verify, ask approval, run the approved calls
 concurrently and persist calls and results; call the model again; stop at a
-final answer or at the step limit.
+final answer or at the step limit.  What must be on disk is written by the
+session's ``SessionJournal`` (journal.py) before any front end renders it.
 """
 
 from __future__ import annotations
@@ -18,23 +19,22 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
 
 from ..bus import MessageBus, Registration
-from ..chat import ChatMessage, ToolCall, Usage
-from ..messages import use_session
-from ..observe.redact import Redactor
+from ..chat import ChatMessage, Usage
 from ..context import ContextCompiler
 from ..llm import BaseLLM, LLMError, get_llm
 from ..llm.base import LLMResponse
-from ..store import LLMCall, Store
-from ..tools import ApprovalDecision, ApprovalQueue, ToolManager, ToolResult
-from ..tools.commands import RequestApproval
-from ..tools.events import ApprovalDecided, ToolPermissionChecked, ToolStarted
-from .budget import Budget, Overrun
+from ..llm.events import LLMCallFinished
+from ..messages import use_metadata, use_session
+from ..observe.redact import Redactor
+from ..store import Store
+from ..tools import ApprovalDecision, ApprovalQueue, ToolManager
+from .budget import Budget, ask_to_spend
 from .commands import CancelTurn, DecideApproval, ForkSession, ResetSession, SendMessage, SwitchModel
 from .events import (
     BudgetExceeded,
@@ -48,7 +48,9 @@ from .events import (
     TurnFinished,
     TurnStarted,
 )
-from .turn import TurnResult, current_turn_id, install_turn_stamp
+from .journal import PERSIST_FIRST, SessionJournal
+from .state import StateView
+from .turn import TurnResult
 
 __all__ = ["ChatEngine"]
 
@@ -58,6 +60,11 @@ _SUMMARY_PROMPT = (
     "Summarise the conversation below for your own later reference: keep names, numbers, decisions, "
     "open questions and anything the user asked you to remember. Be brief."
 )
+_CANCELLED_CALL = "The user cancelled the turn before this call finished; it did not run or its result was lost."
+
+
+class _InputError(ValueError):
+    """The user's input cannot start a turn (not a bug: no traceback)."""
 
 
 class _Turn:
@@ -73,10 +80,14 @@ class _Turn:
         self.partial = ""  # text streamed by the current model call so far
         self.approved_overruns: set[str] = set()
 
-    def add(self, response: LLMResponse) -> None:
-        self.usage = self.usage + response.usage
-        if response.cost_usd is not None:
-            self.cost = (self.cost or 0.0) + response.cost_usd
+    def add(self, usage: Usage, cost: float | None) -> None:
+        self.usage = self.usage + usage
+        if cost is not None:
+            self.cost = (self.cost or 0.0) + cost
+
+    @property
+    def latency(self) -> float:
+        return time.perf_counter() - self.started
 
 
 class ChatEngine:
@@ -115,6 +126,11 @@ class ChatEngine:
     ) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1 (one model call per turn)")
+        if approvals is not None and not isinstance(approvals, ApprovalQueue):
+            raise TypeError(
+                "approvals must be the ApprovalQueue itself (attach() returns a handle, not the queue): "
+                "queue = ApprovalQueue(); queue.attach(bus); ChatEngine(..., approvals=queue)"
+            )
         self.bus = bus
         self.store = store if store is not None else Store(":memory:")
         self.tools = tools if tools is not None else ToolManager(bus=bus)
@@ -122,8 +138,6 @@ class ChatEngine:
             self.tools.bus = bus
         self.llm_options = dict(llm_options or {})
         self._llms: dict[str, BaseLLM] = {}
-        if llm is not None:
-            self._llms[llm.model] = llm
         self.llm = llm or get_llm(model, bus=bus, **self.llm_options)
         self.llm.bus = self.llm.bus or bus
         self._llms[self.llm.model] = self.llm
@@ -132,7 +146,6 @@ class ChatEngine:
         self.budget = budget or Budget()
         self.namespace = namespace
         self.approvals = approvals
-        # Secrets (API keys in the environment or .env) never reach the store or the user's screen.
         self.redactor = redactor or Redactor()
         self.compiler = ContextCompiler(
             self.llm.model, budget=context_tokens, summariser=self._summarise, summaries=self.store
@@ -141,14 +154,21 @@ class ChatEngine:
         self.state: BaseModel | None = state if isinstance(state, BaseModel) else None
         self._requested_session = (session_id, session_name, notebook)
         self.session_id = ""
-        self.history: list[ChatMessage] = []
+        self.journal: SessionJournal | None = None
         self._registrations: list[Registration] = []
         self._turn_task: asyncio.Task[TurnResult] | None = None
         self._turn: _Turn | None = None
+        self._cancel_reason = "cancelled by the user"
+        self._cancelling = False
 
     @property
     def model(self) -> str:
         return self.llm.model
+
+    @property
+    def history(self) -> list[ChatMessage]:
+        """The session's messages, oldest first (as stored)."""
+        return self.journal.history if self.journal is not None else []
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -160,7 +180,6 @@ class ChatEngine:
         if record is None:
             record = self.store.create_session(name, model=self.model, notebook=notebook, id=session_id)
         self._bind(record.id)
-        install_turn_stamp(self.bus)
         return self
 
     async def close(self) -> None:
@@ -176,12 +195,12 @@ class ChatEngine:
 
     def _bind(self, session_id: str) -> None:
         self._unbind()
-        loaded = self.store.load_session(session_id)
+        self.journal = SessionJournal(self.bus, self.store, session_id, self.redactor)
         self.session_id = session_id
-        self.history = list(loaded.messages)
-        self._check_pending = bool(loaded.pending_tool_calls)
-        self._load_state(loaded.session.engine_state)
-        self.tools._state_hook = self._state_for_tools if self.state is not None else self.tools._state_hook
+        self._check_pending = self.journal.had_pending_calls
+        self._load_state(self.journal.record.engine_state)
+        if self.state is not None:
+            self.tools.set_state(session_id, StateView(self.state))
         scoped = {"session_id": session_id}
         self._registrations = [
             self.bus.register_command_handler(SendMessage, self._on_send, **scoped),
@@ -190,16 +209,15 @@ class ChatEngine:
             self.bus.register_command_handler(SwitchModel, self._on_switch_model, **scoped),
             self.bus.register_command_handler(ResetSession, self._on_reset, **scoped),
             self.bus.register_command_handler(ForkSession, self._on_fork, **scoped),
-            # Persist before render: these run before any front end's subscribers.
-            self.bus.subscribe(ApprovalDecided, self._persist_decision, priority=100, **scoped),
-            self.bus.subscribe(ToolStarted, self._persist_tool_start, priority=100, **scoped),
-            self.bus.subscribe(ToolPermissionChecked, self._persist_permission_denial, priority=100, **scoped),
+            self.bus.subscribe(LLMCallFinished, self._count_usage, priority=PERSIST_FIRST, **scoped),
         ]
 
     def _unbind(self) -> None:
         for registration in self._registrations:
             registration.unregister()
         self._registrations = []
+        if self.journal is not None:
+            self.journal.close()
 
     # -- the Python API (each method is one command on the bus) -----------------
 
@@ -221,6 +239,10 @@ class ChatEngine:
         return (await self.bus.execute(SwitchModel(session_id=self.session_id, model=model))).unwrap()
 
     @property
+    def running(self) -> bool:
+        return self._turn_task is not None and not self._turn_task.done()
+
+    @property
     def pending_tool_calls(self) -> list[Any]:
         """Tool calls requested before a restart and never decided (asked again on the next turn)."""
         return self.store.pending_tool_calls(self.session_id)
@@ -231,38 +253,48 @@ class ChatEngine:
         return await self._start_turn(command)
 
     async def _start_turn(self, command: SendMessage, *, retry: bool = False) -> TurnResult:
-        if self._turn_task is not None and not self._turn_task.done():
-            raise RuntimeError("a turn is already running in this session; wait for it or cancel it first")
-        self._turn_task = asyncio.ensure_future(self._run_turn(command, retry=retry))
+        self._refuse_while_running("start another turn")
+        task = self._turn_task = asyncio.ensure_future(self._run_turn(command, retry=retry))
         try:
-            return await asyncio.shield(self._turn_task)
+            return await asyncio.shield(task)
         except asyncio.CancelledError:
-            # Whoever awaited us was cancelled (e.g. a kernel interrupt): stop the turn too.
-            self._turn_task.cancel()
-            await asyncio.gather(self._turn_task, return_exceptions=True)
+            if not task.done():
+                # Whoever awaited us was cancelled (e.g. a kernel interrupt): stop the turn too.
+                self._cancel_reason = "interrupted"
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
             raise
+
+    def _refuse_while_running(self, what: str) -> None:
+        if self.running:
+            raise RuntimeError(f"a turn is running in this session; wait for it or cancel it before you {what}")
 
     async def _on_cancel(self, command: CancelTurn) -> bool:
         task = self._turn_task
         if task is None or task.done():
             return False
-        self._cancel_reason = command.reason
-        task.cancel()
+        if self._turn is not None and not self._cancelling:
+            # Only the first cancel cancels; a second (a double click) waits for the first.
+            self._cancelling = True
+            self._cancel_reason = command.reason
+            task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         return True
 
     async def _on_decide(self, command: DecideApproval) -> bool:
-        """Answer a pending approval through whichever queue front end holds it."""
+        """Answer a pending approval through the engine's approval queue."""
+        if self.approvals is None:
+            raise RuntimeError(
+                "this engine has no approval queue to answer; create it with "
+                "queue = ApprovalQueue(); queue.attach(bus); ChatEngine(..., approvals=queue)"
+            )
         decision = ApprovalDecision(
             kind=command.decision,
             message=command.message,
             arguments=command.arguments if command.decision == "edit" else None,
         )
-        if self.approvals is None:
-            raise RuntimeError(
-                "this engine has no approval queue to answer; create it with "
-                "ChatEngine(..., approvals=ApprovalQueue().attach(bus))"
-            )
+        assert self.journal is not None
+        self.journal.deciders[command.call_id] = command.decided_by
         self.approvals.decide(command.call_id, decision)
         return True
 
@@ -274,6 +306,7 @@ class ChatEngine:
         return self.model
 
     async def _on_reset(self, command: ResetSession) -> str:
+        self._refuse_while_running("reset the session")
         old = self.session_id
         record = self.store.create_session(model=self.model)
         self._bind(record.id)
@@ -281,6 +314,7 @@ class ChatEngine:
         return record.id
 
     async def _on_fork(self, command: ForkSession) -> str:
+        self._refuse_while_running("fork the session")
         at = command.at_message_id or (self.history[-1].id if self.history else None)
         if at is None:
             raise ValueError("this session has no messages yet; there is nothing to fork")
@@ -295,18 +329,20 @@ class ChatEngine:
     async def _run_turn(self, command: SendMessage, *, retry: bool) -> TurnResult:
         llm = self._llm_for(command.model) if command.model else self.llm
         turn = self._turn = _Turn(uuid.uuid4().hex, llm.model)
-        self._cancel_reason = "cancelled by the user"
-        turn_token = current_turn_id.set(turn.id)
+        self._cancel_reason, self._cancelling = "cancelled by the user", False
         try:
-            # Every event of the turn - ours, the model's, the tools' - belongs to this session.
-            with use_session(self.session_id):
+            # Every event of the turn - ours, the model's, the tools' - belongs to
+            # this session and carries metadata["turn_id"].
+            with use_session(self.session_id), use_metadata(turn_id=turn.id):
                 return await self._run_turn_in_session(turn, llm, command, retry)
         finally:
-            current_turn_id.reset(turn_token)
             self._turn = None
+            assert self.journal is not None
+            self.journal.flush_calls()
             self._save_state()
 
     async def _run_turn_in_session(self, turn: _Turn, llm: BaseLLM, command: SendMessage, retry: bool) -> TurnResult:
+        assert self.journal is not None
         try:
             user = self._user_message(command, retry)
             await self.bus.publish(
@@ -315,10 +351,17 @@ class ChatEngine:
                     user_message_id=user.id,
                 )
             )
+            # Calls left undecided by a restart are answered before the new message,
+            # so their results follow the assistant message that asked for them.
             await self._answer_pending_calls()
+            if not retry:
+                self.journal.append(user)
+            await llm.ready()  # load litellm off the loop before the first real count or call
             return await self._loop(turn, llm, command)
         except asyncio.CancelledError:
             return await self._cancelled(turn)
+        except _InputError as exc:
+            return await self._failed(turn, "input", str(exc), str(exc), retryable=False)
         except LLMError as exc:
             return await self._failed(turn, exc.kind, f"{exc} Your message is kept: retry the turn.", repr(exc))
         except Exception as exc:  # a bug or a broken store: report it, keep the session usable
@@ -327,17 +370,20 @@ class ChatEngine:
             return await self._failed(turn, "internal", reason, repr(exc))
 
     def _user_message(self, command: SendMessage, retry: bool) -> ChatMessage:
+        """The message this turn answers (not yet stored unless it is a retry)."""
+        assert self.journal is not None
         if retry:
-            last_user = next((m for m in reversed(self.history) if m.role == "user"), None)
+            last_user = self.journal.last_user_message()
             if last_user is None:
-                raise ValueError("there is no earlier message to retry; send one first")
+                raise _InputError("There is no earlier message to retry; send one first.")
             return last_user
         if not command.text.strip():
-            raise ValueError("the message is empty; type something to send")
+            raise _InputError("The message is empty; type something to send.")
         text = self.compiler.expand(command.text, self.namespace)
-        return self._append(ChatMessage(role="user", content=text))
+        return self.journal.clean(ChatMessage(role="user", content=text))
 
     async def _loop(self, turn: _Turn, llm: BaseLLM, command: SendMessage) -> TurnResult:
+        assert self.journal is not None
         tools = self.tools.schemas() if command.use_tools and len(self.tools) else None
         system = command.system if command.system is not None else self.system_prompt
         while turn.steps < self.max_steps:
@@ -353,16 +399,16 @@ class ChatEngine:
             if not await self._within_budget(turn, compiled.report.total):
                 return await self._failed(
                     turn, "budget", "The budget was reached and more spending was not approved. "
-                    "Raise the budget (engine.budget) and retry the turn.", "budget", retryable=True
+                    "Raise the budget (engine.budget) and retry the turn.", "budget",
                 )
             if command.response_model is not None:
                 return await self._structured(turn, llm, compiled.messages, command.response_model)
             response = await self._stream(turn, llm, compiled.messages, tools)
-            assistant = self._append_reply(response)
+            (assistant,) = self.journal.append(response.to_message())
             if not response.tool_calls:
-                return await self._finished(turn, response.text, assistant.id, "complete")
-            results = await self.tools.execute(response.tool_calls, session_id=self.session_id)
-            self._record_results(results)
+                return await self._finished(turn, assistant.content or "", assistant.id, "complete")
+            # Each result reaches the history as its ToolFinished event arrives (the journal).
+            await self.tools.execute(response.tool_calls, session_id=self.session_id)
         await self.bus.publish(StepLimitReached(session_id=self.session_id, turn_id=turn.id, steps=turn.steps))
         text = (
             f"Stopped after {turn.steps} steps without a final answer (the step limit). "
@@ -378,18 +424,18 @@ class ChatEngine:
         async for delta in stream:
             if delta.kind == "text":
                 turn.partial += delta.text
-        response = stream.response
         turn.partial = ""
-        turn.add(response)
-        return response
+        return stream.response
 
     async def _structured(
         self, turn: _Turn, llm: BaseLLM, messages: list[ChatMessage], response_model: type[BaseModel]
     ) -> TurnResult:
+        assert self.journal is not None
         value = await llm.structured(messages, response_model)
-        text = value.model_dump_json(indent=2)
-        assistant = self._append(ChatMessage(role="assistant", content=text, model=llm.model))
-        return await self._finished(turn, text, assistant.id, "complete", structured=value)
+        (assistant,) = self.journal.append(
+            ChatMessage(role="assistant", content=value.model_dump_json(indent=2), model=llm.model)
+        )
+        return await self._finished(turn, assistant.content or "", assistant.id, "complete", structured=value)
 
     async def _answer_pending_calls(self) -> None:
         """Tool calls left undecided (say, by a kernel restart) are asked again before going on.
@@ -401,12 +447,14 @@ class ChatEngine:
             return
         self._check_pending = False
         pending = self.store.pending_tool_calls(self.session_id)
-        if not pending:
-            return
-        calls = [record.call for record in pending]
-        results = await self.tools.execute(calls, session_id=self.session_id)
-        self._record_results(results)
-        self.history = self.store.messages(self.session_id)
+        if pending:
+            await self.tools.execute([record.call for record in pending], session_id=self.session_id)
+
+    def _count_usage(self, event: LLMCallFinished) -> None:
+        # Every model call of the turn counts: the replies, structured output, summaries.
+        turn = self._turn
+        if turn is not None and event.metadata.get("turn_id") == turn.id:
+            turn.add(event.usage, event.cost_usd)
 
     # -- how a turn ends ------------------------------------------------------------------
 
@@ -415,8 +463,7 @@ class ChatEngine:
     ) -> TurnResult:
         result = TurnResult(
             turn_id=turn.id, session_id=self.session_id, status=status, text=text, model=turn.model,
-            steps=turn.steps, usage=turn.usage, cost_usd=turn.cost,
-            latency_s=time.perf_counter() - turn.started, message_id=message_id,
+            steps=turn.steps, usage=turn.usage, cost_usd=turn.cost, latency_s=turn.latency, message_id=message_id,
             reason=text if status == "step_limit" else None, structured=structured,
         )
         await self.bus.publish(
@@ -437,40 +484,25 @@ class ChatEngine:
         )
         return TurnResult(
             turn_id=turn.id, session_id=self.session_id, status="failed", model=turn.model, steps=turn.steps,
-            usage=turn.usage, cost_usd=turn.cost, latency_s=time.perf_counter() - turn.started,
-            reason=reason, error_kind=kind,
+            usage=turn.usage, cost_usd=turn.cost, latency_s=turn.latency, reason=reason, error_kind=kind,
         )
 
     async def _cancelled(self, turn: _Turn) -> TurnResult:
+        assert self.journal is not None
         message_id = None
         if turn.partial:
             partial = ChatMessage(role="assistant", content=turn.partial, model=turn.model, status="interrupted")
-            message_id = self._append(partial).id
-        self._close_open_calls()
+            message_id = self.journal.append(partial)[0].id
+        self.journal.close_unanswered(_CANCELLED_CALL)
         await self.bus.publish(
             TurnCancelled(session_id=self.session_id, turn_id=turn.id, partial_text=turn.partial,
                           reason=self._cancel_reason)
         )
         return TurnResult(
             turn_id=turn.id, session_id=self.session_id, status="cancelled", text=turn.partial, model=turn.model,
-            steps=turn.steps, usage=turn.usage, cost_usd=turn.cost, latency_s=time.perf_counter() - turn.started,
-            message_id=message_id, reason=f"The turn was {self._cancel_reason}; the partial reply is kept.",
+            steps=turn.steps, usage=turn.usage, cost_usd=turn.cost, latency_s=turn.latency, message_id=message_id,
+            reason=f"The turn was {self._cancel_reason}; the partial reply is kept.",
         )
-
-    def _close_open_calls(self) -> None:
-        """Answer tool calls cut off by a cancellation, so the conversation stays well-formed."""
-        answered = {m.tool_call_id for m in self.history if m.role == "tool"}
-        last = next((m for m in reversed(self.history) if m.role == "assistant"), None)
-        if last is None:
-            return
-        note = "The user cancelled the turn before this call finished; it may not have run."
-        open_calls = [call for call in last.tool_calls if call.id not in answered]
-        for call in open_calls:
-            self.store.tool_finished(self.session_id, call.id, error=note)
-        self._append_all([
-            ChatMessage(role="tool", tool_call_id=call.id, name=call.name, status="interrupted", content=note)
-            for call in open_calls
-        ])
 
     # -- budgets ----------------------------------------------------------------------------
 
@@ -478,17 +510,20 @@ class ChatEngine:
         if self.budget == Budget():
             return True
         totals = self.store.usage("session", session=self.session_id)
-        session_tokens = sum(row.total_tokens for row in totals)
-        session_cost = sum(row.cost for row in totals)
         overruns = [
-            o for o in self.budget.overruns(
+            overrun
+            for overrun in self.budget.overruns(
                 turn_tokens=turn.usage.total_tokens, turn_cost=turn.cost or 0.0,
-                session_tokens=session_tokens, session_cost=session_cost, next_input_tokens=next_input_tokens,
+                session_tokens=sum(row.total_tokens for row in totals), session_cost=sum(row.cost for row in totals),
+                next_input_tokens=next_input_tokens,
             )
-            if o.limit not in turn.approved_overruns
+            if overrun.limit not in turn.approved_overruns
         ]
         for overrun in overruns:
-            approved = await self._ask_to_spend(turn, overrun)
+            approved = await ask_to_spend(
+                self.bus, session_id=self.session_id, turn_id=turn.id, overrun=overrun,
+                timeout=self.tools.approval_timeout,
+            )
             await self.bus.publish(
                 BudgetExceeded(session_id=self.session_id, turn_id=turn.id, limit=overrun.limit,
                                used=overrun.used, allowed=overrun.allowed, approved=approved)
@@ -498,70 +533,12 @@ class ChatEngine:
             turn.approved_overruns.add(overrun.limit)
         return True
 
-    async def _ask_to_spend(self, turn: _Turn, overrun: Overrun) -> bool:
-        request = RequestApproval(
-            session_id=self.session_id, call_id=f"budget-{turn.id[:8]}-{overrun.limit}", tool_name="budget",
-            arguments={"limit": overrun.limit, "used": overrun.used, "allowed": overrun.allowed},
-            risk="write", reason=f"Over budget: {overrun.sentence()}. Continue anyway?", allow_always=False,
-        )
-        try:
-            result = await asyncio.wait_for(self.bus.execute(request), self.tools.approval_timeout)
-        except asyncio.TimeoutError:
-            return False  # fail closed
-        value = result.result if result.success else None
-        try:
-            decision = value if isinstance(value, ApprovalDecision) else ApprovalDecision.model_validate(value)
-        except Exception:
-            return False  # a missing or malformed answer is a "no"
-        return decision.kind in ("approve", "always")
+    # -- models, context, state, summaries ---------------------------------------------------
 
-    # -- persistence ---------------------------------------------------------------------------
-
-    def _clean(self, message: ChatMessage) -> ChatMessage:
-        """The message without known secrets (a pasted key, a tool echoing one)."""
-        redact = self.redactor
-        texts = [message.content or "", *(call.raw_arguments for call in message.tool_calls)]
-        if not any(redact.contains_secret(text) for text in texts):
-            return message
-        calls = [
-            ToolCall.from_raw(call.id, call.name, redact.text(call.raw_arguments)) for call in message.tool_calls
-        ]
-        content = redact.text(message.content) if message.content else message.content
-        return message.model_copy(update={"content": content, "tool_calls": calls})
-
-    def _append(self, message: ChatMessage) -> ChatMessage:
-        message = self._clean(message)
-        self.store.append_message(self.session_id, message)
-        self.history.append(message)
-        return message
-
-    def _append_all(self, messages: list[ChatMessage]) -> None:
-        if messages:
-            messages = [self._clean(message) for message in messages]
-            self.store.append_messages(self.session_id, messages)
-            self.history.extend(messages)
-
-    def _record_results(self, results: list[ToolResult]) -> None:
-        """Outcome, error and duration of each call, then the answers into the conversation."""
-        for result in results:
-            if result.status in ("ok", "error", "timeout", "invalid"):
-                self.store.tool_finished(
-                    self.session_id, result.call_id, result=result.content,
-                    error=result.content if result.status != "ok" else None, duration_ms=result.duration * 1000,
-                )
-        self._append_all([result.to_chat_message() for result in results])
-
-    def _append_reply(self, response: LLMResponse) -> ChatMessage:
-        """The model's reply and the record of its call, in one transaction."""
-        message = self._clean(response.to_message())
-        call = LLMCall.from_usage(
-            response.model, response.usage, provider=response.provider, cost=response.cost_usd,
-            latency_ms=response.latency_s * 1000, ttft_ms=(response.ttft_s or 0) * 1000 or None,
-            message_id=message.id, id=response.call_id or None,
-        )
-        self.store.record_turn(self.session_id, [message], llm_calls=[call])
-        self.history.append(message)
-        return message
+    def _llm_for(self, model: str) -> BaseLLM:
+        if model not in self._llms:
+            self._llms[model] = get_llm(model, bus=self.bus, **self.llm_options)
+        return self._llms[model]
 
     async def _publish_context(self, turn: _Turn, report: Any) -> None:
         await self.bus.publish(
@@ -571,37 +548,6 @@ class ChatEngine:
                 summarised_messages=len(report.summarised),
             )
         )
-
-    def _persist_decision(self, event: ApprovalDecided) -> None:
-        if event.tool_name == "budget":
-            return  # a budget question, not a tool call
-        try:
-            self.store.record_approval(
-                self.session_id, event.call_id, "approved" if event.approved else "denied",
-                who=event.metadata.get("decided_by") or event.source, edited_arguments=event.arguments,
-                reason=event.message or event.reason or None,
-            )
-        except Exception:  # the call may belong to another engine's history
-            log.debug("could not record the decision on %s", event.call_id, exc_info=True)
-
-    def _persist_permission_denial(self, event: ToolPermissionChecked) -> None:
-        if not event.granted:
-            self.store.record_approval(
-                self.session_id, event.call_id, "denied", who="permission check", reason=event.reason or None
-            )
-
-    def _persist_tool_start(self, event: ToolStarted) -> None:
-        try:
-            self.store.tool_started(self.session_id, event.call_id)
-        except Exception:
-            log.debug("could not mark %s as running", event.call_id, exc_info=True)
-
-    # -- models, state, summaries ---------------------------------------------------------------
-
-    def _llm_for(self, model: str) -> BaseLLM:
-        if model not in self._llms:
-            self._llms[model] = get_llm(model, bus=self.bus, **self.llm_options)
-        return self._llms[model]
 
     async def _summarise(self, messages: list[ChatMessage]) -> str:
         prompt = [ChatMessage(role="system", content=_SUMMARY_PROMPT), *messages]
@@ -619,40 +565,5 @@ class ChatEngine:
         if self.state is not None and self.session_id:
             self.store.set_engine_state(self.session_id, self.state.model_dump(mode="json"))
 
-    def _state_for_tools(self, session_id: str | None) -> Any:
-        return _StateView(self.state)
-
     def __repr__(self) -> str:
         return f"<ChatEngine session={self.session_id or '(not started)'} model={self.model!r}>"
-
-
-class _StateView(MutableMapping[str, Any]):
-    """The engine's typed state as the mapping a tool sees (``ctx.state["tasks"]``).
-
-    Keys are the model's fields; ``.model`` is the pydantic instance itself.
-    """
-
-    def __init__(self, model: BaseModel) -> None:
-        self.model = model
-
-    def _fields(self) -> list[str]:
-        return list(type(self.model).model_fields)
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self._fields():
-            raise KeyError(key)
-        return getattr(self.model, key)
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        if key not in self._fields():
-            raise KeyError(f"{key!r} is not a field of the engine state ({', '.join(self._fields())})")
-        setattr(self.model, key, value)
-
-    def __delitem__(self, key: str) -> None:
-        raise TypeError("fields of the engine state cannot be deleted; set them to a value instead")
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._fields())
-
-    def __len__(self) -> int:
-        return len(self._fields())

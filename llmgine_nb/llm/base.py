@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, Field
 
 from ..chat import ChatMessage, ToolCall, Usage
+from ..secret_names import is_secret_name
 from .errors import BadResponseError, LLMError, from_exception
 from .events import (
     LLMCallFailed,
@@ -169,15 +170,6 @@ def estimate_tokens(text: str | None) -> int:
     return (len(text) + 3) // 4 if text else 0
 
 
-_SECRET_NAMES = ("api_key", "secret", "password", "authorization", "credential", "access_token", "id_token")
-_SECRET_EXACT = {"api_token", "azure_ad_token", "aws_session_token", "token", "headers", "extra_headers"}
-
-
-def _is_secret(name: str) -> bool:
-    lowered = name.lower()
-    return lowered in _SECRET_EXACT or lowered.endswith("_key") or any(s in lowered for s in _SECRET_NAMES)
-
-
 def public_url(url: str) -> str:
     """A URL without user:password and query string (either may carry a key)."""
     try:
@@ -194,7 +186,7 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, Mapping):
-        return {str(k): ("<hidden>" if _is_secret(str(k)) else _jsonable(v)) for k, v in value.items()}
+        return {str(k): ("<hidden>" if is_secret_name(str(k)) else _jsonable(v)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, BaseModel):
@@ -208,7 +200,7 @@ def public_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """Request settings fit for events and logs: secrets dropped, URLs cleaned, JSON values only."""
     out: dict[str, Any] = {}
     for name, value in settings.items():
-        if _is_secret(name) or value is None:
+        if is_secret_name(name) or value is None:
             continue
         if name in ("api_base", "base_url") and isinstance(value, str):
             out[name] = public_url(value)
@@ -498,6 +490,14 @@ class BaseLLM(ABC):
     def _public_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
         """The call's settings as ``LLMCallStarted`` shows them (no secrets)."""
         return public_settings(settings)
+
+    async def ready(self) -> None:
+        """Load what the first call needs now, off the event loop (litellm takes seconds to import).
+
+        Awaiting it before other work that needs litellm (token counting)
+        keeps the loop - and the notebook's clicks - responsive.
+        """
+        await self._ensure_ready()
 
     async def _ensure_ready(self) -> None:
         """Load what the first call needs (e.g. litellm) without blocking the loop."""

@@ -52,10 +52,16 @@ SECRET_ENV_PATTERN = re.compile(
 _MIN_SECRET_LENGTH = 8
 
 # How every credential-like key name that ``redact_secrets`` blanks ends, as it
-# appears in JSON text ("api_key": ...).  A cheap test that lets almost every
+# appears in JSON text ("api_key": ...); kept in step with llmgine_nb.secret_names
+# (tests/test_observe_redact.py checks the two agree).  A cheap test that lets almost every
 # event skip parsing; "input_tokens" and friends do not match.
-_KEY_ENDINGS = tuple(f'{word}": ' for word in ("key", "secret", "password", "passwd", "authorization", "token",
-                                                "bearer"))
+_KEY_ENDINGS = tuple(
+    f'{word}": '
+    for word in (
+        "key", "secret", "password", "passwd", "authorization", "token", "bearer",
+        "credential", "credentials", "headers", "cookie",
+    )
+)
 
 
 def _may_name_a_credential(json_text: str) -> bool:

@@ -27,6 +27,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -123,6 +124,27 @@ class UnknownEvent(Event):
     payload: dict[str, Any]
 
 
+def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Switch the file to WAL mode, waiting out other processes that hold it.
+
+    Changing the journal mode can fail with "database is locked" at once,
+    without the busy handler's wait, while another process is opening the
+    same file; so retry for up to ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 class Store:
     """Persistence for sessions, messages, tool calls, approvals, LLM calls and events.
 
@@ -152,7 +174,7 @@ class Store:
             conn = sqlite3.connect(str(target), timeout=timeout, check_same_thread=False)
             db = sqlite_utils.Database(conn, execute_plugins=False)
             if target != MEMORY:
-                db.enable_wal()
+                _enable_wal(conn, timeout)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")

@@ -1,0 +1,149 @@
+"""A session's history and everything about it that must reach the store.
+
+The engine says what happened; the journal writes it down, without secrets,
+before any front end renders it ("persist before render"): its bus
+subscribers run at a higher priority than any renderer's.  One journal per
+session binding; ``close()`` takes its subscribers off the bus.
+"""
+
+from __future__ import annotations
+
+import logging
+from ..bus import MessageBus, Registration
+from ..chat import ChatMessage, ToolCall
+from ..llm.events import LLMCallFailed, LLMCallFinished
+from ..observe.redact import Redactor
+from ..store import LLMCall, Store
+from ..tools.events import ApprovalDecided, ToolFinished, ToolPermissionChecked, ToolStarted
+
+__all__ = ["SessionJournal", "PERSIST_FIRST"]
+
+log = logging.getLogger("llmgine_nb.engine")
+
+#: Priority of the journal's subscribers: above every renderer's (default 0).
+PERSIST_FIRST = 100
+
+
+class SessionJournal:
+    """The history of one session, kept in memory and on disk in step."""
+
+    def __init__(self, bus: MessageBus, store: Store, session_id: str, redactor: Redactor) -> None:
+        self.store = store
+        self.session_id = session_id
+        self.redactor = redactor
+        loaded = store.load_session(session_id)
+        self.record = loaded.session
+        self.history: list[ChatMessage] = list(loaded.messages)
+        self.had_pending_calls = bool(loaded.pending_tool_calls)
+        #: Who decided each approval, by call id, when a person said (``DecideApproval.decided_by``).
+        self.deciders: dict[str, str] = {}
+        # Model calls not yet written: they go with the next message, in one transaction.
+        self._unrecorded_calls: list[LLMCall] = []
+        scoped = {"session_id": session_id, "priority": PERSIST_FIRST}
+        self._registrations: list[Registration] = [
+            bus.subscribe(ApprovalDecided, self._on_decided, **scoped),
+            bus.subscribe(ToolPermissionChecked, self._on_permission, **scoped),
+            bus.subscribe(ToolStarted, self._on_tool_started, **scoped),
+            bus.subscribe(ToolFinished, self._on_tool_finished, **scoped),
+            bus.subscribe(LLMCallFinished, self._on_call_finished, **scoped),
+            bus.subscribe(LLMCallFailed, self._on_call_failed, **scoped),
+        ]
+
+    def close(self) -> None:
+        self.flush_calls()
+        for registration in self._registrations:
+            registration.unregister()
+        self._registrations = []
+
+    # -- messages ---------------------------------------------------------------
+
+    def clean(self, message: ChatMessage) -> ChatMessage:
+        """The message without known secrets (a pasted key, a tool echoing one)."""
+        redact = self.redactor
+        texts = [message.content or "", *(call.raw_arguments for call in message.tool_calls)]
+        if not any(redact.contains_secret(text) for text in texts):
+            return message
+        calls = [ToolCall.from_raw(c.id, c.name, redact.text(c.raw_arguments)) for c in message.tool_calls]
+        content = redact.text(message.content) if message.content else message.content
+        return message.model_copy(update={"content": content, "tool_calls": calls})
+
+    def append(self, *messages: ChatMessage) -> list[ChatMessage]:
+        """Add messages (and any model calls waiting to be written) in one transaction."""
+        cleaned = [self.clean(message) for message in messages]
+        calls, self._unrecorded_calls = self._unrecorded_calls, []
+        self.store.record_turn(self.session_id, cleaned, llm_calls=calls)
+        self.history.extend(cleaned)
+        return cleaned
+
+    def flush_calls(self) -> None:
+        """Write model calls that no message took along (a failed or cancelled turn)."""
+        if self._unrecorded_calls:
+            self.append()
+
+    def last_user_message(self) -> ChatMessage | None:
+        return next((m for m in reversed(self.history) if m.role == "user"), None)
+
+    def unanswered_calls(self) -> list[ToolCall]:
+        """Tool calls of the last assistant message that have no answer yet."""
+        for index in range(len(self.history) - 1, -1, -1):
+            message = self.history[index]
+            if message.role == "assistant":
+                answered = {m.tool_call_id for m in self.history[index + 1 :] if m.role == "tool"}
+                return [call for call in message.tool_calls if call.id not in answered]
+        return []
+
+    def close_unanswered(self, note: str) -> None:
+        """Answer cut-off tool calls with ``note``, so the conversation stays well-formed."""
+        open_calls = self.unanswered_calls()
+        for call in open_calls:
+            self.store.tool_finished(self.session_id, call.id, error=note)
+        self.append(*[
+            ChatMessage(role="tool", tool_call_id=c.id, name=c.name, status="interrupted", content=note)
+            for c in open_calls
+        ])
+
+    # -- what the bus tells us ----------------------------------------------------------
+
+    def _on_tool_finished(self, event: ToolFinished) -> None:
+        # Written as each call finishes, so a cancel or crash keeps the results of the calls that ran.
+        result = event.result
+        if result.status in ("ok", "error", "timeout", "invalid"):
+            self.store.tool_finished(
+                self.session_id, result.call_id, result=self.redactor.text(result.content),
+                error=self.redactor.text(result.content) if result.status != "ok" else None,
+                duration_ms=result.duration * 1000,
+            )
+        self.append(result.to_chat_message())
+
+    def _on_tool_started(self, event: ToolStarted) -> None:
+        self.store.tool_started(self.session_id, event.call_id)
+
+    def _on_decided(self, event: ApprovalDecided) -> None:
+        self.store.record_approval(
+            self.session_id, event.call_id, "approved" if event.approved else "denied",
+            # A person's name when a front end said who decided, else how it was decided.
+            who=self.deciders.pop(event.call_id, None) or event.metadata.get("decided_by") or event.source,
+            edited_arguments=self.redactor.data(event.arguments) if event.arguments else None,
+            reason=self.redactor.text(event.message or event.reason or "") or None,
+        )
+
+    def _on_permission(self, event: ToolPermissionChecked) -> None:
+        if not event.granted:
+            self.store.record_approval(
+                self.session_id, event.call_id, "denied", who="permission check", reason=event.reason or None
+            )
+
+    def _on_call_finished(self, event: LLMCallFinished) -> None:
+        self._unrecorded_calls.append(
+            LLMCall.from_usage(
+                event.model, event.usage, provider=event.provider, cost=event.cost_usd,
+                latency_ms=event.latency_s * 1000, ttft_ms=event.ttft_s * 1000 if event.ttft_s else None,
+                id=event.call_id,
+            )
+        )
+
+    def _on_call_failed(self, event: LLMCallFailed) -> None:
+        self._unrecorded_calls.append(
+            LLMCall(model=event.model, id=f"{event.call_id}-{event.attempt}",
+                    error=self.redactor.text(f"{event.error_kind}: {event.message}"))
+        )
