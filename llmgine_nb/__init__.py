@@ -43,3 +43,18 @@ __all__ = [
     "SessionStarted",
     "current_session_id",
 ]
+
+
+def load_ipython_extension(ipython):  # type: ignore[no-untyped-def]
+    """``%load_ext llmgine_nb``: the ``%llmgine`` and ``%%llmgine`` magics (see ``llmgine_nb.notebook``)."""
+    from .notebook.extension import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython):  # type: ignore[no-untyped-def]
+    """``%unload_ext llmgine_nb`` (and ``%reload_ext``): the magics go, the runtime closes."""
+    from .notebook.extension import unload
+
+    unload(ipython)
+

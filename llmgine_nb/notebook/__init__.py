@@ -1,0 +1,84 @@
+"""The notebook front end: ``%llmgine`` magics, live cells, approval widgets.
+
+    %load_ext llmgine_nb
+    %llmgine What is 2+2?
+
+or, from Python (an application building its own interface)::
+
+    from llmgine_nb.notebook import runtime
+    rt = runtime()                  # this kernel's NotebookRuntime
+    turn = rt.ask("What is 2+2?")   # returns at once; turn.wait() for the TurnResult
+
+Modules: ``kernel_runtime`` (``NotebookRuntime``, the Python API; not
+named ``runtime`` so that the ``runtime()`` function keeps its name here),
+``magics`` (the magics over it),
+``transcript`` / ``render`` / ``live`` (a turn's events -> live output),
+``widgets`` (approval and question cards), ``reports`` (sessions, usage,
+log ... as tables and inline SVG charts), ``extension`` (load/unload).
+
+Names are imported on first use, so ``%load_ext llmgine_nb`` stays quick.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .extension import runtime
+    from .live import DisplaySink, LiveCell, NullSink, TextSink
+    from .magics import LLMgineMagics
+    from .config import NotebookConfig
+    from .handle import TurnHandle
+    from .kernel_runtime import NotebookRuntime
+    from .transcript import Transcript
+
+__all__ = [
+    "DisplaySink",
+    "LLMgineMagics",
+    "LiveCell",
+    "NotebookConfig",
+    "NotebookRuntime",
+    "NullSink",
+    "TextSink",
+    "Transcript",
+    "TurnHandle",
+    "load_ipython_extension",
+    "runtime",
+    "unload_ipython_extension",
+]
+
+_LAZY = {
+    "runtime": "extension",
+    "NotebookRuntime": "kernel_runtime",
+    "NotebookConfig": "config",
+    "TurnHandle": "handle",
+    "LLMgineMagics": "magics",
+    "LiveCell": "live",
+    "DisplaySink": "live",
+    "TextSink": "live",
+    "NullSink": "live",
+    "Transcript": "transcript",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext llmgine_nb.notebook`` (the same as ``%load_ext llmgine_nb``)."""
+    from .extension import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from .extension import unload
+
+    unload(ipython)

@@ -1,0 +1,225 @@
+"""How the runtime answers approvals and tool questions: cards, commands, ``input()``.
+
+``Answering`` is the part of ``NotebookRuntime`` that finds what waits (by
+id or a unique prefix of it), sends the decision to the session's engine as
+a ``DecideApproval`` command (the engine persists it, with who decided), and
+asks with ``input()`` when a cell blocks on a turn and so cannot receive a
+click.  Anything unclear is a "no".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..engine.commands import DecideApproval
+from ..tools.approval import ApprovalDecision, parse_decision
+from ..tools.commands import ChoiceRequest, ConfirmRequest, RequestApproval, ToolQuestion
+from .magics import say
+from .render import call_signature
+
+if TYPE_CHECKING:
+    from ..bus import MessageBus
+    from ..tools.approval import ApprovalQueue
+    from .config import NotebookConfig
+    from .live import LiveCell
+
+__all__ = ["Answering"]
+
+log = logging.getLogger("llmgine_nb.notebook")
+
+
+class Answering:
+    """Answering what the tools ask (mixed into ``NotebookRuntime``, which owns these)."""
+
+    approvals: ApprovalQueue
+    bus: MessageBus
+    config: NotebookConfig
+    shell: Any
+    _cells: dict[str, LiveCell]
+    _engines: dict[str, Any]
+    _deciders: dict[str, str]
+
+    def pending(self) -> list[Any]:
+        """Approval requests and questions waiting for an answer, oldest first."""
+        return self.approvals.pending()
+
+    def decide(self, call_id: str, decision: Any, *, decided_by: str | None = None) -> RequestApproval:
+        """Answer the pending approval of tool call ``call_id`` (a unique prefix is enough).
+
+        ``decision``: an ``ApprovalDecision`` or ``"approve"``/``"deny"``/``"always"``.
+        """
+        decision = parse_decision(decision)
+        request = self._find_approval(call_id)
+        who = decided_by or f"{self.config.user} via Python"
+        self._deciders[request.call_id] = who
+        cell = self._cells.get(request.session_id)  # type: ignore[arg-type]
+        if cell is not None:
+            cell.change(lambda t: t.note_decision(request.call_id, decision, who))
+        command = DecideApproval(
+            session_id=request.session_id, call_id=request.call_id, decision=decision.kind,
+            message=decision.message, arguments=decision.arguments, decided_by=who,
+        )
+        if request.session_id in self._engines and not self.bus.background.in_loop_thread:
+            result = self.bus.execute_sync(command, timeout=30)
+            if not result.success:
+                self._deciders.pop(request.call_id, None)
+                raise LookupError(result.error or "the decision was not accepted")
+        else:  # asked outside an engine of ours: answer the queue directly
+            self.approvals.decide(request.call_id, decision)
+        return request
+
+    def approve(self, call_id: str, *, decided_by: str | None = None) -> RequestApproval:
+        """Approve the pending tool call ``call_id`` as asked."""
+        return self.decide(call_id, ApprovalDecision.approve(), decided_by=decided_by)
+
+    def deny(self, call_id: str, reason: str | None = None, *, decided_by: str | None = None) -> RequestApproval:
+        """Deny it; ``reason`` (optional) is told to the model."""
+        return self.decide(call_id, ApprovalDecision.deny(reason or None), decided_by=decided_by)
+
+    def edit(self, call_id: str, arguments: dict[str, Any], *, decided_by: str | None = None) -> RequestApproval:
+        """Approve it with these arguments instead (checked against the tool's schema)."""
+        return self.decide(call_id, ApprovalDecision.edit(arguments), decided_by=decided_by)
+
+    def always(self, call_id: str, *, decided_by: str | None = None) -> RequestApproval:
+        """Approve it, and every later call of the same tool in this session."""
+        return self.decide(call_id, ApprovalDecision.always(), decided_by=decided_by)
+
+    def answer(self, request_id: str, value: Any, *, answered_by: str | None = None) -> ToolQuestion:
+        """Answer a tool's question: ``True``/``False`` for a confirm, an option (or None) for a choice.
+
+        For a choice, a 1-based number or the option's text selects it.
+        """
+        question = self._find_question(request_id)
+        if isinstance(question, ChoiceRequest):
+            value = _choice_value(question, value)
+        elif isinstance(question, ConfirmRequest):
+            value = _yes_no(value)
+        who = answered_by or f"{self.config.user} via Python"
+        self.approvals.answer(question.id, value)
+        cell = self._cells.get(question.session_id)  # type: ignore[arg-type]
+        if cell is not None:
+            cell.change(lambda t: t.answer_question(question.id, value, who))
+        return question
+
+    def _decide_from_card(self, call_id: str, decision: ApprovalDecision, who: str) -> None:
+        self.decide(call_id, decision, decided_by=who)
+
+    def _answer_from_card(self, request_id: str, value: Any, who: str) -> None:
+        self.answer(request_id, value, answered_by=who)
+
+    def _find_approval(self, call_id: str) -> RequestApproval:
+        pending = self.approvals.pending_approvals()
+        found = [r for r in pending if r.call_id == call_id] or [r for r in pending if r.call_id.startswith(call_id)]
+        if len(found) == 1:
+            return found[0]
+        waiting = ", ".join(f"{r.call_id} ({r.tool_name})" for r in pending) or "nothing"
+        if not found:
+            raise LookupError(f"nothing is waiting for approval with id {call_id!r} (waiting: {waiting})")
+        raise LookupError(f"{call_id!r} matches {len(found)} pending approvals; give more of the id (waiting: {waiting})")
+
+    def _find_question(self, request_id: str) -> ToolQuestion:
+        pending = self.approvals.pending_questions()
+        found = [q for q in pending if request_id in (q.id, q.call_id)] or [
+            q for q in pending if q.id.startswith(request_id) or (q.call_id or "").startswith(request_id)
+        ]
+        if len(found) == 1:
+            return found[0]
+        waiting = ", ".join(q.id for q in pending) or "nothing"
+        if not found:
+            raise LookupError(f"no question is waiting with id {request_id!r} (waiting: {waiting})")
+        raise LookupError(f"{request_id!r} matches {len(found)} questions; give more of the id (waiting: {waiting})")
+
+    def _answer_while_waiting(self, session_id: str) -> None:
+        """While a cell blocks on a turn, nobody can click: ask with input(), or deny if there is no stdin."""
+        for request in self.approvals.pending():
+            if request.session_id != session_id:
+                continue
+            if not _stdin_available(self.shell):
+                if isinstance(request, RequestApproval):
+                    self.deny(request.call_id, "nobody could answer: the cell was waiting and has no input prompt",
+                              decided_by="nobody (no input while waiting)")
+                else:
+                    self.approvals.answer(request.id, None)
+                continue
+            if isinstance(request, RequestApproval):
+                self._prompt_approval(request)
+            elif isinstance(request, ToolQuestion):
+                self._prompt_question(request)
+
+    def _prompt_approval(self, request: RequestApproval) -> None:
+        call = call_signature(request.tool_name, request.arguments, limit=200)
+        why = f" - {request.reason}" if request.reason else ""
+        choices = "[y]es / [n]o / [e]dit" + (" / [a]lways" if request.allow_always else "")
+        answer = input(f"Approve {call}? (risk: {request.risk}{why})\n{choices}, or 'n: reason': ").strip()
+        who = f"{self.config.user} via input()"
+        word, _, rest = answer.partition(":")
+        word = word.strip().lower()
+        if word in ("y", "yes", "approve"):
+            self.approve(request.call_id, decided_by=who)
+        elif word in ("a", "always") and request.allow_always:
+            self.always(request.call_id, decided_by=who)
+        elif word in ("e", "edit"):
+            raw = input("New arguments as JSON: ")
+            try:
+                arguments = json.loads(raw)
+                if not isinstance(arguments, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                say("That is not a JSON object; the call is denied. Run the cell again to retry.")
+                self.deny(request.call_id, "the edited arguments were not a JSON object", decided_by=who)
+                return
+            self.edit(request.call_id, arguments, decided_by=who)
+        else:  # anything else is a no (fail closed)
+            self.deny(request.call_id, rest.strip() or None, decided_by=who)
+
+    def _prompt_question(self, request: ToolQuestion) -> None:
+        who = f"{self.config.user} via input()"
+        if isinstance(request, ChoiceRequest):
+            listing = "\n".join(f"  {i}) {o}" for i, o in enumerate(request.options, 1))
+            raw = input(f"{request.question}\n{listing}\nNumber (empty for none of these): ").strip()
+            try:
+                value = _choice_value(request, raw) if raw else None
+            except LookupError:
+                value = None
+            self.answer(request.id, value, answered_by=who)
+        else:
+            raw = input(f"{request.question} [y/n]: ")
+            try:
+                value = _yes_no(raw)
+            except ValueError:
+                value = False
+            self.answer(request.id, value, answered_by=who)
+
+
+def _stdin_available(shell: Any) -> bool:
+    kernel = getattr(shell, "kernel", None)
+    if kernel is None:
+        return True  # a terminal or a plain shell reads sys.stdin
+    return bool(getattr(kernel, "_allow_stdin", False))
+
+
+def _yes_no(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in ("y", "yes", "true", "1", "confirm", "ok"):
+        return True
+    if word in ("n", "no", "false", "0", "cancel"):
+        return False
+    raise ValueError(f"answer yes or no, not {value!r}")
+
+
+def _choice_value(question: ChoiceRequest, value: Any) -> Any:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "none of these")):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, int) and not isinstance(value, bool):
+        if 1 <= value <= len(question.options):
+            return question.options[value - 1]
+        raise LookupError(f"choose a number from 1 to {len(question.options)}, or 'none'")
+    if value in question.options:
+        return value
+    raise LookupError(f"{value!r} is not one of the options: {', '.join(question.options)}")

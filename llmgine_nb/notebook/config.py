@@ -1,0 +1,64 @@
+"""The notebook front end's settings: what ``%llmgine config`` shows and sets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .render import FORMATS
+
+__all__ = ["NotebookConfig", "UI_MODES", "APPROVAL_PROMPTS"]
+
+UI_MODES = ("auto", "widgets", "markdown", "text")
+APPROVAL_PROMPTS = ("command", "input")
+
+
+@dataclass
+class NotebookConfig:
+    """What ``%llmgine config`` shows and sets.
+
+    * ``ui``: ``auto`` (widgets in a kernel, text in a plain shell),
+      ``widgets``, ``markdown`` (outputs update in place, approvals by
+      command) or ``text`` (printed as it streams).
+    * ``approval_prompt``: without widgets, ``command`` prints the
+      ``%llmgine approve ID`` to type; ``input`` asks with ``input()`` in the
+      cell (the cell then waits for the turn).
+    * ``format``: the default output format (markdown, text, code, json).
+    * ``updates_per_second``: how often a streaming output may update.
+    * ``user``: who decisions are recorded as made by.
+    * ``approval_timeout``: seconds an approval may wait (then it is denied).
+    * ``max_steps``: model calls per turn before the engine stops.
+    """
+
+    ui: str = "auto"
+    approval_prompt: str = "command"
+    format: str = "markdown"
+    updates_per_second: float = 15.0
+    user: str = ""
+    approval_timeout: float = 300.0
+    max_steps: int = 10
+
+    def set(self, name: str, value: Any) -> Any:
+        """Set one setting from text or a value, checked; returns the value set."""
+        known = {f.name: f for f in fields(self)}
+        if name not in known:
+            raise ValueError(f"there is no setting {name!r}; the settings are {', '.join(known)}")
+        current = getattr(self, name)
+        try:
+            if isinstance(current, bool):
+                value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+            elif isinstance(current, int) and not isinstance(current, bool):
+                value = int(value)
+            elif isinstance(current, float):
+                value = float(value)
+            else:
+                value = str(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a {type(current).__name__}, not {value!r}") from None
+        choices = {"ui": UI_MODES, "approval_prompt": APPROVAL_PROMPTS, "format": FORMATS}.get(name)
+        if choices and value not in choices:
+            raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+        if name in ("updates_per_second", "approval_timeout", "max_steps") and value <= 0:
+            raise ValueError(f"{name} must be a positive number, not {value!r}")
+        setattr(self, name, value)
+        return value

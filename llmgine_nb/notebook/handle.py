@@ -1,0 +1,118 @@
+"""``TurnHandle``: a turn running in the background, as ``NotebookRuntime.ask`` returns it."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..engine.turn import TurnResult
+from .live import LiveCell
+from .render import extract_code, parse_json_reply
+from .transcript import Transcript
+
+if TYPE_CHECKING:
+    from .kernel_runtime import NotebookRuntime
+
+__all__ = ["TurnHandle"]
+
+
+class TurnHandle:
+    """A turn started by ``NotebookRuntime.ask``: running in the background, or done.
+
+    ``wait()`` blocks until it ends and returns the ``TurnResult``; a
+    KeyboardInterrupt (a kernel interrupt) while waiting cancels the turn,
+    keeping the partial reply, then is raised again.
+    """
+
+    def __init__(
+        self,
+        runtime: NotebookRuntime,
+        prompt: str,
+        session_id: str,
+        cell: LiveCell,
+        future: concurrent.futures.Future[TurnResult],
+        fmt: str,
+        schema: type | None,
+    ) -> None:
+        self.runtime = runtime
+        self.prompt = prompt
+        self.session_id = session_id
+        self.cell = cell
+        self.future = future
+        self.format = fmt
+        self.schema = schema
+
+    @property
+    def transcript(self) -> Transcript:
+        """What the turn showed so far: text, tool calls, approvals, usage."""
+        return self.cell.transcript
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    @property
+    def status(self) -> str:
+        if not self.future.done():
+            return self.transcript.status
+        return self.result.status
+
+    @property
+    def result(self) -> TurnResult:
+        """The ``TurnResult`` (raises if the turn is still running: use ``wait()``)."""
+        if not self.future.done():
+            raise RuntimeError("the turn is still running; call .wait() to wait for it")
+        return self.future.result()
+
+    @property
+    def text(self) -> str:
+        return self.result.text if self.done() else self.transcript.text
+
+    @property
+    def value(self) -> Any:
+        """The answer as a value: the structured object, parsed JSON, extracted code, or the text."""
+        result = self.result
+        if result.structured is not None:
+            return result.structured
+        if self.format == "json":
+            try:
+                return parse_json_reply(result.text)
+            except ValueError:
+                return result.text
+        if self.format == "code":
+            return extract_code(result.text)[1]
+        return result.text
+
+    def wait(self, timeout: float | None = None) -> TurnResult:
+        """Block until the turn ends; answers approvals with ``input()`` meanwhile (clicks cannot arrive)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    return self.future.result(timeout=0.05)
+                except concurrent.futures.TimeoutError:
+                    pass
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"the turn did not finish within {timeout} s; it is still running")
+                self.runtime._answer_while_waiting(self.session_id)
+        except KeyboardInterrupt:
+            self.cancel()
+            raise
+        finally:
+            if self.future.done():
+                self.cell.sink.show_final()  # a blocking ask's answer, as an output of its own
+
+    def cancel(self, reason: str = "stopped by the user") -> bool:
+        """Cancel the turn (the partial reply is kept, marked); True if it was still running."""
+        if self.future.done():
+            return False
+        stopped = self.runtime._cancel(self.session_id, reason)
+        try:
+            self.future.result(timeout=10)
+        except Exception:  # noqa: BLE001 - cancelled or failed: either way it is over
+            pass
+        return stopped
+
+    def __repr__(self) -> str:
+        prompt = self.prompt if len(self.prompt) <= 40 else self.prompt[:39] + "…"
+        return f"<TurnHandle {prompt!r} {self.status}>"

@@ -1,0 +1,448 @@
+"""``%llmgine`` and ``%%llmgine``: the notebook's front end, a thin layer over ``NotebookRuntime``.
+
+Every subcommand is one call of the runtime's Python API; this module only
+parses the line, calls, and displays.  It imports nothing heavy, so that
+``%load_ext llmgine_nb`` is quick: the runtime (store, engine, tools) is made
+on the first use of the magic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shlex
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments
+
+if TYPE_CHECKING:
+    from .kernel_runtime import NotebookRuntime
+
+__all__ = ["LLMgineMagics", "HELP", "SUBCOMMANDS"]
+
+log = logging.getLogger("llmgine_nb.notebook")
+
+FORMATS = ("markdown", "text", "code", "json")
+
+HELP = """\
+%llmgine / %%llmgine: talk to a model from the notebook (llmgine-nb).
+
+Ask
+  %llmgine What is 2+2?              a one-line question: anything that does not start
+                                     with a subcommand below is a prompt
+  %llmgine ask model or not?         `ask` for a question that starts with a subcommand word
+  %llmgine ask -m smart -w Why?      options go before the question
+  %%llmgine [options]                the cell body is the prompt
+
+  The turn runs in the background: the cell returns at once, the output updates
+  in place and other cells keep running; -w / --wait blocks instead (for scripts,
+  "run all" and nbval), asking approvals with input(). In a prompt, {name} is
+  replaced by the value of variable `name` (DataFrames are summarised) and
+  In[3] / Out[3] attach that cell. A question may end with "?": it stays a question.
+  Functions decorated with @tool in the notebook are the model's tools.
+
+Sessions
+  %llmgine sessions [N]              recent sessions (the current one is marked)
+  %llmgine new [NAME]                start a new session
+  %llmgine resume NAME|ID            continue an earlier session
+  %llmgine fork [MESSAGE_ID] [NAME]  continue in a copy of this session
+  %llmgine history [N]               this session's messages (the last N)
+  %llmgine history --search WORDS    search the messages of every session
+
+Model and tools
+  %llmgine model                     the current model and the aliases
+  %llmgine model NAME                switch: openai/gpt-4o-mini, fast, smart, scripted ...
+  %llmgine tools                     the tools the model may call, with schema and policy
+
+Approvals and questions
+  %llmgine pending                   what waits for an answer
+  %llmgine approve ID                run the tool call as asked (a unique prefix of ID will do)
+  %llmgine deny ID [REASON]          do not run it; the reason is told to the model
+  %llmgine always ID                 approve, and allow that tool for the rest of the session
+  %llmgine edit ID {"arg": 1}        run it with these arguments instead
+  %llmgine answer ID VALUE           answer a tool's question: yes / no, or an option number
+  %llmgine stop                      cancel the running turn (the partial reply is kept);
+                                     the kernel's interrupt (the stop button) does too
+
+Looking back
+  %llmgine usage [--all]             tokens and cost per model, with a chart over time
+  %llmgine log [TYPE ...]            the session's events: filterable table and timeline
+  %llmgine export PATH               write the session to PATH (.ipynb or .md)
+
+Settings
+  %llmgine config                    settings, model, database, environment (no secrets)
+  %llmgine config NAME=VALUE ...     change a setting: ui, approval_prompt, format, user,
+                                     updates_per_second, approval_timeout, max_steps
+  %llmgine keys                      which providers have an API key (masked)
+  %llmgine help                      this text
+
+Configuration comes from the environment or a .env file: LLMGINE_MODEL,
+LLMGINE_API_BASE, LLMGINE_DB and the providers' keys (OPENAI_API_KEY, ...).
+Without a model configured, the offline model 'scripted' answers.
+
+Everything here is also a Python API: llmgine_nb.notebook.runtime() is this
+kernel's NotebookRuntime (ask, ask_sync, approve, deny, sessions, usage, log ...).
+
+Options of %%llmgine and %llmgine ask:"""
+
+#: Subcommand -> runtime method name of its handler (on ``LLMgineMagics``).
+SUBCOMMANDS = {
+    "help": "_help",
+    "ask": "_ask_line",
+    "model": "_model",
+    "models": "_model",
+    "sessions": "_sessions",
+    "new": "_new",
+    "resume": "_resume",
+    "fork": "_fork",
+    "history": "_history",
+    "tools": "_tools",
+    "pending": "_pending",
+    "approve": "_approve",
+    "deny": "_deny",
+    "always": "_always",
+    "edit": "_edit",
+    "answer": "_answer",
+    "stop": "_stop",
+    "usage": "_usage",
+    "log": "_log",
+    "config": "_config",
+    "keys": "_keys",
+    "export": "_export",
+}
+
+# Options of a prompt: flag -> (dest, takes a value)
+_PROMPT_OPTIONS = {
+    "-m": True, "--model": True, "-s": True, "--session": True, "--system": True, "--no-tools": False,
+    "-f": True, "--format": True, "--schema": True, "-o": True, "--out": True, "-w": False, "--wait": False,
+}
+
+
+def say(text: str) -> None:
+    """A magic's answer to the user, on the cell's standard output (this is the front end's voice, not logging)."""
+    sys.stdout.write(f"{text}\n")
+    sys.stdout.flush()
+
+
+def _with_doc(doc: str) -> Callable[[Any], Any]:
+    def set_doc(fn: Any) -> Any:
+        fn.__doc__ = doc
+        return fn
+
+    return set_doc
+
+
+@magics_class
+class LLMgineMagics(Magics):
+    """The ``%llmgine`` line and cell magic; ``runtime`` is this kernel's ``NotebookRuntime``."""
+
+    def __init__(self, shell: Any, runtime_factory: Callable[[], NotebookRuntime] | None = None) -> None:
+        super().__init__(shell)
+        self._factory = runtime_factory
+        self._runtime: NotebookRuntime | None = None
+
+    @property
+    def runtime(self) -> NotebookRuntime:
+        """The kernel's runtime, made on first use."""
+        if self._runtime is None:
+            if self._factory is not None:
+                self._runtime = self._factory()
+            else:
+                from .kernel_runtime import NotebookRuntime
+
+                self._runtime = NotebookRuntime(self.shell)
+        return self._runtime
+
+    def close(self) -> None:
+        if self._runtime is not None:
+            self._runtime.close()
+            self._runtime = None
+
+    # -- the magic ----------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("-m", "--model", help="the model for this turn (a litellm name or an alias)")
+    @argument("-s", "--session", help="the session for this turn (id or name; created if new)")
+    @argument("--system", help="the system prompt for this turn")
+    @argument("--no-tools", action="store_true", help="do not offer tools to the model")
+    @argument("-f", "--format", choices=FORMATS, help="how to show the answer (default: markdown)")
+    @argument("--schema", help="a pydantic model in your namespace the answer must fit")
+    @argument("-o", "--out", help="a variable to set to the answer's value when the turn ends")
+    @argument("-w", "--wait", action="store_true", help="block until the turn ends (approvals by input())")
+    @_with_doc(HELP)  # magic_arguments puts the options after this text: that is %llmgine?
+    @no_var_expand
+    @line_cell_magic
+    def llmgine(self, line: str, cell: str | None = None) -> None:
+        try:
+            if cell is not None:
+                self._ask(cell, self._parse_options(line))
+            else:
+                self._dispatch(line.strip())
+        except UsageError:
+            raise
+        except (ValueError, LookupError, TypeError, TimeoutError) as exc:
+            raise UsageError(str(exc)) from None
+        except Exception as exc:
+            from ..messages import CommandFailed
+
+            if isinstance(exc, CommandFailed) or type(exc).__name__ in ("StoreError", "SessionNotFound"):
+                raise UsageError(str(exc)) from None
+            raise
+
+    # %llmgine? shows the help, then the options magic_arguments describes (without its usage line).
+    llmgine.__doc__ = HELP + "\n" + (llmgine.__doc__ or "").partition("\noptions:\n")[2]
+
+    def _dispatch(self, line: str) -> None:
+        if not line:
+            self._status()
+            return
+        word, _, rest = line.partition(" ")
+        handler = SUBCOMMANDS.get(word.lower()) if not word.startswith("-") else "_ask_line"
+        if handler is None:
+            self._ask_line(line)  # not a subcommand: the whole line is the prompt
+        else:
+            getattr(self, handler)(line if word.startswith("-") else rest.strip())
+
+    # -- asking ----------------------------------------------------------------------
+
+    def _parse_options(self, line: str) -> Any:
+        # Split as a shell does (quotes removed): --system "Be brief." is one value.
+        try:
+            argv = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"the options could not be read ({exc}); check the quotes") from None
+        return self.llmgine.parser.parse_args(argv)
+
+    def _ask_line(self, rest: str) -> None:
+        argv, prompt = _split_prompt_options(rest)
+        args = self.llmgine.parser.parse_args(argv)
+        self._ask(prompt, args)
+
+    def _ask(self, prompt: str, args: Any) -> None:
+        if not prompt.strip():
+            raise UsageError("there is no prompt: write the question after the options, or in the cell body")
+        schema = None
+        if args.schema:
+            schema = (self.shell.user_ns or {}).get(args.schema)
+            if schema is None:
+                raise UsageError(f"there is no {args.schema!r} in the notebook; define the pydantic model first")
+        try:
+            self.runtime.ask(
+                prompt.strip("\n"), model=args.model, system=args.system, tools=not args.no_tools,
+                format=args.format, schema=schema, session=args.session, out=args.out, wait=args.wait,
+            )
+        except KeyboardInterrupt:
+            pass  # a kernel interrupt while waiting cancelled the turn; its output shows what was kept
+
+    # -- subcommands ---------------------------------------------------------------------
+
+    def _help(self, rest: str) -> None:
+        say(self.llmgine.__doc__)
+
+    def _status(self) -> None:
+        rt = self.runtime
+        pending = rt.pending()
+        tools = len(rt.refresh_tools())
+        lines = [
+            f"llmgine-nb · session {rt.session_id} · model {rt.model} · "
+            f"{tools} tool{'' if tools == 1 else 's'} from this notebook",
+        ]
+        if pending:
+            lines.append("waiting for an answer: " + ", ".join(_request_label(r) for r in pending))
+        lines.append("`%llmgine help` lists the commands; `%llmgine What is 2+2?` asks.")
+        say("\n".join(lines))
+
+    def _model(self, rest: str) -> None:
+        from .reports import ModelReport
+
+        rt = self.runtime
+        if rest:
+            name = rt.set_model(rest)
+            say(f"Model for this session: {name}")
+            return
+        from ..llm.config import resolve_aliases
+
+        self._show(ModelReport(rt.model, resolve_aliases()))
+
+    def _sessions(self, rest: str) -> None:
+        limit = int(rest) if rest.strip().isdigit() else 20
+        self._show(self.runtime.sessions(limit))
+
+    def _new(self, rest: str) -> None:
+        session_id = self.runtime.new_session(rest or None)
+        say(f"New session {rest + ' ' if rest else ''}({session_id}); it is now the current one.")
+
+    def _resume(self, rest: str) -> None:
+        if not rest:
+            raise UsageError("say which session: %llmgine resume NAME or ID (`%llmgine sessions` lists them)")
+        session_id = self.runtime.resume(rest)
+        count = len(self.runtime.store.messages(session_id))
+        say(f"Resumed session {rest} ({session_id}): {count} messages. New prompts continue it.")
+
+    def _fork(self, rest: str) -> None:
+        # [MESSAGE_ID] [NAME]: a first word that is no message id of this session starts the name.
+        first, _, more = rest.partition(" ")
+        at, name = None, rest.strip() or None
+        if first:
+            try:
+                at, name = self.runtime.find_message(first), more.strip() or None
+            except LookupError:
+                pass
+        session_id = self.runtime.fork(at, name)
+        say(f"Forked into session {name + ' ' if name else ''}({session_id}); it is now the current one.")
+
+    def _history(self, rest: str) -> None:
+        if rest.startswith("--search") or rest.startswith("-s "):
+            query = rest.split(" ", 1)[1].strip() if " " in rest else ""
+            if not query:
+                raise UsageError("give words to search for: %llmgine history --search WORDS")
+            self._show(self.runtime.search(query))
+            return
+        last = int(rest) if rest.strip().isdigit() else None
+        self._show(self.runtime.history(last))
+
+    def _tools(self, rest: str) -> None:
+        self._show(self.runtime.list_tools())
+
+    def _pending(self, rest: str) -> None:
+        pending = self.runtime.pending()
+        if not pending:
+            say("Nothing is waiting for an answer.")
+            return
+        for request in pending:
+            say(_request_label(request, long=True))
+
+    def _approve(self, rest: str) -> None:
+        request = self.runtime.approve(_one_id(rest, "approve"), decided_by=self._who("%llmgine approve"))
+        say(f"Approved {request.tool_name} ({request.call_id}).")
+
+    def _deny(self, rest: str) -> None:
+        call_id, _, reason = rest.partition(" ")
+        request = self.runtime.deny(_one_id(call_id, "deny"), reason.strip() or None,
+                                    decided_by=self._who("%llmgine deny"))
+        say(f"Denied {request.tool_name} ({request.call_id})." + (f" Told the model: {reason.strip()}" if reason.strip() else ""))
+
+    def _always(self, rest: str) -> None:
+        request = self.runtime.always(_one_id(rest, "always"), decided_by=self._who("%llmgine always"))
+        say(f"Approved {request.tool_name} ({request.call_id}); it runs without asking for the rest of this session.")
+
+    def _edit(self, rest: str) -> None:
+        call_id, _, raw = rest.partition(" ")
+        try:
+            arguments = json.loads(raw)
+        except ValueError as exc:
+            raise UsageError(f'the new arguments must be a JSON object, e.g. %llmgine edit ID {{"path": "a.txt"}} ({exc})') from None
+        if not isinstance(arguments, dict):
+            raise UsageError('the new arguments must be a JSON object, e.g. {"path": "a.txt"}')
+        request = self.runtime.edit(_one_id(call_id, "edit"), arguments, decided_by=self._who("%llmgine edit"))
+        say(f"Approved {request.tool_name} ({request.call_id}) with your arguments.")
+
+    def _answer(self, rest: str) -> None:
+        request_id, _, value = rest.partition(" ")
+        question = self.runtime.answer(_one_id(request_id, "answer"), value.strip(),
+                                       answered_by=self._who("%llmgine answer"))
+        say(f"Answered: {question.question}")
+
+    def _stop(self, rest: str) -> None:
+        stopped = self.runtime.stop()
+        if stopped:
+            say(f"Stopped {stopped} turn{'s' if stopped > 1 else ''}; the partial reply is kept, marked as stopped.")
+        else:
+            say("No turn is running.")
+
+    def _usage(self, rest: str) -> None:
+        self._show(self.runtime.usage(all_sessions="--all" in rest.split()))
+
+    def _log(self, rest: str) -> None:
+        self._show(self.runtime.log(types=rest.split() or None))
+
+    def _config(self, rest: str) -> None:
+        rt = self.runtime
+        if rest:
+            values = {}
+            for item in shlex.split(rest):
+                name, sep, value = item.partition("=")
+                if not sep:
+                    raise UsageError(f"write settings as NAME=VALUE, e.g. %llmgine config ui=text (got {item!r})")
+                values[name.strip()] = value.strip()
+            rt.configure(**values)
+            say("Set " + ", ".join(f"{k}={getattr(rt.config, k)}" for k in values))
+            return
+        self._show(rt.settings())
+
+    def _keys(self, rest: str) -> None:
+        self._show(self.runtime.keys())
+
+    def _export(self, rest: str) -> None:
+        if not rest:
+            raise UsageError("say where: %llmgine export conversation.ipynb (or .md)")
+        path = self.runtime.export(rest.strip())
+        say(f"Exported the session to {path}")
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _who(self, via: str) -> str:
+        return f"{self.runtime.config.user} via {via}"
+
+    def _show(self, report: Any) -> None:
+        from IPython.display import display
+
+        widget = getattr(report, "widget", None)
+        if widget is not None and self.runtime.ui == "widgets":
+            display(report.widget_bundle(), raw=True)
+        else:
+            display(report)
+
+
+def _split_prompt_options(text: str) -> tuple[list[str], str]:
+    """Leading ``-m fast --wait ...`` options, then the prompt as typed (quotes and all)."""
+    argv: list[str] = []
+    rest = text.lstrip()
+    while rest.startswith("-"):
+        match = re.match(r"(--?[\w-]+)(?:=(\S+))?\s*", rest)
+        if match is None or match.group(1) not in _PROMPT_OPTIONS:
+            name = match.group(1) if match else rest.split()[0]
+            raise UsageError(f"unknown option {name}; `%llmgine help` lists the options")
+        flag, inline = match.group(1), match.group(2)
+        rest = rest[match.end():]
+        argv.append(flag)
+        if _PROMPT_OPTIONS[flag]:
+            if inline is not None:
+                argv.append(inline)
+                continue
+            value = re.match(r"(\"[^\"]*\"|'[^']*'|\S+)\s*", rest)
+            if value is None:
+                raise UsageError(f"{flag} needs a value")
+            argv.append(value.group(1)[1:-1] if value.group(1)[0] in "\"'" else value.group(1))
+            rest = rest[value.end():]
+    return argv, rest
+
+
+def _one_id(text: str, command: str) -> str:
+    ident = text.strip().split(" ")[0] if text.strip() else ""
+    if not ident:
+        raise UsageError(f"say which call: %llmgine {command} ID (`%llmgine pending` lists them)")
+    return ident
+
+
+def _request_label(request: Any, long: bool = False) -> str:
+    from ..tools.commands import RequestApproval
+
+    if isinstance(request, RequestApproval):
+        label = f"{request.call_id} ({request.tool_name})"
+        if long:
+            from .render import call_signature
+
+            label = (f"approval {request.call_id}: {call_signature(request.tool_name, request.arguments)}"
+                     f" - risk {request.risk}. %llmgine approve {request.call_id} | %llmgine deny {request.call_id} [reason]")
+        return label
+    label = f"question {request.id}"
+    if long:
+        options = "".join(f" {i}) {o}" for i, o in enumerate(getattr(request, "options", []) or [], 1))
+        label += f": {request.question}{options}. %llmgine answer {request.id} VALUE"
+    return label

@@ -1,0 +1,309 @@
+"""``%llmgine`` in a plain IPython shell (no kernel, no widgets): the text front end.
+
+Each test runs cells, typed as a user types them, in a fresh
+``InteractiveShell`` in a subprocess, and reads what the shell printed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from llmgine_nb.notebook.extension import keep_questions
+from llmgine_nb.notebook.magics import SUBCOMMANDS, _split_prompt_options
+
+PRELUDE = '''
+import sys, time
+from IPython.core.interactiveshell import InteractiveShell
+from llmgine_nb.notebook import runtime
+shell = InteractiveShell.instance()
+
+def cell(source):
+    """Run a cell as typed; mark where it starts in the output."""
+    print(f"### {source.strip().splitlines()[0]}", flush=True)
+    result = shell.run_cell(source, store_history=True)
+    sys.stdout.flush()
+    return result
+
+def until(condition, timeout=10):
+    """Wait for the background turn; then a moment more, for its (throttled) output to print."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            time.sleep(0.2)
+            return
+        time.sleep(0.01)
+    raise SystemExit("timed out")
+
+cell("%load_ext llmgine_nb")
+cell(\'\'\'
+from llmgine_nb import tool
+from llmgine_nb.llm import ScriptedLLM, ScriptedReply, call
+from llmgine_nb.notebook import runtime
+ran = []
+
+@tool(risk="destructive")
+def remove(path: str) -> str:
+    """Remove a file.
+
+    Args:
+        path: The file to remove.
+    """
+    ran.append(path)
+    return f"removed {path}"
+\'\'\')
+'''
+
+
+def run_shell(script: str, tmp_path, stdin: str = "") -> str:
+    env = dict(os.environ, LLMGINE_DB=str(tmp_path / "llmgine.db"), IPYTHONDIR=str(tmp_path / "ipython"),
+               LLMGINE_MODEL="", OPENAI_API_KEY="")
+    proc = subprocess.run(
+        [sys.executable, "-c", PRELUDE + textwrap.dedent(script)],
+        input=stdin, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, f"the shell failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+def section(output: str, heading: str) -> str:
+    """What a cell printed (up to the next cell)."""
+    start = output.index(f"### {heading}") + len(heading) + 4
+    end = output.find("\n### ", start)
+    return output[start:end if end != -1 else None]
+
+
+def test_a_turn_asks_for_approval_in_text_and_approve_by_id_runs_it(tmp_path):
+    out = run_shell('''
+        cell("runtime().use_llm(ScriptedLLM([ScriptedReply('Removing it.', [call('remove', path='a.txt')]), 'Done: a.txt is gone.']))")
+        cell("%llmgine Please remove a.txt")
+        until(lambda: runtime().pending())
+        cell("print('ran so far:', ran)")
+        cell("%llmgine pending")
+        cell("%llmgine approve call_1")
+        until(lambda: runtime().last.done())
+        cell("print('ran so far:', ran)")
+    ''', tmp_path)
+    asked = out[out.index("### %llmgine Please remove a.txt"):out.index("### print('ran so far:', ran)")]
+    assert "Removing it." in asked
+    assert '[approval needed] remove(path="a.txt") (risk: destructive)' in asked
+    assert "answer with: %llmgine approve call_1_0   or   %llmgine deny call_1_0 [reason]" in asked
+    assert "ran so far: []" in out, "nothing ran before the approval"
+    assert "approval call_1_0: remove(path=\"a.txt\")" in section(out, "%llmgine pending")
+    approved = section(out, "%llmgine approve call_1")
+    assert "Approved remove (call_1_0)." in approved
+    assert "result: removed a.txt" in out and "Done: a.txt is gone." in out
+    assert "ran so far: ['a.txt']" in out
+    assert "Traceback" not in out
+
+
+def test_deny_with_a_reason_and_usage_errors_without_tracebacks(tmp_path):
+    out = run_shell('''
+        cell("runtime().use_llm(ScriptedLLM([call('remove', path='a.txt'), 'Fine, kept it.']))")
+        cell("%llmgine Please remove a.txt")
+        until(lambda: runtime().pending())
+        cell("%llmgine approve nope")
+        cell("%llmgine deny call_1_0 keep it, it is the only copy")
+        until(lambda: runtime().last.done())
+        cell("print('ran so far:', ran)")
+        cell("%llmgine resume nowhere")
+        cell("%llmgine config ui=fancy")
+        cell("%llmgine ask --colour red What?")
+        cell("%llmgine ask -m")
+    ''', tmp_path)
+    assert "UsageError: nothing is waiting for approval with id 'nope' (waiting: call_1_0 (remove))" in out
+    assert "Denied remove (call_1_0). Told the model: keep it, it is the only copy" in out
+    assert 'Denied by' in out and "keep it, it is the only copy" in out
+    assert "ran so far: []" in out
+    assert "UsageError: there is no session 'nowhere'; `%llmgine sessions` lists them" in out
+    assert "UsageError: ui must be one of auto, widgets, markdown, text, not 'fancy'" in out
+    assert "UsageError: unknown option --colour" in out
+    assert "UsageError: -m needs a value" in out
+    assert "Traceback" not in out
+
+
+def test_input_prompt_answers_approvals_when_configured(tmp_path):
+    out = run_shell('''
+        cell("%llmgine config approval_prompt=input")
+        cell("runtime().use_llm(ScriptedLLM([call('remove', path='a.txt'), 'Removed.']))")
+        cell("%llmgine Please remove a.txt")
+        cell("print('ran so far:', ran)")
+    ''', tmp_path, stdin="y\n")
+    assert 'Approve remove(path="a.txt")? (risk: destructive' in out
+    assert "Removed." in out and "ran so far: ['a.txt']" in out
+    assert "Approved by" in out and "via input()" in out
+
+
+def test_help_subcommands_and_one_line_questions(tmp_path):
+    out = run_shell('''
+        cell("runtime().use_llm(ScriptedLLM(lambda messages, tools: 'echo: ' + messages[-1].content))")
+        cell("%llmgine?")
+        cell("%llmgine help")
+        cell("%llmgine What's 2+2? {not a variable}")
+        until(lambda: runtime().last.done())
+        cell("%llmgine Why is the sky blue?")
+        until(lambda: runtime().last.done())
+        cell("%llmgine ask model or not?")
+        until(lambda: runtime().last.done())
+        cell("%llmgine -w -f text Say it plainly")
+        cell("%%llmgine --wait --format code\\nWrite x = 1")
+        cell("%llmgine model")
+        cell("%llmgine sessions")
+        cell("%llmgine keys")
+        cell("%llmgine")
+    ''', tmp_path)
+    pinfo = section(out, "%llmgine?")
+    assert "%llmgine What is 2+2?" in pinfo and "--schema SCHEMA" in pinfo and "%llmgine deny ID [REASON]" in pinfo
+    assert "%llmgine approve ID" in section(out, "%llmgine help")
+    assert "echo: What's 2+2? {not a variable}" in out, "the prompt arrives as typed, quotes and braces included"
+    assert "echo: model or not?" in out
+    assert "echo: Why is the sky blue?" in out, "a question mark does not turn the line into a help request"
+    assert "echo: Say it plainly" in section(out, "%llmgine -w -f text Say it plainly")
+    assert "echo: Write x = 1" in out
+    assert "Model: scripted" in section(out, "%llmgine model")
+    assert "messages" in section(out, "%llmgine sessions")
+    assert "openai" in section(out, "%llmgine keys") and "not set" in section(out, "%llmgine keys")
+    status = out[out.rindex("### %llmgine\n"):]
+    assert "llmgine-nb · session" in status and "model scripted" in status and "1 tool from this notebook" in status
+
+
+def test_reload_ext_leaves_no_duplicate_handlers_and_continues_the_session(tmp_path):
+    out = run_shell('''
+        from llmgine_nb import Event
+        cell("runtime().use_llm(ScriptedLLM(lambda messages, tools: f'turn with {len(messages)} messages'))")
+        cell("%llmgine first")
+        until(lambda: runtime().last.done())
+        first = runtime()
+        session = first.session_id
+        handlers = len(first.bus._subscriptions[Event])
+        cell("%reload_ext llmgine_nb")
+        second = runtime()
+        cell("runtime().use_llm(ScriptedLLM(lambda messages, tools: f'turn with {len(messages)} messages'))")
+        cell("%llmgine second")
+        until(lambda: second.last.done())
+        print("same runtime:", first is second, "| old bus handlers left:", sum(map(len, first.bus._subscriptions.values())))
+        print("handlers:", handlers, len(second.bus._subscriptions[Event]))
+        print("same session:", second.session_id == session)
+        print("magics:", [name for name in shell.magics_manager.magics["line"] if name == "llmgine"])
+    ''', tmp_path)
+    assert "same runtime: False | old bus handlers left: 0" in out
+    handlers = out.split("handlers: ")[1].split("\n")[0].split()
+    assert handlers[0] == handlers[1], "a reload does not add handlers"
+    assert "same session: True" in out
+    assert "magics: ['llmgine']" in out
+    second = section(out, "%llmgine second")
+    assert second.count("turn with 3 messages") == 1, "one output per turn, and the history continued"
+
+
+@pytest.mark.parametrize(
+    ("line", "argv", "prompt"),
+    [
+        ("What's up?", [], "What's up?"),
+        ("-m fast --wait Why is the sky blue?", ["-m", "fast", "--wait"], "Why is the sky blue?"),
+        ('--system "Be brief" -f json List 3 colours', ["--system", "Be brief", "-f", "json"], "List 3 colours"),
+        ("--model=smart -- not an option?", ["--model", "smart"], "-- not an option?"),
+    ],
+)
+def test_prompt_options_are_parsed_and_the_rest_kept_as_typed(line, argv, prompt):
+    if line.startswith("--model=smart --"):
+        with pytest.raises(Exception, match="unknown option --"):
+            _split_prompt_options(line)
+        return
+    assert _split_prompt_options(line) == (argv, prompt)
+
+
+def test_every_subcommand_of_the_issue_exists():
+    for name in ("help", "model", "sessions", "new", "resume", "fork", "history", "tools", "approve", "deny",
+                 "stop", "usage", "log", "config", "keys", "export", "ask"):
+        assert name in SUBCOMMANDS
+
+
+def test_question_lines_are_kept_from_ipythons_help_syntax():
+    assert keep_questions(["%llmgine Why is the sky blue?\n"]) == [
+        "get_ipython().run_line_magic('llmgine', 'Why is the sky blue?')\n"]
+    assert keep_questions(["x = 1\n", "%llmgine ask What's up??"]) == [
+        "x = 1\n", "get_ipython().run_line_magic('llmgine', \"ask What's up??\")"]
+    for untouched in (["%llmgine?\n"], ["%llmgine??"], ["%llmgine sessions\n"], ["%%llmgine\n", "%llmgine Why?\n"]):
+        assert keep_questions(untouched) == untouched
+
+
+SCHEMA_CELL = """
+from pydantic import BaseModel
+
+class City(BaseModel):
+    name: str
+    population: int
+
+def reply(messages, tools):
+    system = messages[0].content if messages[0].role == "system" else None
+    if "JSON" in (messages[-1].content or ""):
+        return '{"name": "Lyon", "population": 522000}'
+    return f"system={system} tools={len(tools or [])}"
+
+runtime().use_llm(ScriptedLLM(reply))
+"""
+
+
+def test_cell_magic_options_reach_the_turn(tmp_path):
+    out = run_shell(f'''
+        cell({SCHEMA_CELL!r})
+        cell("%%llmgine --wait\\nWhich tools?")
+        cell("%%llmgine --wait --no-tools --system 'Be terse.'\\nWhich tools now?")
+        cell("%%llmgine -w -s research\\nIn another session")
+        cell("print('current:', runtime().store.get_session(runtime().session_id).name)")
+        cell("%%llmgine -w --schema City -o city\\nThe largest city on the Rhône, as JSON")
+        until(lambda: "city" in shell.user_ns)
+        cell("print(repr(city))")
+        cell("%%llmgine --schema Nowhere\\nx")
+    ''', tmp_path)
+    assert "system=None tools=1" in out
+    assert "system=Be terse. tools=0" in out
+    assert "current: None" in out, "-s runs one cell in another session without switching to it"
+    assert "City(name='Lyon', population=522000)" in out
+    assert "UsageError: there is no 'Nowhere' in the notebook; define the pydantic model first" in out
+
+
+def test_session_and_reporting_subcommands(tmp_path):
+    out = run_shell('''
+        cell("runtime().use_llm(ScriptedLLM(lambda messages, tools: 'echo: ' + messages[-1].content))")
+        cell("%llmgine -w tell me about otters")
+        cell("%llmgine new research")
+        cell("%llmgine -w tell me about herons")
+        cell("%llmgine history")
+        cell("%llmgine history --search otters")
+        cell("%llmgine log turn")
+        cell("%llmgine resume research")
+        cell("%llmgine fork")
+        cell("%llmgine fork side branch")
+        cell("first = runtime().store.messages(runtime().session_id)[0].id; get_ipython().run_line_magic('llmgine', f'fork {first[:8]} early')")
+        cell("print('forked history:', [m.content for m in runtime().store.messages(runtime().session_id)])")
+        cell("%llmgine sessions")
+        cell("%llmgine tools")
+        cell("%llmgine usage")
+        cell("%llmgine usage --all")
+        cell("%llmgine config format=text")
+        cell("%llmgine config")
+        cell("%llmgine export talk.md")
+        cell("print(open('talk.md').read()[:2000])")
+        cell("%llmgine stop")
+        cell("%llmgine pending")
+    ''', tmp_path)
+    assert "New session research (" in out
+    assert "echo: tell me about herons" in section(out, "%llmgine history")
+    assert "otters" in section(out, "%llmgine history --search otters")
+    assert "Resumed session research" in out and "2 messages" in out
+    assert "Forked into session (" in out and "Forked into session side branch (" in out
+    assert "Forked into session early (" in out and "forked history: ['tell me about herons']" in out
+    assert "research" in section(out, "%llmgine sessions")
+    assert "remove" in section(out, "%llmgine tools") and "destructive" in section(out, "%llmgine tools")
+    assert "No model calls yet (this session)." in section(out, "%llmgine usage\n"), "the fork has made no calls"
+    assert "scripted  2" in section(out, "%llmgine usage --all")
+    assert "TurnStarted" in section(out, "%llmgine log turn") and "ToolFinished" not in section(out, "%llmgine log turn")
+    assert "Set format=text" in out and "format" in section(out, "%llmgine config\n")
+    assert "Exported the session to talk.md" in out and "herons" in section(out, "print(open('talk.md')")
+    assert "No turn is running." in out and "Nothing is waiting for an answer." in out
+    assert "Traceback" not in out and "UsageError" not in out
