@@ -8,7 +8,11 @@ task, update a task's status) rest on these parts:
 - :mod:`.matching`: fuzzy matching of project names, people and task statements;
 - :mod:`.dates`: due dates as people say them;
 - :mod:`.formatting`: plain-text task lists and "do you mean ...?" questions;
-- :mod:`.demo`: a seeded demo organisation.
+- :mod:`.demo`: a seeded demo organisation;
+- :mod:`.tools`: :class:`TaskTools`, the board as tools a model may call;
+- :mod:`.assistant`: :class:`TaskAssistant`, the chat assistant (the Python API a bot or web server drives);
+- :mod:`.offline`: :class:`TaskPlanner`, the deterministic offline "model" of the four flows;
+- :mod:`.events`: what the tools publish when they change the board.
 
 Quick look::
 
@@ -43,19 +47,22 @@ from .board import (
     User,
     parse_status,
 )
+from .answers import parse_choice, parse_yes_no
+from .assistant import SYSTEM_PROMPT, Reply, TaskAssistant, TaskSession
 from .dates import DateParseError, describe_date, parse_due_date
 from .demo import demo_board, seed_demo_board
+from .events import TaskCompleted, TaskCreated, TaskEvent, UserVerified
 from .formatting import format_choices, format_task, format_tasks
 from .matching import Candidate, match_projects, match_tasks, match_users
+from .offline import TaskPlanner, offline_task_llm
 from .sqlite_board import SQLiteBoard
+from .tools import Assignment, TaskTools
 
 __all__ = [
     "ACTIVE_STATUSES",
-    "READ",
-    "STATUSES",
-    "WRITE",
     "AlreadyExists",
     "AlreadyLinked",
+    "Assignment",
     "Board",
     "BoardError",
     "Candidate",
@@ -64,13 +71,26 @@ __all__ = [
     "InvalidInput",
     "PermissionDenied",
     "Project",
+    "READ",
+    "Reply",
     "SQLiteBoard",
+    "STATUSES",
+    "SYSTEM_PROMPT",
     "Task",
+    "TaskAssistant",
+    "TaskCompleted",
+    "TaskCreated",
+    "TaskEvent",
+    "TaskPlanner",
+    "TaskSession",
     "TaskStatus",
+    "TaskTools",
     "UnknownProject",
     "UnknownTask",
     "UnknownUser",
     "User",
+    "UserVerified",
+    "WRITE",
     "demo_board",
     "describe_date",
     "format_choices",
@@ -79,7 +99,10 @@ __all__ = [
     "match_projects",
     "match_tasks",
     "match_users",
+    "offline_task_llm",
+    "parse_choice",
     "parse_due_date",
     "parse_status",
+    "parse_yes_no",
     "seed_demo_board",
 ]
