@@ -7,6 +7,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
+# The tutorials and example notebooks are documentation, run as tests in real kernels.
+NBVAL   = --nbval --nbval-current-env --nbval-cell-timeout 120 --nbval-sanitize-with tutorials/sanitize.cfg
 
 .PHONY: demo test bench lab clean
 
@@ -25,6 +27,7 @@ test: $(STAMP)
 	@# The browser tools need root for apt-get; elsewhere that test is skipped (never in CI).
 	bash .ci/install-browser.sh $(VENV) || [ -z "$$CI" ]
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(NBVAL) tutorials notebooks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py --json benchmarks/results.json
