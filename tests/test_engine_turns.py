@@ -55,6 +55,14 @@ def explode() -> str:
 saved: list[str] = []
 
 
+async def until(condition, timeout: float = 2.0) -> None:
+    """Wait until ``condition()`` holds (a turn reached a point), or fail the test."""
+    deadline = time.perf_counter() + timeout
+    while not condition():
+        assert time.perf_counter() < deadline, "timed out waiting for the turn to get there"
+        await asyncio.sleep(0.01)
+
+
 class Recorder:
     def __init__(self, bus: MessageBus) -> None:
         self.events: list[Event] = []
@@ -138,10 +146,7 @@ async def test_decide_approval_command_answers_the_queue():
     )
     queue.attach(engine.bus)
     turn = asyncio.ensure_future(engine.send("save it"))
-    for _ in range(100):
-        if queue.pending():
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: queue.pending())
     pending = queue.pending()
     assert len(pending) == 1 and saved == []  # waiting for a person: nothing ran yet
     result = await engine.bus.execute(
@@ -269,10 +274,7 @@ async def test_resume_presents_undecided_tool_calls_again(tmp_path):
     )
     queue.attach(engine.bus)
     turn = asyncio.ensure_future(engine.send("save the draft"))
-    for _ in range(100):
-        if queue.pending():
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: queue.pending())
     assert queue.pending()
     # The kernel "restarts" before anyone decided: a new engine on the same file,
     # while the old one is simply gone (it never gets to write anything more).
@@ -295,10 +297,7 @@ async def test_cancelling_while_a_call_waits_for_approval_closes_it_as_interrupt
     engine, *_ = await make([ScriptedReply(tool_calls=[call("save_note", text="x")])], save_note, approvals=queue)
     queue.attach(engine.bus)
     turn = asyncio.ensure_future(engine.send("save"))
-    for _ in range(100):
-        if queue.pending():
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: queue.pending())
     await engine.cancel()
     result = await turn
     assert result.status == "cancelled" and saved == []
@@ -381,10 +380,7 @@ async def test_resumed_calls_are_answered_before_the_new_message(tmp_path):
     )
     queue.attach(engine.bus)
     turn = asyncio.ensure_future(engine.send("save a"))
-    for _ in range(100):
-        if queue.pending():
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: queue.pending())
     restarted, llm, rec = await make(["ok"], save_note, store=Store(db), session_name="order")
     AutoApproval.approve_all().attach(restarted.bus)
     await restarted.send("and now?")
@@ -404,10 +400,7 @@ async def test_a_cancel_keeps_the_results_of_calls_that_finished():
     )
     queue.attach(engine.bus)
     turn = asyncio.ensure_future(engine.send("add and save"))
-    for _ in range(200):  # wait until add has finished and save_note waits for a person
-        if queue.pending() and any(m.role == "tool" for m in engine.history):
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: queue.pending() and any(m.role == "tool" for m in engine.history))
     await engine.cancel()
     assert (await turn).status == "cancelled"
     calls = {r.tool: r for r in engine.store.tool_calls(engine.session_id)}
@@ -460,10 +453,7 @@ async def test_who_decided_is_persisted():
                             approvals=queue)
     queue.attach(engine.bus)
     turn = asyncio.ensure_future(engine.send("save"))
-    for _ in range(100):
-        if queue.pending():
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: queue.pending())
     await engine.bus.execute(DecideApproval(session_id=engine.session_id, call_id=queue.pending()[0].call_id,
                                             decision="approve", decided_by="ada"))
     await turn

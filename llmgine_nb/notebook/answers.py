@@ -1,7 +1,7 @@
 """How the runtime answers approvals and tool questions: cards, commands, ``input()``.
 
 ``Answering`` is the part of ``NotebookRuntime`` that finds what waits (by
-id or a unique prefix of it), sends the decision to the session's engine as
+id or its first 6+ characters), sends the decision to the session's engine as
 a ``DecideApproval`` command (the engine persists it, with who decided), and
 asks with ``input()`` when a cell blocks on a turn and so cannot receive a
 click.  Anything unclear is a "no".
@@ -46,7 +46,7 @@ class Answering:
         return self.approvals.pending()
 
     def decide(self, call_id: str, decision: Any, *, decided_by: str | None = None) -> RequestApproval:
-        """Answer the pending approval of tool call ``call_id`` (a unique prefix is enough).
+        """Answer the pending approval of tool call ``call_id`` (or its first 6+ characters).
 
         ``decision``: an ``ApprovalDecision`` or ``"approve"``/``"deny"``/``"always"``.
         """
