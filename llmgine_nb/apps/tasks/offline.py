@@ -198,7 +198,8 @@ class TaskPlanner:
             return ASK_EMAIL if "not verified" in content else content
         if name == "verify_user":
             if not content.startswith(("Verified", "Already verified")):
-                return content
+                # The tool's note is written for the model ("Ask the user to ..."): keep what the user needs.
+                return content.split(" Ask the user")[0] + " Please check the email and tell me again."
             follow_up = parse_request(_EMAIL.sub("", user_text))
             if follow_up.kind not in ("unknown", "verify", "whoami"):
                 return self._act(follow_up)  # "I'm sam@example.org - show me my tasks"
