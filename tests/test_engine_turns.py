@@ -9,6 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from llmgine_nb import Event, MessageBus, ToolContext, ToolManager, tool
+from llmgine_nb.chat import ChatMessage, ToolCall
 from llmgine_nb.engine import (
     Budget,
     BudgetExceeded,
@@ -464,3 +465,61 @@ def test_approvals_must_be_the_queue_itself():
     bus = MessageBus()
     with pytest.raises(TypeError, match=r"attach\(\) returns a handle"):
         ChatEngine(bus, approvals=ApprovalQueue().attach(bus))
+
+
+async def test_a_cancel_before_the_turn_starts_is_not_lost():
+    engine, llm, rec = await make(["never said"])
+    turn = asyncio.ensure_future(engine.send("hello"))
+    await asyncio.sleep(0)  # the command is being handled; the turn has not run a step yet
+    assert await engine.cancel() is True
+    result = await turn
+    assert result.status == "cancelled" and llm.calls == []
+    assert len(rec.of(TurnCancelled)) == 1
+
+
+async def test_a_decision_sent_to_one_session_cannot_settle_another_sessions_call():
+    saved.clear()
+    bus = MessageBus()
+    queue = ApprovalQueue()
+    queue.attach(bus)
+    tools = ToolManager([save_note], bus=bus, approval_timeout=5)
+    alice = await ChatEngine(bus, tools=tools, approvals=queue, llm=ScriptedLLM(["hi"], bus=bus)).start()
+    bob = await ChatEngine(
+        bus, tools=tools, approvals=queue,
+        llm=ScriptedLLM([ScriptedReply(tool_calls=[call("save_note", text="bob's")]), "done"], bus=bus),
+    ).start()
+    turn = asyncio.ensure_future(bob.send("save"))
+    await until(lambda: queue.pending())
+    call_id = queue.pending()[0].call_id
+    refused = await bus.execute(DecideApproval(session_id=alice.session_id, call_id=call_id, decision="approve"))
+    assert not refused.success and "nothing pending" in refused.error
+    assert saved == [] and queue.pending()
+    accepted = await bus.execute(DecideApproval(session_id=bob.session_id, call_id=call_id, decision="approve",
+                                                decided_by="bob"))
+    assert accepted.success
+    assert (await turn).text == "done" and saved == ["bob's"]
+
+
+async def test_a_call_interrupted_by_a_restart_is_asked_again_even_if_its_policy_never_asks(tmp_path):
+    sent: list[str] = []
+
+    @tool(risk="write", approval="never")
+    def send_email(to: str) -> str:
+        """Send an email."""
+        sent.append(to)
+        return "sent"
+
+    db = tmp_path / "interrupted.db"
+    store = Store(db)
+    session = store.create_session("mail")
+    store.append_message(session.id, ChatMessage(role="user", content="email bob"))
+    store.append_message(session.id, ChatMessage(role="assistant", tool_calls=[ToolCall.from_raw("c1", "send_email", '{"to": "bob"}')]))
+    store.tool_started(session.id, "c1")  # it was running when the kernel died: it may have sent already
+    restarted, llm, rec = await make(["ok"], send_email, store=store, session_name="mail")
+    AutoApproval.deny_all("it may have gone out already").attach(restarted.bus)
+    await restarted.send("did it go?")
+    assert sent == []  # asked again, denied: not re-run silently
+    record = restarted.store.tool_calls(restarted.session_id)[0]
+    assert record.approval.decision == "denied" and record.approval.reason == "it may have gone out already"
+    told = [m.content for m in restarted.history if m.role == "tool"]
+    assert len(told) == 1 and "denied" in told[0]

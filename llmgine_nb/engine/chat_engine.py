@@ -159,7 +159,7 @@ class ChatEngine:
         self._turn_task: asyncio.Task[TurnResult] | None = None
         self._turn: _Turn | None = None
         self._cancel_reason = "cancelled by the user"
-        self._cancelling = False
+        self._cancelling = self._cancel_requested = False
 
     @property
     def model(self) -> str:
@@ -254,6 +254,7 @@ class ChatEngine:
 
     async def _start_turn(self, command: SendMessage, *, retry: bool = False) -> TurnResult:
         self._refuse_while_running("start another turn")
+        self._cancel_reason, self._cancelling, self._cancel_requested = "cancelled by the user", False, False
         task = self._turn_task = asyncio.ensure_future(self._run_turn(command, retry=retry))
         try:
             return await asyncio.shield(task)
@@ -273,11 +274,14 @@ class ChatEngine:
         task = self._turn_task
         if task is None or task.done():
             return False
-        if self._turn is not None and not self._cancelling:
+        if not self._cancelling:
             # Only the first cancel cancels; a second (a double click) waits for the first.
             self._cancelling = True
             self._cancel_reason = command.reason
-            task.cancel()
+            if self._turn is None:
+                self._cancel_requested = True  # not started yet: it stops at its first step
+            else:
+                task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         return True
 
@@ -294,8 +298,10 @@ class ChatEngine:
             arguments=command.arguments if command.decision == "edit" else None,
         )
         assert self.journal is not None
-        self.journal.deciders[command.call_id] = command.decided_by
-        self.approvals.decide(command.call_id, decision)
+        # Only this session's requests: a decision sent here never settles another user's call.
+        request = self.approvals.decide(command.call_id, decision, session_id=self.session_id)
+        # Read by the journal when the tool layer publishes ApprovalDecided (after this returns).
+        self.journal.deciders[request.call_id] = command.decided_by
         return True
 
     async def _on_switch_model(self, command: SwitchModel) -> str:
@@ -329,7 +335,6 @@ class ChatEngine:
     async def _run_turn(self, command: SendMessage, *, retry: bool) -> TurnResult:
         llm = self._llm_for(command.model) if command.model else self.llm
         turn = self._turn = _Turn(uuid.uuid4().hex, llm.model)
-        self._cancel_reason, self._cancelling = "cancelled by the user", False
         try:
             # Every event of the turn - ours, the model's, the tools' - belongs to
             # this session and carries metadata["turn_id"].
@@ -344,6 +349,8 @@ class ChatEngine:
     async def _run_turn_in_session(self, turn: _Turn, llm: BaseLLM, command: SendMessage, retry: bool) -> TurnResult:
         assert self.journal is not None
         try:
+            if self._cancel_requested:
+                return await self._cancelled(turn)
             user = self._user_message(command, retry)
             await self.bus.publish(
                 TurnStarted(
@@ -448,7 +455,10 @@ class ChatEngine:
         self._check_pending = False
         pending = self.store.pending_tool_calls(self.session_id)
         if pending:
-            await self.tools.execute([record.call for record in pending], session_id=self.session_id)
+            reason = "this call was left undecided or unfinished when the session stopped; it may already have run"
+            await self.tools.execute(
+                [record.call for record in pending], session_id=self.session_id, ask_again=reason
+            )
 
     def _count_usage(self, event: LLMCallFinished) -> None:
         # Every model call of the turn counts: the replies, structured output, summaries.

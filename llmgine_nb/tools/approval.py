@@ -238,15 +238,22 @@ class ApprovalQueue:
 
     # -- answering ----------------------------------------------------------------
 
-    def decide(self, call_id: str, decision: DecisionLike) -> RequestApproval:
+    def decide(self, call_id: str, decision: DecisionLike, *, session_id: str | None = None) -> RequestApproval:
         """Answer the pending approval of tool call ``call_id``; returns the request.
 
-        Raises ``LookupError`` if no approval of that call is pending and
+        ``session_id`` limits the answer to that session's requests, so one
+        user's decision can never settle another user's call.  Raises
+        ``LookupError`` if no approval of that call is pending (there) and
         ``MalformedDecision`` if ``decision`` is not a clear decision (the
         request then stays pending).
         """
         parsed = parse_decision(decision)
-        entry = self._find(call_id, lambda p: isinstance(p.request, RequestApproval), key="call_id")
+
+        def wanted(p: _Pending) -> bool:
+            in_session = session_id is None or p.request.session_id == session_id
+            return isinstance(p.request, RequestApproval) and in_session
+
+        entry = self._find(call_id, wanted, key="call_id")
         self._resolve(entry, parsed)
         return entry.request  # type: ignore[return-value]
 

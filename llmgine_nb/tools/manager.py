@@ -16,6 +16,7 @@ calls after it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
@@ -62,6 +63,7 @@ class _Run:
     session_id: str | None
     user: str | None
     grants: frozenset[str]
+    ask_again: str | None = None  # why every call must be approved, whatever its policy
 
 
 @dataclass
@@ -314,14 +316,19 @@ class ToolManager:
         session_id: str | None = None,
         user: str | None = None,
         grants: Iterable[str] | None = None,
+        ask_again: str | None = None,
     ) -> list[ToolResult]:
         """Run the tool calls of one model reply; one result per call, in call order.
 
         ``session_id`` defaults to the bus session open in this task;
         ``user``/``grants`` default to the session's (``set_access``), then
-        the manager's.
+        the manager's.  ``ask_again`` (a reason) makes every call need an
+        approving decision whatever its policy - for calls resumed after a
+        restart, which may already have run.
         """
         run = self._resolve_run(session_id, user, grants)
+        if ask_again:
+            run = dataclasses.replace(run, ask_again=ask_again)
         calls = list(calls)
         results: list[ToolResult | None] = [None] * len(calls)
         batch: list[int] = []
@@ -445,6 +452,8 @@ class ToolManager:
             loop=asyncio.get_running_loop(),
         )
         needs, policy, why = await tool.approval_needed(validated.kwargs, ctx)
+        if run.ask_again and not needs:
+            needs, policy, why = True, "always", run.ask_again
         await self._publish(ToolImpactAssessed(risk=tool.risk, policy=policy, requires_approval=needs, reason=why, **base))
 
         # 4. approval
