@@ -10,9 +10,11 @@ with every subclass field intact.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -184,15 +186,18 @@ def _lookup_by_import(name: str) -> type[Message]:
     """Import the module a stored type name points at, then look again.
 
     A stored event of an application class is readable in a fresh process as
-    long as the module that defines it can be imported.
+    long as the module that defines it can be imported.  Only modules of a
+    package this process has already imported are tried, so a database from
+    elsewhere cannot make us import (and run) arbitrary code.
     """
     module_name, _, _ = name.rpartition(".")
-    while module_name:
-        try:
-            __import__(module_name)
-            break
-        except ImportError:
-            module_name, _, _ = module_name.rpartition(".")
+    if module_name.partition(".")[0] in sys.modules:
+        while module_name:
+            try:
+                importlib.import_module(module_name)
+                break
+            except ImportError:
+                module_name, _, _ = module_name.rpartition(".")
     try:
         return _REGISTRY[name]
     except KeyError:

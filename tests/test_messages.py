@@ -124,3 +124,12 @@ def test_round_trip_property(name, colour, points, tags, note, sides, metadata, 
     assert type(again) is SpecialShapeDrawn
     assert again.model_dump() == event.model_dump()
     assert isinstance(again.timestamp, datetime)
+
+
+def test_loading_never_imports_a_package_that_is_not_already_loaded(tmp_path, monkeypatch):
+    # A database from elsewhere names a module; importing it would run its code.
+    (tmp_path / "evil_pkg_for_test").mkdir()
+    (tmp_path / "evil_pkg_for_test" / "__init__.py").write_text("raise SystemExit('imported!')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(UnknownMessageType):
+        Message.from_record({"type": "evil_pkg_for_test.events.Boom", "id": "x"})
