@@ -89,11 +89,11 @@ def test_over_budget_drops_the_oldest_whole_turns():
     assert compiled.report.total + sum(compiler.counter.count(m) for m in previous_turn) > 400
 
 
-def test_a_cut_never_splits_a_tool_call_from_its_results():
-    # One long turn with no user message to cut at: three single calls, then one
-    # assistant message calling two tools at once, then the reply.  The budget
-    # ends inside the two-call group: a message-by-message cut would send the
-    # second result without the call that asked for it.
+def test_a_cut_never_splits_a_turn_or_a_tool_call_from_its_results():
+    # One long turn: three single calls, then one assistant message calling two
+    # tools at once, then the reply.  A budget that ends inside the turn does not
+    # cut it (no answer or tool result without the question that led to it):
+    # the latest turn is sent whole and the report says it is over budget.
     history = [user("read the files")]
     for k in range(3):
         call = ToolCall.from_raw(f"c{k}", "read", "{}")
@@ -108,12 +108,63 @@ def test_a_cut_never_splits_a_tool_call_from_its_results():
     tail = sum(counter.count(m) for m in history[-2:])  # the last result + the reply
     budget = tail + counter.count(history[-3]) // 2  # ends inside the multi-call group
     compiled = ContextCompiler(budget=budget, counter=counter).compile_sync(history)
-    check_tool_groups(compiled.messages, history)
-    assert compiled.messages == [history[-1]]  # the whole group did not fit, so none of it was sent
-    roomier = ContextCompiler(budget=sum(counter.count(m) for m in history[-4:]) + 5, counter=counter)
-    compiled = roomier.compile_sync(history)
-    assert compiled.messages == history[-4:]  # the group and its results, whole
-    check_tool_groups(compiled.messages, history)
+    assert compiled.messages == history and compiled.report.over_budget
+    assert "latest turn" in str(compiled.report)
+
+    # With an older turn before it, the older turn goes whole, tool calls and all.
+    older = turn_with_tools(0, result_size=400)
+    both = older + history
+    room = sum(counter.count(m) for m in history) + counter.priming + 5
+    compiled = ContextCompiler(budget=room, counter=counter).compile_sync(both)
+    assert compiled.messages == history and not compiled.report.over_budget
+    assert compiled.report.dropped == [m.id for m in older]
+    check_tool_groups(compiled.messages, both)
+
+
+def test_a_summary_never_takes_the_question_of_a_kept_answer():
+    # Tutorial 4's case: the budget fits only about one turn.  "Answer 8" must not
+    # be sent while "Question 8" went into the summary: the latest turn stays whole.
+    history = []
+    for i in range(1, 9):
+        history.append(user(f"Question {i}: tell me about day {i} of the trip."))
+        history.append(reply(f"Answer {i}: day {i} is free."))
+    summarised_batches = []
+
+    def summarise(messages):
+        summarised_batches.append([m.content for m in messages])
+        return "Days 1 to 7 are free."
+
+    for summariser in (None, summarise):
+        compiled = ContextCompiler(budget=60, summariser=summariser).compile_sync(
+            history, system="You are a travel assistant.", session_id="trip"
+        )
+        body = [m for m in compiled.messages if not m.id.startswith("llmgine-context-")]
+        assert body == history[-2:]  # Question 8 and Answer 8, together
+        assert any(m.role == "user" for m in compiled.messages)
+    assert summarised_batches == [[m.content for m in history[:-2]]]
+    assert "Question 8" not in " ".join(summarised_batches[0])
+
+
+def test_a_stored_summary_ending_inside_a_turn_is_extended_to_the_turns_end():
+    # Summaries stored by older versions could end inside a turn (after a question,
+    # before its answer); reusing one as it is would send an answer without its question.
+    history = [m for i in range(6) for m in (user(f"q{i} " * 5), reply(f"a{i} " * 5))]
+    history[0] = user("q0 " * 20)  # long enough that the history after the summary fits but not all of it
+    from llmgine_nb.context import InMemorySummaries
+
+    summaries = InMemorySummaries()
+    summaries.save_summary("s", history[2].id, "old summary up to q1", 3)  # q0 a0 q1: a1 left dangling
+    batches = []
+    compiler = ContextCompiler(budget=8000, summariser=lambda ms: batches.append(ms) or "longer summary",
+                               summaries=summaries)
+    # A budget just short of the whole history: everything after the stored summary
+    # (a1 onwards) fits, so reusing the summary as it is would send a1 without q1.
+    compiler.budget = sum(compiler.counter.count(m) for m in history) - 5
+    compiled = compiler.compile_sync(history, session_id="s")
+    body = [m for m in compiled.messages if not m.id.startswith("llmgine-context-")]
+    assert body and body[0].role == "user"
+    assert history[3] not in body  # a1 is not sent without q1
+    assert batches and batches[0][0].id == "llmgine-context-summary" and batches[0][1] == history[3]
 
 
 def test_pinned_messages_and_the_system_prompt_always_stay():
@@ -215,7 +266,7 @@ def test_sync_compile_with_plain_and_async_summarisers():
 
 def test_an_overlong_summary_makes_room_by_dropping_more():
     history = [m for i in range(30) for m in (user(f"q{i} " * 20), reply(f"a{i} " * 20))]
-    compiled = ContextCompiler(budget=400, summariser=lambda ms: "very long summary " * 80).compile_sync(history)
+    compiled = ContextCompiler(budget=400, summariser=lambda ms: "very long summary " * 60).compile_sync(history)
     assert compiled.report.dropped  # what the summary crowded out is reported as dropped
     assert compiled.report.total <= 400
     assert compiled.messages[-1] == history[-1]
@@ -289,20 +340,35 @@ def test_compile_invariants(history, budget, summarise):
     report = compiled.report
     assert report.total == sum(compiler.counter.count(m) for m in messages)
     if report.total > budget:
-        # Only what is never cut may overflow: pinned units, the newest unit, the summary.
+        # Only what is never cut may overflow: pinned units, the latest turn, the summary.
         pinned_units = compiler._pinned_units(history)
-        newest = _group_start_of_last(history)
+        newest = _latest_turn_start(history)
         assert all(history.index(m) in pinned_units or history.index(m) >= newest for m in body)
         assert report.over_budget
     left_out = set(report.dropped) | set(report.summarised)
     assert left_out.isdisjoint(ids)
     assert left_out | ids == {m.id for m in history}
+    # Cuts fall at user messages: the latest user message is sent, the kept
+    # (unpinned) history starts with a user message, and every turn is sent
+    # whole or not at all (its pinned messages aside).
+    check_whole_turns(history, body, compiler._pinned_units(history))
 
 
-def _group_start_of_last(history):
-    from llmgine_nb.context.compiler import _group_start
+def _latest_turn_start(history):
+    return max((i for i, m in enumerate(history) if m.role == "user"), default=0)
 
-    return _group_start(history, len(history) - 1)
+
+def check_whole_turns(history, body, pinned_units):
+    ids = {m.id for m in body}
+    assert history[_latest_turn_start(history)].id in ids
+    kept = [i for i, m in enumerate(history) if i not in pinned_units and m.id in ids]
+    if kept:  # the oldest kept message's question is sent too (as itself, or pinned)
+        turn = max((i for i in range(kept[0] + 1) if history[i].role == "user"), default=None)
+        assert turn is None or history[turn].id in ids, "kept history starts inside a turn"
+    starts = [i for i, m in enumerate(history) if m.role == "user"]
+    for a, b in zip(starts, starts[1:] + [len(history)]):
+        sent = {history[k].id in ids for k in range(a, b) if k not in pinned_units}
+        assert len(sent) <= 1, "a turn was split"
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -329,6 +395,7 @@ def test_a_growing_conversation_keeps_every_message_accounted_for(history, budge
         assert report.summarised == unpinned_ids[: len(report.summarised)]
         assert prefix[-1] in body
         check_tool_groups(body, prefix)
+        check_whole_turns(prefix, body, compiler._pinned_units(prefix))
     # Summaries were extended, not redone from scratch: nobody is summarised twice
     # except through the previous summary passed first.
     for batch in calls[1:]:

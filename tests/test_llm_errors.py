@@ -65,3 +65,45 @@ def test_router_configuration_mistakes_are_explained() -> None:
         RoutedLLM({"fast": "openai/gpt-4o-mini"}, fallbacks={"fast": ["nowhere"]})
     with pytest.raises(ModelConfigError, match="needs a 'model'"):
         RoutedLLM({"fast": {"api_base": "http://127.0.0.1:1"}})
+
+
+# -- real litellm errors raised before any request leaves the machine -----------------
+
+
+async def test_missing_openai_key_is_an_authentication_error_not_a_server_failure(monkeypatch) -> None:
+    # litellm wraps the OpenAI SDK's "Missing credentials" as a 500 InternalServerError;
+    # it must not read "The model's server failed" nor be retried.
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    from llmgine_nb.llm._litellm import aload_litellm
+    from llmgine_nb.llm.errors import LLMAuthenticationError
+
+    litellm = await aload_litellm()
+    with pytest.raises(Exception) as raised:  # the SDK refuses before connecting; api_base is loopback anyway
+        await litellm.acompletion(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                                  api_base="http://127.0.0.1:9", max_retries=0)
+    assert "credentials" in str(raised.value).lower()
+    error = from_exception(raised.value, model="openai/gpt-4o-mini")
+    assert isinstance(error, LLMAuthenticationError) and error.kind == "authentication" and not error.retryable
+    assert "server failed" not in str(error)
+    assert "OPENAI_API_KEY" in str(error) and "%llmgine keys" in str(error)
+
+
+async def test_missing_key_through_the_client_names_the_providers_variable(monkeypatch) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    from llmgine_nb.llm.errors import LLMAuthenticationError
+
+    client = LiteLLMClient("anthropic/claude-3-5-haiku-latest", api_base="http://127.0.0.1:9")
+    with pytest.raises(LLMAuthenticationError) as raised:
+        await client.complete("hi")
+    assert raised.value.provider == "anthropic" and not raised.value.retryable
+    assert "ANTHROPIC_API_KEY" in str(raised.value) and "%llmgine keys" in str(raised.value)
+
+
+async def test_model_without_provider_is_a_configuration_error_with_an_example() -> None:
+    from llmgine_nb.llm.errors import ModelStringError
+
+    client = LiteLLMClient("llama3", api_base="http://127.0.0.1:9")  # litellm refuses it before any request
+    with pytest.raises(ModelConfigError) as raised:
+        await client.complete("hi")
+    assert isinstance(raised.value, ModelStringError) and not raised.value.retryable
+    assert "no provider" in str(raised.value) and "openai/gpt-4o-mini" in str(raised.value)

@@ -626,3 +626,28 @@ def test_only_chat_messages_are_accepted(store):
     s = store.create_session()
     with pytest.raises(TypeError, match="ChatMessage"):
         store.append_message(s, {"role": "user", "content": "hi"})
+
+
+def test_unknown_costs_are_counted_not_summed_as_zero(store):
+    # A local model missing from litellm's price list records cost None: the
+    # totals must say "unknown", not "$0.00".
+    s = store.create_session("mixed")
+    store.record_llm_call(LLMCall.from_usage("ollama/llama3", Usage(input_tokens=10, output_tokens=5), cost=None,
+                                             latency_ms=100), session=s)
+    store.record_llm_call(LLMCall(model="gpt-4o", input_tokens=3, output_tokens=4, cost=0.25), session=s)
+    # Failed before using any tokens: nothing was billed, so its price is not "unknown".
+    store.record_llm_call(LLMCall(model="gpt-4o", error="rate limited"), session=s)
+    priced = store.create_session("priced")
+    store.record_llm_call(LLMCall(model="gpt-4o", input_tokens=1, cost=0.5), session=priced)
+
+    by_model = {r.key: r for r in store.usage("model")}
+    assert by_model["ollama/llama3"].unpriced_calls == 1 and by_model["ollama/llama3"].cost == 0.0
+    assert not by_model["ollama/llama3"].cost_known
+    assert by_model["gpt-4o"].unpriced_calls == 0 and by_model["gpt-4o"].cost_known
+    by_session = {r.key: r for r in store.usage("session")}
+    assert (by_session[s.id].cost, by_session[s.id].unpriced_calls) == (0.25, 1)
+    assert (by_session[priced.id].cost, by_session[priced.id].unpriced_calls) == (0.5, 0)
+    listed = {x.name: x for x in store.list_sessions()}
+    assert (listed["mixed"].cost, listed["mixed"].unpriced_calls, listed["mixed"].cost_known) == (0.25, 1, False)
+    assert (listed["priced"].unpriced_calls, listed["priced"].cost_known) == (0, True)
+    assert store.create_session("empty") and {x.name: x for x in store.list_sessions()}["empty"].unpriced_calls == 0

@@ -145,6 +145,11 @@ async def test_assign_looks_up_projects_confirms_then_creates(make, board):
     engine = await assistant.engine(MEI)
     record = engine.store.tool_calls(engine.session_id)[-1]
     assert record.tool == "create_task" and record.status == "done" and record.approval.decision == "approved"
+    # The journal records who said yes in the chat: the board user, not "handler".
+    mei = board.user("mei")
+    assert record.approval.who == f"{mei.name} <{mei.email}>"
+    [decided] = rec.of(ApprovalDecided)
+    assert decided.metadata["decided_by"] == f"{mei.name} <{mei.email}>"
 
 
 async def test_a_denied_assignment_writes_nothing(make, board):
@@ -175,6 +180,28 @@ async def test_an_unclear_answer_to_a_confirmation_is_a_denial(make, board):
     [decided] = rec.of(ApprovalDecided)
     assert decided.approved is False and "maybe Monday" in decided.message
     assert reply.turn is not None and reply.turn.ok
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["sure, but assign it to Jordan", "ok what does that do exactly?", "okay so which project is that?",
+     "sure, assign it to Jordan", "yeah right", "right?"],
+)
+async def test_a_question_or_a_yes_but_never_confirms(make, board, answer):
+    assistant, rec = await make()
+    before = snapshot(board)
+    asked = await assistant.handle(MEI, "assign the budget review to Sam due Friday in Finance")
+    assert asked.kind == "approval"
+
+    reply = await assistant.handle(MEI, answer)
+
+    assert snapshot(board) == before and rec.of(TaskCreated) == []
+    [decided] = rec.of(ApprovalDecided)
+    assert decided.approved is False and answer in decided.message
+    assert reply.turn is not None
+    # The denial is recorded as Mei's answer too.
+    engine = await assistant.engine(MEI)
+    assert engine.store.tool_calls(engine.session_id)[-1].approval.who.startswith("Mei Chen <")
 
 
 async def test_a_denying_policy_on_the_bus_writes_nothing(make, board):
@@ -528,3 +555,10 @@ def test_chat_answers_are_read_strictly():
     assert [parse_yes_no(t) for t in ("y", "Yes, go ahead", "no", "yes but on Monday", "maybe")] == [
         True, True, False, None, None,
     ]
+    # Questions and a yes with anything but courtesy after it are unclear (None: not a yes).
+    unclear = ["ok what does that do?", "okay so which project is that?", "sure, assign it to Jordan",
+               "yeah right", "right?", "yes?", "ok what does that do exactly", "sure but later"]
+    assert [parse_yes_no(t) for t in unclear] == [None] * len(unclear)
+    clear = ["yes please", "Yep, do it", "OK, thank you!", "sure, go ahead", "yes please, go for it", "Sounds good."]
+    assert [parse_yes_no(t) for t in clear] == [True] * len(clear)
+    assert parse_choice("yes?", options[:1]) is None and parse_choice("yes", options[:1]) == options[0]

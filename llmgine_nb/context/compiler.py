@@ -10,11 +10,13 @@ The result is, in order: the system prompt, memory notes, a summary of older
 history (when one stands in for it), the pinned messages older than the cut,
 then the most recent history that fits.
 
-When history does not fit, the oldest turns go first.  Cuts fall between
-turns where possible and never between an assistant message's tool calls
-and their results.  The system prompt, memory and pinned messages are never
-cut; if they alone exceed the budget they are still sent and the report says
-``over_budget``.  The newest message is always sent.
+When history does not fit, the oldest turns go first.  A turn is a user
+message and everything up to the next one (answers, tool calls and their
+results); cuts fall only between turns, so what is sent always starts with
+a user message and never holds an answer without its question.  The system
+prompt, memory, pinned messages and the newest turn (the latest user
+message and what followed it) are never cut; if they alone exceed the
+budget they are still sent and the report says ``over_budget``.
 
 With a ``summariser`` (``async (messages) -> str``, or a plain function),
 cut history is replaced by a summary instead of vanishing.  Summaries are
@@ -116,7 +118,7 @@ class ContextReport:
 
     @property
     def over_budget(self) -> bool:
-        """True when even the parts that are never cut did not fit."""
+        """True when even the parts that are never cut (system, memory, pinned, latest turn) did not fit."""
         return self.total > self.budget - self.reserve
 
     def __str__(self) -> str:
@@ -128,7 +130,7 @@ class ContextReport:
         if self.dropped:
             line += f"; {len(self.dropped):,} older messages dropped"
         if self.over_budget:
-            line += "; OVER BUDGET: the system prompt, memory and pinned messages alone do not fit"
+            line += "; OVER BUDGET: the parts never cut (system prompt, memory, pinned messages, latest turn) do not fit"
         return line
 
     def _repr_markdown_(self) -> str:
@@ -146,7 +148,40 @@ class CompiledContext:
         return [m.to_openai() for m in self.messages]
 
 
-# -- grouping: an assistant message with tool calls and its results are one unit --
+# -- grouping: turns, and an assistant message with its tool calls' results --------
+
+
+def _turn_starts(history: Sequence[ChatMessage], floor: int = 0) -> list[int]:
+    """Where the turns from ``floor`` on start, oldest first.
+
+    A turn is a user message and everything up to the next one; messages
+    before the first user message (from ``floor``) form a turn of their own.
+    Cuts fall only at these indices.
+    """
+    starts = [i for i in range(floor, len(history)) if history[i].role == "user"]
+    if floor < len(history) and (not starts or starts[0] != floor):
+        starts.insert(0, floor)
+    return starts
+
+
+def _next_turn_start(history: Sequence[ChatMessage], pinned: set[int], i: int) -> int:
+    """``i`` if history from ``i`` starts a turn (pinned messages aside), else the next turn's start."""
+    j = i
+    while j < len(history) and history[j].role != "user" and j in pinned:
+        j += 1
+    if j == len(history) or history[j].role == "user":
+        return i
+    while j < len(history) and history[j].role != "user":
+        j += 1
+    return j
+
+
+def _latest_turn_start(history: Sequence[ChatMessage]) -> int:
+    """Start of the newest turn: the latest user message (0 when there is none)."""
+    for i in range(len(history) - 1, -1, -1):
+        if history[i].role == "user":
+            return i
+    return 0
 
 
 def _group_start(history: Sequence[ChatMessage], end: int) -> int:
@@ -319,38 +354,23 @@ class ContextCompiler:
         return pinned
 
     def _earliest_fit(self, history: Sequence[ChatMessage], pinned: set[int], room: int, floor: int = 0) -> int:
-        """The earliest start index (>= ``floor``) whose unpinned units fit in ``room`` tokens.
+        """The earliest turn start (>= ``floor``) from which the unpinned messages fit in ``room`` tokens.
 
-        Walks back from the newest unit, which is always kept.  Pinned units
-        are skipped (they are kept anyway and counted as "pinned").  When
-        something had to be left out, the cut moves forward to the next user
-        message so that turns are dropped whole.
+        Walks back a whole turn at a time from the newest, which is always
+        kept, so a cut never separates an answer (or a tool call and its
+        results) from the question that led to it.  Pinned messages are
+        skipped (they are kept anyway and counted as "pinned").
         """
         count = self.counter.count
         used = 0
-        cut = len(history)
-        newest_start = -1  # where the newest unit (pinned or not) starts
-        left_out = False
-        end = len(history) - 1
-        while end >= floor:
-            start = _group_start(history, end)
-            newest = newest_start < 0
-            if newest:
-                newest_start = start
-            if start in pinned:
-                end = start - 1
-                continue
-            unit = sum(count(history[k]) for k in range(start, end + 1))
-            if not newest and used + unit > room:
-                left_out = True
+        end = len(history)
+        cut = end
+        for start in reversed(_turn_starts(history, floor)):
+            size = sum(count(history[k]) for k in range(start, end) if k not in pinned)
+            if cut < len(history) and used + size > room:
                 break
-            used += unit
-            cut = start
-            end = start - 1
-        if left_out:
-            for k in range(cut, newest_start + 1):
-                if history[k].role == "user":
-                    return k
+            used += size
+            cut = end = start
         return cut
 
     def _plan(
@@ -385,7 +405,10 @@ class ContextCompiler:
         if stored is not None and upto >= 0:
             expected_summary = count(self._summary_message(stored.text))
             fit = self._earliest_fit(history, pinned, room - expected_summary)
-            if fit <= upto + 1:
+            # A summary that ends inside a turn (one stored by an older version)
+            # is not reused as it is: it is extended to the end of that turn.
+            resume = _next_turn_start(history, pinned, upto + 1)
+            if fit <= upto + 1 and resume == upto + 1:
                 plan.cut = upto + 1
                 plan.summary_text = stored.text
                 plan.summary_reused = True
@@ -393,7 +416,7 @@ class ContextCompiler:
                 return plan
             plan.previous_summary = stored.text
             plan.previous_covered = stored.covered
-            least = max(fit, upto + 1)
+            least = max(fit, resume)
         # Summarise from where the last summary ended up to a cut that leaves
         # room for the next few turns.
         target_room = int(room * self.summary_target) - expected_summary
@@ -413,8 +436,8 @@ class ContextCompiler:
     @staticmethod
     def _index_of(history: Sequence[ChatMessage], message_id: str) -> int:
         """Where a summary's last message is in history, or -1 (also when it
-        would leave the newest unit out: a summary never replaces that)."""
-        newest_start = _group_start(history, len(history) - 1)
+        would reach into the newest turn: a summary never replaces that)."""
+        newest_start = _latest_turn_start(history)
         # Usually shortly before the cut, so search from the newest end.
         for i in range(len(history) - 1, -1, -1):
             if history[i].id == message_id:

@@ -12,7 +12,7 @@ import asyncio
 import json
 import re
 import sys
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "ErrorKind",
@@ -28,6 +28,7 @@ __all__ = [
     "RealModelsBlockedError",
     "StructuredOutputError",
     "ModelConfigError",
+    "ModelStringError",
     "from_exception",
 ]
 
@@ -79,7 +80,10 @@ class LLMError(Exception):
 
 class LLMAuthenticationError(LLMError):
     kind = "authentication"
-    hint = "Check the API key for this provider (llmgine_nb.llm.key_status() shows which keys are set)."
+    hint = (
+        "Check the API key for this provider: `%llmgine keys` (or llmgine_nb.llm.key_status()) "
+        "shows which keys are set."
+    )
 
 
 class LLMRateLimitError(LLMError):
@@ -138,6 +142,15 @@ class ModelConfigError(LLMError):
     """A model or alias is not configured the way the call needs."""
 
 
+class ModelStringError(ModelConfigError):
+    """The model string names no provider litellm knows (e.g. ``gpt4`` or ``llama3`` alone)."""
+
+    hint = (
+        "Model strings look like provider/model, e.g. 'openai/gpt-4o-mini', "
+        "'anthropic/claude-3-5-haiku-latest' or 'ollama/llama3'."
+    )
+
+
 # -- mapping ------------------------------------------------------------------
 
 _PREFIXES = re.compile(
@@ -163,6 +176,28 @@ _BAD_RESPONSE_HINTS = (
 _FILTER_HINTS = ("content_policy", "content policy", "safety system", "content filter", "content_filter")
 
 
+# litellm raises these before any request when no key is configured; the
+# OpenAI path wraps it as a 500 "InternalServerError", so the status code lies.
+_MISSING_KEY = re.compile(
+    r"missing credentials|missing [\w ]*api key|no (?:api )?key is set|api_key|"
+    r"api key (?:is )?(?:missing|not set|not found|required)",
+    re.IGNORECASE,
+)
+_NO_PROVIDER = "llm provider not provided"
+
+
+def _missing_key(message: str, provider: str | None, kw: dict[str, Any]) -> LLMAuthenticationError:
+    from .config import PROVIDER_KEYS  # config imports nothing of ours; lazy keeps this module standalone
+
+    names = PROVIDER_KEYS.get(provider or "", ())
+    where = f" for {provider}" if provider else ""
+    if names:
+        return LLMAuthenticationError(
+            f"No API key was found{where}: set {' or '.join(names)} in the environment or a .env file", **kw
+        )
+    return LLMAuthenticationError(f"No API key was found{where} ({message.rstrip('.')})", **kw)
+
+
 def _status(exc: BaseException) -> int | None:
     code = getattr(exc, "status_code", None)
     return code if isinstance(code, int) else None
@@ -186,10 +221,18 @@ def from_exception(exc: BaseException, *, model: str | None = None, provider: st
         klass = getattr(litellm, name, None) if litellm is not None else None
         return (isinstance(klass, type) and isinstance(exc, klass)) or name in names
 
+    if _NO_PROVIDER in lowered:
+        return ModelStringError("The model string names no provider litellm knows", **kw)
     if isa("ContextWindowExceededError"):
         return ContextTooLongError(message, **kw)
     if isa("ContentPolicyViolationError") or any(h in lowered for h in _FILTER_HINTS):
         return ContentFilterError(message, **kw)
+    if _MISSING_KEY.search(raw):
+        if provider is None and model:
+            from .config import provider_of
+
+            provider = kw["provider"] = provider_of(model)
+        return _missing_key(message, provider, kw)
     if isa("AuthenticationError") or isa("PermissionDeniedError") or status in (401, 403):
         return LLMAuthenticationError(message, **kw)
     if isa("RateLimitError") or status == 429:

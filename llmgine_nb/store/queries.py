@@ -12,6 +12,11 @@ from typing import Any
 
 __all__ = ["list_sessions", "search", "usage", "copy_history"]
 
+# A call whose price is unknown (cost NULL) is counted, not summed as $0: ``cost``
+# stays the sum of the known costs and front ends say "cost unknown" or ">= $x".
+# A failed call that used no tokens was not billed, so it is not "unpriced".
+_UNPRICED = "(cost IS NULL AND (error IS NULL OR coalesce(input_tokens, 0) + coalesce(output_tokens, 0) > 0))"
+
 _LIST_SESSIONS = """
 SELECT s.id, s.name, s.model, s.created, s.notebook, s.forked_from_session, s.forked_from_message,
        s.engine_state, s.metadata,
@@ -20,12 +25,12 @@ SELECT s.id, s.name, s.model, s.created, s.notebook, s.forked_from_session, s.fo
            coalesce((SELECT created FROM messages m WHERE m.session_id = s.id ORDER BY seq DESC LIMIT 1), ''),
            coalesce(c.last_call, '')) AS last_activity,
        coalesce(c.calls, 0), coalesce(c.input_tokens, 0), coalesce(c.output_tokens, 0),
-       coalesce(c.cached_tokens, 0), coalesce(c.cost, 0.0)
+       coalesce(c.cached_tokens, 0), coalesce(c.cost, 0.0), coalesce(c.unpriced_calls, 0)
 FROM sessions s
 LEFT JOIN (
     SELECT session_id, count(*) AS calls, sum(input_tokens) AS input_tokens,
            sum(output_tokens) AS output_tokens, sum(cached_tokens) AS cached_tokens,
-           total(cost) AS cost, max(created) AS last_call
+           total(cost) AS cost, sum({unpriced}) AS unpriced_calls, max(created) AS last_call
     FROM llm_calls GROUP BY session_id
 ) c ON c.session_id = s.id
 {where}
@@ -40,7 +45,7 @@ def list_sessions(conn: sqlite3.Connection, *, limit: int | None, notebook: str 
     if notebook is not None:
         where = "WHERE s.notebook = ?"
         params.append(notebook)
-    sql = _LIST_SESSIONS.format(where=where, limit=f"LIMIT {int(limit)}" if limit is not None else "")
+    sql = _LIST_SESSIONS.format(unpriced=_UNPRICED, where=where, limit=f"LIMIT {int(limit)}" if limit is not None else "")
     return conn.execute(sql, params).fetchall()
 
 
@@ -85,7 +90,8 @@ def usage(conn: sqlite3.Connection, by: str, *, session_id: str | None, since: s
         params.append(since)
     sql = f"""
         SELECT {key} AS key, count(*), sum(error IS NOT NULL), coalesce(sum(input_tokens), 0),
-               coalesce(sum(output_tokens), 0), coalesce(sum(cached_tokens), 0), total(cost), avg(latency_ms)
+               coalesce(sum(output_tokens), 0), coalesce(sum(cached_tokens), 0), total(cost), avg(latency_ms),
+               sum({_UNPRICED})
         FROM llm_calls
         {"WHERE " + " AND ".join(where) if where else ""}
         GROUP BY key

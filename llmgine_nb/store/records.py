@@ -69,7 +69,15 @@ class SessionSummary:
     input_tokens: int
     output_tokens: int
     cached_tokens: int
-    cost: float
+    cost: float  # the sum of the known costs
+    #: Calls whose price is unknown (e.g. a local model missing from litellm's
+    #: price list): when non-zero the true cost is at least ``cost``.
+    unpriced_calls: int = 0
+
+    @property
+    def cost_known(self) -> bool:
+        """True when every call was priced, so ``cost`` is the whole cost."""
+        return self.unpriced_calls == 0
 
     @property
     def id(self) -> str:
@@ -187,8 +195,16 @@ class UsageRow:
     input_tokens: int
     output_tokens: int
     cached_tokens: int
-    cost: float
+    cost: float  # the sum of the known costs
     mean_latency_ms: float | None
+    #: Calls whose price is unknown (e.g. a local model missing from litellm's
+    #: price list): when non-zero the true cost is at least ``cost``.
+    unpriced_calls: int = 0
+
+    @property
+    def cost_known(self) -> bool:
+        """True when every call was priced, so ``cost`` is the whole cost."""
+        return self.unpriced_calls == 0
 
     @property
     def total_tokens(self) -> int:

@@ -380,6 +380,7 @@ class Store:
                 output_tokens=row[13],
                 cached_tokens=row[14],
                 cost=row[15],
+                unpriced_calls=row[16],
             )
             for row in rows
         ]
@@ -999,7 +1000,7 @@ class Store:
         return [
             UsageRow(
                 key=r[0], calls=r[1], errors=r[2], input_tokens=r[3], output_tokens=r[4], cached_tokens=r[5],
-                cost=r[6], mean_latency_ms=r[7],
+                cost=r[6], mean_latency_ms=r[7], unpriced_calls=r[8],
             )
             for r in rows
         ]

@@ -25,8 +25,18 @@ _NO = frozenset({
 })
 _YES_FIRST = frozenset({"y", "yes", "yep", "yeah", "yup", "ok", "okay", "sure"})
 _NO_FIRST = frozenset({"n", "no", "nope", "nah", "don't", "cancel"})
-# A "yes, but ..." asks for something else: not a clear yes.
-_HEDGES = frozenset({"but", "not", "no", "instead", "wait", "except", "change"})
+# What may follow a yes-word and still leave a plain yes ("yes please, go ahead").
+# Anything else ("sure, assign it to Jordan", "ok what does that do", "yeah
+# right") asks for something more or means something else: not a clear yes.
+_YES_TAIL = tuple(
+    tuple(phrase.split())
+    for phrase in (
+        "please", "please do", "go ahead", "go for it", "do it", "thanks", "thank you", "thx", "ty",
+        "sure", "yes", "yep", "yeah", "yup", "ok", "okay", "confirm", "confirmed", "approve", "approved",
+        "correct", "that's correct", "that's right", "that's fine", "fine", "sounds good", "looks good",
+        "good", "great", "perfect", "absolutely", "definitely", "of course",
+    )
+)  # fmt: skip
 _NONE = frozenset({"none", "neither", "none of them", "none of those", "no", "nope", "cancel", "nothing", "stop"})
 _ORDINALS = {
     "first": 1, "1st": 1, "one": 1,
@@ -45,8 +55,28 @@ def _clean(text: str) -> str:
     return " ".join(str(text).lower().replace("\u2019", "'").split()).strip(" .!?,")
 
 
+def _only_yes_tail(words: Sequence[str]) -> bool:
+    """True when ``words`` are nothing but courtesy and more yes ("please", "go ahead", "thanks" ...)."""
+    i = 0
+    while i < len(words):
+        for phrase in _YES_TAIL:
+            if tuple(words[i : i + len(phrase)]) == phrase:
+                i += len(phrase)
+                break
+        else:
+            return False
+    return True
+
+
 def parse_yes_no(text: str) -> bool | None:
-    """True for a clear yes, False for a clear no, None when the reply is neither."""
+    """True for a clear yes, False for a clear no, None when the reply is neither.
+
+    A question ("ok what does that do?", "right?") is never a yes, and nor
+    is a yes followed by anything but courtesy ("sure, assign it to Jordan"):
+    the caller treats None as no.
+    """
+    if "?" in str(text):
+        return None  # a question back is not an answer
     reply = _clean(text)
     if not reply:
         return None
@@ -55,7 +85,7 @@ def parse_yes_no(text: str) -> bool | None:
     if reply in _NO:
         return False
     words = re.findall(r"[a-z']+", reply)
-    if words and words[0] in _YES_FIRST and not _HEDGES.intersection(words[1:]):
+    if words and words[0] in _YES_FIRST and _only_yes_tail(words[1:]):
         return True
     if words and words[0] in _NO_FIRST:
         return False
@@ -79,7 +109,7 @@ def parse_choice(text: str, options: Sequence[str]) -> str | None:
     if m := _ORDINAL.match(reply):
         index = _ORDINALS[m.group(1)]
         return options[index - 1] if index <= len(options) else None
-    if len(options) == 1 and parse_yes_no(reply):
+    if len(options) == 1 and parse_yes_no(text):
         return options[0]
     exact = [o for o in options if _clean(o) == reply]
     if len(exact) == 1:

@@ -59,7 +59,7 @@ from ...engine import ChatEngine, TurnResult
 from ...llm import BaseLLM, get_llm
 from ...messages import Command
 from ...store import Store
-from ...tools import ApprovalDecision, ApprovalQueue, ToolManager
+from ...tools import ApprovalDecided, ApprovalDecision, ApprovalQueue, ToolManager
 from ...tools.commands import ChoiceRequest, ConfirmRequest, RequestApproval
 from .answers import parse_choice, parse_yes_no
 from .board import WRITE, Board, User
@@ -225,6 +225,10 @@ class TaskAssistant:
         self._by_session: dict[str, _Conversation] = {}
         self._starting: asyncio.Lock | None = None
         self._verified: Registration = self.bus.subscribe(UserVerified, self._on_verified, priority=50)
+        # Who answered an approval in the chat, by (session, call id), until its ApprovalDecided is stamped.
+        self._deciders: dict[tuple[str, str], str] = {}
+        # Before the engine's journal persists the decision (priority 100): say who made it.
+        self._stamping: Registration = self.bus.subscribe(ApprovalDecided, self._stamp_decider, priority=200)
 
     def __repr__(self) -> str:
         return f"<TaskAssistant {self.name} platform={self.platform} users={len(self._conversations)} model={self.llm.model!r}>"
@@ -244,7 +248,7 @@ class TaskAssistant:
         conv = await self._conversation(str(platform_user_id))
         async with conv.lock:
             question = self._pending_question(conv)
-            if question is not None and self._answer(question, text):
+            if question is not None and self._answer(conv, question, text):
                 conv.answered.add(question.id)
             else:
                 if conv.turn is not None and not conv.turn.done():
@@ -298,6 +302,8 @@ class TaskAssistant:
         self._conversations.clear()
         self._by_session.clear()
         self._verified.unregister()
+        self._stamping.unregister()
+        self._deciders.clear()
         if self.approvals is not None:
             self.approvals.deny_all("the assistant was closed")
 
@@ -395,19 +401,21 @@ class TaskAssistant:
         unanswered = [r for r in waiting if r.id not in conv.answered]
         return unanswered[0] if unanswered else None
 
-    def _answer(self, question: Command, text: str) -> bool:
+    def _answer(self, conv: _Conversation, question: Command, text: str) -> bool:
         """Answer ``question`` from the chat text; False if it stopped waiting meanwhile (a timeout)."""
         assert self.approvals is not None
         try:
-            self._settle(question, text)
+            self._settle(conv, question, text)
         except LookupError:
             log.info("question %s stopped waiting before the answer came; the message starts a new turn", question.id)
             return False
         return True
 
-    def _settle(self, question: Command, text: str) -> None:
+    def _settle(self, conv: _Conversation, question: Command, text: str) -> None:
         assert self.approvals is not None
         if isinstance(question, RequestApproval):
+            key = (conv.session_id, question.call_id)
+            self._deciders[key] = self._decider(conv)
             yes = parse_yes_no(text)
             if yes:
                 decision = ApprovalDecision.approve()
@@ -415,11 +423,28 @@ class TaskAssistant:
                 decision = ApprovalDecision.deny()
             else:  # not a clear yes: fail closed, and let the model read what they said
                 decision = ApprovalDecision.deny(f"The user did not confirm; they said: {text}")
-            self.approvals.decide(question.call_id, decision)
+            try:
+                self.approvals.decide(question.call_id, decision, session_id=conv.session_id)
+            except LookupError:
+                self._deciders.pop(key, None)
+                raise
         elif isinstance(question, ChoiceRequest):
             self.approvals.answer(question.id, parse_choice(text, question.options))
         else:
             self.approvals.answer(question.id, parse_yes_no(text) is True)
+
+    def _decider(self, conv: _Conversation) -> str:
+        """Who is answering in this chat: the board user's name and email, else the platform id."""
+        user = self.user_for(conv.platform_user_id)
+        if user is None:
+            return f"{self.platform} user {conv.platform_user_id} (unverified)"
+        return f"{user.name} <{user.email}>" if user.email else user.name
+
+    def _stamp_decider(self, event: ApprovalDecided) -> None:
+        """Put the chat user who answered on the decision, for the journal and any display."""
+        who = self._deciders.pop((event.session_id or "", event.call_id), None)
+        if who is not None:
+            event.metadata.setdefault("decided_by", who)
 
     async def _next_reply(self, conv: _Conversation) -> Reply:
         while True:
