@@ -16,6 +16,7 @@ from llmgine_nb.engine import (
     ChatEngine,
     DecideApproval,
     ForkSession,
+    ResetSession,
     SendMessage,
     StepLimitReached,
     TurnCancelled,
@@ -523,3 +524,13 @@ async def test_a_call_interrupted_by_a_restart_is_asked_again_even_if_its_policy
     assert record.approval.decision == "denied" and record.approval.reason == "it may have gone out already"
     told = [m.content for m in restarted.history if m.role == "tool"]
     assert len(told) == 1 and "denied" in told[0]
+
+
+async def test_a_message_to_the_old_session_after_a_reset_says_where_to_go():
+    engine, *_ = await make(["one", "two"])
+    await engine.send("first")
+    old = engine.session_id
+    new = (await engine.bus.execute(ResetSession(session_id=old))).unwrap()
+    stale = await engine.bus.execute(SendMessage(session_id=old, text="hello?"))
+    assert not stale.success and f"continues in session {new}" in stale.error
+    assert (await engine.send("second")).text == "two" and engine.history[0].content == "second"

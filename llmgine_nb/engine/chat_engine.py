@@ -160,6 +160,7 @@ class ChatEngine:
         self._turn: _Turn | None = None
         self._cancel_reason = "cancelled by the user"
         self._cancelling = self._cancel_requested = False
+        self._forwarding: list[Registration] = []  # notes left on sessions this engine moved away from
 
     @property
     def model(self) -> str:
@@ -186,6 +187,9 @@ class ChatEngine:
         """Cancel a running turn and take the handlers off the bus."""
         await self.cancel()
         self._unbind()
+        for registration in self._forwarding:
+            registration.unregister()
+        self._forwarding = []
 
     async def __aenter__(self) -> ChatEngine:
         return await self.start()
@@ -316,6 +320,7 @@ class ChatEngine:
         old = self.session_id
         record = self.store.create_session(model=self.model)
         self._bind(record.id)
+        self._leave_forwarding_note(old, "was reset")
         await self.bus.publish(SessionReset(session_id=old, metadata={"new_session_id": record.id}))
         return record.id
 
@@ -327,8 +332,21 @@ class ChatEngine:
         old = self.session_id
         record = self.store.fork_session(old, at, name=command.name)
         self._bind(record.id)
+        self._leave_forwarding_note(old, "was forked")
         await self.bus.publish(SessionForked(session_id=old, new_session_id=record.id, at_message_id=at))
         return record.id
+
+    def _leave_forwarding_note(self, old_session_id: str, what: str) -> None:
+        """A message still sent to the old session gets a sentence naming the new one."""
+        new_session_id = self.session_id
+
+        def moved(command: SendMessage) -> None:
+            raise RuntimeError(
+                f"session {old_session_id} {what}; this engine now continues in session {new_session_id} "
+                "(engine.session_id): send there"
+            )
+
+        self._forwarding.append(self.bus.register_command_handler(SendMessage, moved, session_id=old_session_id))
 
     # -- the turn ---------------------------------------------------------------------
 
