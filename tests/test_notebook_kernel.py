@@ -311,3 +311,42 @@ def test_kernel_interrupt_between_cells_stops_a_background_turn(kernel):
     kernel.km.interrupt_kernel()
     time.sleep(0.3)
     assert run(kernel, "2 + 2").outputs[-1]["data"]["text/plain"] == "4"
+
+
+SECRET = "sk-kernelSECRET0123456789abcdef"
+
+
+def test_a_key_from_the_environment_never_reaches_an_output_or_a_widget(kernel):
+    """The model is given the key as a tool argument, the tool returns it, the model repeats it
+    (streamed word by word): the card, the live updates, the final output and every widget's
+    state show [REDACTED] instead."""
+    run(kernel, f'''
+        import os
+        os.environ["OPENAI_API_KEY"] = "{SECRET}"
+        rt.redactor.refresh()
+        fresh('secret', [ScriptedReply('Removing it.', [call('remove', path="{SECRET}")]),
+                         "Your key is {SECRET} - and again {SECRET}."], delay_s=0.01)
+    ''')
+    try:
+        cell = run(kernel, "%llmgine Please remove the key file")
+        approve = kernel.wait_for_widget("ButtonModel", description="Approve", within=cell, timeout=10)
+        card_text = " ".join(w.get("value", "") for w in kernel.find_widgets("HTMLModel", within=cell))
+        assert "[REDACTED]" in card_text, "the card shows the argument, redacted"
+        pending = run(kernel, "%llmgine pending").stdout
+        assert "[REDACTED]" in pending and SECRET not in pending
+        kernel.click(approve).wait()
+        final = turn_done(kernel, cell)
+        assert value(kernel, "ran") == [SECRET], "the tool itself got the real value"
+        md = final["data"]["text/markdown"]
+        assert "Your key is [REDACTED] - and again [REDACTED]." in md and "removed [REDACTED]" in md
+        # Every output and widget message the kernel sent (the test's own code and prints aside).
+        shown = ("display_data", "update_display_data", "execute_result", "comm_open", "comm_msg", "error")
+        messages = [m["content"] for m in [m for r in kernel.requests.values() for m in r.messages] + kernel.unparented
+                    if m["header"]["msg_type"] in shown] + [m["content"] for m in cell.messages]
+        sent = json.dumps(messages, default=str) + json.dumps([w.state for w in kernel.widgets.values()], default=str)
+        sent += json.dumps([w.captured_outputs for w in kernel.widgets.values()], default=str)
+        for mime in ("text/plain", "text/markdown", "text/html", "application/vnd.jupyter.widget-view+json"):
+            assert mime in sent or mime == "text/html"
+        assert SECRET not in sent, "the key reached an output or a widget"
+    finally:
+        run(kernel, 'os.environ["OPENAI_API_KEY"] = ""; rt.redactor.refresh()')

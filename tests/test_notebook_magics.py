@@ -307,3 +307,77 @@ def test_session_and_reporting_subcommands(tmp_path):
     assert "Exported the session to talk.md" in out and "herons" in section(out, "print(open('talk.md')")
     assert "No turn is running." in out and "Nothing is waiting for an answer." in out
     assert "Traceback" not in out and "UsageError" not in out
+
+
+def test_review_fixes_prompts_ids_retry_and_export(tmp_path):
+    """Capitalised words are prompts; short ids are refused; a failed turn is retried, not re-sent;
+    bad options fail before a turn starts; errors read as sentences; export keeps existing files."""
+    (tmp_path / "kept.md").write_text("mine")
+    out = run_shell('''
+        from llmgine_nb.llm import ScriptedLLM, call
+        from llmgine_nb.llm.errors import LLMAuthenticationError
+        from llmgine_nb.tools.python import python_tool
+        rt = shell.user_ns["rt"] = runtime()
+        rt.use_llm(ScriptedLLM(lambda messages, tools: 'echo: ' + messages[-1].content))
+        cell("%llmgine Model a queue in Python")
+        until(lambda: rt.last.done())
+        cell("%llmgine New ideas for dinner?")
+        until(lambda: rt.last.done())
+        cell("%llmgine model a queue in Python")
+        cell("print('model now:', rt.model, '; sessions:', len(rt.store.list_sessions()))")
+        cell("%llmgine ask -o 1bad What?")
+        cell("print('messages stored:', len(rt.store.messages(rt.session_id)))")
+        first = shell.user_ns["first"] = rt.session_id
+        cell("%llmgine new other")
+        cell(f"%llmgine ask -s {first[:12]} -w back to the first")
+        cell("print('same session:', rt.last.session_id == first, len(rt.store.list_sessions()))")
+
+        rt.use_llm(ScriptedLLM([LLMAuthenticationError('The key was refused (scripted).'), 'Second time lucky.']))
+        cell("%llmgine -w hello once")
+        cell("%llmgine retry -w")
+        cell("print('stored:', [m.content for m in rt.store.messages(rt.session_id)])")
+
+        rt.use_llm(ScriptedLLM([call('remove', path='a.txt'), 'ok']))
+        cell("%llmgine Please remove a.txt")
+        until(lambda: rt.pending())
+        cell("%llmgine approve c")
+        cell("%llmgine approve call_")
+        cell("print('ran so far:', ran)")
+        cell("%llmgine fork")
+        cell("%llmgine deny call_1_0")
+        until(lambda: rt.last.done())
+
+        rt.tools.register(python_tool(namespace=shell.user_ns))
+        rt.use_llm(ScriptedLLM([call('run_python', code='x = 1'), 'ok']))
+        cell("%llmgine Run it")
+        until(lambda: rt.pending())
+        cell("%llmgine always call_1_0")
+        until(lambda: rt.last.done())
+
+        cell("%llmgine export kept.md")
+        cell("print('kept:', open('kept.md').read())")
+        cell("%llmgine export kept.md --force")
+        cell("%llmgine export no/such/folder/x.md")
+    ''', tmp_path)
+    assert "echo: Model a queue in Python" in out and "echo: New ideas for dinner?" in out
+    assert "UsageError: 'a queue in Python' is not a model name" in out
+    assert "model now: scripted ; sessions: 1" in out, "neither the model nor the sessions changed"
+    assert "UsageError: '1bad' is not a valid variable name for --out" in out
+    assert "messages stored: 4" in out, "the bad option stopped the turn before it started"
+    assert "echo: back to the first" in out and "same session: True 2" in out
+    assert "then %llmgine retry" in section(out, "%llmgine -w hello once")
+    assert "Second time lucky." in section(out, "%llmgine retry -w")
+    assert "stored: ['hello once', 'Second time lucky.']" in out, "the retried message is stored once"
+    assert "UsageError: nothing is waiting for approval with id 'c'" in out and "at least 6 characters" in out
+    assert "UsageError: nothing is waiting for approval with id 'call_'" in out
+    assert "ran so far: []" in out
+    assert "UsageError: a turn is running in this session; wait for it or cancel it before you" in out
+    assert "RuntimeError" not in out
+    assert "Approved run_python (call_1_0) this once: run_python does not remember approvals" in out
+    assert "it runs without asking" not in out and "always, for this session" not in out
+    assert "Approved (this once: the tool does not remember approvals) by" in out
+    assert "UsageError: kept.md already exists; choose another name, or overwrite it (--force)" in out
+    assert "kept: mine" in out
+    assert "Exported the session to kept.md" in out
+    assert "UsageError: cannot write no/such/folder/x.md" in out
+    assert "Traceback" not in out

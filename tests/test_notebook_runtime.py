@@ -8,6 +8,7 @@ the same runtime through the magics and widgets.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from types import SimpleNamespace
 
@@ -32,6 +33,16 @@ def remove(path: str) -> str:
     """
     ran.append(path)
     return f"removed {path}"
+
+
+echoed: list[str] = []
+
+
+@tool
+def echo(text: str) -> str:
+    """Say the text back."""
+    echoed.append(text)
+    return f"echo: {text}"
 
 
 @tool
@@ -145,8 +156,27 @@ def test_unknown_ids_get_a_sentence_listing_what_waits(runtime):
     wait_for(lambda: runtime.approvals.pending_approvals(), what="the approval request")
     with pytest.raises(LookupError, match=r"nothing is waiting for approval with id 'nope' \(waiting: call_1_0 \(remove\)\)"):
         runtime.approve("nope")
+    # Shorter than 6 characters (the approval queue's rule) is no id, even when it fits one call.
+    for short in ("", "c", "call_"):
+        with pytest.raises(LookupError, match="nothing is waiting for approval"):
+            runtime.approve(short)
+    assert runtime.approvals.pending_approvals(), "nothing was approved"
+    assert ran == []
     runtime.stop()
     assert handle.wait(10).status == "cancelled"
+
+
+def test_a_question_is_not_answered_by_a_short_prefix(runtime):
+    runtime.use_llm(ScriptedLLM([call("pick_project", name="apo"), "ok"]))
+    handle = runtime.ask("open apo")
+    question = wait_for(runtime.approvals.pending_questions, what="the question")[0]
+    for short in ("", question.id[:5]):
+        with pytest.raises(LookupError, match="a shortened id needs at least 6 characters|no question is waiting"):
+            runtime.answer(short, 1)
+    assert runtime.approvals.pending_questions()
+    runtime.answer(question.id[:6], 2)
+    assert handle.wait(10).status == "complete"
+    assert "project Apogee" in handle.transcript.blocks[0].result
 
 
 def test_stop_cancels_the_turn_and_keeps_the_partial_reply(runtime):
@@ -245,12 +275,22 @@ def test_usage_and_log_reports(runtime):
         "Approval" in type(e).__name__ for e in runtime.log(types=["approval"]).events)
 
 
-def test_config_keys_and_export_show_no_secrets(runtime, tmp_path, monkeypatch):
+def test_config_keys_and_export_show_no_secrets(runtime, tmp_path, monkeypatch, capsys):
     secret = "sk-test-0123456789abcdefWXYZ"
     monkeypatch.setenv("OPENAI_API_KEY", secret)
     monkeypatch.setenv("LLMGINE_API_BASE", "http://user:pw@127.0.0.1:9/v1?key=abc")
-    runtime.use_llm(ScriptedLLM(["hello"]))
-    runtime.ask_sync("hi", timeout=10)
+    runtime.redactor.refresh()
+    # The key goes through the whole conversation: the prompt, a tool's arguments and result,
+    # and the model's streamed answer.
+    runtime.namespace["echo"] = echo
+    runtime.use_llm(ScriptedLLM([call("echo", text=secret), f"hello, your key is {secret}."], delay_s=0.002))
+    result = runtime.ask_sync(f"my key is {secret}; say it back", timeout=10)
+    assert result.status == "complete" and echoed == [secret], "the tool got the real value"
+    printed = capsys.readouterr().out
+    assert "hello, your key is [REDACTED]." in printed and "[REDACTED]" in printed.split("hello")[0]
+    assert secret not in printed, "the key reached the cell's output"
+    history = runtime.history()
+    assert secret not in history.text() + history.html()
     keys = runtime.keys()
     assert "sk-...WXYZ" in keys.text() and secret not in keys.text() + keys.html()
     settings = runtime.settings()
@@ -263,9 +303,10 @@ def test_config_keys_and_export_show_no_secrets(runtime, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="there is no setting 'colour'"):
         runtime.configure(colour="red")
     md = runtime.export(tmp_path / "talk.md")
-    assert "hello" in md.read_text()
+    assert "hello" in md.read_text() and secret not in md.read_text()
     nb = nbformat.read(str(runtime.export(tmp_path / "talk.ipynb")), as_version=4)
     assert any("hello" in cell.source for cell in nb.cells)
+    assert secret not in (tmp_path / "talk.ipynb").read_text()
     with pytest.raises(ValueError, match=r"\*.ipynb or \*.md"):
         runtime.export(tmp_path / "talk.txt")
 
@@ -297,3 +338,16 @@ def test_the_runtime_function_is_not_shadowed_by_a_module():
     assert callable(runtime) and runtime.__module__ == "llmgine_nb.notebook.extension"
     with pytest.raises(RuntimeError, match="there is no IPython shell here"):
         runtime()
+
+
+def test_use_llm_while_a_turn_runs_cancels_it_and_the_runtime_keeps_working(runtime):
+    runtime.use_llm(ScriptedLLM(REMOVE))
+    handle = runtime.ask("remove a.txt")
+    wait_for(runtime.pending, what="the approval request")
+    switched = threading.Thread(target=runtime.use_llm, args=(ScriptedLLM(["other model here"]),), daemon=True)
+    switched.start()
+    switched.join(10)
+    assert not switched.is_alive(), "use_llm hung while a turn was running"
+    assert handle.wait(10).status == "cancelled" and ran == []
+    assert runtime.pending() == []
+    assert runtime.ask_sync("hi", timeout=10).text == "other model here"

@@ -14,13 +14,14 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..engine.commands import DecideApproval
-from ..tools.approval import ApprovalDecision, parse_decision
+from ..tools.approval import MIN_PREFIX, ApprovalDecision, parse_decision
 from ..tools.commands import ChoiceRequest, ConfirmRequest, RequestApproval, ToolQuestion
 from .magics import say
 from .render import call_signature
 
 if TYPE_CHECKING:
     from ..bus import MessageBus
+    from ..observe.redact import Redactor
     from ..tools.approval import ApprovalQueue
     from .config import NotebookConfig
     from .live import LiveCell
@@ -40,6 +41,7 @@ class Answering:
     _cells: dict[str, LiveCell]
     _engines: dict[str, Any]
     _deciders: dict[str, str]
+    redactor: Redactor
 
     def pending(self) -> list[Any]:
         """Approval requests and questions waiting for an answer, oldest first."""
@@ -65,7 +67,9 @@ class Answering:
             result = self.bus.execute_sync(command, timeout=30)
             if not result.success:
                 self._deciders.pop(request.call_id, None)
-                raise LookupError(result.error or "the decision was not accepted")
+                from .kernel_runtime import error_sentence
+
+                raise LookupError(error_sentence(result.error or "the decision was not accepted"))
         else:  # asked outside an engine of ours: answer the queue directly
             self.approvals.decide(request.call_id, decision)
         return request
@@ -111,25 +115,14 @@ class Answering:
 
     def _find_approval(self, call_id: str) -> RequestApproval:
         pending = self.approvals.pending_approvals()
-        found = [r for r in pending if r.call_id == call_id] or [r for r in pending if r.call_id.startswith(call_id)]
-        if len(found) == 1:
-            return found[0]
-        waiting = ", ".join(f"{r.call_id} ({r.tool_name})" for r in pending) or "nothing"
-        if not found:
-            raise LookupError(f"nothing is waiting for approval with id {call_id!r} (waiting: {waiting})")
-        raise LookupError(f"{call_id!r} matches {len(found)} pending approvals; give more of the id (waiting: {waiting})")
+        return _lookup(call_id, pending, lambda r: [r.call_id], "nothing is waiting for approval",
+                       ", ".join(f"{r.call_id} ({r.tool_name})" for r in pending))
 
     def _find_question(self, request_id: str) -> ToolQuestion:
         pending = self.approvals.pending_questions()
-        found = [q for q in pending if request_id in (q.id, q.call_id)] or [
-            q for q in pending if q.id.startswith(request_id) or (q.call_id or "").startswith(request_id)
-        ]
-        if len(found) == 1:
-            return found[0]
-        waiting = ", ".join(q.id for q in pending) or "nothing"
-        if not found:
-            raise LookupError(f"no question is waiting with id {request_id!r} (waiting: {waiting})")
-        raise LookupError(f"{request_id!r} matches {len(found)} questions; give more of the id (waiting: {waiting})")
+        return _lookup(request_id, pending, lambda q: [q.id] + ([q.call_id] if q.call_id else []),
+                       "no question is waiting",
+                       ", ".join(q.id for q in pending))
 
     def _answer_while_waiting(self, session_id: str) -> None:
         """While a cell blocks on a turn, nobody can click: ask with input(), or deny if there is no stdin."""
@@ -152,7 +145,8 @@ class Answering:
         call = call_signature(request.tool_name, request.arguments, limit=200)
         why = f" - {request.reason}" if request.reason else ""
         choices = "[y]es / [n]o / [e]dit" + (" / [a]lways" if request.allow_always else "")
-        answer = input(f"Approve {call}? (risk: {request.risk}{why})\n{choices}, or 'n: reason': ").strip()
+        question = self.redactor.text(f"Approve {call}? (risk: {request.risk}{why})")  # a prompt is an output too
+        answer = input(f"{question}\n{choices}, or 'n: reason': ").strip()
         who = f"{self.config.user} via input()"
         word, _, rest = answer.partition(":")
         word = word.strip().lower()
@@ -178,19 +172,38 @@ class Answering:
         who = f"{self.config.user} via input()"
         if isinstance(request, ChoiceRequest):
             listing = "\n".join(f"  {i}) {o}" for i, o in enumerate(request.options, 1))
-            raw = input(f"{request.question}\n{listing}\nNumber (empty for none of these): ").strip()
+            raw = input(self.redactor.text(f"{request.question}\n{listing}\nNumber (empty for none of these): ")).strip()
             try:
                 value = _choice_value(request, raw) if raw else None
             except LookupError:
                 value = None
             self.answer(request.id, value, answered_by=who)
         else:
-            raw = input(f"{request.question} [y/n]: ")
+            raw = input(self.redactor.text(f"{request.question} [y/n]: "))
             try:
                 value = _yes_no(raw)
             except ValueError:
                 value = False
             self.answer(request.id, value, answered_by=who)
+
+
+def _lookup(ident: str, pending: list[Any], ids: Any, none: str, waiting: str) -> Any:
+    """The one request ``ident`` names - by the approval queue's rule: its whole id, or a prefix
+    of at least ``MIN_PREFIX`` characters that fits no other (a stray short prefix must not
+    approve a call the person never saw)."""
+    ident = (ident or "").strip()
+    waiting = waiting or "nothing"
+    found = [r for r in pending if ident in ids(r)]
+    if not found:
+        if len(ident) < MIN_PREFIX:
+            short = f"; a shortened id needs at least {MIN_PREFIX} characters" if ident else ""
+            raise LookupError(f"{none} with id {ident!r} (waiting: {waiting}){short}")
+        found = [r for r in pending if any(i.startswith(ident) for i in ids(r))]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise LookupError(f"{none} with id {ident!r} (waiting: {waiting})")
+    raise LookupError(f"{ident!r} matches {len(found)} waiting requests; give more of the id (waiting: {waiting})")
 
 
 def _stdin_available(shell: Any) -> bool:

@@ -24,6 +24,7 @@ import asyncio
 import getpass
 import logging
 import os
+import re
 import signal
 import threading
 import types
@@ -36,8 +37,9 @@ from ..bus import MessageBus
 from ..engine.commands import CancelTurn, ForkSession, SendMessage, SwitchModel
 from ..engine.events import TurnStarted
 from ..engine.turn import TurnResult
-from ..messages import Event
-from ..tools.approval import ApprovalQueue
+from ..messages import CommandResult, Event
+from ..observe.redact import Redactor
+from ..tools.approval import MIN_PREFIX, ApprovalQueue
 from ..tools.commands import ChoiceRequest, RequestApproval, ToolQuestion
 from ..tools.events import ApprovalDecided
 from ..tools.manager import ToolManager
@@ -102,6 +104,8 @@ class NotebookRuntime(Answering):
             self.tools.bus = self.bus
         self._namespace_tools: set[str] = set()
         self.approvals = ApprovalQueue(on_request=self._on_request)
+        #: The one redactor of this kernel: the engines' storage, the event log and every cell output.
+        self.redactor = Redactor()
         self._engines: dict[str, ChatEngine] = {}
         self._current: str | None = None
         self._cells: dict[str, LiveCell] = {}  # session id -> the cell of its running turn
@@ -113,7 +117,8 @@ class NotebookRuntime(Answering):
         self._event_log: Any = None
         self._closed = False
         self._interrupt_handler: tuple[Any, Any, Any] | None = None
-        self._start_lock = threading.RLock()
+        self._start_lock = threading.RLock()  # making the current engine (never held while a turn ends)
+        self._active_lock = threading.Lock()  # the turn counts of ``_active``
         self._registrations: list[Any] = [
             self.approvals.attach(self.bus),
             self.bus.subscribe(Event, self._router(), priority=-10),
@@ -133,7 +138,7 @@ class NotebookRuntime(Answering):
         if self._event_log is None:
             from ..observe.eventlog import EventLogObserver
 
-            self._event_log = EventLogObserver(self._store).attach(self.bus)
+            self._event_log = EventLogObserver(self._store, redactor=self.redactor).attach(self.bus)
         return self._store
 
     @property
@@ -159,7 +164,8 @@ class NotebookRuntime(Answering):
             for engine in self._engines.values():
                 if ref == engine.session_id:
                     return engine
-            record = self.store.find_session(ref)
+            # An id, a name, or the shortened id `%llmgine sessions` shows (6+ characters).
+            record = self._find_session(ref, min_prefix=MIN_PREFIX)
             if record is None and not create_named:
                 raise LookupError(f"there is no session {ref!r}; `%llmgine sessions` lists them")
             session_id = record.id if record is not None else None
@@ -190,6 +196,7 @@ class NotebookRuntime(Answering):
             max_steps=self.config.max_steps,
             namespace=self.namespace,
             approvals=self.approvals,
+            redactor=self.redactor,
         )
         return self.bus.background.run(engine.start(), timeout=60)
 
@@ -226,36 +233,67 @@ class NotebookRuntime(Answering):
         """
         if not isinstance(text, str) or not text.strip():
             raise ValueError("there is no prompt: give the question as text, e.g. %llmgine ask What is 2+2?")
+        fmt = self._check_options(format, schema, out)
+        engine = self._engine_for(session, create_named=True) if session else self.engine
+        command = SendMessage(
+            session_id=engine.session_id, text=text, model=model, system=system, use_tools=tools,
+            response_model=schema,
+        )
+        return self._start(engine, text, command, model=model, fmt=fmt, schema=schema, display=display,
+                           out=out, wait=wait, timeout=timeout)
+
+    def retry(
+        self, *, format: str | None = None, display: bool = True, wait: bool = False, timeout: float | None = None
+    ) -> TurnHandle:
+        """Run the current session's last message again (after a failed or stopped turn).
+
+        The message is not stored a second time, as re-running the cell that
+        asked would do.  Returns at once, like ``ask``.
+        """
+        fmt = self._check_options(format, None, None)
+        engine = self.engine
+        last = next((m for m in reversed(self.store.messages(engine.session_id)) if m.role == "user"), None)
+        if last is None:
+            raise ValueError("there is no earlier message to retry in this session; ask something first")
+        return self._start(engine, last.content or "", None, model=None, fmt=fmt, schema=None, display=display,
+                           out=None, wait=wait, timeout=timeout)
+
+    def _check_options(self, format: str | None, schema: type | None, out: str | None) -> str:
+        """The output format, once the options of a turn are known to be good (before anything starts)."""
         fmt = format or ("json" if schema is not None else self.config.format)
         if fmt not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
         if schema is not None and not _is_model_class(schema):
             raise ValueError(f"{schema!r} is not a pydantic model class; structured output needs a BaseModel subclass")
-        engine = self._engine_for(session, create_named=True) if session else self.engine
+        if out is not None and not out.isidentifier():
+            raise ValueError(f"{out!r} is not a valid variable name for --out")
+        return fmt
+
+    def _start(
+        self, engine: ChatEngine, prompt: str, command: SendMessage | None, *, model: str | None, fmt: str,
+        schema: type | None, display: bool, out: str | None, wait: bool, timeout: float | None,
+    ) -> TurnHandle:
+        """Show the turn's cell and run ``command`` (None: the engine's retry) in the background."""
         self.refresh_tools()
         self._stop_on_interrupt()
-        transcript = Transcript(text, model=model or engine.model)
+        transcript = Transcript(prompt, model=model or engine.model, redactor=self.redactor)
         if not self._active.get(engine.session_id):
             transcript.mark_running()  # nothing ahead of it: it starts now, not "waiting"
         blocking = wait or (self.config.approval_prompt == "input" and not self._widgets_enabled())
         sink = self._sink(display, blocking=blocking)
         cell = LiveCell(transcript, sink, fmt=fmt, max_updates_per_s=self.config.updates_per_second)
         cell.start()
-        command = SendMessage(
-            session_id=engine.session_id, text=text, model=model, system=system, use_tools=tools,
-            response_model=schema,
-        )
         session_id = engine.session_id
-        with self._start_lock:
+        with self._active_lock:
             self._active[session_id] = self._active.get(session_id, 0) + 1
         future = self.bus.background.submit(self._run(session_id, cell, command))
 
-        def finished(_: Any) -> None:
-            with self._start_lock:
+        def finished(_: Any) -> None:  # runs on the loop thread: it must not wait for the main thread's locks
+            with self._active_lock:
                 self._active[session_id] -= 1
 
         future.add_done_callback(finished)
-        handle = TurnHandle(self, text, engine.session_id, cell, future, fmt, schema)
+        handle = TurnHandle(self, prompt, session_id, cell, future, fmt, schema)
         self._handles = [h for h in self._handles[-20:] if not h.done()] + [handle]
         if out:
             self._assign_when_done(handle, out)
@@ -272,13 +310,20 @@ class NotebookRuntime(Answering):
         """The most recent turn this runtime started."""
         return self._handles[-1] if self._handles else None
 
-    async def _run(self, session_id: str, cell: LiveCell, command: SendMessage) -> TurnResult:
+    async def _retry_turn(self, session_id: str) -> CommandResult:
+        """The engine's ``retry()``, as the result of a command (so a refusal shows like one)."""
+        try:
+            return CommandResult(command_id="retry", success=True, result=await self._engines[session_id].retry())
+        except (RuntimeError, LookupError, ValueError) as exc:  # e.g. a turn is running
+            return CommandResult(command_id="retry", success=False, error=f"{type(exc).__name__}: {exc}")
+
+    async def _run(self, session_id: str, cell: LiveCell, command: SendMessage | None) -> TurnResult:
         lock = self._locks.setdefault(session_id, asyncio.Lock())
         async with lock:  # one turn at a time per session; a second ask waits its turn
             self._cells[session_id] = cell
             cell.change(lambda t: t.mark_running())
             try:
-                result = await self.bus.execute(command)
+                result = await (self.bus.execute(command) if command is not None else self._retry_turn(session_id))
             finally:
                 if self._cells.get(session_id) is cell:
                     del self._cells[session_id]
@@ -288,7 +333,7 @@ class NotebookRuntime(Answering):
             cell.finish()
             return result.result
         # The engine refused the turn before it began (e.g. an empty message).
-        reason = (result.error or "the turn could not start").split(": ", 1)[-1]
+        reason = error_sentence(result.error or "the turn could not start")
         cell.change(lambda t: t.fail_locally("internal", reason[:1].upper() + reason[1:], result.error or ""))
         cell.finish()
         return TurnResult(turn_id="", session_id=session_id, status="failed", reason=reason, error_kind="internal")
@@ -317,8 +362,6 @@ class NotebookRuntime(Answering):
         return self.ui == "widgets"
 
     def _assign_when_done(self, handle: TurnHandle, name: str) -> None:
-        if not name.isidentifier():
-            raise ValueError(f"{name!r} is not a valid variable name for --out")
         namespace = self.namespace
 
         def assign(_: Any) -> None:
@@ -447,8 +490,10 @@ class NotebookRuntime(Answering):
         """Switch the current session to model ``name`` (a litellm model string or an alias)."""
         if not name or not name.strip():
             raise ValueError("give a model name, e.g. %llmgine model openai/gpt-4o-mini")
+        name = name.strip()
+        _check_model_name(name)
         engine = self.engine
-        result = self.bus.execute_sync(SwitchModel(session_id=engine.session_id, model=name.strip()), timeout=60)
+        result = self.bus.execute_sync(SwitchModel(session_id=engine.session_id, model=name), timeout=60)
         return str(result.unwrap())
 
     def use_llm(self, llm: Any) -> None:
@@ -461,11 +506,15 @@ class NotebookRuntime(Answering):
             llm.bus = self.bus
         with self._start_lock:
             self._llm = llm
-            if self._current is not None:
-                old = self._engines.pop(self._current)
-                self.bus.background.run(old.close(), timeout=30)
-                engine = self._new_engine(session_id=self._current)
-                self._engines[engine.session_id] = engine
+            current = self._current
+        if current is None:
+            return
+        # Not under the lock: closing the old engine ends its running turn, and the end of a
+        # turn runs callbacks on the loop thread that must not wait for this thread.
+        old = self._engines[current]
+        self.bus.background.run(old.close(), timeout=30)
+        engine = self._new_engine(session_id=current)
+        self._engines[engine.session_id] = engine  # only now: a failed close leaves the old engine in place
 
     # -- tools ----------------------------------------------------------------------------------
 
@@ -508,16 +557,25 @@ class NotebookRuntime(Answering):
 
     def resume(self, ref: str) -> str:
         """Make session ``ref`` (id, unique id prefix, or name) current; returns its id."""
-        record = self.store.find_session(ref)
-        if record is None:
-            matches = [s.id for s in self.store.list_sessions() if s.id.startswith(ref)]
-            if len(matches) == 1:
-                record = self.store.find_session(matches[0])
+        record = self._find_session(ref)
         if record is None:
             raise LookupError(f"there is no session {ref!r}; `%llmgine sessions` lists them")
         engine = self._engine_for(record.id, create_named=False)
         self._current = engine.session_id
         return engine.session_id
+
+    def _find_session(self, ref: str, *, min_prefix: int = 1) -> Any:
+        """The stored session ``ref`` names: its id or name, else the one id it is a prefix of.
+
+        A prefix that fits several sessions is an error, not a new session.
+        """
+        record = self.store.find_session(ref)
+        if record is not None or len(ref) < min_prefix:
+            return record
+        matches = [s.id for s in self.store.list_sessions(limit=None) if s.id.startswith(ref)]
+        if len(matches) > 1:
+            raise LookupError(f"{ref!r} is the start of {len(matches)} session ids; give more of the id")
+        return self.store.find_session(matches[0]) if matches else None
 
     def fork(self, at_message_id: str | None = None, name: str | None = None) -> str:
         """Continue in a copy of the current session (up to a message, default all); returns the new id.
@@ -642,11 +700,14 @@ class NotebookRuntime(Answering):
 
         return KeysReport(key_status())
 
-    def export(self, path: str | os.PathLike[str], *, session: str | None = None) -> Path:
-        """Write a session (default the current one) to ``.ipynb`` or ``.md``; returns the path."""
+    def export(self, path: str | os.PathLike[str], *, session: str | None = None, overwrite: bool = False) -> Path:
+        """Write a session (default the current one) to ``.ipynb`` or ``.md``; returns the path.
+
+        An existing file is refused (``FileExistsError``) unless ``overwrite``.
+        """
         from ..store.export import export_session
 
-        return export_session(self.store, self._session_ref(session), path)
+        return export_session(self.store, self._session_ref(session), path, overwrite=overwrite)
 
     def help(self) -> str:
         """The help text of ``%llmgine``."""
@@ -706,6 +767,27 @@ def _user_name() -> str:
 def _notebook_name(shell: Any) -> str | None:
     ns = getattr(shell, "user_ns", None) or {}
     return ns.get("__vsc_ipynb_file__") or os.environ.get("JPY_SESSION_NAME") or None
+
+
+def error_sentence(error: str) -> str:
+    """A command's error as a sentence: without the ``RuntimeError: `` its handler's exception adds."""
+    return _ERROR_TYPE_PREFIX.sub("", error, count=1).strip()
+
+
+_ERROR_TYPE_PREFIX = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Failed|NotFound|Refused|Timeout|Exit): ")
+
+
+def _check_model_name(name: str) -> None:
+    """Refuse what cannot be a model: an alias, ``scripted``, or a name whose provider is known."""
+    from ..llm.config import DEFAULT_ALIASES, provider_of, resolve_aliases
+
+    aliases = set(resolve_aliases()) | {alias for names in DEFAULT_ALIASES.values() for alias in names}
+    if name in aliases or (not any(c.isspace() for c in name) and provider_of(name) is not None):
+        return
+    raise ValueError(
+        f"{name!r} is not a model name: use an alias ({', '.join(sorted(aliases))}), 'scripted', or a litellm "
+        "model with its provider, e.g. openai/gpt-4o-mini; to ask a question, write %llmgine ask ..."
+    )
 
 
 def _is_model_class(value: Any) -> bool:

@@ -250,6 +250,7 @@ class DisplaySink:
         self._views: dict[tuple[str, str], Any] = {}
         self._markdown: dict[tuple[str, str], str] = {}
         self.cards: dict[str, Any] = {}
+        self._transcript: Transcript | None = None  # whose redactor cleans the widget views
 
     def _show(self, data: dict[str, Any], **kwargs: Any) -> Any:
         show = self._display
@@ -307,7 +308,7 @@ class DisplaySink:
     def _render_widgets(self, cell: LiveCell) -> None:
         import ipywidgets as w
 
-        t = cell.transcript
+        t = self._transcript = cell.transcript
         last_text = next((b for b in reversed(t.blocks) if isinstance(b, TextBlock)), None)
         views: list[Any] = []
         run: list[Block] = []
@@ -332,9 +333,12 @@ class DisplaySink:
             self.root = w.VBox(views)
             self.root.add_class("llmgine-turn")
             self._update({WIDGET_MIME: {"version_major": 2, "version_minor": 0, "model_id": self.root.model_id},
-                           "text/plain": transcript_text(t, cell.fmt)})
+                           "text/plain": self._redact(transcript_text(t, cell.fmt))})
         elif list(self.root.children) != views:
             self.root.children = tuple(views)
+
+    def _redact(self, text: str) -> str:
+        return self._transcript.redact(text) if self._transcript is not None else text
 
     def _markdown_view(self, key: tuple[str, str], md: str, text: str) -> Any:
         import ipywidgets as w
@@ -342,6 +346,7 @@ class DisplaySink:
         view = self._views.get(key)
         if view is None:
             view = self._views[key] = w.Output()
+        md, text = self._redact(md), self._redact(text)
         if self._markdown.get(key) != md:
             self._markdown[key] = md
             view.outputs = (
@@ -439,7 +444,11 @@ class TextSink:
         t = cell.transcript
         for index, block in enumerate(t.blocks):
             if isinstance(block, TextBlock):
-                text = block.text
+                text = t.redact(block.text)
+                if not final and block.final is None and not block.interrupted:
+                    # Still streaming: keep back a tail that could be the start of a secret
+                    # whose rest has not arrived, so that it is printed only once redacted.
+                    text = text[: max(0, len(text) - _secret_tail(t))]
                 done = self._printed_chars.get(index, 0)
                 if len(text) > done:
                     self._begin_block(index)
@@ -453,7 +462,7 @@ class TextSink:
                 if state is not None and self._printed_states.get(index) != state:
                     self._printed_states[index] = state
                     self._begin_block(index)
-                    self._write(_block_line(block, self.answer_hint) + "\n")
+                    self._write(t.redact(_block_line(block, self.answer_hint)) + "\n")
         if final:
             if not self._at_line_start:
                 self._write("\n")
@@ -465,6 +474,15 @@ class TextSink:
             self.stream.flush()
         except (AttributeError, ValueError):
             pass
+
+
+def _secret_tail(t: Transcript) -> int:
+    """How many characters of streamed text to hold back: one less than the longest known secret."""
+    if t.redactor is None or t.redactor.pattern is None:
+        return 0
+    # The redactor keeps its secrets' forms longest first (it offers no public length).
+    forms = t.redactor._current()[1]
+    return max(0, len(forms[0]) - 1) if forms else 0
 
 
 def _block_state(block: Block) -> str | None:

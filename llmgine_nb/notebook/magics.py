@@ -68,11 +68,14 @@ Approvals and questions
   %llmgine answer ID VALUE           answer a tool's question: yes / no, or an option number
   %llmgine stop                      cancel the running turn (the partial reply is kept);
                                      the kernel's interrupt (the stop button) does too
+  %llmgine retry [-w]                after a failed or stopped turn: run your last message
+                                     again (re-running its cell would send it twice)
 
 Looking back
   %llmgine usage [--all]             tokens and cost per model, with a chart over time
   %llmgine log [TYPE ...]            the session's events: filterable table and timeline
-  %llmgine export PATH               write the session to PATH (.ipynb or .md)
+  %llmgine export PATH [--force]     write the session to PATH (.ipynb or .md); --force
+                                     replaces an existing file
 
 Settings
   %llmgine config                    settings, model, database, environment (no secrets)
@@ -109,6 +112,7 @@ SUBCOMMANDS = {
     "edit": "_edit",
     "answer": "_answer",
     "stop": "_stop",
+    "retry": "_retry",
     "usage": "_usage",
     "log": "_log",
     "config": "_config",
@@ -186,12 +190,12 @@ class LLMgineMagics(Magics):
         except UsageError:
             raise
         except (ValueError, LookupError, TypeError, TimeoutError) as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(_sentence(exc)) from None
         except Exception as exc:
             from ..messages import CommandFailed
 
             if isinstance(exc, CommandFailed) or type(exc).__name__ in ("StoreError", "SessionNotFound"):
-                raise UsageError(str(exc)) from None
+                raise UsageError(_sentence(exc)) from None
             raise
 
     # %llmgine? shows the help, then the options magic_arguments describes (without its usage line).
@@ -202,7 +206,8 @@ class LLMgineMagics(Magics):
             self._status()
             return
         word, _, rest = line.partition(" ")
-        handler = SUBCOMMANDS.get(word.lower()) if not word.startswith("-") else "_ask_line"
+        # Lowercase only: "%llmgine Model a queue in Python" is a prompt, not `model`.
+        handler = SUBCOMMANDS.get(word) if not word.startswith("-") else "_ask_line"
         if handler is None:
             self._ask_line(line)  # not a subcommand: the whole line is the prompt
         else:
@@ -315,7 +320,7 @@ class LLMgineMagics(Magics):
             say("Nothing is waiting for an answer.")
             return
         for request in pending:
-            say(_request_label(request, long=True))
+            say(self.runtime.redactor.text(_request_label(request, long=True)))
 
     def _approve(self, rest: str) -> None:
         request = self.runtime.approve(_one_id(rest, "approve"), decided_by=self._who("%llmgine approve"))
@@ -329,7 +334,11 @@ class LLMgineMagics(Magics):
 
     def _always(self, rest: str) -> None:
         request = self.runtime.always(_one_id(rest, "always"), decided_by=self._who("%llmgine always"))
-        say(f"Approved {request.tool_name} ({request.call_id}); it runs without asking for the rest of this session.")
+        if request.allow_always:
+            say(f"Approved {request.tool_name} ({request.call_id}); it runs without asking for the rest of this session.")
+        else:  # the tool says so: e.g. run_python, where every call runs different code
+            say(f"Approved {request.tool_name} ({request.call_id}) this once: {request.tool_name} does not remember "
+                "approvals, so its next call asks again.")
 
     def _edit(self, rest: str) -> None:
         call_id, _, raw = rest.partition(" ")
@@ -355,6 +364,16 @@ class LLMgineMagics(Magics):
         else:
             say("No turn is running.")
 
+    def _retry(self, rest: str) -> None:
+        words = rest.split()
+        unknown = [w for w in words if w not in ("-w", "--wait")]
+        if unknown:
+            raise UsageError(f"%llmgine retry takes only -w / --wait, not {unknown[0]!r}")
+        try:
+            self.runtime.retry(wait=bool(words))
+        except KeyboardInterrupt:
+            pass  # a kernel interrupt while waiting cancelled the turn; its output shows what was kept
+
     def _usage(self, rest: str) -> None:
         self._show(self.runtime.usage(all_sessions="--all" in rest.split()))
 
@@ -379,9 +398,15 @@ class LLMgineMagics(Magics):
         self._show(self.runtime.keys())
 
     def _export(self, rest: str) -> None:
-        if not rest:
-            raise UsageError("say where: %llmgine export conversation.ipynb (or .md)")
-        path = self.runtime.export(rest.strip())
+        words = shlex.split(rest) if rest else []
+        force = "--force" in words
+        paths = [w for w in words if w != "--force"]
+        if len(paths) != 1:
+            raise UsageError("say where, as one path: %llmgine export conversation.ipynb (or .md) [--force]")
+        try:
+            path = self.runtime.export(paths[0], overwrite=force)
+        except OSError as exc:  # exists, no such folder, no permission: a sentence, not a traceback
+            raise UsageError(str(exc)) from None
         say(f"Exported the session to {path}")
 
     # -- helpers ---------------------------------------------------------------------------
@@ -421,6 +446,13 @@ def _split_prompt_options(text: str) -> tuple[list[str], str]:
             argv.append(value.group(1)[1:-1] if value.group(1)[0] in "\"'" else value.group(1))
             rest = rest[value.end():]
     return argv, rest
+
+
+def _sentence(exc: BaseException) -> str:
+    """The error as the user should read it: a failed command's ``RuntimeError: `` prefix removed."""
+    from .kernel_runtime import error_sentence
+
+    return error_sentence(str(exc))
 
 
 def _one_id(text: str, command: str) -> str:

@@ -106,13 +106,13 @@ _FAILURE_TITLES = {
     "config": "The model is not configured the way this call needs.",
 }
 _FAILURE_HINTS = {
-    "authentication": "Check which keys are set with `%llmgine keys`, fix the key, then re-run the cell.",
-    "rate_limit": "Wait a moment and re-run the cell, or switch model with `%llmgine model NAME`.",
-    "timeout": "Re-run the cell; if it keeps happening, try a faster model with `%llmgine model NAME`.",
+    "authentication": "Check which keys are set with `%llmgine keys`, fix the key, then `%llmgine retry`.",
+    "rate_limit": "Wait a moment, then `%llmgine retry` (or first switch model with `%llmgine model NAME`).",
+    "timeout": "`%llmgine retry` runs it again; if it keeps happening, try a faster model with `%llmgine model NAME`.",
     "context_too_long": "Start a fresh session with `%llmgine new`, or fork an earlier point with `%llmgine fork`.",
-    "content_filter": "Rephrase the request and run the cell again.",
-    "connection": "Check the model's address with `%llmgine config` and your network, then re-run the cell.",
-    "config": "See `%llmgine config` and `%llmgine keys`, fix the setting, then re-run the cell.",
+    "content_filter": "Rephrase the request and ask again.",
+    "connection": "Check the model's address with `%llmgine config` and your network, then `%llmgine retry`.",
+    "config": "See `%llmgine config` and `%llmgine keys`, fix the setting, then `%llmgine retry`.",
 }
 
 
@@ -320,6 +320,8 @@ def decision_sentence(approval: Approval, *, with_time: bool = True) -> str:
         "edit": "Approved with edited arguments",
         "deny": "Denied",
     }.get(approval.decision or "", approval.decision or "Decided")
+    if approval.decision == "always" and not approval.allow_always:
+        verb = "Approved (this once: the tool does not remember approvals)"
     if approval.decision != "deny" and approval.approved is False:
         verb = "Not run: the edited arguments were invalid"
     who = approval.decided_by or "you"
@@ -402,7 +404,8 @@ def notice_html(block: NoticeBlock) -> str:
 def failure_hint(kind: str, retryable: bool = True) -> str:
     hint = _FAILURE_HINTS.get(kind)
     if hint is None:
-        hint = "Re-run the cell to try again." if retryable else "Check the request and try again."
+        # The message is kept: re-running the cell would send it a second time.
+        hint = "`%llmgine retry` runs your message again." if retryable else "Check the request and try again."
     return hint + " The full error is in `%llmgine log`."
 
 
@@ -591,4 +594,7 @@ def bundle(t: Transcript, fmt: str = "markdown", *, live: bool, answer_hint: boo
             parsed = None
         if isinstance(parsed, (dict, list)):  # frontends' JSON viewers want an object or array
             data["application/json"] = parsed
+    if t.redactor is not None:
+        # The last word on secrets: streamed text is redacted here, once its pieces are joined.
+        data = t.redactor.data(data)
     return data

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Callable, Literal, Union
 
 from ..chat import Usage
+from ..observe.redact import Redactor
 from ..engine.events import (
     BudgetExceeded,
     StepLimitReached,
@@ -172,8 +173,10 @@ class Transcript:
     there is anything new to show.
     """
 
-    def __init__(self, prompt: str = "", *, model: str | None = None) -> None:
+    def __init__(self, prompt: str = "", *, model: str | None = None, redactor: Redactor | None = None) -> None:
         self.prompt = prompt
+        #: Removes known secrets from what the turn shows (events are folded in redacted).
+        self.redactor = redactor
         self.model = model or ""
         self.turn_id: str | None = None
         self.blocks: list[Block] = []
@@ -259,11 +262,23 @@ class Transcript:
                     break
             else:
                 return False
+        if self.redactor is not None and handler != self._text_delta:
+            # A secret in a tool's result, an argument or an error must not reach the cell's
+            # output; streamed deltas are cheap to skip here and are redacted when shown.
+            redacted = self.redactor.message(event)
+            if type(redacted) is not type(event):  # could not be redacted as its class: show nothing of it
+                return False
+            event = redacted
         handler(event)
         self.version += 1
         return True
 
+    def redact(self, text: str) -> str:
+        """``text`` without known secrets (as it is when there is no redactor)."""
+        return self.redactor.text(text) if self.redactor is not None and text else text
+
     def add_question(self, question: QuestionBlock) -> None:
+        question.question = self.redact(question.question)
         self.blocks.append(question)
         self.version += 1
 
@@ -277,6 +292,12 @@ class Transcript:
 
     def ask_approval(self, request: Any) -> ToolBlock:
         """Show a ``RequestApproval`` (the event may have come first; budget questions have none)."""
+        if self.redactor is not None:
+            redacted = self.redactor.message(request)
+            if type(redacted) is type(request):
+                request = redacted
+            else:  # a secret inside a field of fixed format: show the request without its details
+                request = request.model_copy(update={"arguments": {}, "preview": None, "reason": ""})
         block = self._tool_block(request.call_id, request.tool_name)
         approval = block.approval
         if approval is None:
@@ -316,7 +337,7 @@ class Transcript:
 
     def fail_locally(self, kind: str, reason: str, error: str = "") -> None:
         """End the turn on an error that happened outside the engine (e.g. it could not start)."""
-        self.failure = Failure(kind, reason, error)
+        self.failure = Failure(kind, self.redact(reason), self.redact(error))
         self.status = "failed"
         self._interrupt_open_text()
         self.version += 1

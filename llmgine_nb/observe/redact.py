@@ -5,7 +5,8 @@ environment and the ``.env`` file, and any the application registers with
 ``add()`` - and replaces each occurrence with ``[REDACTED]``.  The event log,
 the JSONL export and the OpenTelemetry spans all pass their payloads through
 one, so a key that leaks into an error message or a tool argument never
-reaches disk or a trace backend.
+reaches disk or a trace backend; the notebook runtime passes the output of
+every ``%llmgine`` turn through the same one before it is shown.
 
     redactor = Redactor(["my-db-password"])
     redactor.text("auth failed for sk-live-123...")   # 'auth failed for [REDACTED]'

@@ -121,13 +121,30 @@ def session_markdown(store: Store, session: str | SessionRecord) -> str:
     return "\n\n---\n\n".join(cells) + "\n"
 
 
-def export_session(store: Store, session: str | SessionRecord, path: str | Path) -> Path:
-    """Write the session to ``path``: a notebook for ``.ipynb``, Markdown for ``.md``."""
-    target = Path(path)
-    if target.suffix == ".ipynb":
-        nbformat.write(session_notebook(store, session), str(target))
-    elif target.suffix in (".md", ".markdown"):
-        target.write_text(session_markdown(store, session), encoding="utf-8")
-    else:
+def export_session(
+    store: Store, session: str | SessionRecord, path: str | Path, *, overwrite: bool = False
+) -> Path:
+    """Write the session to ``path``: a notebook for ``.ipynb``, Markdown for ``.md``.
+
+    An existing file is kept (``FileExistsError``) unless ``overwrite``; a path
+    that cannot be written raises ``OSError`` with a sentence saying why.
+    """
+    target = Path(path).expanduser()
+    if target.suffix not in (".ipynb", ".md", ".markdown"):
         raise ValueError(f"cannot tell the export format from {target.name!r}; name the file *.ipynb or *.md")
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} already exists; choose another name, or overwrite it (--force)")
+    text = (
+        nbformat.writes(session_notebook(store, session))
+        if target.suffix == ".ipynb"
+        else session_markdown(store, session)
+    )
+    try:
+        # "x" creates the file only if it is still missing: no race with another writer.
+        with open(target, "w" if overwrite else "x", encoding="utf-8") as f:
+            f.write(text)
+    except FileExistsError:
+        raise FileExistsError(f"{target} already exists; choose another name, or overwrite it (--force)") from None
+    except OSError as exc:
+        raise OSError(f"cannot write {target}: {exc.strerror or exc}; check that the folder exists and is writable") from None
     return target
