@@ -478,11 +478,9 @@ class TextSink:
 
 def _secret_tail(t: Transcript) -> int:
     """How many characters of streamed text to hold back: one less than the longest known secret."""
-    if t.redactor is None or t.redactor.pattern is None:
+    if t.redactor is None:
         return 0
-    # The redactor keeps its secrets' forms longest first (it offers no public length).
-    forms = t.redactor._current()[1]
-    return max(0, len(forms[0]) - 1) if forms else 0
+    return max(0, t.redactor.longest_secret - 1)
 
 
 def _block_state(block: Block) -> str | None:

@@ -189,6 +189,13 @@ class Redactor:
         return self._compiled
 
     @property
+    def longest_secret(self) -> int:
+        """Length of the longest form of a known secret (0 if none): how much streamed text
+        to hold back so that a secret split across pieces is still caught whole."""
+        forms = self._current()[1]
+        return len(forms[0]) if forms else 0
+
+    @property
     def pattern(self) -> re.Pattern[str] | None:
         """One regular expression matching every known secret, or None when there are none."""
         return self._current()[0]
