@@ -351,3 +351,16 @@ def test_use_llm_while_a_turn_runs_cancels_it_and_the_runtime_keeps_working(runt
     assert handle.wait(10).status == "cancelled" and ran == []
     assert runtime.pending() == []
     assert runtime.ask_sync("hi", timeout=10).text == "other model here"
+
+
+def test_usage_never_shows_unpriced_calls_as_free(runtime):
+    from llmgine_nb.store import LLMCall
+    from llmgine_nb.chat import Usage
+
+    sid = runtime.ask_sync("hello", timeout=10).session_id
+    runtime.store.record_llm_call(LLMCall.from_usage("ollama/llama3", Usage(input_tokens=10, output_tokens=5)),
+                                  session=sid)
+    text = runtime.usage().text()
+    row = next(line for line in text.splitlines() if line.startswith("ollama/llama3"))
+    assert "cost unknown" in row and "$0.00" not in row
+    assert "(+1 unpriced)" in text or "cost unknown" in text.splitlines()[-1]

@@ -144,6 +144,15 @@ def fmt_cost(cost: float | None, known: bool = True) -> str:
     return f"${cost:,.2f}"
 
 
+def fmt_total_cost(known_cost: float, unpriced_calls: int = 0) -> str:
+    """A sum of costs, honest about calls whose price is unknown: never shown as free."""
+    if not unpriced_calls:
+        return fmt_cost(known_cost)
+    if not known_cost:
+        return "cost unknown"
+    return f">= {fmt_cost(known_cost)} (+{unpriced_calls} unpriced)"
+
+
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None:
         return ""

@@ -13,7 +13,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from .render import BORDER, CODE_FONT, ERROR, MUTED, OK, PANEL, WARN, esc, fmt_cost, fmt_duration, pretty_json
+from .render import (
+    BORDER, CODE_FONT, ERROR, MUTED, OK, PANEL, WARN, esc, fmt_cost, fmt_duration, fmt_total_cost, pretty_json,
+)
 from .svg import Span, line_chart, timeline
 
 __all__ = [
@@ -127,7 +129,7 @@ class SessionsReport(Report):
                 str(s.message_count),
                 _when(s.last_activity),
                 f"{s.input_tokens:,} / {s.output_tokens:,}",
-                fmt_cost(s.cost),
+                fmt_total_cost(s.cost, s.unpriced_calls),
             ]
             for s in self.summaries
         ]
@@ -335,11 +337,11 @@ class UsageReport(Report):
         for r in self.rows:
             latency = fmt_duration(r.mean_latency_ms / 1000) if r.mean_latency_ms is not None else ""
             out.append([r.key or "?", str(r.calls), f"{r.input_tokens:,}", f"{r.output_tokens:,}",
-                        f"{r.cached_tokens:,}", fmt_cost(r.cost), latency])
+                        f"{r.cached_tokens:,}", fmt_total_cost(r.cost, r.unpriced_calls), latency])
         if len(self.rows) > 1:
             out.append(["total", str(sum(r.calls for r in self.rows)),
                         f"{sum(r.input_tokens for r in self.rows):,}", f"{sum(r.output_tokens for r in self.rows):,}",
-                        f"{sum(r.cached_tokens for r in self.rows):,}", fmt_cost(sum(r.cost for r in self.rows)), ""])
+                        f"{sum(r.cached_tokens for r in self.rows):,}", fmt_total_cost(sum(r.cost for r in self.rows), sum(r.unpriced_calls for r in self.rows)), ""])
         return out
 
     _HEADERS = ("model", "calls", "tokens in", "tokens out", "cached", "cost", "mean latency")
