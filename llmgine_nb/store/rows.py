@@ -21,13 +21,12 @@ __all__ = [
     "to_json",
     "from_json",
     "message_row",
-    "message_from_row",
     "tool_calls_json",
     "tool_calls_from_json",
     "redact_secrets",
 ]
 
-# Column order used by every message SELECT (see ``message_from_row``).
+# Column order used by every message SELECT (see ``messages_from_rows``).
 MESSAGE_COLUMNS = "id, role, content, tool_calls, tool_call_id, name, model, status, pinned, created"
 
 
@@ -185,7 +184,3 @@ def messages_from_rows(rows: list[tuple[Any, ...]]) -> list[ChatMessage]:
         append(msg)
     return out
 
-
-def message_from_row(row: tuple[Any, ...]) -> ChatMessage:
-    """A ChatMessage from one row selected as ``MESSAGE_COLUMNS``."""
-    return messages_from_rows([row])[0]
