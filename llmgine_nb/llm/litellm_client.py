@@ -13,12 +13,13 @@ here are shared with it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..chat import ChatMessage, ToolCall, Usage
-from ._litellm import aload_litellm, litellm_loaded, load_litellm
+from ._litellm import aload_litellm, load_litellm
 from .base import BaseLLM, CallRecorder, RawReply, StreamDelta, StreamEnd, estimate_tokens, public_settings
 from .blocking import check_real_call, is_loopback_url, real_models_allowed
 from .config import Settings, provider_of
@@ -206,6 +207,7 @@ class LiteLLMClient(BaseLLM):
             # OpenAI-compatible local servers take no key, but the SDK insists on one.
             key = "no-key-needed"
         self.__api_key = key  # private: never in repr, events or logs
+        self._warmed = False
 
     def __repr__(self) -> str:
         base = f", api_base={self.api_base!r}" if self.api_base else ""
@@ -270,11 +272,21 @@ class LiteLLMClient(BaseLLM):
             yield piece
 
     async def _ensure_ready(self) -> None:
-        if litellm_loaded():
+        if self._warmed:
             return
         # Not while real calls are blocked: the call is refused anyway, no need to wait for the import.
         if real_models_allowed() or is_loopback_url(self.api_base):
-            await aload_litellm()
+            # Import litellm and load this model's tokenizer in a thread: both take long
+            # enough (seconds, then ~0.3 s) to freeze a notebook's clicks if done on the loop.
+            await asyncio.to_thread(self._warm_up)
+            self._warmed = True
+
+    def _warm_up(self) -> None:
+        litellm = load_litellm()
+        try:
+            litellm.token_counter(model=self.model, text="warm up")
+        except Exception as exc:  # an unknown model has no tokenizer: the context counts fall back
+            log.debug("no tokenizer to warm up for %s: %s", self.model, type(exc).__name__)
 
     def _supports_response_schema(self) -> bool:
         litellm = load_litellm()
