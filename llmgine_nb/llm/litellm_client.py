@@ -24,6 +24,7 @@ from .base import BaseLLM, CallRecorder, RawReply, StreamDelta, StreamEnd, estim
 from .blocking import check_real_call, is_loopback_url, real_models_allowed
 from .config import Settings, provider_of
 from .errors import BadResponseError
+from .pricing import cost_of
 
 if TYPE_CHECKING:
     from ..bus import MessageBus
@@ -32,8 +33,6 @@ __all__ = ["LiteLLMClient", "cost_of", "usage_of", "reply_from_response", "strea
 
 log = logging.getLogger("llmgine_nb.llm")
 
-# Models litellm has no price for: asked once, then known to be "unknown".
-_unpriced: set[str] = set()
 _stream_usage_support: dict[str, bool] = {}
 
 
@@ -55,25 +54,6 @@ def usage_of(raw: Any) -> Usage | None:
         output_tokens=int(_get(raw, "completion_tokens") or 0),
         cached_tokens=int(cached or 0),
     )
-
-
-def cost_of(model: str, usage: Usage) -> float | None:
-    """The cost in USD of ``usage`` on ``model`` from litellm's price list; None if unknown."""
-    if model in _unpriced:
-        return None
-    litellm = load_litellm()
-    try:
-        prompt_cost, completion_cost = litellm.cost_per_token(
-            model=model,
-            prompt_tokens=usage.input_tokens,
-            completion_tokens=usage.output_tokens,
-            cache_read_input_tokens=usage.cached_tokens,
-        )
-    except Exception as exc:  # litellm raises several types for "no price for this model"
-        log.debug("no price for %s: %s", model, type(exc).__name__)
-        _unpriced.add(model)
-        return None
-    return float(prompt_cost) + float(completion_cost)
 
 
 def streams_usage(model: str) -> bool:
