@@ -512,6 +512,44 @@ def test_full_text_search_with_snippets(store):
     assert store.search("Bergen") == [] and store.search("night")
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["append", "append", "edit", "delete_session", "search"]),
+            st.sampled_from(["apple", "banana", "cherry"]),
+            st.integers(min_value=0, max_value=9),
+        ),
+        max_size=25,
+    )
+)
+def test_search_index_is_exact_whatever_the_order_of_writes_and_searches(tmp_path_factory, steps):
+    """Messages reach the index when someone searches (migration m004); edits and deletes of
+    messages indexed or still queued must leave it exactly matching the messages table."""
+    store = Store(tmp_path_factory.mktemp("search") / "s.db")
+    sessions = [store.create_session() for _ in range(2)]
+    for action, word, n in steps:
+        if action == "append":
+            store.append_message(sessions[n % 2], user(f"{word} number {n}"))
+        elif action == "edit":
+            stored = store.messages(sessions[n % 2])
+            if stored:
+                store.update_message(stored[n % len(stored)].id, content=f"{word} edited")
+        elif action == "delete_session":
+            store.delete_session(sessions[n % 2])
+            sessions[n % 2] = store.create_session()
+        else:
+            store.search(word)
+    for word in ("apple", "banana", "cherry", "edited"):
+        found = {hit.message_id for hit in store.search(word, limit=1000)}
+        expected = {
+            m.id for session in sessions for m in store.messages(session) if word in (m.content or "").split()
+        }
+        assert found == expected, word
+    store.db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")  # raises if corrupt
+    store.close()
+
+
 def test_memory_notes_per_session_and_global(store):
     s = store.create_session()
     g = store.add_memory("The user is called Ada")
@@ -651,3 +689,10 @@ def test_unknown_costs_are_counted_not_summed_as_zero(store):
     assert (listed["mixed"].cost, listed["mixed"].unpriced_calls, listed["mixed"].cost_known) == (0.25, 1, False)
     assert (listed["priced"].unpriced_calls, listed["priced"].cost_known) == (0, True)
     assert store.create_session("empty") and {x.name: x for x in store.list_sessions()}["empty"].unpriced_calls == 0
+
+
+def test_writing_to_a_session_deleted_meanwhile_says_so(store):
+    record = store.create_session("gone")
+    store.delete_session(record)  # say, from another notebook
+    with pytest.raises(SessionNotFound, match="no longer exists"):
+        store.record_turn(record, [user("hello?")])

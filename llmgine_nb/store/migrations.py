@@ -181,10 +181,44 @@ def m003_memory_and_summaries(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_summaries_session ON summaries(session_id, created)")
 
 
+def m004_deferred_search_index(db: sqlite_utils.Database) -> None:
+    """Index new messages for search when someone searches, not on every write.
+
+    Writing a message into the FTS5 index costs about as much as writing the
+    message itself (a new index segment per transaction), on every turn;
+    searching is rare.  New messages are queued in ``messages_fts_pending``
+    and ``Store.search`` indexes the queue first.  A deleted or edited
+    message still in the queue never reached the index, so only the ones
+    already indexed are taken out of it.
+    """
+    db.execute("CREATE TABLE messages_fts_pending (pk INTEGER PRIMARY KEY)")
+    for trigger in ("messages_ai", "messages_ad", "messages_au"):
+        db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    indexed = "NOT EXISTS (SELECT 1 FROM messages_fts_pending WHERE pk = old.pk)"
+    db.execute(
+        """CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
+          INSERT INTO messages_fts_pending (pk) VALUES (new.pk);
+        END"""
+    )
+    db.execute(
+        f"""CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
+          INSERT INTO messages_fts (messages_fts, rowid, content) SELECT 'delete', old.pk, old.content WHERE {indexed};
+          DELETE FROM messages_fts_pending WHERE pk = old.pk;
+        END"""
+    )
+    db.execute(
+        f"""CREATE TRIGGER messages_au AFTER UPDATE ON messages BEGIN
+          INSERT INTO messages_fts (messages_fts, rowid, content) SELECT 'delete', old.pk, old.content WHERE {indexed};
+          INSERT INTO messages_fts (rowid, content) SELECT new.pk, new.content WHERE {indexed};
+        END"""
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial,
     m002_message_search,
     m003_memory_and_summaries,
+    m004_deferred_search_index,
 ]
 
 

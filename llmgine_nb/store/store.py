@@ -480,6 +480,11 @@ class Store:
             try:
                 conn.execute(_INSERT_MESSAGE, row)
             except sqlite3.IntegrityError as exc:
+                if "FOREIGN KEY" in str(exc):  # a SessionRecord whose session was deleted meanwhile
+                    raise SessionNotFound(
+                        f"session {session_id!r} no longer exists (deleted by another notebook or process?); "
+                        "start a new session"
+                    ) from exc
                 raise StoreError(
                     f"message {message.id!r} is already stored; append a new ChatMessage, "
                     "or change the stored one with Store.update_message()"
@@ -780,8 +785,9 @@ class Store:
     # -- the event log -------------------------------------------------------
 
     @staticmethod
-    def _event_row(event: Message) -> tuple[Any, ...]:
-        payload = event.to_json()
+    def _event_row(event: Message, payload: str | None = None) -> tuple[Any, ...]:
+        if payload is None:
+            payload = event.to_json()
         if might_hold_secret(payload):
             payload = json.dumps(redact_secrets(json.loads(payload)), ensure_ascii=False)
         return (event.id, event.type_name, event.session_id, payload, utc_text(event.timestamp))
@@ -790,9 +796,19 @@ class Store:
         """Append an event (any bus message) to the event log.  Logging the same event twice keeps one row."""
         self.log_events([event])
 
-    def log_events(self, events: Iterable[Message]) -> None:
-        """Append several events in one transaction."""
-        rows = [self._event_row(e) for e in events]
+    def log_events(self, events: Iterable[Message], *, payloads: Sequence[str] | None = None) -> None:
+        """Append several events in one transaction.
+
+        ``payloads``, when given, are the events' ``to_json()`` texts already
+        made (the event log has them from redacting), in the same order.
+        """
+        events = list(events)
+        if payloads is None:
+            rows = [self._event_row(e) for e in events]
+        elif len(payloads) != len(events):
+            raise ValueError(f"{len(events)} events but {len(payloads)} payloads; give one payload per event")
+        else:
+            rows = [self._event_row(e, p) for e, p in zip(events, payloads)]
         with self.transaction() as conn:
             conn.executemany(_INSERT_EVENT, rows)
 
@@ -963,6 +979,7 @@ class Store:
         if not query or not query.strip():
             raise ValueError("search needs at least one word to look for")
         match = query if raw else self.db.quote_fts(query)
+        self._index_new_messages()
         with self._lock:
             conn = self.db.conn
             session_id = self._session_id(conn, session) if session is not None else None
@@ -982,6 +999,17 @@ class Store:
             )
             for r in rows
         ]
+
+    def _index_new_messages(self) -> None:
+        """Add the messages written since the last search to the search index (see migration m004)."""
+        if not self._read("SELECT EXISTS (SELECT 1 FROM messages_fts_pending)")[0][0]:
+            return  # checked before taking the write lock: an up-to-date index searches without it
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO messages_fts (rowid, content) "
+                "SELECT m.pk, m.content FROM messages m JOIN messages_fts_pending p ON p.pk = m.pk"
+            )
+            conn.execute("DELETE FROM messages_fts_pending")
 
     def usage(
         self,
