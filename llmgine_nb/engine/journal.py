@@ -71,7 +71,8 @@ class SessionJournal:
         """Add messages (and any model calls waiting to be written) in one transaction."""
         cleaned = [self.clean(message) for message in messages]
         calls, self._unrecorded_calls = self._unrecorded_calls, []
-        self.store.record_turn(self.session_id, cleaned, llm_calls=calls)
+        # The record, not the id: the session is known to exist, no need to look it up on every write.
+        self.store.record_turn(self.record, cleaned, llm_calls=calls)
         self.history.extend(cleaned)
         return cleaned
 

@@ -7,8 +7,9 @@
     log.detach()
 
 The observer's subscriber only appends the event to a buffer; a writer
-thread redacts and writes the buffer in batches (one transaction each), so
-a turn never waits for the disk.  A batch is written within
+thread redacts and writes the buffer in batches, so a turn never waits for
+the disk (a batch goes in short transactions of at most
+``ROWS_PER_TRANSACTION`` events: the engine's own writes wait for them).  A batch is written within
 ``flush_interval`` seconds of its first event, when ``batch_size`` events are waiting, and
 at once after the events in ``flush_on``: a turn failing or cancelled,
 approval asked for (the user may walk away), a session ending, a subscriber
@@ -36,7 +37,6 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..engine.events import TurnCancelled, TurnFailed
@@ -56,6 +56,9 @@ log = logging.getLogger("llmgine_nb.observe.eventlog")
 
 #: Event classes left out of the log unless ``log_deltas=True``.
 DELTA_EVENTS: tuple[type[Event], ...] = (LLMTextDelta, LLMToolCallDelta)
+
+#: The most events written in one store transaction (a long one would stall the engine's writes).
+ROWS_PER_TRANSACTION = 32
 
 #: Event classes after which the buffer is written straight away (see the module docstring).
 FLUSH_ON: tuple[type[Event], ...] = (
@@ -170,22 +173,23 @@ class EventLogObserver:
             return self._write(batch)
 
     def _write(self, batch: list[Message]) -> int:
-        if not batch:
-            return 0
-        try:
-            self.store.log_events(self._redacted(batch))
-        except Exception:
-            # The log is a record, not the conversation: a write that fails
-            # must not break the turn.  Say so loudly and keep going.
-            self.failed_writes += 1
-            log.error("could not write %d events to the event log", len(batch), exc_info=True)
-            return 0
-        self.written += len(batch)
-        return len(batch)
-
-    def _redacted(self, batch: Iterable[Message]) -> list[Message]:
-        redact = self.redactor.message
-        return [redact(event) for event in batch]
+        written = 0
+        # Several short transactions rather than one long one: the engine writes
+        # each turn through the same store, and waits while a batch holds it.
+        for start in range(0, len(batch), ROWS_PER_TRANSACTION):
+            chunk = batch[start : start + ROWS_PER_TRANSACTION]
+            try:
+                events, payloads = zip(*map(self.redactor.message_and_json, chunk))
+                self.store.log_events(events, payloads=payloads)
+            except Exception:
+                # The log is a record, not the conversation: a write that fails
+                # must not break the turn.  Say so loudly and keep going.
+                self.failed_writes += 1
+                log.error("could not write %d events to the event log", len(chunk), exc_info=True)
+                continue
+            written += len(chunk)
+        self.written += written
+        return written
 
     def _run(self) -> None:
         while True:

@@ -259,11 +259,16 @@ class Redactor:
         with a fixed format) comes back as an ``UnknownEvent`` holding the
         redacted fields, so nothing secret is ever returned.
         """
+        return self.message_and_json(message)[0]
+
+    def message_and_json(self, message: Message) -> tuple[Message, str]:
+        """``message(message)`` together with its redacted JSON text, serialising only once."""
         original = message.to_json()
         text = self.json_text(original)
         if text == original:
-            return message
-        return self._rebuild(text)
+            return message, original
+        redacted = self._rebuild(text)
+        return redacted, redacted.to_json()
 
     @staticmethod
     def _rebuild(text: str) -> Message:
