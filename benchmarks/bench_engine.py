@@ -23,7 +23,7 @@ from pathlib import Path
 from _common import Figure
 
 BLOCK = 20
-ROUNDS = 6
+ROUNDS = 15  # the fastest of more blocks: single blocks vary by +-10% on a busy 2-core machine
 REPLY = "Hello! How can I help you today?"
 SYSTEM = "You are terse."
 PROMPT = "Say hello."
