@@ -72,7 +72,7 @@ def _describe(fn: Callable[..., Any]) -> str:
 class Registration:
     """A handle on one registration; ``unregister()`` removes it (idempotent)."""
 
-    __slots__ = ("fn", "is_async", "priority", "session_id", "order", "_remove")
+    __slots__ = ("fn", "is_async", "priority", "session_id", "order", "exclude", "_remove")
 
     def __init__(
         self,
@@ -81,12 +81,14 @@ class Registration:
         session_id: str | None,
         order: int,
         remove: Callable[[Registration], None],
+        exclude: tuple[type[Message], ...] = (),
     ) -> None:
         self.fn = fn
         self.is_async = _is_async(fn)
         self.priority = priority
         self.session_id = session_id
         self.order = order
+        self.exclude = exclude
         self._remove: Callable[[Registration], None] | None = remove
 
     def unregister(self) -> None:
@@ -177,14 +179,20 @@ class MessageBus:
         *,
         priority: int = 0,
         session_id: str | None = None,
+        exclude: tuple[type[Event], ...] = (),
     ) -> Registration:
         """Deliver events of ``event_type`` and its subclasses to ``handler``.
 
         Higher ``priority`` runs first; equal priorities run in the order
-        they subscribed.
+        they subscribed.  ``exclude`` names subclasses not to deliver (say,
+        every ``Event`` but the streamed deltas): an event nobody wants is
+        then not even built (see ``has_subscribers``).
         """
         if not (isinstance(event_type, type) and issubclass(event_type, Message)):
             raise TypeError(f"{event_type!r} is not an Event subclass")
+        exclude = tuple(exclude)
+        if not all(isinstance(t, type) and issubclass(t, Message) for t in exclude):
+            raise TypeError(f"exclude must be a tuple of Event subclasses, not {exclude!r}")
 
         def remove(reg: Registration) -> None:
             with self._lock:
@@ -195,7 +203,7 @@ class MessageBus:
                     if session_id is not None:
                         self._scoped_handlers -= 1
 
-        reg = Registration(handler, priority, session_id, next(self._order), remove)
+        reg = Registration(handler, priority, session_id, next(self._order), remove, exclude)
         with self._lock:
             self._subscriptions.setdefault(event_type, []).append(reg)
             self._delivery_cache.clear()
@@ -364,11 +372,24 @@ class MessageBus:
                 reg
                 for klass in event_type.__mro__
                 for reg in self._subscriptions.get(klass, ())  # type: ignore[call-overload]
+                if not (reg.exclude and issubclass(event_type, reg.exclude))
             ]
             found.sort(key=lambda r: (-r.priority, r.order))
             deliveries = tuple((reg.fn, reg.is_async, reg.session_id) for reg in found)
             self._delivery_cache[event_type] = deliveries
             return deliveries
+
+    def has_subscribers(self, event_type: type[Event]) -> bool:
+        """Whether an event of this class would reach anyone (a session's subscribers count).
+
+        For publishers of many small events: skip building them when nobody listens.
+        """
+        if self._event_middleware:
+            return True  # middleware sees every event
+        deliveries = self._delivery_cache.get(event_type)
+        if deliveries is None:
+            deliveries = self._subscribers(event_type)
+        return bool(deliveries)
 
     async def _handler_failed(self, handler: Callable[..., Any], event: Event, exc: Exception) -> None:
         name = _describe(handler)
@@ -449,8 +470,11 @@ class Session:
         self._registrations.append(reg)
         return reg
 
-    def subscribe(self, event_type: type[E], handler: Callable[[E], Any], *, priority: int = 0) -> Registration:
-        reg = self.bus.subscribe(event_type, handler, priority=priority, session_id=self.id)
+    def subscribe(
+        self, event_type: type[E], handler: Callable[[E], Any], *, priority: int = 0,
+        exclude: tuple[type[Event], ...] = (),
+    ) -> Registration:
+        reg = self.bus.subscribe(event_type, handler, priority=priority, session_id=self.id, exclude=exclude)
         self._registrations.append(reg)
         return reg
 

@@ -142,6 +142,35 @@ async def test_publish_reaches_subscribers_of_the_class_and_its_bases():
     )
 
 
+class HappenedQuietly(Happened):
+    pass
+
+
+async def test_a_subscriber_can_exclude_subclasses_and_has_subscribers_says_who_listens():
+    bus = MessageBus()
+    assert not bus.has_subscribers(Happened)
+    seen: list[Event] = []
+    everything_but_loud = bus.subscribe(Event, seen.append, exclude=(HappenedLoudly,))
+    await bus.publish(Happened(what="a"))
+    await bus.publish(HappenedLoudly(what="b"))
+    await bus.publish(HappenedQuietly(what="c"))
+    assert [e.what for e in seen] == ["a", "c"]
+    assert bus.has_subscribers(Happened) and not bus.has_subscribers(HappenedLoudly)
+    loud = bus.subscribe(HappenedLoudly, seen.append, session_id="s1")  # a session's subscriber counts too
+    assert bus.has_subscribers(HappenedLoudly)
+    loud.unregister()
+    everything_but_loud.unregister()
+    assert not bus.has_subscribers(Happened)
+
+    async def passthrough(event, deliver):
+        await deliver(event)
+
+    bus.add_event_middleware(passthrough)
+    assert bus.has_subscribers(HappenedLoudly)  # middleware sees every event
+    with pytest.raises(TypeError, match="exclude"):
+        bus.subscribe(Event, seen.append, exclude=(int,))
+
+
 async def test_priority_order_then_subscription_order_sync_and_async():
     bus = MessageBus()
     order: list[str] = []

@@ -171,3 +171,31 @@ def test_bad_settings_say_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="already attached"):
         log.attach(MessageBus())
     log.detach()
+
+
+async def test_deltas_are_not_even_built_when_only_the_log_listens(tmp_path: Path, monkeypatch) -> None:
+    from llmgine_nb.llm import ScriptedLLM
+    from llmgine_nb.llm import base
+
+    built: list[str] = []
+
+    class CountedDelta(LLMTextDelta):
+        def __init__(self, **data):  # type: ignore[no-untyped-def]
+            built.append(data["text"])
+            super().__init__(**data)
+
+    monkeypatch.setattr(base, "LLMTextDelta", CountedDelta)
+    store = Store(tmp_path / "log.db")
+    bus = MessageBus()
+    log = EventLogObserver(store, no_secrets()).attach(bus)
+    llm = ScriptedLLM(["one two three"], bus=bus)
+    assert (await llm.stream("hi").get_response()).text == "one two three"
+    assert built == []  # the log takes every event but deltas, so none was made
+    shown: list[LLMTextDelta] = []
+    bus.subscribe(LLMTextDelta, shown.append)  # a renderer arrives
+    llm.script.append("four five")
+    await llm.stream("hi").get_response()
+    assert "".join(e.text for e in shown) == "four five" and len(built) == 2
+    log.detach()
+    assert not store.events(types=[LLMTextDelta])
+    store.close()

@@ -265,11 +265,18 @@ class CallRecorder:
     Without a bus it only times: no event objects are made at all.
     """
 
-    __slots__ = ("llm", "bus", "call_id", "model", "provider", "stream", "start", "first_token", "attempt", "closed")
+    __slots__ = (
+        "llm", "bus", "call_id", "model", "provider", "stream", "start", "first_token", "attempt", "closed",
+        "text_deltas", "tool_deltas",
+    )
 
     def __init__(self, llm: BaseLLM, model: str, *, stream: bool) -> None:
         self.llm = llm
-        self.bus = llm.bus
+        self.bus = bus = llm.bus
+        # Delta events are many: they are only built when someone subscribed to them
+        # when the call started (an event log, say, takes everything but deltas).
+        self.text_deltas = stream and bus is not None and bus.has_subscribers(LLMTextDelta)
+        self.tool_deltas = stream and bus is not None and bus.has_subscribers(LLMToolCallDelta)
         self.call_id = uuid.uuid4().hex
         self.model = model
         self.provider = llm._provider_for(model)
@@ -306,11 +313,13 @@ class CallRecorder:
     async def delta(self, delta: StreamDelta) -> None:
         if self.first_token is None:
             self.first_token = time.perf_counter()
-        if self.bus is None:
-            return
         if delta.kind == "text":
+            if not self.text_deltas:
+                return
             event: Any = LLMTextDelta(call_id=self.call_id, model=self.model, text=delta.text)
         else:
+            if not self.tool_deltas:
+                return
             event = LLMToolCallDelta(
                 call_id=self.call_id,
                 model=self.model,

@@ -125,7 +125,8 @@ class EventLogObserver:
             self._thread = threading.Thread(target=self._run, name="llmgine-eventlog", daemon=True)
             self._thread.start()
             _at_exit(self)
-        self._registrations.append(bus.subscribe(Event, self.on_event, priority=self.priority))
+        skipped = () if self.log_deltas else DELTA_EVENTS
+        self._registrations.append(bus.subscribe(Event, self.on_event, priority=self.priority, exclude=skipped))
         return self
 
     def detach(self) -> None:

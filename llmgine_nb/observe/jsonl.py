@@ -144,7 +144,8 @@ class JSONLObserver:
                 f"cannot open {self.path} to append events: {exc.strerror or exc}; pass a path in a folder "
                 "you can write to"
             ) from exc
-        self._registrations.append(bus.subscribe(Event, self.on_event, priority=self.priority))
+        skipped = () if self.log_deltas else DELTA_EVENTS
+        self._registrations.append(bus.subscribe(Event, self.on_event, priority=self.priority, exclude=skipped))
         return self
 
     def on_event(self, event: Event) -> None:
