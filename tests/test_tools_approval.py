@@ -476,6 +476,10 @@ async def test_a_short_prefix_never_picks_a_request_and_an_ambiguous_one_names_t
     with pytest.raises(LookupError, match=r"'call_ab' matches 2 pending requests \(call_abc1; call_abd2\)"):
         queue.approve("call_ab")
     assert len(queue.pending()) == 3  # nothing was decided by the refused ids
+    # Front ends look requests up by the same rule before showing or answering them.
+    assert queue.find_approval("k7-add").tool_name == "add_task"
+    with pytest.raises(LookupError, match="nothing pending with id 'call_abd2'"):
+        queue.find_approval("call_abd2", session_id="another-session")
     queue.approve("k7-add")  # six characters, unique
     queue.approve("call_abc1")  # whole ids always work
     queue.deny("call_abd")

@@ -14,7 +14,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..engine.commands import DecideApproval
-from ..tools.approval import MIN_PREFIX, ApprovalDecision, parse_decision
+from ..tools.approval import ApprovalDecision, parse_decision, pick_by_id
 from ..tools.commands import ChoiceRequest, ConfirmRequest, RequestApproval, ToolQuestion
 from .magics import say
 from .render import call_signature
@@ -115,14 +115,13 @@ class Answering:
 
     def _find_approval(self, call_id: str) -> RequestApproval:
         pending = self.approvals.pending_approvals()
-        return _lookup(call_id, pending, lambda r: [r.call_id], "nothing is waiting for approval",
-                       ", ".join(f"{r.call_id} ({r.tool_name})" for r in pending))
+        return pick_by_id(call_id, pending, lambda r: [r.call_id], nothing="nothing is waiting for approval",
+                          waiting=", ".join(f"{r.call_id} ({r.tool_name})" for r in pending))
 
     def _find_question(self, request_id: str) -> ToolQuestion:
         pending = self.approvals.pending_questions()
-        return _lookup(request_id, pending, lambda q: [q.id] + ([q.call_id] if q.call_id else []),
-                       "no question is waiting",
-                       ", ".join(q.id for q in pending))
+        return pick_by_id(request_id, pending, lambda q: [q.id] + ([q.call_id] if q.call_id else []),
+                          nothing="no question is waiting", waiting=", ".join(q.id for q in pending))
 
     def _answer_while_waiting(self, session_id: str) -> None:
         """While a cell blocks on a turn, nobody can click: ask with input(), or deny if there is no stdin."""
@@ -185,25 +184,6 @@ class Answering:
             except ValueError:
                 value = False
             self.answer(request.id, value, answered_by=who)
-
-
-def _lookup(ident: str, pending: list[Any], ids: Any, none: str, waiting: str) -> Any:
-    """The one request ``ident`` names - by the approval queue's rule: its whole id, or a prefix
-    of at least ``MIN_PREFIX`` characters that fits no other (a stray short prefix must not
-    approve a call the person never saw)."""
-    ident = (ident or "").strip()
-    waiting = waiting or "nothing"
-    found = [r for r in pending if ident in ids(r)]
-    if not found:
-        if len(ident) < MIN_PREFIX:
-            short = f"; a shortened id needs at least {MIN_PREFIX} characters" if ident else ""
-            raise LookupError(f"{none} with id {ident!r} (waiting: {waiting}){short}")
-        found = [r for r in pending if any(i.startswith(ident) for i in ids(r))]
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise LookupError(f"{none} with id {ident!r} (waiting: {waiting})")
-    raise LookupError(f"{ident!r} matches {len(found)} waiting requests; give more of the id (waiting: {waiting})")
 
 
 def _stdin_available(shell: Any) -> bool:

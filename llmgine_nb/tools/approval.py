@@ -22,9 +22,9 @@ import asyncio
 import inspect
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
@@ -32,6 +32,7 @@ from ..messages import Command
 from .commands import ChoiceRequest, ConfirmRequest, RequestApproval, ToolQuestion
 
 __all__ = [
+    "pick_by_id",
     "ApprovalDecision",
     "DecisionKind",
     "MalformedDecision",
@@ -48,6 +49,8 @@ DecisionKind = Literal["approve", "deny", "edit", "always"]
 
 # The fewest characters of an id that ApprovalQueue accepts in place of the whole id.
 MIN_PREFIX = 6
+
+P = TypeVar("P")
 
 
 class MalformedDecision(ValueError):
@@ -248,12 +251,7 @@ class ApprovalQueue:
         request then stays pending).
         """
         parsed = parse_decision(decision)
-
-        def wanted(p: _Pending) -> bool:
-            in_session = session_id is None or p.request.session_id == session_id
-            return isinstance(p.request, RequestApproval) and in_session
-
-        entry = self._find(call_id, wanted, key="call_id")
+        entry = self._find(call_id, _approval_in(session_id), key="call_id")
         self._resolve(entry, parsed)
         return entry.request  # type: ignore[return-value]
 
@@ -274,7 +272,7 @@ class ApprovalQueue:
 
         ``request_id`` is the question's id or its tool call's id.
         """
-        entry = self._find(request_id, lambda p: isinstance(p.request, ToolQuestion), key="id_or_call")
+        entry = self._find(request_id, _is_question, key="id_or_call")
         self._resolve(entry, value)
         return entry.request  # type: ignore[return-value]
 
@@ -286,10 +284,15 @@ class ApprovalQueue:
             self._resolve(entry, ApprovalDecision.deny(message) if isinstance(entry.request, RequestApproval) else None)
         return len(entries)
 
+    def find_approval(self, call_id: str, *, session_id: str | None = None) -> RequestApproval:
+        """The pending approval ``call_id`` names (whole id or unique prefix, see ``pick_by_id``)."""
+        return self._find(call_id, _approval_in(session_id), key="call_id").request  # type: ignore[return-value]
+
+    def find_question(self, request_id: str) -> ToolQuestion:
+        """The pending question ``request_id`` names (its id or its tool call's id, or a unique prefix)."""
+        return self._find(request_id, _is_question, key="id_or_call").request  # type: ignore[return-value]
+
     def _find(self, ident: str, kind: Callable[[_Pending], bool], *, key: str) -> _Pending:
-        """The one pending request ``ident`` names: its whole id, or a prefix of at least
-        ``MIN_PREFIX`` characters that fits no other request (a stale short prefix could
-        otherwise approve a call the person never saw)."""
         with self._lock:
             candidates = [p for p in self._pending.values() if kind(p)]
 
@@ -299,27 +302,7 @@ class ApprovalQueue:
                 return [call_id] if call_id else []
             return [p.request.id] + ([call_id] if call_id else [])
 
-        waiting = ", ".join(sorted({i for p in candidates for i in ids(p)})) or "none"
-        exact = [p for p in candidates if ident in ids(p)]
-        if len(exact) == 1:
-            return exact[0]
-        if exact:
-            matching = exact
-        else:
-            if not ident or len(ident) < MIN_PREFIX:
-                raise LookupError(
-                    f"nothing pending with id {ident!r}, and a shortened id needs at least {MIN_PREFIX} "
-                    f"characters: give more of it (pending: {waiting})"
-                )
-            matching = [p for p in candidates if any(i.startswith(ident) for i in ids(p))]
-            if len(matching) == 1:
-                return matching[0]
-            if not matching:
-                raise LookupError(f"nothing pending with id {ident!r}; pending: {waiting}")
-        named = "; ".join(" / ".join(ids(p)) for p in matching)
-        raise LookupError(
-            f"{ident!r} matches {len(matching)} pending requests ({named}); give more of the id to pick one"
-        )
+        return pick_by_id(ident, candidates, ids)
 
     @staticmethod
     def _resolve(entry: _Pending, value: Any) -> None:
@@ -328,3 +311,45 @@ class ApprovalQueue:
                 entry.future.set_result(value)
 
         entry.loop.call_soon_threadsafe(settle)
+
+
+def _approval_in(session_id: str | None) -> Callable[[_Pending], bool]:
+    def wanted(p: _Pending) -> bool:
+        in_session = session_id is None or p.request.session_id == session_id
+        return isinstance(p.request, RequestApproval) and in_session
+
+    return wanted
+
+
+def _is_question(p: _Pending) -> bool:
+    return isinstance(p.request, ToolQuestion)
+
+
+def pick_by_id(
+    ident: str, candidates: Sequence[P], ids: Callable[[P], list[str]], *, waiting: str | None = None,
+    nothing: str = "nothing pending",
+) -> P:
+    """The one candidate ``ident`` names: one of its whole ids, or a prefix of at least
+    ``MIN_PREFIX`` characters that fits no other candidate (a stale short prefix could
+    otherwise approve a call the person never saw).  ``waiting`` describes the candidates
+    in the error (default: their ids); ``nothing`` starts the not-found sentence.
+    """
+    ident = (ident or "").strip()
+    if waiting is None:
+        waiting = ", ".join(sorted({i for c in candidates for i in ids(c)}))
+    waiting = waiting or "none"
+    exact = [c for c in candidates if ident in ids(c)]
+    if len(exact) == 1:
+        return exact[0]
+    matching = exact
+    if not exact:
+        if len(ident) < MIN_PREFIX:
+            short = f"; a shortened id needs at least {MIN_PREFIX} characters: give more of it" if ident else ""
+            raise LookupError(f"{nothing} with id {ident!r} (waiting: {waiting}){short}")
+        matching = [c for c in candidates if any(i.startswith(ident) for i in ids(c))]
+        if len(matching) == 1:
+            return matching[0]
+        if not matching:
+            raise LookupError(f"{nothing} with id {ident!r} (waiting: {waiting})")
+    named = "; ".join(" / ".join(ids(c)) for c in matching)
+    raise LookupError(f"{ident!r} matches {len(matching)} pending requests ({named}); give more of the id to pick one")
