@@ -297,6 +297,22 @@ def test_denied_and_failed_calls_keep_their_status(store):
         store.record_approval(s, "zzz", "approved")
 
 
+def test_a_call_left_running_by_a_restart_then_denied_is_denied(store):
+    s = store.create_session()
+    store.append_message(s, assistant(None, [ToolCall.from_raw("r", "rm", "{}"), ToolCall.from_raw("d", "ls", "{}")]))
+    store.tool_started(s, "r")  # the kernel died while it ran: it may or may not have finished
+    store.tool_started(s, "d")
+    store.tool_finished(s, "d", result="a b c")
+    store.append_message(s, tool_result("d", "a b c", "ls"))
+    assert [c.call_id for c in store.pending_tool_calls(s)] == ["r"]
+    store.record_approval(s, "r", "denied", who="alice", reason="do not run it twice")  # asked again
+    store.record_approval(s, "d", "denied", who="alice")  # a late duplicate for a call that finished
+    store.append_message(s, tool_result("r", "denied by alice", "rm"))
+    calls = {c.call_id: c for c in store.tool_calls(s)}
+    assert calls["r"].status == "denied" and calls["d"].status == "done"
+    assert store.pending_tool_calls(s) == []
+
+
 def test_reused_call_ids_resolve_to_the_latest_call(store):
     s = store.create_session()
     store.append_messages(s, [assistant(None, [ToolCall.from_raw("call_0", "f", "{}")]), tool_result("call_0", "1", "f")])

@@ -694,10 +694,12 @@ class Store:
                 f"INSERT INTO approvals ({_APPROVAL_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
                 (record.id, row_id, session_id, call_id, decision, who, to_json(edited_arguments), reason, now),
             )
-            # A decision moves only an undecided call; a late duplicate is kept
-            # in the approvals table but does not rewind a call that ran.
+            # A decision moves only a call with no result yet: undecided, or left running by a
+            # restart and asked again.  A late duplicate is kept in the approvals table but
+            # does not rewind a call that finished.
             conn.execute(
-                "UPDATE tool_calls SET status = ?, decided = ? WHERE id = ? AND status IN ('requested', 'approved')",
+                "UPDATE tool_calls SET status = ?, decided = ? WHERE id = ? "
+                "AND status IN ('requested', 'approved', 'running') AND result_message_id IS NULL",
                 (decision, now, row_id),
             )
         return record
