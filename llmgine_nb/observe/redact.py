@@ -70,6 +70,13 @@ def _may_name_a_credential(json_text: str) -> bool:
     return any(ending in lowered for ending in _KEY_ENDINGS)
 
 
+def _raw_environ() -> Mapping[Any, Any] | None:
+    """CPython's own mapping behind ``os.environ``: comparing it with a copy takes well under
+    a microsecond, so every use can notice a key set a moment ago.  None elsewhere (then
+    only the timed refresh applies)."""
+    return getattr(os.environ, "_data", None)
+
+
 def _forms(secret: str) -> set[str]:
     """The secret as it may appear in text: raw, and escaped inside JSON strings."""
     forms = {secret}
@@ -86,9 +93,10 @@ class Redactor:
     ``from_environment`` (the default) every environment variable whose name
     looks like a credential (``*_API_KEY``, ``*_TOKEN``, ``*_SECRET`` ...) is a
     secret, and so is every such entry of the ``.env`` file in the working
-    directory (``dotenv_path`` to read another).  The environment is read
-    again at most every ``refresh_interval`` seconds, so a key set after the
-    redactor was made is picked up; ``refresh()`` re-reads it at once.
+    directory (``dotenv_path`` to read another).  A change to ``os.environ``
+    is seen at the next use (a key set in one line is redacted in the next);
+    the ``.env`` file is read again at most every ``refresh_interval``
+    seconds; ``refresh()`` re-reads both at once.
     """
 
     def __init__(
@@ -110,6 +118,7 @@ class Redactor:
         self.dotenv_path = Path(dotenv_path) if dotenv_path is not None else None
         self.refresh_interval = refresh_interval
         self._refreshed_at = float("-inf")
+        self._environ_seen: dict[Any, Any] | None = None  # os.environ as of the last refresh
         for secret in secrets:
             self.add(secret)
         if from_environment:
@@ -149,6 +158,8 @@ class Redactor:
         self._refreshed_at = time.monotonic()
         if not self.from_environment:
             return
+        raw = _raw_environ()
+        self._environ_seen = dict(raw) if raw is not None else None
         found = set(self._secret_values(os.environ))
         found.update(self._secret_values(self._dotenv()))
         if found != self._found:
@@ -168,13 +179,19 @@ class Redactor:
             log.warning("could not read %s for secrets to redact: %s", path, type(exc).__name__)
             return {}
 
+    def _environment_changed(self) -> bool:
+        raw = _raw_environ()
+        return raw is not None and raw != self._environ_seen
+
     @property
     def secrets_count(self) -> int:
         """How many distinct secret values are known (never the values themselves)."""
         return len(self._configured | self._found)
 
     def _current(self) -> tuple[re.Pattern[str] | None, tuple[str, ...]]:
-        if self.from_environment and time.monotonic() - self._refreshed_at > self.refresh_interval:
+        if self.from_environment and (
+            time.monotonic() - self._refreshed_at > self.refresh_interval or self._environment_changed()
+        ):
             self.refresh()
         if self._stale:
             with self._lock:
