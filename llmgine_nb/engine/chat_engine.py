@@ -78,6 +78,7 @@ class _Turn:
         self.usage = Usage()
         self.cost: float | None = None
         self.partial = ""  # text streamed by the current model call so far
+        self.draft: ChatMessage | None = None  # the partial reply as saved on disk while it streams
         self.approved_overruns: set[str] = set()
 
     def add(self, usage: Usage, cost: float | None) -> None:
@@ -101,6 +102,9 @@ class ChatEngine:
     ``approvals`` is the ``ApprovalQueue`` that ``DecideApproval`` answers.
     ``redactor`` removes known secrets from everything the engine persists
     or reports (default: the API keys in the environment and ``.env``).
+    ``save_partial_every`` (seconds) writes a reply that is still streaming
+    to the store that often, marked interrupted, so that a crash of the
+    kernel keeps what had arrived; None writes replies only when they end.
     """
 
     def __init__(
@@ -123,9 +127,12 @@ class ChatEngine:
         namespace: Mapping[str, Any] | None = None,
         approvals: ApprovalQueue | None = None,
         redactor: Redactor | None = None,
+        save_partial_every: float | None = 2.0,
     ) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1 (one model call per turn)")
+        if save_partial_every is not None and not save_partial_every > 0:
+            raise ValueError("save_partial_every must be a positive number of seconds, or None to never save drafts")
         if approvals is not None and not isinstance(approvals, ApprovalQueue):
             raise TypeError(
                 "approvals must be the ApprovalQueue itself (attach() returns a handle, not the queue): "
@@ -147,6 +154,7 @@ class ChatEngine:
         self.namespace = namespace
         self.approvals = approvals
         self.redactor = redactor or Redactor()
+        self.save_partial_every = save_partial_every
         self.compiler = ContextCompiler(
             self.llm.model, budget=context_tokens, summariser=self._summarise, summaries=self.store
         )
@@ -361,6 +369,8 @@ class ChatEngine:
         finally:
             self._turn = None
             assert self.journal is not None
+            if turn.draft is not None:  # the turn failed mid-stream: the reply never came
+                self.journal.discard_draft(turn.draft)
             self.journal.flush_calls()
             self._save_state()
 
@@ -429,7 +439,8 @@ class ChatEngine:
             if command.response_model is not None:
                 return await self._structured(turn, llm, compiled.messages, command.response_model)
             response = await self._stream(turn, llm, compiled.messages, tools)
-            (assistant,) = self.journal.append(response.to_message())
+            (assistant,) = self.journal.append(response.to_message(), replacing=turn.draft)
+            turn.draft = None
             if not response.tool_calls:
                 return await self._finished(turn, assistant.content or "", assistant.id, "complete")
             # Each result reaches the history as its ToolFinished event arrives (the journal).
@@ -444,11 +455,17 @@ class ChatEngine:
     async def _stream(
         self, turn: _Turn, llm: BaseLLM, messages: list[ChatMessage], tools: list[dict[str, Any]] | None
     ) -> LLMResponse:
+        assert self.journal is not None
         turn.partial = ""
+        every = self.save_partial_every
+        save_at = time.monotonic() + every if every is not None else float("inf")
         stream = llm.stream(messages, tools=tools)
         async for delta in stream:
             if delta.kind == "text":
                 turn.partial += delta.text
+                if time.monotonic() >= save_at:
+                    turn.draft = self.journal.save_draft(turn.draft, turn.partial, llm.model)
+                    save_at = time.monotonic() + every  # type: ignore[operator]
         turn.partial = ""
         return stream.response
 
@@ -520,7 +537,10 @@ class ChatEngine:
         message_id = None
         if turn.partial:
             partial = ChatMessage(role="assistant", content=turn.partial, model=turn.model, status="interrupted")
-            message_id = self.journal.append(partial)[0].id
+            message_id = self.journal.append(partial, replacing=turn.draft)[0].id
+        elif turn.draft is not None:
+            self.journal.discard_draft(turn.draft)
+        turn.draft = None
         self.journal.close_unanswered(_CANCELLED_CALL)
         await self.bus.publish(
             TurnCancelled(session_id=self.session_id, turn_id=turn.id, partial_text=turn.partial,

@@ -67,14 +67,38 @@ class SessionJournal:
         content = redact.text(message.content) if message.content else message.content
         return message.model_copy(update={"content": content, "tool_calls": calls})
 
-    def append(self, *messages: ChatMessage) -> list[ChatMessage]:
-        """Add messages (and any model calls waiting to be written) in one transaction."""
+    def append(self, *messages: ChatMessage, replacing: ChatMessage | None = None) -> list[ChatMessage]:
+        """Add messages (and any model calls waiting to be written) in one transaction.
+
+        ``replacing`` is a draft (``save_draft``) the first message takes the place of.
+        """
         cleaned = [self.clean(message) for message in messages]
         calls, self._unrecorded_calls = self._unrecorded_calls, []
         # The record, not the id: the session is known to exist, no need to look it up on every write.
-        self.store.record_turn(self.record, cleaned, llm_calls=calls)
+        self.store.record_turn(
+            self.record, cleaned, llm_calls=calls, replacing=replacing.id if replacing is not None else None
+        )
         self.history.extend(cleaned)
         return cleaned
+
+    def save_draft(self, draft: ChatMessage | None, text: str, model: str) -> ChatMessage:
+        """Put a reply still streaming on disk as it stands (marked interrupted), so a crash keeps it.
+
+        The first call writes the draft, later ones its new text.  It is not
+        part of ``history``: the finished reply (or the partial one, when the
+        turn is cancelled) replaces it through ``append(..., replacing=draft)``;
+        ``discard_draft`` removes it when the turn fails.
+        """
+        text = self.redactor.text(text)
+        if draft is None:
+            draft = ChatMessage(role="assistant", content=text, model=model, status="interrupted")
+            self.store.record_turn(self.record, [draft])
+        else:
+            self.store.update_message(draft.id, content=text)
+        return draft
+
+    def discard_draft(self, draft: ChatMessage) -> None:
+        self.store.record_turn(self.record, [], replacing=draft.id)
 
     def flush_calls(self) -> None:
         """Write model calls that no message took along (a failed or cancelled turn)."""

@@ -880,11 +880,22 @@ class Store:
         *,
         llm_calls: Sequence[LLMCall] = (),
         events: Sequence[Message] = (),
+        replacing: str | None = None,
     ) -> list[int]:
-        """Write a turn's messages, model calls and events atomically; return the messages' positions."""
+        """Write a turn's messages, model calls and events atomically; return the messages' positions.
+
+        ``replacing`` names the session's last message (a draft of a reply still streaming) to
+        delete in the same transaction, so the reply takes its place rather than following it.
+        """
         event_rows = [self._event_row(e) for e in events]
         with self.transaction() as conn:
             session_id = self._session_id(conn, session)
+            if replacing is not None:
+                conn.execute(
+                    "DELETE FROM messages WHERE id = ? AND session_id = ? AND seq = "
+                    "(SELECT max(seq) FROM messages WHERE session_id = ?)",
+                    (replacing, session_id, session_id),
+                )
             positions = self._append(conn, session_id, list(messages))
             if llm_calls:
                 conn.executemany(_INSERT_LLM_CALL, [self._llm_call_row(c, session_id) for c in llm_calls])
