@@ -175,3 +175,29 @@ def test_the_json_pre_check_agrees_with_the_secret_name_rule(name: str) -> None:
 
     assert is_secret_name(name)
     assert _may_name_a_credential(json.dumps({name: "value-of-some-length"}))
+
+
+def test_a_slow_refresh_on_another_thread_never_forgets_a_key_just_set(monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path: Path) -> None:
+    import threading
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    redactor = Redactor(refresh_interval=3600)
+    reading = threading.Event()
+    plain_dotenv = redactor._dotenv
+
+    def slow_dotenv():  # type: ignore[no-untyped-def]
+        if threading.current_thread() is writer:
+            reading.set()
+            time.sleep(0.3)  # a slow disk on that thread: the environment changes meanwhile
+        return plain_dotenv()
+
+    monkeypatch.setattr(redactor, "_dotenv", slow_dotenv)
+    writer = threading.Thread(target=redactor.refresh)  # say, the event log's writer thread
+    writer.start()
+    reading.wait()
+    monkeypatch.setenv("JUST_SET_API_KEY", "just-set-key-7f3a2b")
+    assert redactor.text("just-set-key-7f3a2b") == REDACTED
+    writer.join()
+    assert redactor.text("just-set-key-7f3a2b") == REDACTED  # the slow refresh did not undo it

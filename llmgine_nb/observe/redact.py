@@ -108,12 +108,16 @@ class Redactor:
         refresh_interval: float = 1.0,
     ) -> None:
         self._configured: set[str] = set()
-        self._found: set[str] = set()
+        self._from_environ: set[str] = set()
+        self._from_dotenv: set[str] = set()
         # (pattern, forms) swapped as one, so a reader on another thread never
         # pairs a new pattern with old forms.
         self._compiled: tuple[re.Pattern[str] | None, tuple[str, ...]] = (None, ())
         self._stale = True
         self._lock = threading.Lock()
+        # One refresh at a time: a slow read of .env on one thread must not publish
+        # its older list over the newer one another thread has just read.
+        self._refresh_lock = threading.Lock()
         self.from_environment = from_environment
         self.dotenv_path = Path(dotenv_path) if dotenv_path is not None else None
         self.refresh_interval = refresh_interval
@@ -155,17 +159,24 @@ class Redactor:
 
     def refresh(self) -> None:
         """Read the environment and the ``.env`` file again (when ``from_environment``)."""
-        self._refreshed_at = time.monotonic()
+        self._refresh(dotenv=True)
+
+    def _refresh(self, *, dotenv: bool) -> None:
         if not self.from_environment:
+            self._refreshed_at = time.monotonic()
             return
-        raw = _raw_environ()
-        self._environ_seen = dict(raw) if raw is not None else None
-        found = set(self._secret_values(os.environ))
-        found.update(self._secret_values(self._dotenv()))
-        if found != self._found:
+        with self._refresh_lock:
+            raw = _raw_environ()
+            seen = dict(raw) if raw is not None else None  # before reading: a later change is seen next time
+            from_environ = set(self._secret_values(os.environ))
+            from_dotenv = set(self._secret_values(self._dotenv())) if dotenv else self._from_dotenv
             with self._lock:
-                self._found = found
-                self._stale = True
+                self._environ_seen = seen
+                if dotenv:
+                    self._refreshed_at = time.monotonic()
+                if from_environ != self._from_environ or from_dotenv != self._from_dotenv:
+                    self._from_environ, self._from_dotenv = from_environ, from_dotenv
+                    self._stale = True
 
     def _dotenv(self) -> Mapping[str, str]:
         # The LLM layer reads keys from ./.env without copying them into the
@@ -186,17 +197,18 @@ class Redactor:
     @property
     def secrets_count(self) -> int:
         """How many distinct secret values are known (never the values themselves)."""
-        return len(self._configured | self._found)
+        return len(self._configured | self._from_environ | self._from_dotenv)
 
     def _current(self) -> tuple[re.Pattern[str] | None, tuple[str, ...]]:
-        if self.from_environment and (
-            time.monotonic() - self._refreshed_at > self.refresh_interval or self._environment_changed()
-        ):
-            self.refresh()
+        if self.from_environment:
+            if time.monotonic() - self._refreshed_at > self.refresh_interval:
+                self._refresh(dotenv=True)
+            elif self._environment_changed():
+                self._refresh(dotenv=False)  # os.environ only: .env is read again when due
         if self._stale:
             with self._lock:
                 forms: set[str] = set()
-                for secret in self._configured | self._found:
+                for secret in self._configured | self._from_environ | self._from_dotenv:
                     forms |= _forms(secret)
                 # Longest first, so a key that contains another is replaced whole.
                 alternatives = sorted(forms, key=len, reverse=True)
