@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from llmgine_nb import MessageBus
+from llmgine_nb.chat import ChatMessage
 from llmgine_nb.engine import ChatEngine
 from llmgine_nb.llm.base import StreamDelta
 from llmgine_nb.llm.scripted import ScriptedLLM
@@ -61,13 +63,60 @@ async def test_the_draft_grows_on_disk_and_the_finished_reply_takes_its_place(tm
     assert engine.store.search("word59")[0].message_id == stored[-1].id  # the search index follows
 
 
-async def test_a_short_reply_writes_no_draft(tmp_path: Path) -> None:
+def message_writes(store: Store) -> list[str]:
+    """Every statement that writes the messages table, as SQLite runs it."""
     writes: list[str] = []
+    kinds = ("INSERT INTO messages ", "UPDATE messages ", "DELETE FROM messages ")
+    store.db.conn.set_trace_callback(lambda sql: writes.append(sql) if sql.startswith(kinds) else None)
+    return writes
+
+
+async def test_a_short_reply_writes_no_draft_even_when_it_is_slow_to_start(tmp_path: Path) -> None:
     store = Store(tmp_path / "short.db")
-    store.db.conn.set_trace_callback(lambda sql: writes.append(sql) if sql.startswith("UPDATE messages") else None)
-    engine = await ChatEngine(MessageBus(), store=store, llm=ScriptedLLM(["short and quick"])).start()
+    writes = message_writes(store)
+
+    def thinks_then_answers(messages, tools):  # type: ignore[no-untyped-def]
+        time.sleep(0.1)  # a model that takes long to send its first token
+        return "short and quick"
+
+    llm = ScriptedLLM(thinks_then_answers)
+    engine = await ChatEngine(MessageBus(), store=store, llm=llm, save_partial_every=0.05).start()
     assert (await engine.send("hi")).text == "short and quick"
-    assert writes == [] and [m.status for m in store.messages(engine.session_id)] == ["complete", "complete"]
+    assert [m.status for m in store.messages(engine.session_id)] == ["complete", "complete"]
+    distinct = set(writes)  # SQLite reports a statement again for each trigger it runs
+    assert len(distinct) == 2 and all(w.startswith("INSERT INTO messages ") for w in distinct), distinct
+
+
+async def test_a_draft_that_cannot_be_written_does_not_cost_the_reply(tmp_path: Path, caplog, monkeypatch) -> None:
+    db = tmp_path / "locked.db"
+    engine = await ChatEngine(
+        MessageBus(), store=Store(db), llm=ScriptedLLM([LONG_REPLY], delay_s=0.005), save_partial_every=0.02
+    ).start()
+    attempts: list[str] = []
+
+    def locked(*args, **kwargs):  # type: ignore[no-untyped-def]
+        attempts.append("draft")
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(engine.journal, "save_draft", locked)
+    result = await engine.send("tell me a story")
+    assert result.status == "complete" and result.text == LONG_REPLY
+    assert assistant_rows(db) == [("complete", LONG_REPLY)]
+    assert attempts == ["draft"]  # tried once, then left alone for the rest of the reply
+    assert "could not save the draft" in caplog.text
+
+
+async def test_the_reply_replaces_its_draft_even_after_another_writer_added_a_message(tmp_path: Path) -> None:
+    db = tmp_path / "shared.db"
+    llm = ScriptedLLM([LONG_REPLY], delay_s=0.01)
+    engine = await ChatEngine(MessageBus(), store=Store(db), llm=llm, session_name="shared",
+                              save_partial_every=0.05).start()
+    turn = asyncio.ensure_future(engine.send("tell me a story"))
+    await wait_for(lambda: assistant_rows(db))
+    with Store(db) as other:  # another notebook writes to the same session meanwhile
+        other.append_message("shared", ChatMessage(role="user", content="(a note from elsewhere)"))
+    await turn
+    assert assistant_rows(db) == [("complete", LONG_REPLY)]  # no stale draft left beside the reply
 
 
 async def test_cancelling_after_a_draft_keeps_one_interrupted_reply(tmp_path: Path) -> None:

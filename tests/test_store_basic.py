@@ -712,3 +712,6 @@ def test_writing_to_a_session_deleted_meanwhile_says_so(store):
     store.delete_session(record)  # say, from another notebook
     with pytest.raises(SessionNotFound, match="no longer exists"):
         store.record_turn(record, [user("hello?")])
+    with pytest.raises(SessionNotFound):  # model calls alone are not filed under a missing session either
+        store.record_turn(record, [], llm_calls=[LLMCall(model="m", input_tokens=1)])
+    assert store.llm_calls() == []

@@ -455,19 +455,30 @@ class ChatEngine:
     async def _stream(
         self, turn: _Turn, llm: BaseLLM, messages: list[ChatMessage], tools: list[dict[str, Any]] | None
     ) -> LLMResponse:
-        assert self.journal is not None
         turn.partial = ""
-        every = self.save_partial_every
-        save_at = time.monotonic() + every if every is not None else float("inf")
+        save_at: float | None = None  # when to save the draft next; the clock starts at the first text
         stream = llm.stream(messages, tools=tools)
         async for delta in stream:
             if delta.kind == "text":
                 turn.partial += delta.text
-                if time.monotonic() >= save_at:
-                    turn.draft = self.journal.save_draft(turn.draft, turn.partial, llm.model)
-                    save_at = time.monotonic() + every  # type: ignore[operator]
+                if save_at is None:
+                    save_at = time.monotonic() + (self.save_partial_every or float("inf"))
+                elif time.monotonic() >= save_at:
+                    save_at = self._save_draft(turn, llm.model)
         turn.partial = ""
         return stream.response
+
+    def _save_draft(self, turn: _Turn, model: str) -> float:
+        """Save the reply so far; return when to save it next (never again after a failure)."""
+        assert self.journal is not None and self.save_partial_every is not None
+        try:
+            turn.draft = self.journal.save_draft(turn.draft, turn.partial, model)
+        except Exception:
+            # A draft is insurance: a locked or broken database must not cost the reply itself.
+            log.warning("could not save the draft of a streaming reply; the reply is saved when it ends",
+                        exc_info=True)
+            return float("inf")
+        return time.monotonic() + self.save_partial_every
 
     async def _structured(
         self, turn: _Turn, llm: BaseLLM, messages: list[ChatMessage], response_model: type[BaseModel]

@@ -98,7 +98,11 @@ class SessionJournal:
         return draft
 
     def discard_draft(self, draft: ChatMessage) -> None:
-        self.store.record_turn(self.record, [], replacing=draft.id)
+        """Remove a draft whose reply never came (best effort: the turn's outcome stands either way)."""
+        try:
+            self.store.record_turn(self.record, [], replacing=draft.id)
+        except Exception:
+            log.error("could not remove the draft of an unfinished reply (%s)", draft.id, exc_info=True)
 
     def flush_calls(self) -> None:
         """Write model calls that no message took along (a failed or cancelled turn)."""

@@ -884,18 +884,19 @@ class Store:
     ) -> list[int]:
         """Write a turn's messages, model calls and events atomically; return the messages' positions.
 
-        ``replacing`` names the session's last message (a draft of a reply still streaming) to
+        ``replacing`` names a message of the session (the draft of a reply still streaming) to
         delete in the same transaction, so the reply takes its place rather than following it.
         """
         event_rows = [self._event_row(e) for e in events]
         with self.transaction() as conn:
             session_id = self._session_id(conn, session)
             if replacing is not None:
-                conn.execute(
-                    "DELETE FROM messages WHERE id = ? AND session_id = ? AND seq = "
-                    "(SELECT max(seq) FROM messages WHERE session_id = ?)",
-                    (replacing, session_id, session_id),
-                )
+                # Usually the session's last message; if another writer added one since, the
+                # reply still replaces the draft (it then leaves a gap in the positions).
+                conn.execute("DELETE FROM messages WHERE id = ? AND session_id = ?", (replacing, session_id))
+            elif not messages and isinstance(session, SessionRecord):
+                # Model calls alone (no message would fail the foreign key): make sure the session is there.
+                self._session_id(conn, session.id)
             positions = self._append(conn, session_id, list(messages))
             if llm_calls:
                 conn.executemany(_INSERT_LLM_CALL, [self._llm_call_row(c, session_id) for c in llm_calls])
