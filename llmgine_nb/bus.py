@@ -383,6 +383,8 @@ class MessageBus:
         """Whether an event of this class would reach anyone (a session's subscribers count).
 
         For publishers of many small events: skip building them when nobody listens.
+        (A model call asks once, when it starts: a subscriber added during the
+        call gets deltas from the next call on.)
         """
         if self._event_middleware:
             return True  # middleware sees every event

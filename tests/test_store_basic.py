@@ -562,7 +562,8 @@ def test_search_index_is_exact_whatever_the_order_of_writes_and_searches(tmp_pat
             m.id for session in sessions for m in store.messages(session) if word in (m.content or "").split()
         }
         assert found == expected, word
-    store.db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")  # raises if corrupt
+    # Raises if the index differs from the messages table in any way (rank 1: compare with the content).
+    store.db.execute("INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)")
     store.close()
 
 
@@ -715,3 +716,15 @@ def test_writing_to_a_session_deleted_meanwhile_says_so(store):
     with pytest.raises(SessionNotFound):  # model calls alone are not filed under a missing session either
         store.record_turn(record, [], llm_calls=[LLMCall(model="m", input_tokens=1)])
     assert store.llm_calls() == []
+
+
+def test_a_long_queue_of_new_messages_is_indexed_in_short_transactions(store):
+    s = store.create_session()
+    store.append_messages(s, [user(f"message number {i} about kiwis") for i in range(1_203)])
+    commits: list[str] = []
+    store.db.conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    store._index_new_messages(per_transaction=500)
+    store.db.conn.set_trace_callback(None)
+    assert len(commits) == 3  # 500 + 500 + 203
+    assert len(store.search("kiwis", limit=5_000)) == 1_203
+    store.db.execute("INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)")

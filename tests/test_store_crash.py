@@ -185,6 +185,6 @@ def test_sigkill_at_random_points_loses_nothing_that_returned(tmp_path):
         # The full-text index (caught up by the search: the queue of new messages survived
         # the kills too) agrees with the rows, and the database still takes writes.
         assert len(store.search("lorem", limit=1_000_000)) == len(per_turn)
-        store.conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
+        store.conn.execute("INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)")
         store.append_message(store.get_or_create_session("after"), ChatMessage(role="user", content="alive"))
         assert store.messages("after")[0].content == "alive"

@@ -126,6 +126,14 @@ def test_first_schema_upgrades_without_loss(tmp_path):
         assert store.messages("legacy")[-1].content == "And of Sweden?"
         assert store.usage("session")[0].input_tokens == 120
         assert store.integrity_check() == []
+        # Migration 4 queues new messages for the index; rows indexed under the old triggers
+        # can still be edited and deleted, and the index ends up matching the table exactly.
+        store.update_message("m4", content="Oslo is the capital of Norway, on a fjord.")
+        assert {h.message_id for h in store.search("fjord")} == {"m4"}
+        assert {h.message_id for h in store.search("sweden")} == {store.messages("legacy")[-1].id}
+        store.delete_session("legacy")
+        assert store.search("capital") == [] and store.search("sweden") == []
+        store.db.execute("INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)")
 
 
 def test_reopening_runs_nothing_again(tmp_path):

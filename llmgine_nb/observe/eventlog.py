@@ -27,7 +27,8 @@ stored under the session of the turn it was published in, when its
 
 Streamed text and tool-call deltas are many and small, and the finished
 call carries the whole text and tool calls, so they are not logged unless
-``log_deltas=True``.
+``log_deltas=True`` (read by ``attach()``: the log then does not subscribe
+to them at all, and a model call with no other listener skips making them).
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ class EventLogObserver:
         self.background = background
         self.priority = priority
         self.written = 0  # events written so far
-        self.failed_writes = 0  # batches the store refused (each logged as an error)
+        self.failed_writes = 0  # transactions the store refused (each logged as an error)
         self._pending: list[Message] = []
         self._first_pending_at = 0.0
         self._lock = threading.Lock()  # guards _pending

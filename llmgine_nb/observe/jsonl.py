@@ -110,7 +110,7 @@ class JSONLObserver:
 
     Each line is written and flushed to the operating system at once, so the
     file is complete up to the last event even if the kernel dies.  Deltas are
-    left out unless ``log_deltas=True`` (``LLMCallFinished`` holds the full text).
+    left out unless ``log_deltas=True``, read by ``attach()`` (``LLMCallFinished`` holds the full text).
     An event without a session gets its turn's session, as in the event log.
     """
 

@@ -1014,16 +1014,25 @@ class Store:
             for r in rows
         ]
 
-    def _index_new_messages(self) -> None:
-        """Add the messages written since the last search to the search index (see migration m004)."""
-        if not self._read("SELECT EXISTS (SELECT 1 FROM messages_fts_pending)")[0][0]:
-            return  # checked before taking the write lock: an up-to-date index searches without it
-        with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO messages_fts (rowid, content) "
-                "SELECT m.pk, m.content FROM messages m JOIN messages_fts_pending p ON p.pk = m.pk"
-            )
-            conn.execute("DELETE FROM messages_fts_pending")
+    def _index_new_messages(self, per_transaction: int = 500) -> None:
+        """Add the messages written since the last search to the search index (see migration m004).
+
+        In short transactions, so that a first search after months of chat
+        does not hold up the writers for long.
+        """
+        while self._read("SELECT EXISTS (SELECT 1 FROM messages_fts_pending)")[0][0]:
+            with self.transaction() as conn:
+                (upto,) = conn.execute(
+                    "SELECT max(pk) FROM (SELECT pk FROM messages_fts_pending ORDER BY pk LIMIT ?)", (per_transaction,)
+                ).fetchone()
+                if upto is None:
+                    return  # another connection caught up meanwhile
+                conn.execute(
+                    "INSERT INTO messages_fts (rowid, content) SELECT m.pk, m.content FROM messages m "
+                    "JOIN messages_fts_pending p ON p.pk = m.pk WHERE p.pk <= ?",
+                    (upto,),
+                )
+                conn.execute("DELETE FROM messages_fts_pending WHERE pk <= ?", (upto,))
 
     def usage(
         self,
