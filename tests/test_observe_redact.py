@@ -170,11 +170,12 @@ def test_bad_secret_type() -> None:
 @pytest.mark.parametrize("name", ["api_key", "openai_key", "token", "aws_session_token", "vertex_credentials",
                                   "headers", "cookie", "client_secret", "password", "authorization"])
 def test_the_json_pre_check_agrees_with_the_secret_name_rule(name: str) -> None:
-    from llmgine_nb.observe.redact import _may_name_a_credential
-    from llmgine_nb.secret_names import is_secret_name
+    from llmgine_nb.secret_names import is_secret_name, json_names_secret
 
     assert is_secret_name(name)
-    assert _may_name_a_credential(json.dumps({name: "value-of-some-length"}))
+    assert json_names_secret(json.dumps({"nested": {name: "value-of-some-length"}}))
+    # Counts, and secret-looking words inside values, do not send an event through the walk.
+    assert not json_names_secret(json.dumps({"input_tokens": 3, "text": f'"{name}": "value"'}))
 
 
 def test_a_slow_refresh_on_another_thread_never_forgets_a_key_just_set(monkeypatch: pytest.MonkeyPatch,

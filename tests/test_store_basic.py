@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -247,8 +248,23 @@ def test_the_cheap_pre_check_never_misses_a_secret_name(name):
     from llmgine_nb.secret_names import is_secret_name
     from llmgine_nb.store.rows import might_hold_secret
 
-    if is_secret_name(name):
-        assert might_hold_secret(f'{{"{name}": "x"}}')
+    for ensure_ascii in (True, False):  # the store sees JSON as json.dumps and pydantic write it
+        payload = json.dumps({"outer": [{name: "x"}]}, ensure_ascii=ensure_ascii)
+        assert might_hold_secret(payload) == is_secret_name(name), payload
+
+
+_NAME_PARTS = st.sampled_from(["api_key", "token", "x_token", "input_tokens", "secret", "key", ":", '"', "\\", " ", "é", "a"])
+_ODD_NAMES = st.lists(_NAME_PARTS, max_size=3).map("".join)
+
+
+@given(st.dictionaries(_ODD_NAMES, _ODD_NAMES, max_size=4), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_the_fast_key_scan_never_misses_a_key_the_exact_pattern_finds(obj, ensure_ascii):
+    from llmgine_nb.secret_names import _JSON_KEY, _json_keys, _secret_key
+
+    text = json.dumps({"outer": obj, "list": [obj]}, ensure_ascii=ensure_ascii)
+    if any(_secret_key(key) for key in _JSON_KEY.findall(text)):
+        assert any(_secret_key(key) for key in _json_keys(text)), text
 
 
 # -- tool calls, approvals, resume -----------------------------------------------------

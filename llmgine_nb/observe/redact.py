@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..messages import Message
+from ..secret_names import json_names_secret
 from ..store.rows import redact_secrets
 
 __all__ = ["Redactor", "SECRET_ENV_PATTERN", "REDACTED"]
@@ -51,24 +52,6 @@ SECRET_ENV_PATTERN = re.compile(
 
 # Shorter values are too likely to be ordinary text ("yes", "1") to redact.
 _MIN_SECRET_LENGTH = 8
-
-# How every credential-like key name that ``redact_secrets`` blanks ends, as it
-# appears in JSON text ("api_key": ...); kept in step with llmgine_nb.secret_names
-# (tests/test_observe_redact.py checks the two agree).  A cheap test that lets almost every
-# event skip parsing; "input_tokens" and friends do not match.
-_KEY_ENDINGS = tuple(
-    f'{word}": '
-    for word in (
-        "key", "secret", "password", "passwd", "authorization", "token", "bearer",
-        "credential", "credentials", "headers", "cookie",
-    )
-)
-
-
-def _may_name_a_credential(json_text: str) -> bool:
-    lowered = json_text.lower()
-    return any(ending in lowered for ending in _KEY_ENDINGS)
-
 
 def _raw_environ() -> Mapping[Any, Any] | None:
     """CPython's own mapping behind ``os.environ``: comparing it with a copy takes well under
@@ -272,7 +255,7 @@ class Redactor:
     def json_text(self, text: str) -> str:
         """Redact JSON text: secret values anywhere, and values of credential-named keys."""
         text = self.text(text)
-        if _may_name_a_credential(text):
+        if json_names_secret(text):
             redacted = redact_secrets(json.loads(text))
             text = json.dumps(redacted, ensure_ascii=False)
         return text

@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timezone
 from typing import Any
 
 from ..chat import ChatMessage, ToolCall
-from ..secret_names import is_secret_name, might_name_secret
+from ..secret_names import is_secret_name, json_names_secret
 
 __all__ = [
     "MESSAGE_COLUMNS",
@@ -81,8 +81,8 @@ def redact_secrets(value: Any) -> Any:
 
 
 def might_hold_secret(text: str) -> bool:
-    """Cheap pre-check so that most payloads skip the full redaction walk."""
-    return might_name_secret(text)
+    """Whether a JSON payload has a credential-named key, so needs the redaction walk (exact and cheap)."""
+    return json_names_secret(text)
 
 
 def tool_calls_json(calls: list[ToolCall]) -> str | None:
