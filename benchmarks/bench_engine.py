@@ -10,12 +10,19 @@ to the end, sent exactly the messages the engine sends on that turn (the
 system prompt and the session's history so far), so both pay litellm the
 same for the payload.  A block is a conversation of ``BLOCK`` turns in a
 fresh session; blocks alternate with their baselines after a warm-up, and
-the fastest of each is compared.
+the fastest of each is compared.  That is done in ``PROCESSES`` fresh Python
+processes and the middle one (by ratio) is reported: one process's ratio
+differs from the next by about +-4% here (memory layout, hash seeds, where
+the collector runs), more than the fastest-of-blocks can smooth out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +34,10 @@ ROUNDS = 15  # the fastest of more blocks: single blocks vary by +-10% on a busy
 REPLY = "Hello! How can I help you today?"
 SYSTEM = "You are terse."
 PROMPT = "Say hello."
+PROCESSES = 3
+HERE = Path(__file__).resolve().parent
+
+_IN_A_PROCESS = "import asyncio, json, bench_engine; print(json.dumps(asyncio.run(bench_engine._measure())))"
 
 
 async def _measure() -> tuple[float, float]:
@@ -92,12 +103,24 @@ def _reset(engine):
     return ResetSession(session_id=engine.session_id)
 
 
+def _measure_in_a_fresh_process() -> tuple[float, float]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run(
+        [sys.executable, "-c", _IN_A_PROCESS], capture_output=True, text=True, check=True, cwd=HERE, env=env
+    )
+    value, baseline = json.loads(out.stdout.strip().splitlines()[-1])
+    return value, baseline
+
+
 def bench_turn_overhead() -> Figure:
-    value, baseline = asyncio.run(_measure())
+    runs = sorted((_measure_in_a_fresh_process() for _ in range(PROCESSES)), key=lambda run: run[0] / run[1])
+    value, baseline = runs[len(runs) // 2]
     ratio = value / baseline
+    ratios = ", ".join(f"{v / b:.3f}" for v, b in runs)
     return Figure(
         "turn_overhead", value * 1000, baseline * 1000, "ms/turn", "ratio <= 1.25", ok=ratio <= 1.25,
-        note=f"{BLOCK}-turn conversations, persisted to a SQLite file, event log + metrics observers attached",
+        note=f"{BLOCK}-turn conversations, persisted to a SQLite file, event log + metrics observers attached; "
+        f"middle of {PROCESSES} processes ({ratios})",
     )
 
 
