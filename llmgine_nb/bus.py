@@ -114,6 +114,9 @@ class MessageBus:
         self._subscriptions: dict[type[Event], list[Registration]] = {}
         # Per event class: its subscribers (via the MRO) in delivery order.
         self._delivery_cache: dict[type[Event], tuple[_Delivery, ...]] = {}
+        # Classes whose only subscriber is one async, unscoped handler: the common case, delivered
+        # without walking a plan (cleared and filled with the plans).
+        self._solo_cache: dict[type[Event], Callable[..., Any]] = {}
         self._command_middleware: list[Registration] = []
         self._event_middleware: list[Registration] = []
         self._scoped_handlers = 0
@@ -200,6 +203,7 @@ class MessageBus:
                 if reg in subs:
                     subs.remove(reg)
                     self._delivery_cache.clear()
+                    self._solo_cache.clear()
                     if session_id is not None:
                         self._scoped_handlers -= 1
 
@@ -207,6 +211,7 @@ class MessageBus:
         with self._lock:
             self._subscriptions.setdefault(event_type, []).append(reg)
             self._delivery_cache.clear()
+            self._solo_cache.clear()
             if session_id is not None:
                 self._scoped_handlers += 1
         return reg
@@ -346,6 +351,13 @@ class MessageBus:
 
     async def _deliver(self, event: Event) -> None:
         # The hot path, kept flat on purpose (benchmarks/bench_bus.py).
+        solo = self._solo_cache.get(event.__class__)
+        if solo is not None:
+            try:
+                await solo(event)
+            except Exception as exc:
+                await self._handler_failed(solo, event, exc)
+            return
         deliveries = self._delivery_cache.get(event.__class__)
         if deliveries is None:
             deliveries = self._subscribers(event.__class__)
@@ -377,6 +389,8 @@ class MessageBus:
             found.sort(key=lambda r: (-r.priority, r.order))
             deliveries = tuple((reg.fn, reg.is_async, reg.session_id) for reg in found)
             self._delivery_cache[event_type] = deliveries
+            if len(deliveries) == 1 and deliveries[0][1] and deliveries[0][2] is None:
+                self._solo_cache[event_type] = deliveries[0][0]
             return deliveries
 
     def has_subscribers(self, event_type: type[Event]) -> bool:

@@ -171,6 +171,30 @@ async def test_a_subscriber_can_exclude_subclasses_and_has_subscribers_says_who_
         bus.subscribe(Event, seen.append, exclude=(int,))
 
 
+async def test_a_lone_async_subscriber_gets_the_same_isolation_and_follows_changes():
+    bus = MessageBus()
+    failures: list[HandlerFailed] = []
+    got: list[str] = []
+
+    async def lone(event: Happened) -> None:  # the only subscriber: delivered on the short path
+        if event.what == "boom":
+            raise ValueError("lone handler broke")
+        got.append(f"lone:{event.what}")
+
+    bus.subscribe(HandlerFailed, failures.append)
+    handle = bus.subscribe(Happened, lone)
+    await bus.publish(Happened(what="a"))
+    await bus.publish(Happened(what="boom"))  # reported, not raised
+    assert got == ["lone:a"] and "lone handler broke" in failures[0].error
+    second = bus.subscribe(Happened, lambda e: got.append(f"second:{e.what}"))
+    await bus.publish(Happened(what="b"))
+    second.unregister()
+    await bus.publish(Happened(what="c"))
+    handle.unregister()
+    await bus.publish(Happened(what="d"))
+    assert got == ["lone:a", "lone:b", "second:b", "lone:c"]
+
+
 async def test_priority_order_then_subscription_order_sync_and_async():
     bus = MessageBus()
     order: list[str] = []
