@@ -58,6 +58,31 @@ def test_first_real_use_imports_litellm_offline_and_quietly() -> None:
     assert result.stdout == "" and result.stderr == ""
 
 
+_LOAD_EXT_THEN_WAIT = r"""
+import sys, time
+from IPython.core.interactiveshell import InteractiveShell
+InteractiveShell.instance().run_line_magic("load_ext", "llmgine_nb")
+deadline = time.time() + float(sys.argv[1])
+while time.time() < deadline and not hasattr(sys.modules.get("litellm"), "acompletion"):
+    time.sleep(0.05)
+print(hasattr(sys.modules.get("litellm"), "acompletion"))
+"""
+
+
+@pytest.mark.parametrize(("model", "wait", "imported"), [("openai/gpt-4o-mini", "60", "True"), ("", "1.5", "False")])
+def test_load_ext_starts_importing_litellm_only_for_a_real_model(tmp_path, model, wait, imported) -> None:
+    # A real model configured: the import starts at %load_ext, in a thread, so the
+    # first %llmgine cell does not wait seconds for it.  The offline model never needs it.
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != BLOCK_ENV}
+    env.update(LLMGINE_MODEL=model, LLMGINE_DB=str(tmp_path / "x.db"))
+    result = subprocess.run(
+        [sys.executable, "-c", _LOAD_EXT_THEN_WAIT, wait], capture_output=True, text=True, timeout=120,
+        env=env, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == imported
+
+
 def test_mask_key() -> None:
     assert mask_key(SECRET) == "sk-...WXYZ"
     assert mask_key("short") == "***"

@@ -45,6 +45,22 @@ def load(shell: Any) -> None:
     cleanup = getattr(shell, "input_transformers_cleanup", None)
     if cleanup is not None and keep_questions not in cleanup:
         cleanup.append(keep_questions)
+    _preload_model_library()
+
+
+def _preload_model_library() -> None:
+    """Start importing litellm in a thread now when a real model is configured.
+
+    The import takes seconds; started here, it is usually done by the time
+    the first ``%llmgine`` cell runs, instead of delaying that first reply.
+    The offline model needs no litellm, and neither do test runs that block
+    real models.
+    """
+    from ..llm import choose_model, preload
+    from ..llm.blocking import real_models_allowed
+
+    if real_models_allowed() and not choose_model().offline:
+        preload()
 
 
 def unload(shell: Any) -> None:
