@@ -18,7 +18,6 @@ the collector runs), more than the fastest-of-blocks can smooth out.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess

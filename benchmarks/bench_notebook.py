@@ -73,8 +73,8 @@ def _stream_setup():
 
     from llmgine_nb.engine import TurnFinished, TurnStarted
     from llmgine_nb.llm.events import LLMTextDelta
-    from llmgine_nb.notebook.live import DisplaySink, LiveCell
     from llmgine_nb.notebook.kernel_runtime import NotebookRuntime
+    from llmgine_nb.notebook.live import DisplaySink, LiveCell
     from llmgine_nb.notebook.transcript import Transcript
 
     shell = InteractiveShell.instance()

@@ -217,7 +217,7 @@ class JupyterLabServer:
                 with urllib.request.urlopen(status_url, timeout=2) as resp:
                     if resp.status == 200:
                         return
-            except (urllib.error.URLError, ConnectionError, socket.timeout):
+            except (TimeoutError, urllib.error.URLError, ConnectionError):
                 time.sleep(0.2)
         raise TimeoutError(f"jupyter lab did not answer on {self.base_url} within "
                            f"{self.startup_timeout}s; its log: {self.log_path}\n{self._log_tail()}")
@@ -236,7 +236,7 @@ class JupyterLabServer:
             try:
                 req = urllib.request.Request(self.url("/api/shutdown"), method="POST")
                 urllib.request.urlopen(req, timeout=5).close()
-            except (urllib.error.URLError, ConnectionError, socket.timeout) as exc:
+            except (TimeoutError, urllib.error.URLError, ConnectionError) as exc:
                 log.warning("jupyter lab shutdown request failed (%s); terminating it", exc)
                 proc.terminate()
             try:

@@ -6,7 +6,6 @@ The engine talks to a real OpenAI-compatible HTTP server on 127.0.0.1 through li
 from __future__ import annotations
 
 import pytest
-
 from fake_openai import (  # noqa: F401 - fake_openai is a fixture
     FAKE_API_KEY,
     Delay,
@@ -19,6 +18,7 @@ from fake_openai import (  # noqa: F401 - fake_openai is a fixture
     rate_limited,
     unauthorized,
 )
+
 from llmgine_nb import Event, MessageBus, ToolManager, tool
 from llmgine_nb.engine import ChatEngine, TurnFailed
 from llmgine_nb.llm import get_llm

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import sys
 
-import pytest
-
 from browser_harness import (
     ChromiumBrowser,
     JupyterLabServer,

@@ -10,7 +10,6 @@ import sys
 import textwrap
 
 import pytest
-
 from kernel_harness import CellError, KernelHarness
 
 

@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from llmgine_nb import MessageBus
 from llmgine_nb.llm import (
     LiteLLMClient,
     LLMCallFailed,
@@ -29,7 +30,6 @@ from llmgine_nb.llm import (
 )
 from llmgine_nb.llm.base import public_settings
 from llmgine_nb.llm.blocking import BLOCK_ENV, is_loopback_url
-from llmgine_nb import MessageBus
 
 SECRET = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789WXYZ"
 

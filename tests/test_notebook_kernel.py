@@ -13,7 +13,6 @@ import textwrap
 import time
 
 import pytest
-
 from kernel_harness import WIDGET_MIME, KernelHarness, KernelRequest
 
 

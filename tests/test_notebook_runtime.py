@@ -354,8 +354,8 @@ def test_use_llm_while_a_turn_runs_cancels_it_and_the_runtime_keeps_working(runt
 
 
 def test_usage_never_shows_unpriced_calls_as_free(runtime):
-    from llmgine_nb.store import LLMCall
     from llmgine_nb.chat import Usage
+    from llmgine_nb.store import LLMCall
 
     sid = runtime.ask_sync("hello", timeout=10).session_id
     runtime.store.record_llm_call(LLMCall.from_usage("ollama/llama3", Usage(input_tokens=10, output_tokens=5)),

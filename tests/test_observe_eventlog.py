@@ -174,8 +174,7 @@ def test_bad_settings_say_what_to_do(tmp_path: Path) -> None:
 
 
 async def test_deltas_are_not_even_built_when_only_the_log_listens(tmp_path: Path, monkeypatch) -> None:
-    from llmgine_nb.llm import ScriptedLLM
-    from llmgine_nb.llm import base
+    from llmgine_nb.llm import ScriptedLLM, base
 
     built: list[str] = []
 

@@ -15,8 +15,9 @@ import json
 from datetime import date
 
 import pytest
+from fake_openai import FAKE_API_KEY, ToolCallSpec  # the fixture comes from conftest
+from fake_openai import Reply as WireReply
 
-from fake_openai import FAKE_API_KEY, Reply as WireReply, ToolCallSpec  # the fixture comes from conftest
 from llmgine_nb import Event, MessageBus
 from llmgine_nb.apps.tasks import (
     SQLiteBoard,

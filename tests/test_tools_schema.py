@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal
 
 import pytest
 from pydantic import BaseModel, Field
@@ -83,7 +83,7 @@ def test_defaults_make_parameters_optional():
 
 
 def test_pep604_optional_and_typing_optional():
-    def f(a: int | None, b: Optional[str] = None, c: int | None = 4):
+    def f(a: int | None, b: str | None = None, c: int | None = 4):
         """Optionals."""
 
     assert params(f) == obj(
@@ -98,7 +98,7 @@ def test_pep604_optional_and_typing_optional():
 
 
 def test_unions():
-    def f(a: Union[int, str], b: int | float | str = 1):
+    def f(a: int | str, b: int | float | str = 1):
         """Unions."""
 
     assert params(f) == obj(

@@ -34,7 +34,7 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 from ..chat import ChatMessage
 from .notebook import NotebookContext
@@ -50,7 +50,7 @@ __all__ = [
     "SUMMARY_PREFIX",
 ]
 
-Summariser = Callable[[list[ChatMessage]], Union[Awaitable[str], str]]
+Summariser = Callable[[list[ChatMessage]], Awaitable[str] | str]
 
 SUMMARY_PREFIX = "Summary of the earlier conversation:\n"
 MEMORY_PREFIX = "Things to remember:\n"

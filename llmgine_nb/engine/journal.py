@@ -9,6 +9,7 @@ session binding; ``close()`` takes its subscribers off the bus.
 from __future__ import annotations
 
 import logging
+
 from ..bus import MessageBus, Registration
 from ..chat import ChatMessage, ToolCall
 from ..llm.events import LLMCallFailed, LLMCallFinished

@@ -62,7 +62,7 @@ log = logging.getLogger("llmgine_nb.llm")
 
 T = TypeVar("T", bound=BaseModel)
 
-MessagesLike = Union[str, ChatMessage, Mapping[str, Any], Iterable[Union[ChatMessage, Mapping[str, Any]]]]
+MessagesLike = Union[str, ChatMessage, Mapping[str, Any], Iterable[ChatMessage | Mapping[str, Any]]]
 
 
 # -- what comes back --------------------------------------------------------------

@@ -42,7 +42,7 @@ class ScriptedReply:
 
 
 Reply = Union[str, ScriptedReply, ToolCall, Mapping[str, Any], BaseException]
-ReplyFunction = Callable[[list[ChatMessage], Union[list[dict[str, Any]], None]], Union[Reply, Awaitable[Reply]]]
+ReplyFunction = Callable[[list[ChatMessage], list[dict[str, Any]] | None], Reply | Awaitable[Reply]]
 
 
 def call(name: str, arguments: Mapping[str, Any] | str | None = None, /, **kwargs: Any) -> dict[str, Any]:

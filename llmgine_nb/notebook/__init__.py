@@ -25,12 +25,12 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .extension import runtime
-    from .live import DisplaySink, LiveCell, NullSink, TextSink
-    from .magics import LLMgineMagics
     from .config import NotebookConfig
+    from .extension import runtime
     from .handle import TurnHandle
     from .kernel_runtime import NotebookRuntime
+    from .live import DisplaySink, LiveCell, NullSink, TextSink
+    from .magics import LLMgineMagics
     from .transcript import Transcript
 
 __all__ = [

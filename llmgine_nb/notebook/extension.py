@@ -14,8 +14,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .magics import LLMgineMagics
     from .kernel_runtime import NotebookRuntime
+    from .magics import LLMgineMagics
 
 __all__ = ["load", "unload", "runtime", "keep_questions"]
 

@@ -14,7 +14,18 @@ from datetime import datetime
 from typing import Any
 
 from .render import (
-    BORDER, CODE_FONT, ERROR, MUTED, OK, PANEL, WARN, esc, fmt_cost, fmt_duration, fmt_total_cost, pretty_json,
+    BORDER,
+    CODE_FONT,
+    ERROR,
+    MUTED,
+    OK,
+    PANEL,
+    WARN,
+    esc,
+    fmt_cost,
+    fmt_duration,
+    fmt_total_cost,
+    pretty_json,
 )
 from .svg import Span, line_chart, timeline
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Literal, Union
+from typing import Any, Literal, Union
 
 from ..chat import Usage
-from ..observe.redact import Redactor
 from ..engine.events import (
     BudgetExceeded,
     StepLimitReached,
@@ -36,6 +36,7 @@ from ..llm.events import (
     LLMTextDelta,
     LLMToolCallDelta,
 )
+from ..observe.redact import Redactor
 from ..tools.events import (
     ApprovalDecided,
     ApprovalRequested,

@@ -42,7 +42,7 @@ __all__ = [
 
 Risk = Literal["read", "write", "destructive"]
 RISKS: tuple[str, ...] = ("read", "write", "destructive")
-PolicyFunction = Callable[..., Union[bool, Awaitable[bool]]]
+PolicyFunction = Callable[..., bool | Awaitable[bool]]
 ApprovalPolicy = Union[Literal["never", "always"], PolicyFunction, None]
 
 # What a tool without an explicit policy does, by risk.

@@ -26,6 +26,8 @@ Quick look::
 
 from __future__ import annotations
 
+from .answers import parse_choice, parse_yes_no
+from .assistant import SYSTEM_PROMPT, Reply, TaskAssistant, TaskSession
 from .board import (
     ACTIVE_STATUSES,
     READ,
@@ -47,8 +49,6 @@ from .board import (
     User,
     parse_status,
 )
-from .answers import parse_choice, parse_yes_no
-from .assistant import SYSTEM_PROMPT, Reply, TaskAssistant, TaskSession
 from .dates import DateParseError, describe_date, parse_due_date
 from .demo import demo_board, seed_demo_board
 from .events import TaskCompleted, TaskCreated, TaskEvent, UserVerified
