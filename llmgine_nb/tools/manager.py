@@ -397,7 +397,7 @@ class ToolManager:
             result = await self._verify_and_run(call, run)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # a bug in this module must still not reach the engine
+        except BaseException as exc:  # noqa: B036 - a bug here or a policy's SystemExit must not reach the loop
             log.exception("tool call %s (%s) failed inside the tool manager", call.id, call.name)
             result = ToolResult(
                 call_id=call.id, tool_name=call.name, status="error", is_error=True,
@@ -566,7 +566,7 @@ class ToolManager:
         timeout = tool.timeout if tool.timeout is not None else self.default_timeout
         common = {"call_id": call.id, "tool_name": tool.name, "arguments": validated.data}
         start = time.perf_counter()
-        task = asyncio.ensure_future(tool.run(validated.kwargs, ctx, None if tool.is_async else self._thread_pool()))
+        task = asyncio.ensure_future(_contained(tool.run(validated.kwargs, ctx, None if tool.is_async else self._thread_pool())))
         try:
             done, _ = await asyncio.wait({task}, timeout=timeout)
         except asyncio.CancelledError:
@@ -586,10 +586,16 @@ class ToolManager:
                 **common,
             )
         ctx.abandon("the tool call has finished")  # a question left behind must not outlive the call
+        if task.cancelled():  # the tool raised CancelledError itself; this turn was not cancelled
+            return ToolResult(status="error", is_error=True, duration=duration,
+                              content=f"Error: '{tool.name}' cancelled itself and has no result.", **common)
         exc = task.exception()
         if isinstance(exc, ToolError):
             return ToolResult(status="error", is_error=True, duration=duration, content=exc.message,
                               value=jsonable(exc.value) if exc.value is not None else None, **common)
+        if isinstance(exc, ToolRaisedBaseException):
+            log.warning("tool %s (call %s): %s", tool.name, call.id, exc)
+            return ToolResult(status="error", is_error=True, duration=duration, content=f"Error: {exc}.", **common)
         if exc is not None:
             log.debug("tool %s raised", tool.name, exc_info=exc)
             return ToolResult(status="error", is_error=True, duration=duration,
@@ -598,6 +604,36 @@ class ToolManager:
         limit = tool.max_result_chars if tool.max_result_chars is not None else self.max_result_chars
         text, cut = truncate(text, limit)
         return ToolResult(status="ok", duration=duration, content=text, value=value, truncated_chars=cut, **common)
+
+
+class ToolRaisedBaseException(Exception):
+    """A tool raised ``SystemExit``, ``KeyboardInterrupt`` or another ``BaseException``.
+
+    Let through, such an exception would stop the event loop that runs every
+    session (asyncio re-raises ``SystemExit`` and ``KeyboardInterrupt`` out of
+    the loop), so it is turned into an ordinary failure of this one call.
+    """
+
+    def __init__(self, original: BaseException) -> None:
+        detail = str(original)
+        what = f"{type(original).__name__}({detail})" if detail else type(original).__name__
+        super().__init__(f"the tool raised {what}; the call failed and nothing else was stopped")
+        self.original = original
+
+
+async def _contained(work: Any) -> Any:
+    """Await ``work``; any ``BaseException`` but a cancellation becomes a ``ToolRaisedBaseException``.
+
+    argparse raises ``SystemExit`` on bad input, and a thread's
+    ``KeyboardInterrupt`` arrives here through the executor's future: both must
+    end as a failed tool result, never reach the loop.
+    """
+    try:
+        return await work
+    except (Exception, asyncio.CancelledError):
+        raise
+    except BaseException as exc:  # noqa: B036 - containing these is the point
+        raise ToolRaisedBaseException(exc) from None
 
 
 def _identity(fn: Any) -> tuple[str, str]:
@@ -610,7 +646,7 @@ def _handler_for(handler: Any, name: str | None) -> Callable[..., Any]:
     if isinstance(handler, Mapping):
         if name not in handler:
             raise KeyError(f"no handler for tool '{name}' in the handlers given ({', '.join(handler) or 'none'})")
-        return handler[name]  # type: ignore[no-any-return]
+        return handler[name]
     if not callable(handler):
         raise TypeError("handler must be a mapping {name: function} or a function handler(name, arguments)")
     if _is_async_callable(handler):
