@@ -77,7 +77,7 @@ class _Turn:
         self.steps = 0
         self.usage = Usage()
         self.cost: float | None = None
-        self.partial = ""  # text streamed by the current model call so far
+        self.pieces: list[str] = []  # text streamed by the current model call so far, joined when read
         self.draft: ChatMessage | None = None  # the partial reply as saved on disk while it streams
         self.approved_overruns: set[str] = set()
 
@@ -89,6 +89,13 @@ class _Turn:
     @property
     def latency(self) -> float:
         return time.perf_counter() - self.started
+
+    @property
+    def partial(self) -> str:
+        """The text streamed so far.  Kept as pieces: adding to one string copies it each time (quadratic)."""
+        if len(self.pieces) > 1:
+            self.pieces[:] = ["".join(self.pieces)]  # joined once; the next read only joins what came since
+        return self.pieces[0] if self.pieces else ""
 
 
 class ChatEngine:
@@ -455,17 +462,17 @@ class ChatEngine:
     async def _stream(
         self, turn: _Turn, llm: BaseLLM, messages: list[ChatMessage], tools: list[dict[str, Any]] | None
     ) -> LLMResponse:
-        turn.partial = ""
+        turn.pieces.clear()
         save_at: float | None = None  # when to save the draft next; the clock starts at the first text
         stream = llm.stream(messages, tools=tools)
         async for delta in stream:
             if delta.kind == "text":
-                turn.partial += delta.text
+                turn.pieces.append(delta.text)
                 if save_at is None:
                     save_at = time.monotonic() + (self.save_partial_every or float("inf"))
                 elif time.monotonic() >= save_at:
                     save_at = self._save_draft(turn, llm.model)
-        turn.partial = ""
+        turn.pieces.clear()
         return stream.response
 
     def _save_draft(self, turn: _Turn, model: str) -> float:
