@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from .text import clean_text, clean_value
+
 __all__ = ["ToolCall", "ChatMessage", "Usage", "Role", "MessageStatus"]
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -38,9 +40,9 @@ class ToolCall(BaseModel):
 
     @classmethod
     def from_raw(cls, id: str, name: str, raw_arguments: str | None) -> ToolCall:
-        raw = raw_arguments if raw_arguments not in (None, "") else "{}"
+        raw = clean_text(raw_arguments) if raw_arguments else "{}"
         try:
-            parsed = json.loads(raw)
+            parsed = clean_value(json.loads(raw))  # a JSON escape can still make a lone surrogate
         except (TypeError, ValueError):
             parsed = None
         return cls(id=id, name=name, raw_arguments=raw, arguments=parsed if isinstance(parsed, dict) else None)

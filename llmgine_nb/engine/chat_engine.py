@@ -33,6 +33,7 @@ from ..llm.events import LLMCallFinished
 from ..messages import use_metadata, use_session
 from ..observe.redact import Redactor
 from ..store import Store
+from ..text import clean_text
 from ..tools import ApprovalDecision, ApprovalQueue, ToolManager
 from .budget import Budget, ask_to_spend
 from .commands import CancelTurn, DecideApproval, ForkSession, ResetSession, SendMessage, SwitchModel
@@ -421,7 +422,7 @@ class ChatEngine:
             return last_user
         if not command.text.strip():
             raise _InputError("The message is empty; type something to send.")
-        text = self.compiler.expand(command.text, self.namespace)
+        text = clean_text(self.compiler.expand(command.text, self.namespace))  # a lone surrogate cannot be stored
         return self.journal.clean(ChatMessage(role="user", content=text))
 
     async def _loop(self, turn: _Turn, llm: BaseLLM, command: SendMessage) -> TurnResult:

@@ -16,19 +16,21 @@ how to get a reply (``_request``) or a stream of pieces (``_request_stream``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, Union, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field
 
 from ..chat import ChatMessage, ToolCall, Usage
 from ..secret_names import is_secret_name
+from ..text import clean_text
 from .errors import BadResponseError, LLMError, from_exception
 from .events import (
     LLMCallFailed,
@@ -62,7 +64,7 @@ log = logging.getLogger("llmgine_nb.llm")
 
 T = TypeVar("T", bound=BaseModel)
 
-MessagesLike = Union[str, ChatMessage, Mapping[str, Any], Iterable[ChatMessage | Mapping[str, Any]]]
+MessagesLike = str | ChatMessage | Mapping[str, Any] | Iterable[ChatMessage | Mapping[str, Any]]
 
 
 # -- what comes back --------------------------------------------------------------
@@ -148,9 +150,9 @@ def to_messages(messages: MessagesLike) -> list[ChatMessage]:
     if isinstance(messages, str):
         return [ChatMessage(role="user", content=messages)]
     if isinstance(messages, (ChatMessage, Mapping)):
-        messages = [messages]  # type: ignore[list-item]
+        messages = [messages]
     out: list[ChatMessage] = []
-    for item in messages:  # type: ignore[union-attr]
+    for item in messages:
         if isinstance(item, ChatMessage):
             out.append(item)
         elif isinstance(item, Mapping):
@@ -216,6 +218,11 @@ def _tool_names(tools: list[dict[str, Any]] | None) -> list[str]:
         name = fn.get("name") if isinstance(fn, Mapping) else None
         names.append(str(name) if name else "?")
     return names
+
+
+def _clean_delta(delta: StreamDelta) -> StreamDelta:
+    """The delta with lone surrogates replaced: text that could not be stored or sent (see ``text.py``)."""
+    return dataclasses.replace(delta, text=clean_text(delta.text), arguments=clean_text(delta.arguments))
 
 
 class StreamAssembler:
@@ -328,6 +335,7 @@ class CallRecorder:
                 name=delta.name,
                 arguments_delta=delta.arguments,
             )
+        assert self.bus is not None  # text_deltas/tool_deltas are only set with a bus
         await self.bus.publish(event)
 
     def response(self, text: str, tool_calls: list[ToolCall], end: StreamEnd) -> LLMResponse:
@@ -510,6 +518,7 @@ class BaseLLM(ABC):
 
     async def _ensure_ready(self) -> None:
         """Load what the first call needs (e.g. litellm) without blocking the loop."""
+        return None  # nothing, for a model that needs no loading (a hook, not an abstract method)
 
     def _new_call(self, settings: dict[str, Any], *, stream: bool) -> CallRecorder:
         # A call may name another model (``model=...``) than the client's default.
@@ -539,7 +548,7 @@ class BaseLLM(ABC):
             # Stopped by the user (or a timeout around us): recorded as an interrupted, empty reply.
             await call.finished(call.response("", [], StreamEnd(finish_reason="interrupted")))
             raise
-        response = call.response(raw.text, raw.tool_calls, raw.end)
+        response = call.response(clean_text(raw.text), raw.tool_calls, raw.end)
         await call.finished(response)
         return response
 
@@ -565,6 +574,8 @@ class BaseLLM(ABC):
                 if isinstance(item, StreamEnd):
                     end = item
                     continue
+                if not (item.text.isascii() and item.arguments.isascii()):
+                    item = _clean_delta(item)
                 assembler.add(item)
                 await call.delta(item)
                 yield item

@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from ..chat import ChatMessage, ToolCall, Usage
 from .base import BaseLLM, CallRecorder, RawReply, StreamDelta, StreamEnd, estimate_tokens
@@ -41,7 +41,7 @@ class ScriptedReply:
     finish_reason: str | None = None
 
 
-Reply = Union[str, ScriptedReply, ToolCall, Mapping[str, Any], BaseException]
+Reply = str | ScriptedReply | ToolCall | Mapping[str, Any] | BaseException
 ReplyFunction = Callable[[list[ChatMessage], list[dict[str, Any]] | None], Reply | Awaitable[Reply]]
 
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ..chat import ToolCall
 from ..loop import BackgroundLoop
 from ..messages import Event, current_session_id
+from ..text import clean_text, clean_value
 from .approval import ApprovalDecision, MalformedDecision, parse_decision
 from .commands import RequestApproval
 from .context import ToolContext, grant_covers
@@ -403,6 +404,7 @@ class ToolManager:
                 call_id=call.id, tool_name=call.name, status="error", is_error=True,
                 content=f"Error: the tool call could not be handled ({type(exc).__name__}: {exc}).",
             )
+        result = _clean_result(result)
         await self._publish(ToolFinished(call_id=call.id, tool_name=call.name, result=result, session_id=run.session_id))
         return result
 
@@ -634,6 +636,14 @@ async def _contained(work: Any) -> Any:
         raise
     except BaseException as exc:  # noqa: B036 - containing these is the point
         raise ToolRaisedBaseException(exc) from None
+
+
+def _clean_result(result: ToolResult) -> ToolResult:
+    """The result with lone surrogates replaced: a tool's text must not cost the message (see ``text.py``)."""
+    content, value = clean_text(result.content), clean_value(result.value)
+    if content is result.content and value == result.value:
+        return result
+    return result.model_copy(update={"content": content, "value": value})
 
 
 def _identity(fn: Any) -> tuple[str, str]:
