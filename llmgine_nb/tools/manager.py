@@ -49,6 +49,7 @@ from .tool import Tool, _is_async_callable, string_set, tool_options
 
 if TYPE_CHECKING:
     from ..bus import MessageBus
+    from .mcp.hub import MCPServers
 
 __all__ = ["ToolManager"]
 
@@ -119,6 +120,7 @@ class ToolManager:
         self._tools: dict[str, Tool] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._own_loop: BackgroundLoop | None = None
+        self._mcp: MCPServers | None = None
         for item in tools:
             self.register(item)
 
@@ -177,13 +179,23 @@ class ToolManager:
         """Add a tool whose parameters are a JSON schema; ``fn(**arguments)`` runs it."""
         return self.register(Tool.from_schema(name, fn, parameters, description, **options), replace=replace)
 
-    def register_openai(self, tools: Any, handler: Any, *, replace: bool = False, **options: Any) -> list[Tool]:
+    def register_openai(
+        self, tools: Any, handler: Any, *, replace: bool = False, lenient: bool = False, **options: Any
+    ) -> list[Tool]:
         """Add tools from an OpenAI tools list (or one entry).
 
         ``handler`` is a mapping ``{name: fn}`` (each called with keyword
         arguments) or one function ``handler(name, arguments)`` for all.
+        ``lenient=True`` imports lists written for older APIs: non-standard
+        types (``"dict"``, ``"float"``, ``"any"``) and names models refuse are
+        mapped (the handler still gets the original name); the list returned
+        then has ``.changes``, a sentence per change.
         """
         specs = [tools] if isinstance(tools, Mapping) else list(tools)
+        if lenient:
+            from .legacy import import_leniently  # local: only lenient imports need it
+
+            return import_leniently(self, specs, handler, replace=replace, **options)
         out = []
         for spec in specs:
             function = spec.get("function", spec)
@@ -202,6 +214,27 @@ class ToolManager:
             self.register(Tool.from_mcp(d, _handler_for(handler, d.get("name")), **options), replace=replace)
             for d in defs
         ]
+
+    @property
+    def mcp(self) -> MCPServers:
+        """This manager's MCP servers (``llmgine_nb.tools.mcp``), made on first use."""
+        if self._mcp is None:
+            from .mcp.hub import MCPServers  # local: the MCP SDK loads only when a server is used
+
+            self._mcp = MCPServers(self)
+        return self._mcp
+
+    def add_mcp(self, name: str, command: str | None = None, args: Iterable[str] = (), *, start: bool = False,
+                **config: Any) -> Any:
+        """Add an MCP server's tools: ``add_mcp("time", "python", ["-m", "mcp_server_time"])`` or ``url=...``.
+
+        See ``llmgine_nb.tools.mcp.MCPServerConfig`` for the options (risk
+        overrides, timeout, prefix, env, headers).  The server starts on first
+        need (or now with ``start=True``); returns its ``MCPConnection``.
+        """
+        from .mcp.config import MCPServerConfig
+
+        return self.mcp.add(MCPServerConfig(name=name, command=command, args=tuple(args), **config), start=start)
 
     def unregister(self, name: str) -> Tool:
         try:
@@ -367,7 +400,10 @@ class ToolManager:
         return self._own_loop
 
     def close(self) -> None:
-        """Stop the thread pool (running tools finish on their own) and any own loop."""
+        """Stop the thread pool (running tools finish on their own), any own loop and MCP servers."""
+        if self._mcp is not None:
+            self._mcp.close()
+            self._mcp = None
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None

@@ -17,7 +17,9 @@ that it can correct its call.
 from __future__ import annotations
 
 import copy
+import hashlib
 import inspect
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -37,6 +39,9 @@ __all__ = [
     "parse_docstring",
     "clean_schema",
     "is_context_annotation",
+    "allowed_tool_name",
+    "lenient_schema",
+    "LEGACY_TYPES",
 ]
 
 # Keys whose value maps names to schemas (so the names are not keywords).
@@ -147,7 +152,8 @@ def _resolve_hints(fn: Callable[..., Any]) -> dict[str, Any]:
     """The function's type hints with strings (``from __future__ import annotations``) resolved."""
     target = fn
     if not (inspect.isfunction(fn) or inspect.ismethod(fn)) and callable(fn):
-        target = getattr(fn, "__call__", fn)
+        callable_object: Any = fn
+        target = callable_object.__call__
     try:
         return typing.get_type_hints(target, include_extras=True)
     except NameError as exc:
@@ -203,7 +209,7 @@ class FunctionArguments:
             fields[field_name] = (annotation, self._field_info(name, annotation, param, docstring))
         config = ConfigDict(extra="forbid", protected_namespaces=(), arbitrary_types_allowed=False)
         try:
-            self.model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+            self.model: type[BaseModel] = create_model(
                 f"{_model_name(tool_name)}Arguments", __config__=config, **fields
             )
             schema = self.model.model_json_schema()
@@ -240,7 +246,7 @@ class FunctionArguments:
             extra["description"] = description
         if name in self._aliases.values():
             extra["alias"] = name
-        return Field(default, **extra)  # type: ignore[no-any-return]
+        return Field(default, **extra)
 
     def validate(self, arguments: Mapping[str, Any]) -> ValidatedArguments:
         """Validate and coerce ``arguments``; raise ``ArgumentsInvalid`` saying what is wrong."""
@@ -277,7 +283,12 @@ class SchemaArguments:
         try:
             validator_class.check_schema(schema)
         except jsonschema.SchemaError as exc:
-            raise TypeError(f"the parameters schema of tool '{tool_name}' is not a valid JSON schema: {exc.message}") from None
+            hint = ""
+            if _legacy_types_in(schema):
+                hint = " (it uses type names of older APIs such as 'dict' or 'float': register it with lenient=True to map them)"
+            raise TypeError(
+                f"the parameters schema of tool '{tool_name}' is not a valid JSON schema: {exc.message}{hint}"
+            ) from None
         self.schema = schema
         self._validator = validator_class(schema)
 
@@ -294,3 +305,119 @@ class SchemaArguments:
                 + "\nFix the arguments and call the tool again."
             )
         return ValidatedArguments(dict(data), copy.deepcopy(data))
+
+
+# -- lenient import of legacy tool lists --------------------------------------------------
+
+# Type names tool lists written for older APIs use, and the JSON Schema they mean.
+LEGACY_TYPES: dict[str, dict[str, Any]] = {
+    "dict": {"type": "object"}, "map": {"type": "object"}, "mapping": {"type": "object"}, "obj": {"type": "object"},
+    "float": {"type": "number"}, "double": {"type": "number"}, "decimal": {"type": "number"}, "number": {"type": "number"},
+    "int": {"type": "integer"}, "long": {"type": "integer"},
+    "tuple": {"type": "array"}, "list": {"type": "array"}, "set": {"type": "array"},
+    "str": {"type": "string"}, "text": {"type": "string"},
+    "bool": {"type": "boolean"},
+    "none": {"type": "null"}, "nonetype": {"type": "null"},
+    "any": {},
+}
+_JSON_TYPES = {"object", "array", "string", "number", "integer", "boolean", "null"}
+_ALLOWED_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def allowed_tool_name(name: str) -> str:
+    """``name`` as a tool name every model API accepts (1-64 of ``[A-Za-z0-9_-]``).
+
+    Dots, spaces and other characters become ``_``; a name cut to 64
+    characters ends with a short hash of the original, so two long names
+    stay apart.  An allowed name comes back unchanged.
+    """
+    fixed = _ALLOWED_NAME_CHARS.sub("_", name).strip("_") or "tool"
+    if len(fixed) > 64:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+        fixed = f"{fixed[:55]}_{digest}"
+    return fixed
+
+
+def _legacy_types_in(schema: Any) -> bool:
+    found = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            kind = node.get("type")
+            for k in kind if isinstance(kind, list) else [kind]:
+                if isinstance(k, str) and k not in _JSON_TYPES:
+                    found.append(k)
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for item in node:
+                visit(item)
+
+    visit(schema)
+    return bool(found)
+
+
+def lenient_schema(schema: Mapping[str, Any] | None, where: str = "parameters") -> tuple[dict[str, Any], list[str]]:
+    """A legacy parameters schema as JSON Schema, and a sentence per change made.
+
+    Non-standard ``type`` names (``"dict"``, ``"float"``, ``"tuple"``,
+    ``"any"`` ...) become their JSON Schema meaning; a type nobody knows
+    becomes "any value" (reported); ``required`` entries naming no property
+    are dropped.  Keys that name properties are never taken for keywords.
+    """
+    changes: list[str] = []
+
+    def walk(node: Any, path: str) -> Any:
+        if isinstance(node, list):
+            return [walk(item, f"{path}[{i}]") for i, item in enumerate(node)]
+        if not isinstance(node, dict):
+            return node
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key == "type":
+                continue
+            if key in _SCHEMA_MAPS and isinstance(value, dict):
+                out[key] = {name: walk(sub, f"{path}.{name}") for name, sub in value.items()}
+            elif key in ("default", "const", "enum", "examples", "required"):
+                out[key] = copy.deepcopy(value)
+            else:
+                out[key] = walk(value, path)
+        if "type" in node:
+            out.update(_fix_type(node["type"], path, changes))
+        required = out.get("required")
+        properties = out.get("properties")
+        if isinstance(required, list) and isinstance(properties, dict):
+            missing = [r for r in required if r not in properties]
+            if missing:
+                out["required"] = [r for r in required if r in properties]
+                changes.append(f"{path}: dropped 'required' entries that name no property: {', '.join(map(str, missing))}")
+        return out
+
+    fixed = walk(copy.deepcopy(dict(schema or {})), where)
+    if not fixed.get("type"):
+        fixed["type"] = "object"
+    return fixed, changes
+
+
+def _fix_type(kind: Any, path: str, changes: list[str]) -> dict[str, Any]:
+    kinds = kind if isinstance(kind, list) else [kind]
+    json_types: list[str] = []
+    anything = False
+    for k in kinds:
+        if isinstance(k, str) and k in _JSON_TYPES:
+            json_types.append(k)
+            continue
+        mapped = LEGACY_TYPES.get(str(k).strip().lower())
+        if mapped is None:
+            changes.append(f"{path}: unknown type {k!r} accepted as any value")
+            anything = True
+        elif not mapped:
+            changes.append(f"{path}: type {k!r} mapped to any value")
+            anything = True
+        else:
+            changes.append(f"{path}: type {k!r} mapped to {mapped['type']!r}")
+            json_types.append(mapped["type"])
+    if anything or not json_types:
+        return {}
+    unique = list(dict.fromkeys(json_types))
+    return {"type": unique[0] if len(unique) == 1 else unique}
