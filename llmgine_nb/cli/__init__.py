@@ -18,6 +18,7 @@ __all__ = ["main", "SUBCOMMANDS"]
 # name -> module under llmgine_nb.cli.  Add a line here to add a subcommand.
 SUBCOMMANDS: dict[str, str] = {
     "demo": "llmgine_nb.cli.demo",
+    "mcp-serve": "llmgine_nb.cli.mcp_serve",
 }
 
 
