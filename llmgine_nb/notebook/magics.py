@@ -58,6 +58,8 @@ Model and tools
   %llmgine model                     the current model and the aliases
   %llmgine model NAME                switch: openai/gpt-4o-mini, fast, smart, scripted ...
   %llmgine tools                     the tools the model may call, with schema and policy
+  %llmgine mcp [help]                MCP servers' tools: add NAME -- COMMAND ARGS... | add NAME URL,
+                                     load FILE, start, restart, stop, remove
 
 Approvals and questions
   %llmgine pending                   what waits for an answer
@@ -118,6 +120,7 @@ SUBCOMMANDS = {
     "config": "_config",
     "keys": "_keys",
     "export": "_export",
+    "mcp": "_mcp",
 }
 
 # Options of a prompt: flag -> (dest, takes a value)
@@ -408,6 +411,11 @@ class LLMgineMagics(Magics):
         except OSError as exc:  # exists, no such folder, no permission: a sentence, not a traceback
             raise UsageError(str(exc)) from None
         say(f"Exported the session to {path}")
+
+    def _mcp(self, rest: str) -> None:
+        from .mcp_magic import mcp_command  # the logic lives there; MCP loads only when used
+
+        self._show(mcp_command(self.runtime, rest))
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -1,0 +1,85 @@
+"""``%llmgine mcp`` in a plain IPython shell (a subprocess), with the demo server over stdio."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+DEMO = str(Path(__file__).with_name("mcp_demo_server.py"))
+
+PRELUDE = '''
+import sys, time
+from IPython.core.interactiveshell import InteractiveShell
+from llmgine_nb.notebook import runtime
+shell = InteractiveShell.instance()
+
+def cell(source):
+    print(f"### {source.strip().splitlines()[0]}", flush=True)
+    result = shell.run_cell(source, store_history=True)
+    sys.stdout.flush()
+    return result
+
+def until(condition, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            time.sleep(0.3)
+            return
+        time.sleep(0.02)
+    raise SystemExit("timed out")
+
+cell("%load_ext llmgine_nb")
+'''
+
+
+def run_shell(script: str, tmp_path) -> str:
+    env = dict(os.environ, LLMGINE_DB=str(tmp_path / "llmgine.db"), IPYTHONDIR=str(tmp_path / "ipython"),
+               LLMGINE_MODEL="", OPENAI_API_KEY="")
+    proc = subprocess.run(
+        [sys.executable, "-c", PRELUDE + textwrap.dedent(script)],
+        capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, f"the shell failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+def section(output: str, heading: str) -> str:
+    start = output.index(f"### {heading}") + len(heading) + 4
+    end = output.find("\n### ", start)
+    return output[start:end if end != -1 else None]
+
+
+def test_add_start_use_restart_and_remove_a_server_from_cells(tmp_path):
+    out = run_shell(f'''
+        cell("%llmgine mcp")
+        cell("%llmgine mcp add demo --risk read -- {sys.executable} {DEMO}")
+        cell("%llmgine mcp add lonely")
+        cell("%llmgine mcp start demo")
+        cell("%llmgine mcp")
+        cell("from llmgine_nb.llm import ScriptedLLM, call; from llmgine_nb.notebook import runtime")
+        cell("runtime().use_llm(ScriptedLLM([call('add', a=1, b=2), 'It is 3.']))")
+        cell("%llmgine what is 1 + 2?")
+        until(lambda: runtime().last is not None and runtime().last.done())
+        cell("%llmgine mcp restart demo")
+        cell("%llmgine mcp remove demo")
+        cell("print('add' in runtime().tools)")
+        cell("%llmgine mcp nonsense")
+    ''', tmp_path)
+    assert "No MCP servers." in section(out, "%llmgine mcp\n")
+    added = section(out, "%llmgine mcp add demo")
+    assert "Added 'demo' (stdio:" in added and "it starts on the first turn" in added
+    assert "UsageError: use %llmgine mcp add NAME -- COMMAND ARGS..." in out  # (stderr comes after stdout)
+    started = section(out, "%llmgine mcp start demo")
+    assert "Started; tools now: add, chart, crash, delete_note" in started
+    listing = out.split("### %llmgine mcp\n")[2]
+    assert "demo [running] stdio:" in listing and "tools: add, chart" in listing
+    asked = section(out, "%llmgine what is 1 + 2?")
+    assert "It is 3." in asked and "add(" in asked and "3" in asked
+    assert "Restarted 'demo'; its tools: add" in section(out, "%llmgine mcp restart demo")
+    assert "Removed 'demo'." in section(out, "%llmgine mcp remove demo")
+    assert "False" in section(out, "print('add' in runtime().tools)")
+    assert "UsageError: unknown `%llmgine mcp nonsense`" in out
+    assert "Traceback" not in out
