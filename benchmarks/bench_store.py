@@ -3,7 +3,10 @@
 - store_turn: one complete turn through ``Store.record_turn`` vs the same rows
   written with plain sqlite3 in one transaction (same schema, same pragmas).
 - session_load: ``Store.load_session`` of a 10,000-message session as
-  ChatMessages vs the plain sqlite3 SELECT of the same rows.
+  ChatMessages (built with pydantic's public ``model_validate``) vs the plain
+  sqlite3 SELECT of the same rows.
+- search_long_message: a search whose snippet comes from one 10 MB message vs
+  ten times the same search over a 1 MB message (linear: ratio about 1).
 - context_compile: compiling a 10,000-message history into an 8,000-token
   budget on the second turn (counts cached) vs the first compile (uncached).
 """
@@ -26,7 +29,8 @@ from _common import Figure, best_of  # noqa: E402
 from llmgine_nb.chat import ChatMessage, ToolCall  # noqa: E402
 from llmgine_nb.messages import Event  # noqa: E402
 from llmgine_nb.store import LLMCall, Store  # noqa: E402
-from llmgine_nb.store.rows import MESSAGE_COLUMNS, message_row, utc_text  # noqa: E402
+from llmgine_nb.store.messages import MESSAGE_COLUMNS, message_row  # noqa: E402
+from llmgine_nb.store.rows import utc_text  # noqa: E402
 
 
 class TurnStep(Event):
@@ -153,7 +157,7 @@ def _long_history(n: int) -> list[ChatMessage]:
     while len(history) < n:
         history.append(ChatMessage(role="user", content=f"Question {i}: how does step {i} of the analysis work? " * 2))
         if i % 5 == 0:
-            call = ToolCall.from_raw(f"c{i}", "run_query", '{"sql": "select * from sales where week = %d"}' % i)
+            call = ToolCall.from_raw(f"c{i}", "run_query", f'{{"sql": "select * from sales where week = {i}"}}')
             history.append(ChatMessage(role="assistant", model="gpt-4o-mini", tool_calls=[call]))
             history.append(ChatMessage(role="tool", tool_call_id=call.id, name="run_query", content="week,total\n" * 8))
         history.append(
@@ -186,9 +190,11 @@ def bench_session_load() -> Figure:
         value=value_ms,
         baseline=baseline_ms,
         unit="ms",
-        goal="< 150 ms and ratio <= 3 vs plain SELECT",
-        ok=value_ms < 150 and value_ms / baseline_ms <= 3,
-        note="10,000 messages as ChatMessages, with pending tool calls",
+        # Restated (issue 12): messages are built through pydantic's public API (model_validate)
+        # rather than by writing pydantic's private attributes, which cost the old ratio of 3.
+        goal="ratio <= 5 vs plain SELECT",
+        ok=value_ms / baseline_ms <= 5,
+        note="10,000 messages as ChatMessages (pydantic model_validate), with pending tool calls",
     )
 
 
@@ -224,4 +230,33 @@ def bench_context_compile() -> Figure:
     )
 
 
-BENCHMARKS = [bench_store_turn, bench_session_load, bench_context_compile]
+def _search_seconds(folder: Path, megabytes: int) -> float:
+    store = Store(folder / f"search-{megabytes}.db")
+    session = store.create_session()
+    text = ("alpha beta gamma delta needle " * (megabytes * 1_000_000 // 30 + 1))[: megabytes * 1_000_000]
+    store.append_messages(session, [ChatMessage(role="user", content=text), ChatMessage(role="user", content="needle")])
+    try:
+        return best_of(lambda: store.search("needle"), repeat=3)
+    finally:
+        store.close()
+
+
+def bench_search_long_message() -> Figure:
+    folder = _tmpdir()
+    try:
+        small, large = _search_seconds(folder, 1), _search_seconds(folder, 10)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    value, baseline = large * 1e3, small * 10 * 1e3
+    return Figure(
+        name="search_long_message",
+        value=value,
+        baseline=baseline,
+        unit="ms",
+        goal="ratio <= 1.5 (linear) vs 10 x the 1 MB search",
+        ok=value / baseline <= 1.5,
+        note=f"search with a snippet over one 10 MB message (a match every 30 characters); 1 MB: {small * 1e3:.0f} ms",
+    )
+
+
+BENCHMARKS = [bench_store_turn, bench_session_load, bench_context_compile, bench_search_long_message]

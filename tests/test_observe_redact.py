@@ -115,7 +115,7 @@ def test_credential_named_fields_are_blanked() -> None:
     redactor = Redactor(from_environment=False)
     event = LLMCallStarted(call_id="c", model="m", settings={"api_key": "abc", "temperature": 0.1})
     record = redactor.record(event)
-    assert record["settings"] == {"api_key": "[redacted]", "temperature": 0.1}
+    assert record["settings"] == {"api_key": "[REDACTED]", "temperature": 0.1}
 
 
 def test_message_is_returned_as_is_when_clean_and_rebuilt_when_not() -> None:

@@ -184,8 +184,8 @@ def test_engine_state_and_metadata_keep_secrets_out(store, tmp_path):
     store.set_engine_state(s, {"model": "gpt", "OPENAI_API_KEY": "sk-live-456", "nested": {"password": "pw"}})
     store.update_session_metadata(s, authorization="Bearer sk-live-789", input_tokens=5)
     got = store.get_session("s")
-    assert got.engine_state == {"model": "gpt", "OPENAI_API_KEY": "[redacted]", "nested": {"password": "[redacted]"}}
-    assert got.metadata == {"api_key": "[redacted]", "team": "x", "authorization": "[redacted]", "input_tokens": 5}
+    assert got.engine_state == {"model": "gpt", "OPENAI_API_KEY": "[REDACTED]", "nested": {"password": "[REDACTED]"}}
+    assert got.metadata == {"api_key": "[REDACTED]", "team": "x", "authorization": "[REDACTED]", "input_tokens": 5}
 
     class Configured(Event):
         settings: dict[str, str]
@@ -211,7 +211,8 @@ COUNT_NAMES = [
 @pytest.mark.parametrize("name", SECRET_NAMES)
 def test_the_store_and_the_llm_layer_hide_the_same_secret_names(name):
     from llmgine_nb.llm.base import public_settings
-    from llmgine_nb.store.rows import REDACTED, redact_secrets
+    from llmgine_nb.secrets import MARKER as REDACTED
+    from llmgine_nb.secrets import redact_named as redact_secrets
 
     assert redact_secrets({"outer": {name: "sk-live-123"}}) == {"outer": {name: REDACTED}}
     assert name not in public_settings({name: "sk-live-123", "model": "gpt"})
@@ -220,7 +221,7 @@ def test_the_store_and_the_llm_layer_hide_the_same_secret_names(name):
 @pytest.mark.parametrize("name", COUNT_NAMES)
 def test_counts_and_ordinary_names_stay_visible_in_both(name):
     from llmgine_nb.llm.base import public_settings
-    from llmgine_nb.store.rows import redact_secrets
+    from llmgine_nb.secrets import redact_named as redact_secrets
 
     assert redact_secrets({name: 12}) == {name: 12}
     assert public_settings({name: 12}) == {name: 12}
@@ -235,7 +236,7 @@ def test_new_secret_names_never_reach_the_disk(store, tmp_path):
 
     store.log_event(Configured(session_id=s.id, settings={"token": "sk-live-xyz", "X-Key": "sk-live-abc"}))
     got = store.get_session("s")
-    assert {got.metadata[n] for n in SECRET_NAMES} == {"[redacted]"}
+    assert {got.metadata[n] for n in SECRET_NAMES} == {"[REDACTED]"}
     assert (got.metadata["input_tokens"], got.metadata["max_tokens"]) == (5, 9)
     store.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("llmgine.db*"))
@@ -246,7 +247,7 @@ def test_new_secret_names_never_reach_the_disk(store, tmp_path):
 @settings(max_examples=300, deadline=None)
 def test_the_cheap_pre_check_never_misses_a_secret_name(name):
     from llmgine_nb.secret_names import is_secret_name
-    from llmgine_nb.store.rows import might_hold_secret
+    from llmgine_nb.secrets import json_names_secret as might_hold_secret
 
     for ensure_ascii in (True, False):  # the store sees JSON as json.dumps and pydantic write it
         payload = json.dumps({"outer": [{name: "x"}]}, ensure_ascii=ensure_ascii)
@@ -260,7 +261,7 @@ _ODD_NAMES = st.lists(_NAME_PARTS, max_size=3).map("".join)
 @given(st.dictionaries(_ODD_NAMES, _ODD_NAMES, max_size=4), st.booleans())
 @settings(max_examples=300, deadline=None)
 def test_the_fast_key_scan_never_misses_a_key_the_exact_pattern_finds(obj, ensure_ascii):
-    from llmgine_nb.secret_names import _JSON_KEY, _json_keys, _secret_key
+    from llmgine_nb.secrets import _JSON_KEY, _json_keys, _secret_key
 
     text = json.dumps({"outer": obj, "list": [obj]}, ensure_ascii=ensure_ascii)
     if any(_secret_key(key) for key in _JSON_KEY.findall(text)):
@@ -556,8 +557,9 @@ def test_full_text_search_with_snippets(store):
     )
 )
 def test_search_index_is_exact_whatever_the_order_of_writes_and_searches(tmp_path_factory, steps):
-    """Messages reach the index when someone searches (migration m004); edits and deletes of
-    messages indexed or still queued must leave it exactly matching the messages table."""
+    """Messages reach the index in batches (migration m004, store/search.py) and search also
+    looks at the ones still queued; edits and deletes of messages indexed or still queued
+    must leave both exactly matching the messages table."""
     store = Store(tmp_path_factory.mktemp("search") / "s.db")
     sessions = [store.create_session() for _ in range(2)]
     for action, word, n in steps:
@@ -579,6 +581,7 @@ def test_search_index_is_exact_whatever_the_order_of_writes_and_searches(tmp_pat
         }
         assert found == expected, word
     # Raises if the index differs from the messages table in any way (rank 1: compare with the content).
+    store.index_for_search()
     store.db.execute("INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)")
     store.close()
 
@@ -736,10 +739,16 @@ def test_writing_to_a_session_deleted_meanwhile_says_so(store):
 
 def test_a_long_queue_of_new_messages_is_indexed_in_short_transactions(store):
     s = store.create_session()
-    store.append_messages(s, [user(f"message number {i} about kiwis") for i in range(1_203)])
+    # A queue as an older version left it: rows written without indexing any of them.
+    store.conn.executemany(
+        "INSERT INTO messages (id, session_id, seq, role, content, status, pinned, created) "
+        "VALUES (?, ?, ?, 'user', ?, 'complete', 0, '2025-01-01T00:00:00.000000+00:00')",
+        [(f"m{i}", s.id, i, f"message number {i} about kiwis") for i in range(1_203)],
+    )
+    store.conn.commit()
     commits: list[str] = []
     store.db.conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
-    store._index_new_messages(per_transaction=500)
+    store.index_for_search(per_transaction=500)
     store.db.conn.set_trace_callback(None)
     assert len(commits) == 3  # 500 + 500 + 203
     assert len(store.search("kiwis", limit=5_000)) == 1_203

@@ -182,9 +182,10 @@ def test_sigkill_at_random_points_loses_nothing_that_returned(tmp_path):
                 for r in store.conn.execute("SELECT seq FROM messages WHERE session_id = ? ORDER BY seq", (session_id,))
             ]
             assert seqs == list(range(len(seqs)))
-        # The full-text index (caught up by the search: the queue of new messages survived
+        # The full-text index (search reads it and the queue of new messages, which survived
         # the kills too) agrees with the rows, and the database still takes writes.
         assert len(store.search("lorem", limit=1_000_000)) == len(per_turn)
+        store.index_for_search()
         store.conn.execute("INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)")
         store.append_message(store.get_or_create_session("after"), ChatMessage(role="user", content="alive"))
         assert store.messages("after")[0].content == "alive"

@@ -37,7 +37,7 @@ from typing import Any
 
 from ..messages import Message
 from ..secret_names import json_names_secret
-from ..store.rows import redact_secrets
+from ..secrets import redact_named as redact_secrets
 
 __all__ = ["Redactor", "SECRET_ENV_PATTERN", "REDACTED"]
 

@@ -30,7 +30,7 @@ Migration = Callable[[sqlite_utils.Database], None]
 
 def m001_initial(db: sqlite_utils.Database) -> None:
     """Sessions, messages, tool calls, approvals, LLM calls and the event log."""
-    db["sessions"].create(
+    db.table("sessions").create(
         {
             "id": str,
             "name": str,
@@ -50,7 +50,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
 
     # An explicit INTEGER PRIMARY KEY keeps rowids stable across VACUUM, which
     # the full-text index (keyed by rowid) relies on.
-    db["messages"].create(
+    db.table("messages").create(
         {
             "pk": int,
             "id": str,
@@ -76,7 +76,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     # One row per tool call a model requested.  ``call_id`` is the model's id
     # for it, which need not be unique (offline models reuse them), so each
     # row has its own ``id``.
-    db["tool_calls"].create(
+    db.table("tool_calls").create(
         {
             "id": str,
             "call_id": str,
@@ -101,7 +101,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_tool_calls_session ON tool_calls(session_id, call_id)")
     db.execute("CREATE INDEX idx_tool_calls_message ON tool_calls(message_id)")
 
-    db["approvals"].create(
+    db.table("approvals").create(
         {
             "id": str,
             "tool_call": str,  # tool_calls.id
@@ -120,7 +120,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_approvals_tool_call ON approvals(tool_call)")
     db.execute("CREATE INDEX idx_approvals_session ON approvals(session_id)")
 
-    db["llm_calls"].create(
+    db.table("llm_calls").create(
         {
             "id": str,
             "session_id": str,
@@ -142,7 +142,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_llm_calls_session ON llm_calls(session_id)")
     db.execute("CREATE INDEX idx_llm_calls_created ON llm_calls(created)")
 
-    db["events"].create(
+    db.table("events").create(
         {"id": str, "type": str, "session_id": str, "payload": str, "created": str},
         pk="id",
         not_null={"type", "payload", "created"},
@@ -153,12 +153,12 @@ def m001_initial(db: sqlite_utils.Database) -> None:
 
 def m002_message_search(db: sqlite_utils.Database) -> None:
     """Full-text search over message content, kept current by triggers."""
-    db["messages"].enable_fts(["content"], fts_version="FTS5", create_triggers=True, tokenize="porter")
+    db.table("messages").enable_fts(["content"], fts_version="FTS5", create_triggers=True, tokenize="porter")
 
 
 def m003_memory_and_summaries(db: sqlite_utils.Database) -> None:
     """Memory notes (per session, or global when session_id is NULL) and stored summaries."""
-    db["memory"].create(
+    db.table("memory").create(
         {"id": str, "session_id": str, "text": str, "created": str},
         pk="id",
         not_null={"text", "created"},
@@ -166,7 +166,7 @@ def m003_memory_and_summaries(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_memory_session ON memory(session_id)")
     # A summary stands in for a session's messages up to and including
     # ``upto_message_id`` when the context compiler cuts history.
-    db["summaries"].create(
+    db.table("summaries").create(
         {
             "id": str,
             "session_id": str,

@@ -1,0 +1,80 @@
+"""Memory notes (per session, or global) and stored summaries.
+
+Plain functions over a ``sqlite3.Connection``, on session ids.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+from .database import new_id, rows
+from .records import MemoryNote, StoredSummary, StoreError
+from .rows import utc_text
+
+__all__ = ["add", "notes", "delete", "save_summary", "latest_summary"]
+
+
+def add(conn: sqlite3.Connection, text: str, session_id: str | None) -> MemoryNote:
+    now = utc_text()
+    note = MemoryNote(id=new_id(), session_id=session_id, text=text, created=datetime.fromisoformat(now))
+    conn.execute(
+        "INSERT INTO memory (id, session_id, text, created) VALUES (?,?,?,?)", (note.id, session_id, text, now)
+    )
+    return note
+
+
+def notes(conn: sqlite3.Connection, session_id: str | None, *, include_global: bool) -> list[MemoryNote]:
+    """A session's notes (plus the global ones), or only the global ones, oldest first."""
+    columns = "id, session_id, text, created"
+    if session_id is None:
+        found = rows(conn, f"SELECT {columns} FROM memory WHERE session_id IS NULL ORDER BY rowid")
+    else:
+        clause = "session_id = ? OR session_id IS NULL" if include_global else "session_id = ?"
+        found = rows(conn, f"SELECT {columns} FROM memory WHERE {clause} ORDER BY rowid", (session_id,))
+    return [
+        MemoryNote(id=r["id"], session_id=r["session_id"], text=r["text"], created=datetime.fromisoformat(r["created"]))
+        for r in found
+    ]
+
+
+def delete(conn: sqlite3.Connection, note_id: str) -> None:
+    if conn.execute("DELETE FROM memory WHERE id = ?", (note_id,)).rowcount == 0:
+        raise StoreError(f"no memory note has the id {note_id!r}")
+
+
+def save_summary(conn: sqlite3.Connection, session_id: str, upto_message_id: str, text: str, covered: int) -> StoredSummary:
+    now = utc_text()
+    summary = StoredSummary(
+        id=new_id(),
+        session_id=session_id,
+        upto_message_id=upto_message_id,
+        text=text,
+        covered=covered,
+        created=datetime.fromisoformat(now),
+    )
+    conn.execute(
+        "INSERT INTO summaries (id, session_id, upto_message_id, text, covered, created) VALUES (?,?,?,?,?,?)",
+        (summary.id, session_id, upto_message_id, text, covered, now),
+    )
+    return summary
+
+
+def latest_summary(conn: sqlite3.Connection, session_id: str) -> StoredSummary | None:
+    found = rows(
+        conn,
+        "SELECT id, session_id, upto_message_id, text, covered, created FROM summaries "
+        "WHERE session_id = ? ORDER BY rowid DESC LIMIT 1",
+        (session_id,),
+    )
+    if not found:
+        return None
+    r = found[0]
+    return StoredSummary(
+        id=r["id"],
+        session_id=r["session_id"],
+        upto_message_id=r["upto_message_id"],
+        text=r["text"],
+        covered=r["covered"],
+        created=datetime.fromisoformat(r["created"]),
+    )

@@ -1,0 +1,186 @@
+"""Messages: append in order (with the tool calls they request or answer), load, change.
+
+Plain functions over a ``sqlite3.Connection``, on session ids (the ``Store``
+facade resolves names and holds the lock and the transaction).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from ..chat import ChatMessage, ToolCall
+from . import search, tool_calls
+from .database import new_id
+from .records import SessionNotFound, StoreError
+from .rows import utc_text
+
+__all__ = ["MESSAGE_COLUMNS", "message_row", "messages_from_rows", "append", "load", "get", "update"]
+
+#: The columns every message SELECT reads, by these names (see ``messages_from_rows``).
+_NAMES = ("id", "role", "content", "tool_calls", "tool_call_id", "name", "model", "status", "pinned", "created")
+MESSAGE_COLUMNS = ", ".join(_NAMES)
+
+_INSERT = (
+    "INSERT INTO messages (id, session_id, seq, role, content, tool_calls, tool_call_id, name, model, "
+    "status, pinned, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+def tool_calls_json(calls: list[ToolCall]) -> str | None:
+    if not calls:
+        return None
+    return json.dumps(
+        [{"id": c.id, "name": c.name, "arguments": c.raw_arguments} for c in calls],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def message_row(message: ChatMessage, session_id: str, seq: int) -> tuple[Any, ...]:
+    """Values for ``_INSERT``: (id, session_id, seq, role, content, tool_calls, tool_call_id,
+    name, model, status, pinned, created)."""
+    return (
+        message.id,
+        session_id,
+        seq,
+        message.role,
+        message.content,
+        tool_calls_json(message.tool_calls),
+        message.tool_call_id,
+        message.name,
+        message.model,
+        message.status,
+        1 if message.pinned else 0,
+        utc_text(message.created),
+    )
+
+
+def _tool_call_fields(text: str | None) -> list[dict[str, Any]]:
+    """The ``tool_calls`` column as ToolCall fields (raw arguments kept, parsed ones rebuilt)."""
+    if not text:
+        return []
+    calls = []
+    for item in json.loads(text):
+        raw = item.get("arguments") or "{}"
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        calls.append(
+            {"id": item["id"], "name": item["name"], "raw_arguments": raw, "arguments": parsed if isinstance(parsed, dict) else None}
+        )
+    return calls
+
+
+def tool_calls_from_json(text: str | None) -> list[ToolCall]:
+    """ToolCalls from the ``tool_calls`` column."""
+    return [ToolCall.model_validate(fields) for fields in _tool_call_fields(text)]
+
+
+_fromiso = datetime.fromisoformat
+_validate = ChatMessage.model_validate
+
+
+def messages_from_rows(selected: Sequence[Sequence[Any]]) -> list[ChatMessage]:
+    """ChatMessages from rows selected as ``MESSAGE_COLUMNS``, read by column name.
+
+    Built with pydantic's ``model_validate``: its compiled validation is
+    faster here than ``model_construct``'s Python loop over the fields, and
+    it is pydantic's public way in (``benchmarks/bench_store.py``,
+    ``session_load``).
+    """
+    out: list[ChatMessage] = []
+    for row in selected:
+        fields = dict(zip(_NAMES, row))
+        fields["tool_calls"] = _tool_call_fields(fields["tool_calls"])
+        fields["pinned"] = fields["pinned"] == 1
+        fields["created"] = _fromiso(fields["created"])
+        out.append(_validate(fields))
+    return out
+
+
+def append(conn: sqlite3.Connection, session_id: str, messages: list[ChatMessage]) -> list[int]:
+    """Add messages at the end of the session; return their positions (0-based).
+
+    An assistant message's tool calls are recorded as requested; a tool
+    message completes the call it answers.
+    """
+    (last,) = conn.execute("SELECT max(seq) FROM messages WHERE session_id = ?", (session_id,)).fetchone()
+    seq = -1 if last is None else last
+    positions = []
+    for message in messages:
+        if not isinstance(message, ChatMessage):
+            raise TypeError(
+                f"the store keeps llmgine_nb.chat.ChatMessage objects, not {type(message).__name__}; "
+                "build one with ChatMessage(role=..., content=...) or ChatMessage.from_openai(...)"
+            )
+        seq += 1
+        row = message_row(message, session_id, seq)
+        try:
+            conn.execute(_INSERT, row)
+        except sqlite3.IntegrityError as exc:
+            if "FOREIGN KEY" in str(exc):  # a SessionRecord whose session was deleted meanwhile
+                raise SessionNotFound(
+                    f"session {session_id!r} no longer exists (deleted by another notebook or process?); "
+                    "start a new session"
+                ) from exc
+            raise StoreError(
+                f"message {message.id!r} is already stored; append a new ChatMessage, "
+                "or change the stored one with Store.update_message()"
+            ) from exc
+        positions.append(seq)
+        created = row[-1]
+        if message.tool_calls:
+            tool_calls.record_requested(conn, session_id, message.id, message.tool_calls, created, new_id)
+        if message.role == "tool" and message.tool_call_id:
+            tool_calls.complete(conn, session_id, message.tool_call_id, message.id, message.content, created)
+    if messages:
+        search.index_pending_if_due(conn)
+    return positions
+
+
+def load(conn: sqlite3.Connection, session_id: str, last: int | None = None) -> list[ChatMessage]:
+    """The session's messages in order (only the ``last`` N when given)."""
+    if last is None:
+        selected = conn.execute(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ? ORDER BY seq", (session_id,)
+        ).fetchall()
+    else:
+        selected = conn.execute(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ? ORDER BY seq DESC LIMIT ?",
+            (session_id, last),
+        ).fetchall()
+        selected.reverse()
+    return messages_from_rows(selected)
+
+
+def get(conn: sqlite3.Connection, message_id: str) -> ChatMessage:
+    selected = conn.execute(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,)).fetchall()
+    if not selected:
+        raise StoreError(f"no stored message has the id {message_id!r}")
+    return messages_from_rows(selected)[0]
+
+
+def changes(given: dict[str, Any]) -> dict[str, Any]:
+    """Column values for ``update`` from ``Store.update_message``'s arguments (those given)."""
+    if "status" in given and given["status"] not in ("complete", "interrupted"):
+        raise ValueError(f"status must be 'complete' or 'interrupted', not {given['status']!r}")
+    if "pinned" in given:
+        given = {**given, "pinned": 1 if given["pinned"] else 0}
+    return given
+
+
+def update(conn: sqlite3.Connection, message_id: str, changes: dict[str, Any]) -> None:
+    """Set the given columns of a stored message."""
+    assignments = ", ".join(f"{column} = ?" for column in changes)
+    cursor = conn.execute(f"UPDATE messages SET {assignments} WHERE id = ?", (*changes.values(), message_id))
+    if cursor.rowcount == 0:
+        raise StoreError(f"no stored message has the id {message_id!r}")
+
+
+def delete_in_session(conn: sqlite3.Connection, message_id: str, session_id: str) -> None:
+    conn.execute("DELETE FROM messages WHERE id = ? AND session_id = ?", (message_id, session_id))
