@@ -28,6 +28,7 @@ EXPECTED_TUTORIALS = [
     "05-observability.ipynb",
     "06-task-assistant.ipynb",
     "07-real-models.ipynb",
+    "09-mcp.ipynb",
 ]
 
 # Cells whose output nbval does not compare: (notebook, start of the cell's source) -> why.

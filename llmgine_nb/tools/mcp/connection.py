@@ -299,6 +299,9 @@ class MCPConnection:
             f"{self._stderr_tail()}. Check that it is running and speaks MCP"
         )
 
+    def __repr__(self) -> str:
+        return f"<MCPConnection {self.name} ({self.config.transport}) {self.state}>"
+
     def status(self) -> dict[str, Any]:
         """What ``%llmgine mcp`` shows (no env or header values)."""
         return {
