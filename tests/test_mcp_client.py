@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import threading
 
 import pytest
 from mcp_demo_server import make_server
@@ -64,6 +65,8 @@ def test_risk_follows_the_protocol_defaults_and_overrides_win():
 async def test_in_memory_listing_risks_and_structured_results(bus_and_tools):
     bus, tools = bus_and_tools
     rec = Recorder(bus)
+    threads = []
+    bus.subscribe(MCPServerStarted, lambda e: threads.append(threading.current_thread()))
     connection = tools.add_mcp("demo", server=make_server(), tool_risk={"slow": "write"})
     assert connection.state == "stopped" and "add" not in tools  # lazy: nothing started yet
     names = await tools.mcp.a_start()
@@ -75,6 +78,8 @@ async def test_in_memory_listing_risks_and_structured_results(bus_and_tools):
     assert tools["add"].parameters["required"] == ["a", "b"]
     await until(lambda: rec.of(MCPServerStarted))
     assert rec.of(MCPServerStarted)[0].server == "demo"
+    assert threads == [threading.current_thread()]  # delivered where the engine runs, not on the MCP thread
+    assert "running" in repr(connection) and "demo" in repr(tools.mcp)
 
     add, weather, chart, missing = await tools.execute([
         ToolCall(id="c1", name="add", arguments={"a": 2, "b": 40}),

@@ -55,10 +55,10 @@ class MCPServerConfig:
     name: str
     command: str | None = None
     args: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold secrets: never shown
     cwd: str | None = None
     url: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold secrets: never shown
     risk: Risk | None = None
     tool_risk: Mapping[str, Risk] = field(default_factory=dict)
     timeout: float = 60.0

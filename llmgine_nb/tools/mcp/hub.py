@@ -55,6 +55,9 @@ class MCPServers:
         self._loop = BackgroundLoop("llmgine-mcp")
         self._middleware: Any = None
         self._middleware_bus: Any = None
+        # The loop the engine runs on (where a turn or a_start() was last awaited): MCP events
+        # are published there, so observers see them on the same thread as the engine's events.
+        self._home_loop: asyncio.AbstractEventLoop | None = None
         _open_hubs.add(self)
 
     # -- adding and removing ----------------------------------------------------------
@@ -117,9 +120,10 @@ class MCPServers:
 
     def start(self, name: str | None = None) -> list[str]:
         """Start one server (or every server not started yet); the tools now registered."""
-        return self._run(self.a_start(name))
+        return self._run(self._start(name))
 
     async def a_start(self, name: str | None = None) -> list[str]:
+        self._home_loop = asyncio.get_running_loop()
         return await self._on_loop(self._start(name))
 
     def restart(self, name: str) -> list[str]:
@@ -259,8 +263,11 @@ class MCPServers:
         bus = self.manager.bus
         if bus is None:
             return
+        home = self._home_loop
+        if home is None or home.is_closed() or not home.is_running():
+            home = bus.background.loop
         try:
-            await asyncio.wrap_future(bus.background.submit(bus.publish(event)))
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(bus.publish(event), home))
         except Exception:  # noqa: BLE001 - an event that cannot be delivered must not stop a server
             log.debug("could not publish %s", type(event).__name__, exc_info=True)
 
