@@ -14,6 +14,8 @@ import asyncio
 import base64
 import logging
 import os
+import threading
+import time
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -70,6 +72,12 @@ def make_server() -> MCPServer:
     def crash() -> str:
         """End the server's process in the middle of the call."""
         os._exit(3)
+
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=True))
+    def exit_soon() -> str:
+        """Answer, then end the server's process a moment later (a crash while idle)."""
+        threading.Thread(target=lambda: (time.sleep(0.3), os._exit(4)), daemon=True).start()
+        return "bye"
 
     @server.tool(annotations=ToolAnnotations(readOnlyHint=True))
     async def slow(seconds: float) -> str:

@@ -220,6 +220,18 @@ async def test_a_server_that_crashes_mid_call_fails_that_call_and_the_turn_goes_
         tools.close()
 
 
+async def test_a_server_that_exits_while_idle_is_started_again_by_the_next_call(bus_and_tools):
+    _, tools = bus_and_tools
+    tools.add_mcp("demo", sys.executable, [DEMO_SERVER])
+    await tools.mcp.a_start()
+    assert (await tools.execute_one(ToolCall(id="x1", name="exit_soon", arguments={}))).content == "bye"
+    await until(lambda: tools.mcp["demo"].state == "crashed")  # noticed when its stream ended
+    assert "MCP server 'demo' stopped" in tools.mcp.status()[0]["error"]
+    result = await tools.execute_one(ToolCall(id="x2", name="add", arguments={"a": 2, "b": 2}))
+    assert result.status == "ok" and result.content == "4"
+    assert tools.mcp["demo"].starts == 2
+
+
 async def test_every_call_has_a_timeout(bus_and_tools):
     _, tools = bus_and_tools
     tools.add_mcp("demo", sys.executable, [DEMO_SERVER], timeout=1)

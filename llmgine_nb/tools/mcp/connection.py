@@ -166,7 +166,7 @@ class MCPConnection:
             params = StdioServerParameters(
                 command=config.command, args=expand(config.args), env=expand(config.env) or None, cwd=config.cwd
             )
-            transport = stdio_client(params, errlog=self._stderr)
+            transport = _watched(stdio_client(params, errlog=self._stderr), self._transport_ended)
         elif config.server is not None:
             transport = config.server  # the SDK connects in-process (its in-memory transport)
         else:
@@ -180,11 +180,20 @@ class MCPConnection:
                 http_client = await stack.enter_async_context(
                     httpx2.AsyncClient(headers=expand(config.headers), timeout=httpx2.Timeout(30.0, read=300.0))
                 )
-            transport = streamable_http_client(config.url, http_client=http_client)
+            transport = _watched(streamable_http_client(config.url, http_client=http_client), self._transport_ended)
         client = Client(
             transport, message_handler=self._on_message, read_timeout_seconds=config.timeout, cache=None
         )
         return await stack.enter_async_context(client)
+
+    def _transport_ended(self) -> None:
+        """The server's side of the connection ended: a crash, unless we are stopping it."""
+        if self.state == "running" and self._stop is not None and not self._stop.is_set():
+            self.state = "crashed"
+            self.error = (
+                f"MCP server '{self.name}' stopped{self._stderr_tail()}; it is started again on the next call"
+            )
+            log.info("%s", self.error)
 
     async def _list(self, client: Any) -> list[Any]:
         tools: list[Any] = []
@@ -313,6 +322,51 @@ class MCPConnection:
             "protocol": self.protocol_version,
             "error": self.error,
         }
+
+
+@contextlib.asynccontextmanager
+async def _watched(transport: Any, on_end: Callable[[], None]) -> Any:
+    """``transport`` whose read side calls ``on_end()`` when the server's stream ends (it exited)."""
+    async with transport as (read_stream, write_stream):
+        yield _WatchedReadStream(read_stream, on_end), write_stream
+
+
+class _WatchedReadStream:
+    """A transport's read stream, unchanged, except that its end is reported (the SDK's ReadStream protocol)."""
+
+    def __init__(self, inner: Any, on_end: Callable[[], None]) -> None:
+        self._inner = inner
+        self._on_end = on_end
+
+    async def receive(self) -> Any:
+        try:
+            return await self._inner.receive()
+        except Exception:
+            self._on_end()
+            raise
+
+    def __aiter__(self) -> _WatchedReadStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self._inner.__anext__()
+        except (StopAsyncIteration, Exception):
+            self._on_end()
+            raise
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> _WatchedReadStream:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        return await self._inner.__aexit__(*exc_info)
+
+    def __getattr__(self, name: str) -> Any:  # anything else the SDK reads (e.g. last_context)
+        return getattr(self._inner, name)
 
 
 try:  # Python 3.11+; on 3.10 anyio brings the backport
