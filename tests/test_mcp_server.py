@@ -184,3 +184,25 @@ async def test_mcp_serve_over_http_reached_by_our_own_mcp_client():
         bus.close()
         process.kill()
         process.wait(timeout=10)
+
+
+async def test_a_kernel_serves_its_tools_and_the_notebook_approves(tmp_path):
+    from types import SimpleNamespace
+
+    from llmgine_nb.notebook.kernel_runtime import NotebookRuntime
+
+    served.notes.clear()
+    shell = SimpleNamespace(user_ns={"add_note": served.add_note, "count_notes": served.count_notes})
+    rt = NotebookRuntime(shell, db=tmp_path / "llmgine.db", user="ada", ui="text")
+    try:
+        assert sorted(rt.refresh_tools()) == ["add_note", "count_notes"]
+        async with Client(ToolServer(rt.tools).server) as client:
+            call = asyncio.ensure_future(client.call_tool("add_note", {"text": "from another app"}))
+            await until(lambda: rt.pending())
+            request = rt.pending()[0]
+            assert request.tool_name == "add_note" and served.notes == []
+            rt.approve(request.call_id)  # what `%llmgine approve ID` does
+            result = await call
+        assert not result.is_error and served.notes == ["from another app"]
+    finally:
+        rt.close()
