@@ -197,6 +197,8 @@ class TaskPlanner:
         if name == "whoami":
             return ASK_EMAIL if "not verified" in content else content
         if name == "verify_user":
+            if content.startswith("Waiting for a board admin"):
+                return f"Thanks! {content}"
             if not content.startswith(("Verified", "Already verified")):
                 # The tool's note is written for the model ("Ask the user to ..."): keep what the user needs.
                 return content.split(" Ask the user")[0] + " Please check the email and tell me again."

@@ -246,6 +246,12 @@ class TaskTools:
             user = self.board.link_platform(platform, platform_user_id, email)
         except BoardError as exc:
             raise ToolError(f"{exc} Ask the user to check the email and try again.") from None
+        if self.board.user_for_platform(platform, platform_user_id) is None:
+            # The board keeps the claim for an administrator to confirm (a Discord server's board does).
+            return (
+                f"Waiting for a board admin to confirm that this {platform} user is {user.name} ({user.email}); "
+                "you can use the board as soon as they do."
+            )
         if "user_id" in ctx.state:
             ctx.state["user_id"] = user.id
         if ctx.bus is not None:
