@@ -19,6 +19,7 @@ __all__ = ["main", "SUBCOMMANDS"]
 SUBCOMMANDS: dict[str, str] = {
     "demo": "llmgine_nb.cli.demo",
     "mcp-serve": "llmgine_nb.cli.mcp_serve",
+    "discord": "llmgine_nb.cli.discord",
 }
 
 
