@@ -612,6 +612,11 @@ class BaseLLM(ABC):
         error and asked once more (``retries`` times); after that a
         ``StructuredOutputError`` says what was wrong.
         """
-        from .structured import ask_structured
+        from .structured import ask_structured  # with pydantic's validation machinery: on first use
 
-        return await ask_structured(self, messages, output_type, retries=retries, **settings)
+        chat = to_messages(messages)
+        await self._ensure_ready()
+        return await ask_structured(
+            self.complete, chat, output_type, model=self.model, response_schema=self._supports_response_schema(),
+            retries=retries, **settings,
+        )

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from ..chat import ChatMessage
 from .errors import StructuredOutputError
 
-if TYPE_CHECKING:
-    from .base import BaseLLM, MessagesLike
 
 __all__ = ["ask_structured", "schema_instruction", "response_format_for", "parse_reply"]
 
@@ -68,23 +67,33 @@ def _problem(error: ValidationError) -> str:
 
 
 async def ask_structured(
-    llm: BaseLLM, messages: MessagesLike, output_type: type[T], *, retries: int = 1, **settings: Any
+    complete: Callable[..., Awaitable[Any]],
+    messages: list[ChatMessage],
+    output_type: type[T],
+    *,
+    model: str,
+    response_schema: bool,
+    retries: int = 1,
+    **settings: Any,
 ) -> T:
-    from .base import to_messages
+    """Ask through ``complete`` (a model's ``complete``) until the reply validates as ``output_type``.
 
+    It is given the model's parts rather than the model, so that this module
+    needs nothing of ``base`` (which imports it): ``response_schema`` says
+    whether the provider enforces a JSON schema itself.
+    """
     if not (isinstance(output_type, type) and issubclass(output_type, BaseModel)):
         raise TypeError(
             f"structured() needs a pydantic model class, not {output_type!r}; "
             "wrap other types in a model, e.g. class Answer(BaseModel): items: list[str]"
         )
-    chat = [ChatMessage(role="system", content=schema_instruction(output_type)), *to_messages(messages)]
-    await llm._ensure_ready()
-    if llm._supports_response_schema():
+    chat = [ChatMessage(role="system", content=schema_instruction(output_type)), *messages]
+    if response_schema:
         settings.setdefault("response_format", response_format_for(output_type))
     problem = ""
     text = ""
     for _ in range(retries + 1):
-        response = await llm.complete(chat, **settings)
+        response = await complete(chat, **settings)
         text = response.text
         try:
             return parse_reply(text, output_type)
@@ -105,5 +114,5 @@ async def ask_structured(
     raise StructuredOutputError(
         f"The model's reply is not a valid {output_type.__name__} after {retries + 1} tries ({problem}); "
         f"last reply: {shown!r}",
-        model=llm.model,
+        model=model,
     )
