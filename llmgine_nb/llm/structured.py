@@ -18,7 +18,6 @@ from pydantic import BaseModel, ValidationError
 from ..chat import ChatMessage
 from .errors import StructuredOutputError
 
-
 __all__ = ["ask_structured", "schema_instruction", "response_format_for", "parse_reply"]
 
 T = TypeVar("T", bound=BaseModel)
