@@ -1,20 +1,29 @@
-"""Text that can always be stored, sent and shown: lone surrogates replaced at the edges.
+"""Text helpers every layer shares, one definition each.
 
-Python strings may hold lone UTF-16 surrogates (``"\\ud800"``): a JSON escape
-from a model, a tool's ``bytes.decode(errors="surrogateescape")``, a pasted
-prompt.  UTF-8 cannot encode them, so SQLite, files and sockets refuse the
-string and the message would be lost.  Text is made safe where it enters
-(the user's prompt, the model's reply and tool-call arguments, a tool's
-result): a surrogate pair is joined into the character it stands for, and a
-lone surrogate becomes U+FFFD (the replacement character, "�").  Everything
-else is left exactly as it was.
+* ``clean_text`` / ``clean_value``: text that can always be stored, sent and
+  shown, lone surrogates replaced at the edges.
+
+  Python strings may hold lone UTF-16 surrogates (``"\\ud800"``): a JSON escape
+  from a model, a tool's ``bytes.decode(errors="surrogateescape")``, a pasted
+  prompt.  UTF-8 cannot encode them, so SQLite, files and sockets refuse the
+  string and the message would be lost.  Text is made safe where it enters
+  (the user's prompt, the model's reply and tool-call arguments, a tool's
+  result): a surrogate pair is joined into the character it stands for, and a
+  lone surrogate becomes U+FFFD (the replacement character, "�").  Everything
+  else is left exactly as it was.
+
+* ``clip``: cutting text to a length, for a person or for a model;
+  ``estimate_tokens``: the one rough token count (tools, the LLM layer, the
+  context compiler and the notebook used to have a copy each).
+
+This module imports nothing of the package, so anything may import it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["clean_text", "clean_value", "REPLACEMENT"]
+__all__ = ["clean_text", "clean_value", "REPLACEMENT", "clip", "estimate_tokens", "CHARS_PER_TOKEN"]
 
 REPLACEMENT = "\ufffd"
 
@@ -40,3 +49,30 @@ def clean_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(clean_value(v) for v in value)
     return value
+
+
+#: About four characters a token: close for English, and cheap to compute.
+CHARS_PER_TOKEN = 4
+
+
+def clip(text: str | None, limit: int, *, one_line: bool = False, note: bool = False) -> str:
+    """``text`` cut to at most ``limit`` characters.
+
+    For a person (the default) it ends in "…".  ``note=True`` is for a model
+    or an error message: the kept ``limit`` characters are followed by how
+    many were cut, so the reader knows something is missing.  ``one_line``
+    turns line breaks into spaces first (table cells, one-line summaries).
+    """
+    text = text or ""
+    if one_line:
+        text = text.replace("\n", " ")
+    if len(text) <= limit:
+        return text
+    if note:
+        return text[:limit] + f"... [{len(text) - limit} characters cut]"
+    return text[: max(limit - 1, 0)] + "…"
+
+
+def estimate_tokens(text: str | None) -> int:
+    """A rough token count, rounded up, for offline models and providers that report none."""
+    return -(-len(text) // CHARS_PER_TOKEN) if text else 0

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..chat import ChatMessage
+from ..text import estimate_tokens
 
 __all__ = ["TokenCounter", "is_offline_model", "estimate_text_tokens"]
 
@@ -23,7 +24,8 @@ _OFFLINE_PREFIXES = ("scripted",)
 
 # Per-message framing the chat formats add around the content (role, separators).
 MESSAGE_OVERHEAD = 4
-_CHARS_PER_TOKEN = 4
+# The estimate is the package's one (llmgine_nb.text); the context package calls it by this name.
+estimate_text_tokens = estimate_tokens
 
 
 def _load_litellm() -> Any:
@@ -42,13 +44,6 @@ def _load_litellm() -> Any:
 def is_offline_model(model: str | None) -> bool:
     """True for models counted with the estimate (no model, or the scripted model)."""
     return model is None or model.startswith(_OFFLINE_PREFIXES)
-
-
-def estimate_text_tokens(text: str | None) -> int:
-    """About four characters per token, rounded up: close for English, cheap to compute."""
-    if not text:
-        return 0
-    return -(-len(text) // _CHARS_PER_TOKEN)
 
 
 def _estimate_message(message: ChatMessage) -> int:

@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 
 from ..chat import ChatMessage, ToolCall, Usage
 from ..secret_names import is_secret_name
-from ..text import clean_text
+from ..text import clean_text, estimate_tokens
 from .errors import BadResponseError, LLMError, from_exception
 from .events import (
     LLMCallFailed,
@@ -165,11 +165,6 @@ def to_messages(messages: MessagesLike) -> list[ChatMessage]:
     if not out:
         raise ValueError("a model call needs at least one message")
     return out
-
-
-def estimate_tokens(text: str | None) -> int:
-    """A rough token count (about four characters a token), for models that report none."""
-    return (len(text) + 3) // 4 if text else 0
 
 
 def public_url(url: str) -> str:

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+from ..replies import is_on
 from .errors import RealModelsBlockedError
 
 __all__ = [
@@ -54,7 +55,7 @@ _overrides: list[_Override] = []
 
 
 def _env_blocks() -> bool:
-    return os.environ.get(BLOCK_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    return is_on(os.environ.get(BLOCK_ENV, ""))
 
 
 def real_models_allowed() -> bool:

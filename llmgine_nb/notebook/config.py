@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .render import FORMATS
+from ..replies import is_on
 
-__all__ = ["NotebookConfig", "UI_MODES", "APPROVAL_PROMPTS"]
+__all__ = ["NotebookConfig", "UI_MODES", "APPROVAL_PROMPTS", "FORMATS"]
 
+#: How an answer can be shown: the one list of the output formats (``-f``/``--format``, ``format=``).
+FORMATS = ("markdown", "text", "code", "json")
 UI_MODES = ("auto", "widgets", "markdown", "text")
 APPROVAL_PROMPTS = ("command", "input")
 
@@ -46,7 +48,7 @@ class NotebookConfig:
         current = getattr(self, name)
         try:
             if isinstance(current, bool):
-                value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+                value = is_on(value)
             elif isinstance(current, int) and not isinstance(current, bool):
                 value = int(value)
             elif isinstance(current, float):

@@ -19,10 +19,14 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from ..text import clip
+from .config import FORMATS
 from .transcript import Approval, Block, NoticeBlock, QuestionBlock, TextBlock, ToolBlock, Transcript
 
 __all__ = [
     "FORMATS",
+    "RISK_COLOUR",
+    "risk_badge",
     "NBVAL_SANITIZE",
     "esc",
     "fmt_cost",
@@ -44,7 +48,6 @@ __all__ = [
     "bundle",
 ]
 
-FORMATS = ("markdown", "text", "code", "json")
 
 #: An nbval sanitize file (``pytest --nbval --nbval-sanitize-with FILE``) for turn outputs.
 #: Their text/plain is the same run after run; the Markdown shows latencies and clock
@@ -166,17 +169,13 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{minutes} min {rest} s"
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def call_signature(name: str, arguments: dict[str, Any] | None, raw: str = "", limit: int = 90) -> str:
     """``add(a=1, b=2)``: a call as a person reads it, cut to ``limit`` characters."""
     if arguments is None:
         inner = raw or ""
     else:
         inner = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False, default=str)}" for k, v in arguments.items())
-    return _clip(f"{name}({inner})", limit)
+    return clip(f"{name}({inner})", limit)
 
 
 def pretty_json(value: Any) -> str:
@@ -313,11 +312,16 @@ def _pre(text: str, colour: str | None = None) -> str:
     return f'<pre style="{style}">{_pre_html(text)}</pre>'
 
 
-def _risk_badge(risk: str) -> str:
-    colour = {"read": OK, "write": WARN, "destructive": ERROR}.get(risk, WARN)
+#: The colour of each risk level, wherever a risk is shown (cards, boxes, the tools table).
+RISK_COLOUR = {"read": OK, "write": WARN, "destructive": ERROR}
+
+
+def risk_badge(risk: str) -> str:
+    """The risk of a tool call as a small coloured label (an unknown risk looks like ``write``)."""
+    colour = RISK_COLOUR.get(risk, WARN)
     return (
-        f'<span style="font-size:.75em;font-weight:600;text-transform:uppercase;padding:.05em .45em;'
-        f'border:1px solid {colour};color:{colour};border-radius:3px">{esc(risk)}</span>'
+        f'<span style="font-size:.75em;font-weight:700;text-transform:uppercase;padding:.05em .45em;'
+        f'border:1px solid {colour};color:{colour};border-radius:3px;vertical-align:middle">{esc(risk)}</span>'
     )
 
 
@@ -363,7 +367,7 @@ def tool_box_html(block: ToolBlock, *, open: bool = False, answer_hint: bool = F
         body.append(_label("Approval"))
         if approval.pending:
             why = f" - {approval.reason}" if approval.reason else ""
-            body.append(f"<div>{_risk_badge(approval.risk)} Needs your approval{esc(why)}</div>")
+            body.append(f"<div>{risk_badge(approval.risk)} Needs your approval{esc(why)}</div>")
             if approval.preview:
                 body.append(_pre(approval.preview))
             if answer_hint:
@@ -528,9 +532,9 @@ def _tool_text(block: ToolBlock, *, stable: bool = False) -> str:
         else:
             lines.append(f"  {decision_sentence(block.approval, with_time=not stable)}")
     if block.result is not None:
-        lines.append("  result: " + _clip(block.result.replace("\n", " "), 200))
+        lines.append("  result: " + clip(block.result.replace("\n", " "), 200))
     if block.error:
-        lines.append("  " + _clip(block.error.replace("\n", " "), 200))
+        lines.append("  " + clip(block.error.replace("\n", " "), 200))
     return "\n".join(lines)
 
 

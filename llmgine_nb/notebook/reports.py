@@ -1,33 +1,31 @@
-"""What ``%llmgine sessions/history/tools/usage/log/config/keys/model`` show: tables and charts.
+"""What ``%llmgine sessions/history/tools/usage/config/keys/model`` show: tables and charts.
 
 Each report is a plain object with ``_repr_html_`` (a styled table, inline
 SVG charts) and a ``text/plain`` fallback (``__repr__``) that reads well in a
-terminal and in nbval.  ``LogReport`` also offers a widget form with a
-filter (``widget_bundle()``), used where the frontend has widgets.
+terminal and in nbval.  The event log's report, with its widget form, is
+``log_report.LogReport``; the functions that make each report from the
+store are in ``lookback``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from ..text import clip
 from .render import (
     BORDER,
     CODE_FONT,
-    ERROR,
     MUTED,
-    OK,
     PANEL,
-    WARN,
     esc,
-    fmt_cost,
     fmt_duration,
     fmt_total_cost,
     pretty_json,
+    risk_badge,
 )
-from .svg import Span, line_chart, timeline
+from .svg import line_chart
 
 __all__ = [
     "Report",
@@ -39,9 +37,10 @@ __all__ = [
     "KeysReport",
     "ConfigReport",
     "UsageReport",
-    "LogReport",
     "html_table",
     "text_table",
+    "report_title",
+    "plural",
 ]
 
 _TABLE = (
@@ -82,7 +81,7 @@ def text_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     return "\n".join(out)
 
 
-def _title(text: str, note: str = "") -> str:
+def report_title(text: str, note: str = "") -> str:
     note_html = f' <span style="color:{MUTED};font-weight:400;font-size:12px">{esc(note)}</span>' if note else ""
     return f'<div style="font-weight:600;margin:.2em 0 .3em">{esc(text)}{note_html}</div>'
 
@@ -91,12 +90,7 @@ def _when(value: datetime | None) -> str:
     return value.astimezone().strftime("%Y-%m-%d %H:%M") if value else ""
 
 
-def _clip(text: str | None, limit: int) -> str:
-    text = (text or "").replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _plural(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
@@ -149,10 +143,10 @@ class SessionsReport(Report):
 
     def html(self) -> str:
         if not self.summaries:
-            return _title("No sessions yet", "ask something and one starts")
+            return report_title("No sessions yet", "ask something and one starts")
         rows = [[esc(c) if i != 2 else _code(c) for i, c in enumerate(r)] for r in self._rows()]
         note = "resume one with %llmgine resume NAME or ID"
-        return _title(_plural(len(self.summaries), "session"), note) + html_table(self._HEADERS, rows, numeric=(4, 6, 7))
+        return report_title(plural(len(self.summaries), "session"), note) + html_table(self._HEADERS, rows, numeric=(4, 6, 7))
 
     def text(self) -> str:
         if not self.summaries:
@@ -174,7 +168,7 @@ class HistoryReport(Report):
     def _content(self, message: Any) -> str:
         text = message.content or ""
         if message.tool_calls:
-            calls = ", ".join(f"{c.name}({_clip(c.raw_arguments, 60)})" for c in message.tool_calls)
+            calls = ", ".join(f"{c.name}({clip(c.raw_arguments, 60, one_line=True)})" for c in message.tool_calls)
             text = (text + "\n" if text else "") + f"→ calls {calls}"
         if message.status == "interrupted":
             text += " [stopped: partial]"
@@ -183,24 +177,24 @@ class HistoryReport(Report):
     def html(self) -> str:
         name = self.session.name or self.session.id[:12]
         if not self.messages:
-            return _title(f"Session {name}", "no messages yet")
+            return report_title(f"Session {name}", "no messages yet")
         rows = []
         for m in self.messages:
             colour = _ROLE_COLOUR.get(m.role, MUTED)
             role = f'<span style="color:{colour};font-weight:600">{esc(m.role)}</span>'
-            content = esc(_clip(self._content(m), 600))
+            content = esc(clip(self._content(m), 600, one_line=True))
             rows.append([role, f'<div style="white-space:pre-wrap;max-width:60em">{content}</div>',
                          _code(m.id[:12]), esc(m.created.astimezone().strftime("%H:%M:%S"))])
-        note = f"{_plural(len(self.messages), 'message')} · fork at one with %llmgine fork ID"
-        return _title(f"Session {name}", note) + html_table(("role", "message", "id", "time"), rows)
+        note = f"{plural(len(self.messages), 'message')} · fork at one with %llmgine fork ID"
+        return report_title(f"Session {name}", note) + html_table(("role", "message", "id", "time"), rows)
 
     def text(self) -> str:
         name = self.session.name or self.session.id[:12]
         if not self.messages:
             return f"Session {name}: no messages yet."
-        lines = [f"Session {name}: {_plural(len(self.messages), 'message')}"]
+        lines = [f"Session {name}: {plural(len(self.messages), 'message')}"]
         for m in self.messages:
-            lines.append(f"[{m.role}] {_clip(self._content(m), 300)}  ({m.id[:12]})")
+            lines.append(f"[{m.role}] {clip(self._content(m), 300, one_line=True)}  ({m.id[:12]})")
         return "\n".join(lines)
 
 
@@ -218,18 +212,18 @@ class SearchReport(Report):
 
     def html(self) -> str:
         if not self.hits:
-            return _title(f"Nothing found for “{self.query}”")
+            return report_title(f"Nothing found for “{self.query}”")
         rows = [
             [esc(h.session_name or h.session_id[:12]), esc(h.role), self._snippet_html(h.snippet), esc(_when(h.created))]
             for h in self.hits
         ]
-        return _title(f"{_plural(len(self.hits), 'message')} match “{self.query}”") + html_table(("session", "role", "match", "when"), rows)
+        return report_title(f"{plural(len(self.hits), 'message')} match “{self.query}”") + html_table(("session", "role", "match", "when"), rows)
 
     def text(self) -> str:
         if not self.hits:
             return f"Nothing found for {self.query!r}."
         return "\n".join(
-            f"{h.session_name or h.session_id[:12]} [{h.role}] {_clip(h.snippet, 160)}" for h in self.hits
+            f"{h.session_name or h.session_id[:12]} [{h.role}] {clip(h.snippet, 160, one_line=True)}" for h in self.hits
         )
 
 
@@ -256,24 +250,23 @@ class ToolsReport(Report):
 
     def html(self) -> str:
         if not self.tools:
-            return _title("No tools yet", "decorate a function with @tool in this notebook to offer it to the model")
+            return report_title("No tools yet", "decorate a function with @tool in this notebook to offer it to the model")
         rows = []
         for t in self.tools:
-            colour = {"read": OK, "write": WARN, "destructive": ERROR}.get(t.risk, WARN)
             policy = _policy(t) + (" · allowed for this session" if t.name in self.always else "")
             schema = (f'<details><summary style="cursor:pointer;color:{MUTED}">parameters</summary>'
                       f'<pre style="margin:.2em 0;padding:.4em;background:{PANEL};font-size:11px">'
                       f"{esc(pretty_json(t.parameters))}</pre></details>")
             rows.append([
-                _code(t.name), f'<span style="color:{colour};font-weight:600">{esc(t.risk)}</span>', esc(policy),
-                esc(", ".join(sorted(t.permissions)) or "-"), esc(_clip(t.description, 160)) + schema,
+                _code(t.name), risk_badge(t.risk), esc(policy),
+                esc(", ".join(sorted(t.permissions)) or "-"), esc(clip(t.description, 160, one_line=True)) + schema,
             ])
-        return _title(_plural(len(self.tools), "tool")) + html_table(("tool", "risk", "approval", "permissions", "description"), rows)
+        return report_title(plural(len(self.tools), "tool")) + html_table(("tool", "risk", "approval", "permissions", "description"), rows)
 
     def text(self) -> str:
         if not self.tools:
             return "No tools yet: decorate a function with @tool in this notebook to offer it to the model."
-        rows = [[t.name, t.risk, _policy(t), ", ".join(sorted(t.permissions)) or "-", _clip(t.description, 70)]
+        rows = [[t.name, t.risk, _policy(t), ", ".join(sorted(t.permissions)) or "-", clip(t.description, 70, one_line=True)]
                 for t in self.tools]
         return text_table(("tool", "risk", "approval", "permissions", "description"), rows)
 
@@ -293,7 +286,7 @@ class ModelReport(Report):
 
     def html(self) -> str:
         rows = [[_code(a), esc(b)] for a, b in self._alias_rows()]
-        return (_title(f"Model: {self.model}", "switch with %llmgine model NAME")
+        return (report_title(f"Model: {self.model}", "switch with %llmgine model NAME")
                 + html_table(("alias", "model"), rows))
 
     def text(self) -> str:
@@ -313,7 +306,7 @@ class KeysReport(Report):
         rows = [[esc(p), _code(k) if k != "not set" else f'<span style="color:{MUTED}">not set</span>']
                 for p, k in self._rows()]
         count = sum(1 for k in self.status.values() if k)
-        return _title(f"{count} provider key{'s' if count != 1 else ''} set", "keys are never shown in full") + html_table(("provider", "key"), rows)
+        return report_title(f"{count} provider key{'s' if count != 1 else ''} set", "keys are never shown in full") + html_table(("provider", "key"), rows)
 
     def text(self) -> str:
         return text_table(("provider", "key"), self._rows())
@@ -329,7 +322,7 @@ class ConfigReport(Report):
     def html(self) -> str:
         rows = [[_code(n), esc(v), f'<span style="color:{MUTED}">{esc(s)}</span>'] for n, v, s in self.rows]
         note = f"front end in use: {self.ui} · change with %llmgine config NAME=VALUE"
-        return _title("Configuration", note) + html_table(("setting", "value", "from"), rows)
+        return report_title("Configuration", note) + html_table(("setting", "value", "from"), rows)
 
     def text(self) -> str:
         return text_table(("setting", "value", "from"), self.rows)
@@ -372,7 +365,7 @@ class UsageReport(Report):
 
     def html(self) -> str:
         if not self.rows:
-            return _title(f"No model calls yet ({self.scope})")
+            return report_title(f"No model calls yet ({self.scope})")
         tokens, cost = self.series()
         rows = [[esc(c) for c in r] for r in self._table_rows()]
         charts = (
@@ -381,191 +374,9 @@ class UsageReport(Report):
             + line_chart(cost, title="Cost over time (cumulative, USD)", money=True, width=460)
             + "</div>"
         )
-        return _title(f"Usage · {self.scope}") + html_table(self._HEADERS, rows, numeric=(1, 2, 3, 4, 5, 6)) + charts
+        return report_title(f"Usage · {self.scope}") + html_table(self._HEADERS, rows, numeric=(1, 2, 3, 4, 5, 6)) + charts
 
     def text(self) -> str:
         if not self.rows:
             return f"No model calls yet ({self.scope})."
         return f"Usage · {self.scope}\n" + text_table(self._HEADERS, self._table_rows())
-
-
-# -- the event log ---------------------------------------------------------------------------
-
-
-def event_summary(event: Any) -> str:
-    """One line saying what an event says."""
-    name = type(event).__name__
-    get = lambda key, default=None: getattr(event, key, default)  # noqa: E731
-    if name == "TurnStarted":
-        return f"{get('model')} · “{_clip(get('text'), 80)}”"
-    if name == "TurnFinished":
-        usage = get("usage")
-        return (f"{get('status')} · {usage.input_tokens:,} in / {usage.output_tokens:,} out · "
-                f"{fmt_cost(get('cost_usd'))} · {fmt_duration(get('latency_s'))}")
-    if name == "TurnFailed":
-        return f"{get('kind')}: {_clip(get('reason'), 160)}"
-    if name == "TurnCancelled":
-        return f"{get('reason')} · {len(get('partial_text') or '')} characters kept"
-    if name == "LLMCallStarted":
-        tools = f" · tools: {', '.join(get('tool_names'))}" if get("tool_names") else ""
-        return f"{get('model')} · {_plural(get('message_count'), 'message')}{tools}"
-    if name == "LLMCallFinished":
-        usage = get("usage")
-        return (f"{get('model')} · {get('finish_reason') or ''} · {usage.input_tokens:,} in / "
-                f"{usage.output_tokens:,} out · {fmt_cost(get('cost_usd'))} · {fmt_duration(get('latency_s'))}")
-    if name == "LLMCallFailed":
-        retry = " (retrying)" if get("will_retry") else ""
-        return f"{get('error_kind')}: {_clip(get('message'), 140)}{retry}"
-    if name in ("LLMRetry", "LLMFallback", "LLMNotice"):
-        return _clip(get("message"), 160)
-    if name == "ContextCompiled":
-        return f"{get('total_tokens'):,} of {get('budget_tokens'):,} tokens · {get('dropped_messages')} dropped"
-    if name == "ToolCallRequested":
-        return f"{get('tool_name')}({_clip(get('raw_arguments'), 80)})"
-    if name == "ToolValidationFailed":
-        return f"{get('tool_name')}: {_clip(get('error'), 140)}"
-    if name == "ToolPermissionChecked":
-        return f"{get('tool_name')}: {'granted' if get('granted') else 'missing ' + ', '.join(get('missing'))}"
-    if name == "ToolImpactAssessed":
-        return f"{get('tool_name')}: risk {get('risk')}, {'asks' if get('requires_approval') else 'no approval'}"
-    if name == "ApprovalRequested":
-        return f"{get('tool_name')}: {_clip(get('reason'), 120)}"
-    if name == "ApprovalDecided":
-        who = event.metadata.get("decided_by") or get("source")
-        return f"{get('tool_name')}: {get('decision')} by {who}" + (f" · {get('message')}" if get("message") else "")
-    if name in ("ToolStarted", "ToolArgumentsValidated"):
-        return f"{get('tool_name')}({_clip(json.dumps(get('arguments'), default=str), 80)})"
-    if name == "ToolFinished":
-        result = get("result")
-        return f"{get('tool_name')}: {result.status} · {fmt_duration(result.duration)} · {_clip(result.content, 100)}"
-    if name == "HandlerFailed":
-        return f"{get('handler')}: {_clip(get('error'), 140)}"
-    if name == "UnknownEvent":
-        return f"(stored as {get('stored_type')})"
-    data = event.model_dump(mode="json", exclude={"id", "timestamp", "session_id", "metadata"})
-    return _clip(json.dumps(data, default=str), 160)
-
-
-def event_spans(events: Sequence[Any]) -> list[Span]:
-    """Turns, model calls, tool runs and approval waits, from start and end events."""
-    open_: dict[tuple[str, str], Any] = {}
-    spans: list[Span] = []
-    turn_number = 0
-    starts = {"TurnStarted": "turn", "LLMCallStarted": "model", "ToolStarted": "tool", "ApprovalRequested": "approval"}
-    ends = {
-        "TurnFinished": "turn", "TurnFailed": "turn", "TurnCancelled": "turn",
-        "LLMCallFinished": "model", "LLMCallFailed": "model", "ToolFinished": "tool", "ApprovalDecided": "approval",
-    }
-    for event in events:
-        name = type(event).__name__
-        kind = starts.get(name) or ends.get(name)
-        if kind is None:
-            continue
-        key = (kind, getattr(event, "turn_id", None) or getattr(event, "call_id", None) or "")
-        if name in starts:
-            open_[key] = event
-            continue
-        if name == "LLMCallFailed" and getattr(event, "will_retry", False):
-            continue
-        start = open_.pop(key, None)
-        if start is None:
-            continue
-        ok = name not in ("TurnFailed", "TurnCancelled", "LLMCallFailed")
-        if kind == "turn":
-            turn_number += 1
-            row, label = f"turn {turn_number}", _clip(getattr(start, "text", ""), 60)
-        elif kind == "model":
-            row, label = f"model · {start.model}", start.model
-        elif kind == "tool":
-            result = getattr(event, "result", None)
-            ok = ok and (result is None or result.status == "ok")
-            row, label = f"tool · {start.tool_name}", start.tool_name
-        else:
-            ok = bool(getattr(event, "approved", True))
-            row, label = f"approval · {start.tool_name}", f"{start.tool_name}: {getattr(event, 'decision', '')}"
-        spans.append(Span(row, start.timestamp, event.timestamp, kind, label, ok))
-    return spans
-
-
-class LogReport(Report):
-    """``%llmgine log``: the session's events as a filterable table and a timeline of spans."""
-
-    MAX_ROWS = 500
-
-    def __init__(self, events: Sequence[Any], session_id: str = "") -> None:
-        self.events = list(events)
-        self.session_id = session_id
-
-    def _rows(self, events: Sequence[Any]) -> list[list[str]]:
-        return [
-            [e.timestamp.astimezone().strftime("%H:%M:%S.%f")[:-3], type(e).__name__, event_summary(e)]
-            for e in events
-        ]
-
-    def filtered(self, text: str = "", kind: str = "") -> list[Any]:
-        text = text.lower()
-        return [
-            e for e in self.events
-            if (not kind or type(e).__name__ == kind)
-            and (not text or text in type(e).__name__.lower() or text in event_summary(e).lower())
-        ]
-
-    def table_html(self, events: Sequence[Any] | None = None) -> str:
-        events = self.events if events is None else events
-        shown = events[-self.MAX_ROWS:]
-        rows = []
-        for when, name, summary in self._rows(shown):
-            colour = ERROR if "Failed" in name else WARN if name.startswith("Approval") else MUTED
-            rows.append([f'<span style="color:{MUTED};font-variant-numeric:tabular-nums">{esc(when)}</span>',
-                         f'<span style="color:{colour};font-weight:600">{esc(name)}</span>', esc(summary)])
-        note = "" if len(shown) == len(events) else f'<div style="color:{MUTED}">showing the last {len(shown)} of {len(events)}</div>'
-        table = html_table(("time", "event", "what"), rows)
-        return f'<div style="max-height:28em;overflow:auto">{table}</div>{note}'
-
-    def timeline_html(self) -> str:
-        return timeline(event_spans(self.events))
-
-    def html(self) -> str:
-        if not self.events:
-            return _title("No events logged for this session yet")
-        return (_title(f"Event log · {len(self.events)} events", f"session {self.session_id[:12]}")
-                + self.timeline_html() + self.table_html())
-
-    def text(self) -> str:
-        if not self.events:
-            return "No events logged for this session yet."
-        rows = self._rows(self.events[-self.MAX_ROWS:])
-        return f"Event log · {len(self.events)} events\n" + text_table(("time", "event", "what"), [[a, b, _clip(c, 100)] for a, b, c in rows])
-
-    # -- the widget form: a filter above the table --------------------------------------
-
-    def widget(self) -> Any:
-        import ipywidgets as w
-
-        kinds = sorted({type(e).__name__ for e in self.events})
-        search = w.Text(placeholder="filter: words in the event or its summary", layout=w.Layout(width="22em"))
-        kind = w.Dropdown(options=[("all events", "")] + [(k, k) for k in kinds], value="",
-                          layout=w.Layout(width="16em"))
-        count = w.HTML()
-        table = w.HTML()
-
-        def refresh(_: Any = None) -> None:
-            chosen = self.filtered(search.value, kind.value)
-            count.value = f'<span style="color:{MUTED}">{len(chosen)} of {len(self.events)} events</span>'
-            table.value = self.table_html(chosen)
-
-        search.observe(refresh, names="value")
-        kind.observe(refresh, names="value")
-        refresh()
-        header = w.HTML(_title(f"Event log · {len(self.events)} events", f"session {self.session_id[:12]}")
-                        + self.timeline_html())
-        return w.VBox([header, w.HBox([search, kind, count]), table])
-
-    def widget_bundle(self) -> dict[str, Any]:
-        """The widget, with the static HTML and the text as fallbacks."""
-        view = self.widget()
-        return {
-            "application/vnd.jupyter.widget-view+json": {"version_major": 2, "version_minor": 0, "model_id": view.model_id},
-            "text/html": self.html(),
-            "text/plain": self.text(),
-        }

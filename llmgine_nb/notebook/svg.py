@@ -7,10 +7,11 @@ titles give exact values.  Text colours follow JupyterLab's theme variables.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..text import clip
 from .render import esc
 
 __all__ = ["PALETTE", "Span", "line_chart", "timeline", "nice_ticks"]
@@ -51,7 +52,7 @@ def _fmt_number(value: float, money: bool = False) -> str:
 
 
 def line_chart(
-    series: dict[str, Sequence[tuple[datetime, float]]],
+    series: Mapping[str, Sequence[tuple[datetime, float]]],
     *,
     title: str,
     money: bool = False,
@@ -114,7 +115,7 @@ def line_chart(
         # legend below the axis
         lx = left + index * 170
         parts.append(f'<rect x="{lx}" y="{height - 14}" width="10" height="10" rx="2" fill="{colour}"/>')
-        parts.append(f'<text x="{lx + 14}" y="{height - 5}" fill="{_TEXT}">{esc(_clip(name, 24))}</text>')
+        parts.append(f'<text x="{lx + 14}" y="{height - 5}" fill="{_TEXT}">{esc(clip(name, 24))}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -162,7 +163,7 @@ def timeline(spans: Sequence[Span], *, width: int = 720, row_height: int = 22) -
         y = top + index * row_height
         if index % 2 == 0:
             parts.append(f'<rect x="0" y="{y}" width="{width}" height="{row_height}" fill="{_GRID}" opacity="0.35"/>')
-        parts.append(f'<text x="6" y="{y + row_height - 7}" fill="{_TEXT}">{esc(_clip(row, 26))}</text>')
+        parts.append(f'<text x="6" y="{y + row_height - 7}" fill="{_TEXT}">{esc(clip(row, 26))}</text>')
     for span in spans:
         y = top + rows.index(span.row) * row_height + 4
         x0 = x(span.start)
@@ -188,7 +189,3 @@ def timeline(spans: Sequence[Span], *, width: int = 720, row_height: int = 22) -
         f"0 0 {width} {height}", f"0 0 {width} {height + 14}")
     parts.append("</svg>")
     return "".join(parts)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -21,7 +21,7 @@ from typing import Any
 import ipywidgets as w
 
 from ..tools.approval import ApprovalDecision
-from .render import BORDER, CODE_FONT, ERROR, INFO, MUTED, OK, WARN, decision_sentence, esc, pretty_json
+from .render import BORDER, CODE_FONT, ERROR, INFO, MUTED, OK, WARN, decision_sentence, esc, pretty_json, risk_badge
 from .transcript import QuestionBlock, ToolBlock
 
 __all__ = ["ApprovalCard", "QuestionCard", "Decide", "Answer", "CARD_CSS", "close_tree"]
@@ -46,17 +46,6 @@ CARD_CSS = f"""<style>
   border-radius: 4px; white-space: pre-wrap; word-break: break-word; font-family: {CODE_FONT};
   font-size: .85em; max-height: 18em; overflow: auto; }}
 </style>"""
-
-_RISK_COLOUR = {"read": OK, "write": WARN, "destructive": ERROR}
-
-
-def _risk_badge(risk: str) -> str:
-    colour = _RISK_COLOUR.get(risk, WARN)
-    return (
-        f'<span style="font-size:.72em;font-weight:700;text-transform:uppercase;padding:.08em .45em;'
-        f'border:1px solid {colour};color:{colour};border-radius:3px;vertical-align:middle">{esc(risk)}</span>'
-    )
-
 
 def _card_title(text: str, colour: str) -> str:
     return (f'<span style="font-size:.75em;font-weight:700;text-transform:uppercase;letter-spacing:.06em;'
@@ -145,7 +134,7 @@ class ApprovalCard:
         assert approval is not None
         return _card_title("Approval needed", WARN) + (
             f'<div style="margin-top:3px"><code style="font-size:1em;font-weight:600">{esc(block.tool_name)}</code> '
-            f'{_risk_badge(approval.risk)}</div>'
+            f'{risk_badge(approval.risk)}</div>'
             + (f'<div style="color:{MUTED};font-size:.88em;margin-top:2px">{esc(approval.description)}</div>'
                if approval.description else "")
         )

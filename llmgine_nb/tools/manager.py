@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ..chat import ToolCall
 from ..loop import BackgroundLoop
 from ..messages import Event, current_session_id
-from ..text import clean_text, clean_value
+from ..text import clean_text, clean_value, clip
 from .approval import ApprovalDecision, MalformedDecision, parse_decision
 from .commands import RequestApproval
 from .context import ToolContext, grant_covers
@@ -43,7 +43,7 @@ from .events import (
     ToolStarted,
     ToolValidationFailed,
 )
-from .results import ToolError, ToolResult, clip, jsonable, to_content, truncate
+from .results import ToolError, ToolResult, jsonable, to_content, truncate
 from .schema import ArgumentsInvalid, ValidatedArguments
 from .tool import Tool, _is_async_callable, string_set, tool_options
 
@@ -457,7 +457,7 @@ class ToolManager:
         if call.arguments is None:
             return await self._invalid(
                 call, base,
-                f"The arguments for tool '{call.name}' are not a valid JSON object: {clip(call.raw_arguments, 200)}. "
+                f"The arguments for tool '{call.name}' are not a valid JSON object: {clip(call.raw_arguments, 200, note=True)}. "
                 "Send the arguments as one JSON object and call the tool again.",
             )
         try:
@@ -568,7 +568,7 @@ class ToolManager:
                     content=f"The user edited the arguments, but the edit is invalid, so the call was not run.\n{exc}",
                     arguments=decision.arguments,
                 )
-            note = f"(The user changed the arguments before approving; it ran with {clip(str(validated.data), 200)}.)"
+            note = f"(The user changed the arguments before approving; it ran with {clip(str(validated.data), 200, note=True)}.)"
         reason = "approved"
         if decision.kind == "always":
             if tool.remember_approval:

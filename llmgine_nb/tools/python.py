@@ -30,7 +30,8 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from .results import ToolError, ToolOutput, clip
+from ..text import clip
+from .results import ToolError, ToolOutput
 from .tool import Tool
 
 __all__ = ["python_tool", "run_code"]
@@ -119,7 +120,7 @@ def run_code(code: str, namespace: MutableMapping[str, Any], *, max_repr: int = 
             if last is not None:
                 value = eval(compile(ast.Expression(last.value), filename, "eval"), namespace)  # noqa: S307
                 if value is not None:
-                    result = clip(repr(value), max_repr)
+                    result = clip(repr(value), max_repr, note=True)
         except (Exception, SystemExit) as exc:  # the model's errors are its to read
             error = {"type": type(exc).__name__, "message": str(exc), "traceback": _short_traceback(exc, filename)}
     return {"stdout": out.getvalue(), "stderr": err.getvalue(), "result": result, "error": error}

@@ -112,8 +112,3 @@ def truncate(text: str, limit: int | None) -> tuple[str, int]:
         "Ask for a smaller part (filter, page or summarise) if you need the rest.]"
     )
     return text[:limit] + note, cut
-
-
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters with a short note, for one-line mentions (errors, reprs)."""
-    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} characters cut]"
