@@ -95,7 +95,7 @@ def _stream_setup():
         if render:
             cell = LiveCell(Transcript("q"), DisplaySink(interactive=False))  # the default rate
             cell.start()
-            runtime._cells["s"] = cell
+            runtime.cells.open("s", cell)
         else:
             runtime.close()  # no subscribers at all: the bare stream
         start = time.perf_counter()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["clean_text", "clean_value", "REPLACEMENT", "clip", "estimate_tokens", "CHARS_PER_TOKEN"]
+__all__ = ["clean_text", "clean_value", "REPLACEMENT", "clip", "estimate_tokens", "tokens_for_chars", "CHARS_PER_TOKEN"]
 
 REPLACEMENT = "\ufffd"
 
@@ -75,4 +75,9 @@ def clip(text: str | None, limit: int, *, one_line: bool = False, note: bool = F
 
 def estimate_tokens(text: str | None) -> int:
     """A rough token count, rounded up, for offline models and providers that report none."""
-    return -(-len(text) // CHARS_PER_TOKEN) if text else 0
+    return tokens_for_chars(len(text)) if text else 0
+
+
+def tokens_for_chars(count: int) -> int:
+    """The estimate for ``count`` characters (when only their number is known, e.g. a stream's)."""
+    return -(-count // CHARS_PER_TOKEN)

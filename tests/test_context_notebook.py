@@ -47,7 +47,7 @@ def test_dataframes_are_summarised_not_pasted():
 
 def test_long_values_are_cut_short():
     text = describe_value(list(range(10_000)), max_chars=100)
-    assert len(text) < 150 and text.endswith("more characters)")
+    assert len(text) < 150 and text.endswith("characters cut]")
 
 
 def test_compiler_expands_system_prompt_and_memory_but_not_history():

@@ -12,9 +12,10 @@ import sys
 import textwrap
 
 import pytest
+from IPython.core.error import UsageError
 
 from llmgine_nb.notebook.extension import keep_questions
-from llmgine_nb.notebook.magics import SUBCOMMANDS, _split_prompt_options
+from llmgine_nb.notebook.magics import SUBCOMMANDS, parse_prompt_options
 
 PRELUDE = '''
 import sys, time
@@ -121,8 +122,8 @@ def test_deny_with_a_reason_and_usage_errors_without_tracebacks(tmp_path):
     assert "ran so far: []" in out
     assert "UsageError: there is no session 'nowhere'; `%llmgine sessions` lists them" in out
     assert "UsageError: ui must be one of auto, widgets, markdown, text, not 'fancy'" in out
-    assert "UsageError: unknown option --colour" in out
-    assert "UsageError: -m needs a value" in out
+    assert "UsageError: unknown option --colour; `%llmgine help` lists the options" in out
+    assert "UsageError: argument -m/--model: expected one argument" in out
     assert "Traceback" not in out
 
 
@@ -200,20 +201,45 @@ def test_reload_ext_leaves_no_duplicate_handlers_and_continues_the_session(tmp_p
 
 
 @pytest.mark.parametrize(
-    ("line", "argv", "prompt"),
+    ("line", "options", "prompt"),
     [
-        ("What's up?", [], "What's up?"),
-        ("-m fast --wait Why is the sky blue?", ["-m", "fast", "--wait"], "Why is the sky blue?"),
-        ('--system "Be brief" -f json List 3 colours', ["--system", "Be brief", "-f", "json"], "List 3 colours"),
-        ("--model=smart -- not an option?", ["--model", "smart"], "-- not an option?"),
+        ("What's up?", {}, "What's up?"),
+        ("-m fast --wait Why is the sky blue?", {"model": "fast", "wait": True}, "Why is the sky blue?"),
+        ('--system "Be brief" -f json List 3 colours', {"system": "Be brief", "format": "json"}, "List 3 colours"),
+        ('-m smart  Say  "hi"   twice, it\'s fine', {"model": "smart"}, 'Say  "hi"   twice, it\'s fine'),
+        ("--model=smart -- -5 degrees: cold?", {"model": "smart"}, "-5 degrees: cold?"),
+        ("-w", {"wait": True}, ""),
     ],
 )
-def test_prompt_options_are_parsed_and_the_rest_kept_as_typed(line, argv, prompt):
-    if line.startswith("--model=smart --"):
-        with pytest.raises(Exception, match="unknown option --"):
-            _split_prompt_options(line)
-        return
-    assert _split_prompt_options(line) == (argv, prompt)
+def test_prompt_options_are_parsed_by_argparse_and_the_rest_kept_as_typed(line, options, prompt):
+    args, rest = parse_prompt_options(line)
+    assert rest == prompt
+    defaults = {"model": None, "session": None, "system": None, "no_tools": False, "format": None, "schema": None,
+                "out": None, "wait": False}
+    assert vars(args) == {**defaults, **options}
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("--colour red What?", "unknown option --colour; `%llmgine help` lists the options"),
+        ("-m", "argument -m/--model: expected one argument; `%llmgine help` lists the options"),
+        ("-f html Hi", "argument -f/--format: invalid choice: 'html'"),
+    ],
+)
+def test_bad_prompt_options_are_a_sentence(line, message):
+    with pytest.raises(UsageError) as caught:
+        parse_prompt_options(line)
+    assert message in str(caught.value)
+
+
+def test_help_shows_the_format_choices_readably():
+    from llmgine_nb.notebook.magics import LLMgineMagics
+
+    doc = " ".join(LLMgineMagics.llmgine.__doc__.split())  # argparse wraps lines at its own width
+    assert "-f FORMAT, --format FORMAT" in doc
+    assert "how to show the answer: markdown, text, code or json (default: markdown)" in doc
+    assert "{markdown,text,code,json}" not in doc
 
 
 def test_every_subcommand_of_the_issue_exists():

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..text import clip
+
 __all__ = ["NotebookContext", "describe_value", "summarise_dataframe"]
 
 _BRACED = re.compile(r"\{\{|\}\}|\{(In|Out)\[(\d+)\]\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -62,10 +64,7 @@ def describe_value(value: Any, *, name: str | None = None, max_chars: int = 2000
         return summarise_dataframe(value, name=name, rows=rows)
     if _is_pandas(value, "Series"):
         return _summarise_series(value, name=name, rows=rows)
-    text = value if isinstance(value, str) else repr(value)
-    if len(text) > max_chars:
-        text = text[:max_chars] + f"… ({len(text) - max_chars:,} more characters)"
-    return text
+    return clip(value if isinstance(value, str) else repr(value), max_chars, note=True)
 
 
 @dataclass

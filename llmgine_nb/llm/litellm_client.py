@@ -19,8 +19,9 @@ from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..chat import ChatMessage, ToolCall, Usage
+from ..text import estimate_tokens, tokens_for_chars
 from ._litellm import aload_litellm, load_litellm
-from .base import BaseLLM, CallRecorder, RawReply, StreamDelta, StreamEnd, estimate_tokens, public_settings
+from .base import BaseLLM, CallRecorder, RawReply, StreamDelta, StreamEnd, public_settings
 from .blocking import check_real_call, is_loopback_url, real_models_allowed
 from .config import Settings, provider_of
 from .errors import BadResponseError
@@ -156,7 +157,7 @@ async def stream_pieces(
         # The server reported none (e.g. no stream_options support): estimate, never leave it blank.
         usage = Usage(
             input_tokens=sum(estimate_tokens(m.content) + 4 for m in messages),
-            output_tokens=(out_chars + 3) // 4,
+            output_tokens=tokens_for_chars(out_chars),
         )
     if cost is None:
         cost = cost_of(model, usage)

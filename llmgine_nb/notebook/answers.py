@@ -1,47 +1,66 @@
-"""How the runtime answers approvals and tool questions: cards, commands, ``input()``.
+"""``Answerer``: how the notebook answers approvals and tool questions - cards, commands, ``input()``.
 
-``Answering`` is the part of ``NotebookRuntime`` that finds what waits (by
-id or its first 6+ characters), sends the decision to the session's engine as
-a ``DecideApproval`` command (the engine persists it, with who decided), and
-asks with ``input()`` when a cell blocks on a turn and so cannot receive a
-click.  Anything unclear is a "no".
+It finds what waits (by id or its first 6+ characters), sends a decision to
+the session's engine as a ``DecideApproval`` command (the engine persists
+it, with who decided), answers tool questions, and asks with ``input()``
+when a cell blocks on a turn and so cannot receive a click.  Anything
+unclear is a "no" (fail closed).
+
+It owns the kernel's ``ApprovalQueue`` and is given the rest: the bus, the
+settings, the redactor, the table of live cells (to note a decision in the
+cell that shows it) and ``serves(session_id)``, which says whether an
+engine of this kernel runs that session.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from IPython.core.error import StdinNotImplementedError
+
 from ..engine.commands import DecideApproval
-from ..tools.approval import ApprovalDecision, parse_decision, pick_by_id
+from ..replies import parse_yes_no, yes_no
+from ..tools.approval import ApprovalDecision, ApprovalQueue, parse_decision, pick_by_id
 from ..tools.commands import ChoiceRequest, ConfirmRequest, RequestApproval, ToolQuestion
-from .magics import say
+from ..tools.events import ApprovalDecided
 from .render import call_signature
+from .transcript import QuestionBlock
+from .voice import error_sentence, say
 
 if TYPE_CHECKING:
     from ..bus import MessageBus
     from ..observe.redact import Redactor
-    from ..tools.approval import ApprovalQueue
+    from .cells import TurnCells
     from .config import NotebookConfig
-    from .live import LiveCell
 
-__all__ = ["Answering"]
+__all__ = ["Answerer"]
 
 log = logging.getLogger("llmgine_nb.notebook")
 
 
-class Answering:
-    """Answering what the tools ask (mixed into ``NotebookRuntime``, which owns these)."""
+class Answerer:
+    """Answers what the tools ask: from Python, a magic, a widget card, or an ``input()`` prompt."""
 
-    approvals: ApprovalQueue
-    bus: MessageBus
-    config: NotebookConfig
-    shell: Any
-    _cells: dict[str, LiveCell]
-    _engines: dict[str, Any]
-    _deciders: dict[str, str]
-    redactor: Redactor
+    def __init__(
+        self,
+        bus: MessageBus,
+        config: NotebookConfig,
+        redactor: Redactor,
+        cells: TurnCells,
+        serves: Callable[[str], bool],
+    ) -> None:
+        self.bus = bus
+        self.config = config
+        self.redactor = redactor
+        self.cells = cells
+        self.serves = serves
+        self.approvals = ApprovalQueue(on_request=self.show_request)
+        self._deciders: dict[str, str] = {}  # call id -> who decided it, until the decision's event is out
+
+    # -- deciding -------------------------------------------------------------------------
 
     def pending(self) -> list[Any]:
         """Approval requests and questions waiting for an answer, oldest first."""
@@ -56,19 +75,17 @@ class Answering:
         request = self._find_approval(call_id)
         who = decided_by or f"{self.config.user} via Python"
         self._deciders[request.call_id] = who
-        cell = self._cells.get(request.session_id)  # type: ignore[arg-type]
+        cell = self.cells.get(request.session_id)
         if cell is not None:
             cell.change(lambda t: t.note_decision(request.call_id, decision, who))
         command = DecideApproval(
             session_id=request.session_id, call_id=request.call_id, decision=decision.kind,
             message=decision.message, arguments=decision.arguments, decided_by=who,
         )
-        if request.session_id in self._engines and not self.bus.background.in_loop_thread:
+        if request.session_id is not None and self.serves(request.session_id) and not self.bus.background.in_loop_thread:
             result = self.bus.execute_sync(command, timeout=30)
             if not result.success:
                 self._deciders.pop(request.call_id, None)
-                from .kernel_runtime import error_sentence
-
                 raise LookupError(error_sentence(result.error or "the decision was not accepted"))
         else:  # asked outside an engine of ours: answer the queue directly
             self.approvals.decide(request.call_id, decision)
@@ -91,7 +108,7 @@ class Answering:
         return self.decide(call_id, ApprovalDecision.always(), decided_by=decided_by)
 
     def answer(self, request_id: str, value: Any, *, answered_by: str | None = None) -> ToolQuestion:
-        """Answer a tool's question: ``True``/``False`` for a confirm, an option (or None) for a choice.
+        """Answer a tool's question: ``True``/``False`` (or yes/no) for a confirm, an option (or None) for a choice.
 
         For a choice, a 1-based number or the option's text selects it.
         """
@@ -99,19 +116,27 @@ class Answering:
         if isinstance(question, ChoiceRequest):
             value = _choice_value(question, value)
         elif isinstance(question, ConfirmRequest):
-            value = _yes_no(value)
+            value = yes_no(value)
         who = answered_by or f"{self.config.user} via Python"
         self.approvals.answer(question.id, value)
-        cell = self._cells.get(question.session_id)  # type: ignore[arg-type]
+        cell = self.cells.get(question.session_id)
         if cell is not None:
             cell.change(lambda t: t.answer_question(question.id, value, who))
         return question
 
-    def _decide_from_card(self, call_id: str, decision: ApprovalDecision, who: str) -> None:
+    def decide_from_card(self, call_id: str, decision: ApprovalDecision, who: str) -> None:
+        """A click on an approval card."""
         self.decide(call_id, decision, decided_by=who)
 
-    def _answer_from_card(self, request_id: str, value: Any, who: str) -> None:
+    def answer_from_card(self, request_id: str, value: Any, who: str) -> None:
+        """A click on a question card."""
         self.answer(request_id, value, answered_by=who)
+
+    def stamp_decider(self, event: ApprovalDecided) -> None:
+        """Say who decided, on the decision's event (a subscriber before the engine's journal)."""
+        who = self._deciders.pop(event.call_id, None)
+        if who is not None:
+            event.metadata.setdefault("decided_by", who)
 
     def _find_approval(self, call_id: str) -> RequestApproval:
         pending = self.approvals.pending_approvals()
@@ -123,22 +148,50 @@ class Answering:
         return pick_by_id(request_id, pending, lambda q: [q.id] + ([q.call_id] if q.call_id else []),
                           nothing="no question is waiting", waiting=", ".join(q.id for q in pending))
 
-    def _answer_while_waiting(self, session_id: str) -> None:
-        """While a cell blocks on a turn, nobody can click: ask with input(), or deny if there is no stdin."""
+    # -- showing what is asked ------------------------------------------------------------
+
+    def show_request(self, request: Any) -> None:
+        """A tool (or the engine) asks something: show it in the turn's cell."""
+        cell = self.cells.get(request.session_id)
+        if cell is None:
+            log.info("%s waits for an answer: %s", type(request).__name__, getattr(request, "call_id", request.id))
+            return
+        if isinstance(request, RequestApproval):
+            cell.change(lambda t: t.ask_approval(request))
+        elif isinstance(request, ToolQuestion):
+            block = QuestionBlock(
+                request_id=request.id,
+                question=request.question,
+                kind="choice" if isinstance(request, ChoiceRequest) else "confirm",
+                options=list(getattr(request, "options", []) or []),
+                call_id=request.call_id,
+                tool_name=request.tool_name,
+            )
+            cell.change(lambda t: t.add_question(block))
+
+    # -- asking with input() while a cell waits ---------------------------------------------
+
+    def answer_while_waiting(self, session_id: str) -> None:
+        """While a cell blocks on a turn, nobody can click: ask with ``input()``.
+
+        Where the front end takes no input (ipykernel raises
+        ``StdinNotImplementedError``; a script without stdin, ``EOFError``),
+        approvals are denied and questions get no answer.
+        """
         for request in self.approvals.pending():
             if request.session_id != session_id:
                 continue
-            if not _stdin_available(self.shell):
+            try:
+                if isinstance(request, RequestApproval):
+                    self._prompt_approval(request)
+                elif isinstance(request, ToolQuestion):
+                    self._prompt_question(request)
+            except (StdinNotImplementedError, EOFError):
                 if isinstance(request, RequestApproval):
                     self.deny(request.call_id, "nobody could answer: the cell was waiting and has no input prompt",
                               decided_by="nobody (no input while waiting)")
                 else:
                     self.approvals.answer(request.id, None)
-                continue
-            if isinstance(request, RequestApproval):
-                self._prompt_approval(request)
-            elif isinstance(request, ToolQuestion):
-                self._prompt_question(request)
 
     def _prompt_approval(self, request: RequestApproval) -> None:
         call = call_signature(request.tool_name, request.arguments, limit=200)
@@ -149,26 +202,30 @@ class Answering:
         who = f"{self.config.user} via input()"
         word, _, rest = answer.partition(":")
         word = word.strip().lower()
-        if word in ("y", "yes", "approve"):
-            self.approve(request.call_id, decided_by=who)
-        elif word in ("a", "always") and request.allow_always:
+        if word in ("a", "always") and request.allow_always:
             self.always(request.call_id, decided_by=who)
         elif word in ("e", "edit"):
-            raw = input("New arguments as JSON: ")
-            try:
-                arguments = json.loads(raw)
-                if not isinstance(arguments, dict):
-                    raise ValueError("not an object")
-            except ValueError:
-                say("That is not a JSON object; the call is denied. Run the cell again to retry.")
-                self.deny(request.call_id, "the edited arguments were not a JSON object", decided_by=who)
-                return
-            self.edit(request.call_id, arguments, decided_by=who)
+            self._prompt_edit(request, who)
+        elif parse_yes_no(word):
+            self.approve(request.call_id, decided_by=who)
         else:  # anything else is a no (fail closed)
             self.deny(request.call_id, rest.strip() or None, decided_by=who)
 
+    def _prompt_edit(self, request: RequestApproval, who: str) -> None:
+        raw = input("New arguments as JSON: ")
+        try:
+            arguments = json.loads(raw)
+            if not isinstance(arguments, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            say("That is not a JSON object; the call is denied. Run the cell again to retry.")
+            self.deny(request.call_id, "the edited arguments were not a JSON object", decided_by=who)
+            return
+        self.edit(request.call_id, arguments, decided_by=who)
+
     def _prompt_question(self, request: ToolQuestion) -> None:
         who = f"{self.config.user} via input()"
+        value: Any
         if isinstance(request, ChoiceRequest):
             listing = "\n".join(f"  {i}) {o}" for i, o in enumerate(request.options, 1))
             raw = input(self.redactor.text(f"{request.question}\n{listing}\nNumber (empty for none of these): ")).strip()
@@ -176,32 +233,9 @@ class Answering:
                 value = _choice_value(request, raw) if raw else None
             except LookupError:
                 value = None
-            self.answer(request.id, value, answered_by=who)
         else:
-            raw = input(self.redactor.text(f"{request.question} [y/n]: "))
-            try:
-                value = _yes_no(raw)
-            except ValueError:
-                value = False
-            self.answer(request.id, value, answered_by=who)
-
-
-def _stdin_available(shell: Any) -> bool:
-    kernel = getattr(shell, "kernel", None)
-    if kernel is None:
-        return True  # a terminal or a plain shell reads sys.stdin
-    return bool(getattr(kernel, "_allow_stdin", False))
-
-
-def _yes_no(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    word = str(value).strip().lower()
-    if word in ("y", "yes", "true", "1", "confirm", "ok"):
-        return True
-    if word in ("n", "no", "false", "0", "cancel"):
-        return False
-    raise ValueError(f"answer yes or no, not {value!r}")
+            value = parse_yes_no(input(self.redactor.text(f"{request.question} [y/n]: "))) is True
+        self.answer(request.id, value, answered_by=who)
 
 
 def _choice_value(question: ChoiceRequest, value: Any) -> Any:

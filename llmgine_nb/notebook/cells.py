@@ -65,7 +65,7 @@ class TurnCells:
                 if cell is None:
                     return
             elif event.__class__ is TurnStarted:  # not isinstance: this runs for every event of the bus
-                turn_cells[event.turn_id] = cell  # type: ignore[attr-defined]
+                turn_cells[event.turn_id] = cell
             cell.feed(event)
 
         return route

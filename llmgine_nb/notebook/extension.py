@@ -75,7 +75,8 @@ def unload(shell: Any) -> None:
         _last_session[id(shell)] = session
     for kind in ("line", "cell"):
         table = shell.magics_manager.magics[kind]
-        if getattr(table.get("llmgine"), "__self__", None) is magics:
+        owner: Any = getattr(table.get("llmgine"), "__self__", None)
+        if owner is magics:
             del table["llmgine"]
     magics.close()
     cleanup = getattr(shell, "input_transformers_cleanup", None)
@@ -112,9 +113,8 @@ _last_session: dict[int, str] = {}
 
 
 def _session_of(magics: LLMgineMagics | None) -> str | None:
-    if magics is not None and magics._runtime is not None:
-        return magics._runtime._current
-    return None
+    runtime = magics.made_runtime if magics is not None else None
+    return runtime.current_session if runtime is not None else None
 
 
 def runtime(shell: Any = None) -> NotebookRuntime:

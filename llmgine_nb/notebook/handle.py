@@ -1,18 +1,21 @@
-"""``TurnHandle``: a turn running in the background, as ``NotebookRuntime.ask`` returns it."""
+"""``TurnHandle``: a turn running in the background, as ``NotebookRuntime.ask`` returns it.
+
+It is given what it needs: the turn's future and cell, a function that
+answers what the turn asks while a cell waits (``input()``), and one that
+cancels the turn.  It knows nothing of the runtime that made it.
+"""
 
 from __future__ import annotations
 
 import concurrent.futures
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from ..engine.turn import TurnResult
 from .live import LiveCell
 from .render import extract_code, parse_json_reply
 from .transcript import Transcript
-
-if TYPE_CHECKING:
-    from .kernel_runtime import NotebookRuntime
 
 __all__ = ["TurnHandle"]
 
@@ -27,15 +30,18 @@ class TurnHandle:
 
     def __init__(
         self,
-        runtime: NotebookRuntime,
         prompt: str,
         session_id: str,
         cell: LiveCell,
         future: concurrent.futures.Future[TurnResult],
         fmt: str,
         schema: type | None,
+        *,
+        answer_while_waiting: Callable[[str], None],
+        cancel: Callable[[str, str], bool],
     ) -> None:
-        self.runtime = runtime
+        self._answer_while_waiting = answer_while_waiting  # (session id): asks what waits, with input()
+        self._cancel = cancel  # (session id, reason) -> True if a turn was running
         self.prompt = prompt
         self.session_id = session_id
         self.cell = cell
@@ -94,7 +100,7 @@ class TurnHandle:
                     pass
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TimeoutError(f"the turn did not finish within {timeout} s; it is still running")
-                self.runtime._answer_while_waiting(self.session_id)
+                self._answer_while_waiting(self.session_id)
         except KeyboardInterrupt:
             self.cancel()
             raise
@@ -106,7 +112,7 @@ class TurnHandle:
         """Cancel the turn (the partial reply is kept, marked); True if it was still running."""
         if self.future.done():
             return False
-        stopped = self.runtime._cancel(self.session_id, reason)
+        stopped = self._cancel(self.session_id, reason)
         try:
             self.future.result(timeout=10)
         except Exception:  # noqa: BLE001 - cancelled or failed: either way it is over

@@ -253,10 +253,11 @@ class DisplaySink:
         self._transcript: Transcript | None = None  # whose redactor cleans the widget views
 
     def _show(self, data: dict[str, Any], **kwargs: Any) -> Any:
-        show = self._display
-        if show is None:
-            from IPython.display import display as show
-        return show(data, raw=True, **kwargs)
+        if self._display is not None:
+            return self._display(data, raw=True, **kwargs)
+        from IPython.display import display
+
+        return display(data, raw=True, **kwargs)
 
     def start(self, cell: LiveCell) -> None:
         if self.blocking:
@@ -381,9 +382,9 @@ class DisplaySink:
                 else:
                     card.show_decision(block)
         else:
-            for block in t.blocks:
-                if isinstance(block, QuestionBlock) and block.request_id == card.request_id:
-                    card.show_answer(block)
+            for item in t.blocks:
+                if isinstance(item, QuestionBlock) and item.request_id == card.request_id:
+                    card.show_answer(item)
 
     def _close_widgets(self) -> None:
         if self.root is None:

@@ -8,11 +8,11 @@ on the first use of the magic.
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 import logging
-import re
 import shlex
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -20,80 +20,16 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 
+from .config import FORMATS
+from .help import HELP
+from .voice import error_sentence, say
+
 if TYPE_CHECKING:
     from .kernel_runtime import NotebookRuntime
 
-__all__ = ["LLMgineMagics", "HELP", "SUBCOMMANDS"]
+__all__ = ["LLMgineMagics", "HELP", "SUBCOMMANDS", "parse_prompt_options"]
 
 log = logging.getLogger("llmgine_nb.notebook")
-
-FORMATS = ("markdown", "text", "code", "json")
-
-HELP = """\
-%llmgine / %%llmgine: talk to a model from the notebook (llmgine-nb).
-
-Ask
-  %llmgine What is 2+2?              a one-line question: anything that does not start
-                                     with a subcommand below is a prompt
-  %llmgine ask model or not?         `ask` for a question that starts with a subcommand word
-  %llmgine ask -m smart -w Why?      options go before the question
-  %%llmgine [options]                the cell body is the prompt
-
-  The turn runs in the background: the cell returns at once, the output updates
-  in place and other cells keep running; -w / --wait blocks instead (for scripts,
-  "run all" and nbval), asking approvals with input(). In a prompt, {name} is
-  replaced by the value of variable `name` (DataFrames are summarised) and
-  In[3] / Out[3] attach that cell. A question may end with "?": it stays a question.
-  Functions decorated with @tool in the notebook are the model's tools.
-
-Sessions
-  %llmgine sessions [N]              recent sessions (the current one is marked)
-  %llmgine new [NAME]                start a new session
-  %llmgine resume NAME|ID            continue an earlier session
-  %llmgine fork [MESSAGE_ID] [NAME]  continue in a copy of this session
-  %llmgine history [N]               this session's messages (the last N)
-  %llmgine history --search WORDS    search the messages of every session
-
-Model and tools
-  %llmgine model                     the current model and the aliases
-  %llmgine model NAME                switch: openai/gpt-4o-mini, fast, smart, scripted ...
-  %llmgine tools                     the tools the model may call, with schema and policy
-  %llmgine mcp [help]                MCP servers' tools: add NAME -- COMMAND ARGS... | add NAME URL,
-                                     load FILE, start, restart, stop, remove
-
-Approvals and questions
-  %llmgine pending                   what waits for an answer
-  %llmgine approve ID                run the tool call as asked (ID or its first 6+ characters)
-  %llmgine deny ID [REASON]          do not run it; the reason is told to the model
-  %llmgine always ID                 approve, and allow that tool for the rest of the session
-  %llmgine edit ID {"arg": 1}        run it with these arguments instead
-  %llmgine answer ID VALUE           answer a tool's question: yes / no, or an option number
-  %llmgine stop                      cancel the running turn (the partial reply is kept);
-                                     the kernel's interrupt (the stop button) does too
-  %llmgine retry [-w]                after a failed or stopped turn: run your last message
-                                     again (re-running its cell would send it twice)
-
-Looking back
-  %llmgine usage [--all]             tokens and cost per model, with a chart over time
-  %llmgine log [TYPE ...]            the session's events: filterable table and timeline
-  %llmgine export PATH [--force]     write the session to PATH (.ipynb or .md); --force
-                                     replaces an existing file
-
-Settings
-  %llmgine config                    settings, model, database, environment (no secrets)
-  %llmgine config NAME=VALUE ...     change a setting: ui, approval_prompt, format, user,
-                                     updates_per_second, approval_timeout, max_steps
-  %llmgine keys                      which providers have an API key (masked)
-  %llmgine help                      this text
-
-Configuration comes from the environment or a .env file: LLMGINE_MODEL,
-LLMGINE_API_BASE, LLMGINE_DB and the providers' keys (OPENAI_API_KEY, ...).
-Without a model configured, the offline model 'scripted' answers.
-
-Everything here is also a Python API: llmgine_nb.notebook.runtime() is this
-kernel's NotebookRuntime (ask, ask_sync, approve, deny, sessions, usage, log ...).
-
-Options of %%llmgine and %llmgine ask:"""
 
 #: Subcommand -> runtime method name of its handler (on ``LLMgineMagics``).
 SUBCOMMANDS = {
@@ -122,19 +58,6 @@ SUBCOMMANDS = {
     "export": "_export",
     "mcp": "_mcp",
 }
-
-# Options of a prompt: flag -> (dest, takes a value)
-_PROMPT_OPTIONS = {
-    "-m": True, "--model": True, "-s": True, "--session": True, "--system": True, "--no-tools": False,
-    "-f": True, "--format": True, "--schema": True, "-o": True, "--out": True, "-w": False, "--wait": False,
-}
-
-
-def say(text: str) -> None:
-    """A magic's answer to the user, on the cell's standard output (this is the front end's voice, not logging)."""
-    sys.stdout.write(f"{text}\n")
-    sys.stdout.flush()
-
 
 def _with_doc(doc: str) -> Callable[[Any], Any]:
     def set_doc(fn: Any) -> Any:
@@ -165,6 +88,11 @@ class LLMgineMagics(Magics):
                 self._runtime = NotebookRuntime(self.shell)
         return self._runtime
 
+    @property
+    def made_runtime(self) -> NotebookRuntime | None:
+        """The runtime if the magic has made it yet (None before its first use); makes nothing."""
+        return self._runtime
+
     def close(self) -> None:
         if self._runtime is not None:
             self._runtime.close()
@@ -177,17 +105,23 @@ class LLMgineMagics(Magics):
     @argument("-s", "--session", help="the session for this turn (id or name; created if new)")
     @argument("--system", help="the system prompt for this turn")
     @argument("--no-tools", action="store_true", help="do not offer tools to the model")
-    @argument("-f", "--format", choices=FORMATS, help="how to show the answer (default: markdown)")
+    @argument("-f", "--format", choices=FORMATS, metavar="FORMAT",
+              help=f"how to show the answer: {', '.join(FORMATS[:-1])} or {FORMATS[-1]} (default: {FORMATS[0]})")
     @argument("--schema", help="a pydantic model in your namespace the answer must fit")
     @argument("-o", "--out", help="a variable to set to the answer's value when the turn ends")
     @argument("-w", "--wait", action="store_true", help="block until the turn ends (approvals by input())")
+    @argument("prompt", nargs=argparse.REMAINDER,
+              help="the question, after the options (in %%%%llmgine: the cell body); -- ends the options")
     @_with_doc(HELP)  # magic_arguments puts the options after this text: that is %llmgine?
     @no_var_expand
     @line_cell_magic
     def llmgine(self, line: str, cell: str | None = None) -> None:
         try:
             if cell is not None:
-                self._ask(cell, self._parse_options(line))
+                args, rest = parse_prompt_options(line)
+                if rest:
+                    raise UsageError("the first line of %%llmgine takes only options; write the question in the cell body")
+                self._ask(cell, args)
             else:
                 self._dispatch(line.strip())
         except UsageError:
@@ -218,17 +152,8 @@ class LLMgineMagics(Magics):
 
     # -- asking ----------------------------------------------------------------------
 
-    def _parse_options(self, line: str) -> Any:
-        # Split as a shell does (quotes removed): --system "Be brief." is one value.
-        try:
-            argv = shlex.split(line)
-        except ValueError as exc:
-            raise UsageError(f"the options could not be read ({exc}); check the quotes") from None
-        return self.llmgine.parser.parse_args(argv)
-
     def _ask_line(self, rest: str) -> None:
-        argv, prompt = _split_prompt_options(rest)
-        args = self.llmgine.parser.parse_args(argv)
+        args, prompt = parse_prompt_options(rest)
         self._ask(prompt, args)
 
     def _ask(self, prompt: str, args: Any) -> None:
@@ -236,7 +161,7 @@ class LLMgineMagics(Magics):
             raise UsageError("there is no prompt: write the question after the options, or in the cell body")
         schema = None
         if args.schema:
-            schema = (self.shell.user_ns or {}).get(args.schema)
+            schema = (getattr(self.shell, "user_ns", None) or {}).get(args.schema)
             if schema is None:
                 raise UsageError(f"there is no {args.schema!r} in the notebook; define the pydantic model first")
         try:
@@ -432,34 +357,54 @@ class LLMgineMagics(Magics):
             display(report)
 
 
-def _split_prompt_options(text: str) -> tuple[list[str], str]:
-    """Leading ``-m fast --wait ...`` options, then the prompt as typed (quotes and all)."""
-    argv: list[str] = []
-    rest = text.lstrip()
-    while rest.startswith("-"):
-        match = re.match(r"(--?[\w-]+)(?:=(\S+))?\s*", rest)
-        if match is None or match.group(1) not in _PROMPT_OPTIONS:
-            name = match.group(1) if match else rest.split()[0]
-            raise UsageError(f"unknown option {name}; `%llmgine help` lists the options")
-        flag, inline = match.group(1), match.group(2)
-        rest = rest[match.end():]
-        argv.append(flag)
-        if _PROMPT_OPTIONS[flag]:
-            if inline is not None:
-                argv.append(inline)
-                continue
-            value = re.match(r"(\"[^\"]*\"|'[^']*'|\S+)\s*", rest)
-            if value is None:
-                raise UsageError(f"{flag} needs a value")
-            argv.append(value.group(1)[1:-1] if value.group(1)[0] in "\"'" else value.group(1))
-            rest = rest[value.end():]
-    return argv, rest
+def parse_prompt_options(line: str) -> tuple[argparse.Namespace, str]:
+    """The options of ``%llmgine ask`` / ``%%llmgine`` (argparse decides them), then the prompt as typed.
+
+    The line is split as a shell would, so that ``--system "Be brief."`` is
+    one value - but only as far as the options go: where argparse says the
+    prompt begins, the rest of the line is kept exactly as typed, quotes
+    and apostrophes included ("What's up?" is no shell string).
+    """
+    tokens, ends, complete = _shell_words(line)
+    try:
+        args, unknown = LLMgineMagics.llmgine.parser.parse_known_args(tokens)
+    except UsageError as exc:  # argparse's own sentence, e.g. "argument -m/--model: expected one argument"
+        raise UsageError(f"{exc}; `%llmgine help` lists the options") from None
+    if unknown:
+        raise UsageError(f"unknown option {unknown[0]}; `%llmgine help` lists the options")
+    first = len(tokens) - len(args.prompt)  # the index of the prompt's first word
+    if args.prompt and args.prompt[0] == "--":
+        first += 1  # "--" ends the options, so a prompt may start with "-"
+    del args.prompt  # the prompt is returned as typed, not as words
+    if first == len(tokens) and complete:
+        return args, ""
+    start = ends[first - 1] if first > 0 else 0
+    return args, line[start:].strip()
+
+
+def _shell_words(line: str) -> tuple[list[str], list[int], bool]:
+    """The line's words as a shell splits them, where each ends in ``line``, and whether all were read.
+
+    An unbalanced quote (an apostrophe in the prompt) stops the split there:
+    what follows is prompt, kept as typed.
+    """
+    stream = io.StringIO(line)  # read by the lexer as it goes: where it stands is where a word ends
+    lexer = shlex.shlex(stream, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    tokens: list[str] = []
+    ends: list[int] = []
+    try:
+        while (token := lexer.get_token()) is not None:
+            tokens.append(token)
+            ends.append(stream.tell())
+    except ValueError:
+        return tokens, ends, False
+    return tokens, ends, True
 
 
 def _sentence(exc: BaseException) -> str:
     """The error as the user should read it: a failed command's ``RuntimeError: `` prefix removed."""
-    from .kernel_runtime import error_sentence
-
     return error_sentence(str(exc))
 
 

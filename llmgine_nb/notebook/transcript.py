@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from ..chat import Usage
 from ..engine.events import (
@@ -156,7 +156,7 @@ class NoticeBlock:
     kind: str = "notice"
 
 
-Block = Union[TextBlock, ToolBlock, QuestionBlock, NoticeBlock]
+Block = TextBlock | ToolBlock | QuestionBlock | NoticeBlock
 
 
 @dataclass
@@ -482,9 +482,9 @@ class Transcript:
         if result.status == "ok":
             block.state, block.result = "ok", result.content
         elif result.status in ("error", "timeout"):
-            block.state, block.error = result.status, result.content  # type: ignore[assignment]
+            block.state, block.error = result.status, result.content
         else:  # denied / invalid: the call did not run
-            block.state = result.status  # type: ignore[assignment]
+            block.state = result.status
             block.error = block.error or result.content
 
     # the turn
