@@ -27,6 +27,7 @@ __all__ = [
     "FORMATS",
     "RISK_COLOUR",
     "risk_badge",
+    "risk_label",
     "NBVAL_SANITIZE",
     "esc",
     "fmt_cost",
@@ -314,6 +315,11 @@ def _pre(text: str, colour: str | None = None) -> str:
 
 #: The colour of each risk level, wherever a risk is shown (cards, boxes, the tools table).
 RISK_COLOUR = {"read": OK, "write": WARN, "destructive": ERROR}
+
+
+def risk_label(risk: str) -> str:
+    """The risk as coloured bold text, for a table cell (``risk_badge`` is the boxed form of cards)."""
+    return f'<span style="color:{RISK_COLOUR.get(risk, WARN)};font-weight:600">{esc(risk)}</span>'
 
 
 def risk_badge(risk: str) -> str:

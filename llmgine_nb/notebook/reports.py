@@ -23,7 +23,7 @@ from .render import (
     fmt_duration,
     fmt_total_cost,
     pretty_json,
-    risk_badge,
+    risk_label,
 )
 from .svg import line_chart
 
@@ -258,7 +258,7 @@ class ToolsReport(Report):
                       f'<pre style="margin:.2em 0;padding:.4em;background:{PANEL};font-size:11px">'
                       f"{esc(pretty_json(t.parameters))}</pre></details>")
             rows.append([
-                _code(t.name), risk_badge(t.risk), esc(policy),
+                _code(t.name), risk_label(t.risk), esc(policy),
                 esc(", ".join(sorted(t.permissions)) or "-"), esc(clip(t.description, 160, one_line=True)) + schema,
             ])
         return report_title(plural(len(self.tools), "tool")) + html_table(("tool", "risk", "approval", "permissions", "description"), rows)
