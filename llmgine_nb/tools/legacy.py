@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .schema import allowed_tool_name, lenient_schema
-from .tool import Tool
+from .tool import Tool, handler_for
 
 if TYPE_CHECKING:
-    from .manager import ToolManager
+    from .registry import ToolRegistry
 
 __all__ = ["ImportedTools", "import_leniently"]
 
@@ -37,9 +37,8 @@ class ImportedTools(list[Tool]):
 
 
 def import_leniently(
-    manager: ToolManager, specs: list[Any], handler: Any, *, replace: bool = False, **options: Any
+    manager: ToolRegistry, specs: list[Any], handler: Any, *, replace: bool = False, **options: Any
 ) -> ImportedTools:
-    from .manager import _handler_for
 
     tools: list[Tool] = []
     changes: list[str] = []
@@ -64,7 +63,7 @@ def import_leniently(
         parameters, fixed = lenient_schema(function.get("parameters") or function.get("input_schema"), original)
         changes.extend(f"tool {original!r}: {change}" for change in fixed)
         tool = Tool.from_schema(
-            name, _handler_for(handler, original), parameters, function.get("description") or "", **options
+            name, handler_for(handler, original), parameters, function.get("description") or "", **options
         )
         tools.append(manager.register(tool, replace=replace))
         taken.add(name)

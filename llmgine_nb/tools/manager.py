@@ -45,7 +45,7 @@ from .events import (
 )
 from .results import ToolError, ToolResult, jsonable, to_content, truncate
 from .schema import ArgumentsInvalid, ValidatedArguments
-from .tool import Tool, _is_async_callable, string_set, tool_options
+from .tool import Tool, handler_for, string_set, tool_options
 
 if TYPE_CHECKING:
     from ..bus import MessageBus
@@ -200,7 +200,7 @@ class ToolManager:
         for spec in specs:
             function = spec.get("function", spec)
             name = function.get("name") if isinstance(function, Mapping) else None
-            out.append(self.register(Tool.from_openai(spec, _handler_for(handler, name), **options), replace=replace))
+            out.append(self.register(Tool.from_openai(spec, handler_for(handler, name), **options), replace=replace))
         return out
 
     def register_mcp(self, definitions: Any, handler: Any, *, replace: bool = False, **options: Any) -> list[Tool]:
@@ -211,7 +211,7 @@ class ToolManager:
         """
         defs = [definitions] if isinstance(definitions, Mapping) else list(definitions)
         return [
-            self.register(Tool.from_mcp(d, _handler_for(handler, d.get("name")), **options), replace=replace)
+            self.register(Tool.from_mcp(d, handler_for(handler, d.get("name")), **options), replace=replace)
             for d in defs
         ]
 
@@ -685,26 +685,3 @@ def _clean_result(result: ToolResult) -> ToolResult:
 def _identity(fn: Any) -> tuple[str, str]:
     target = getattr(fn, "__func__", fn)
     return (getattr(target, "__module__", "") or "", getattr(target, "__qualname__", repr(target)))
-
-
-def _handler_for(handler: Any, name: str | None) -> Callable[..., Any]:
-    """The function for tool ``name``: from a mapping, or ``handler(name, arguments)`` bound to it."""
-    if isinstance(handler, Mapping):
-        if name not in handler:
-            raise KeyError(f"no handler for tool '{name}' in the handlers given ({', '.join(handler) or 'none'})")
-        return handler[name]
-    if not callable(handler):
-        raise TypeError("handler must be a mapping {name: function} or a function handler(name, arguments)")
-    if _is_async_callable(handler):
-
-        async def call_async(**arguments: Any) -> Any:
-            return await handler(name, arguments)
-
-        call_async.__qualname__ = f"{getattr(handler, '__qualname__', 'handler')}[{name}]"
-        return call_async
-
-    def call(**arguments: Any) -> Any:
-        return handler(name, arguments)
-
-    call.__qualname__ = f"{getattr(handler, '__qualname__', 'handler')}[{name}]"
-    return call

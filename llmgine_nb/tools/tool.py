@@ -31,7 +31,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from .context import ToolContext
 from .schema import FunctionArguments, SchemaArguments, ValidatedArguments, _resolve_hints, is_context_annotation, parse_docstring
@@ -43,7 +43,7 @@ __all__ = [
 Risk = Literal["read", "write", "destructive"]
 RISKS: tuple[str, ...] = ("read", "write", "destructive")
 PolicyFunction = Callable[..., bool | Awaitable[bool]]
-ApprovalPolicy = Union[Literal["never", "always"], PolicyFunction, None]
+ApprovalPolicy = Literal["never", "always"] | PolicyFunction | None
 
 # What a tool without an explicit policy does, by risk.
 DEFAULT_APPROVAL: dict[str, str] = {"read": "never", "write": "always", "destructive": "always"}
@@ -165,7 +165,8 @@ def tool_options(fn: Any) -> ToolOptions | None:
 
 
 def _is_async_callable(fn: Callable[..., Any]) -> bool:
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+    # The object's __call__ method itself (an async callable object), not a test of callability.
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004
 
 
 def _context_params_of(fn: Callable[..., Any]) -> list[str]:
@@ -241,7 +242,7 @@ class Tool:
                 "pass name='...' with 1 to 64 letters, digits, '_' or '-'"
             )
         doc = inspect.getdoc(fn) if (inspect.isfunction(fn) or inspect.ismethod(fn)) else inspect.getdoc(
-            getattr(fn, "__call__", fn)
+            getattr(fn, "__call__", fn)  # noqa: B004 - the docstring of a callable object's __call__
         )
         docstring = parse_docstring(doc)
         arguments = FunctionArguments(fn, name, docstring)
@@ -437,3 +438,26 @@ def _arity(fn: Callable[..., Any]) -> int:
     except (TypeError, ValueError):
         return 2
     return 1 if len(params) == 1 else 2
+
+
+def handler_for(handler: Any, name: str | None) -> Callable[..., Any]:
+    """The function for tool ``name``: from a mapping, or ``handler(name, arguments)`` bound to it."""
+    if isinstance(handler, Mapping):
+        if name not in handler:
+            raise KeyError(f"no handler for tool '{name}' in the handlers given ({', '.join(handler) or 'none'})")
+        return handler[name]
+    if not callable(handler):
+        raise TypeError("handler must be a mapping {name: function} or a function handler(name, arguments)")
+    if _is_async_callable(handler):
+
+        async def call_async(**arguments: Any) -> Any:
+            return await handler(name, arguments)
+
+        call_async.__qualname__ = f"{getattr(handler, '__qualname__', 'handler')}[{name}]"
+        return call_async
+
+    def call(**arguments: Any) -> Any:
+        return handler(name, arguments)
+
+    call.__qualname__ = f"{getattr(handler, '__qualname__', 'handler')}[{name}]"
+    return call

@@ -29,7 +29,7 @@ from .events import MCPServerFailed, MCPServerStarted, MCPToolsChanged
 
 if TYPE_CHECKING:
     from ...messages import Command, CommandResult, Event
-    from ..manager import ToolManager
+    from ..registry import ToolRegistry
 
 __all__ = ["MCPServers"]
 
@@ -48,7 +48,7 @@ def _close_all() -> None:  # servers stop with the kernel
 class MCPServers:
     """The MCP servers of a ``ToolManager`` (see the module docstring)."""
 
-    def __init__(self, manager: ToolManager) -> None:
+    def __init__(self, manager: ToolRegistry) -> None:
         self.manager = manager
         self._connections: dict[str, MCPConnection] = {}
         self._tool_names: dict[str, dict[str, str]] = {}  # server -> {our name: MCP name}
