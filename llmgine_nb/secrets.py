@@ -8,8 +8,33 @@ place is never written out in another:
   variables and dict entries hold credentials; ``redact_named(data)`` blanks
   such entries of a JSON-like value (what the store writes, what the LLM layer
   reports about its settings);
-* ``Redactor`` knows the secret *values* (see below) and replaces them in
-  any text.
+* ``Redactor`` knows the secret *values* and replaces them in any text:
+  the values of credential-named environment variables and ``.env``
+  entries, keys handed to the library in code (``remember()``: the LLM
+  layer calls it for every ``api_key=``, in alias and router configurations
+  too), and any the application adds; on top of those, the password part of
+  any URL (``postgresql://user:PASSWORD@host/db``, ``redis://:PASSWORD@host``).
+
+Where the values come from:
+
+* the environment is read again as soon as it changes (``len(os.environ)``
+  and the watched credential variables are compared on every use: public
+  means only), and at the latest every ``refresh_interval`` seconds;
+* ``.env`` is found once, as an absolute path, the first time configuration
+  or a redactor asks (``dotenv_path()``): a later ``os.chdir`` / ``%cd`` does
+  not make its keys unknown while a model client still uses them.  Point it
+  elsewhere with ``use_dotenv(path)``.  It is read without copying anything
+  into ``os.environ``: library code never changes the user's environment
+  (the one exception is litellm's ``LITELLM_LOCAL_MODEL_COST_MAP``, see
+  ``llm/_litellm.py``);
+* ``remember(value)`` is process-wide on purpose: a key given to one object
+  (a model client) must be hidden by every redactor in the process (the
+  engine's, the observers', the notebook's), as keys in the environment are.
+
+A limit worth knowing: a secret split across several streamed text deltas
+is only caught once the pieces are joined; front ends hold back
+``Redactor.longest_secret`` characters of a stream for that reason, and the
+event log does not keep deltas by default.
 
 A name is secret when (case-insensitive, ``-`` read as ``_``) it
 
@@ -35,8 +60,17 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import os
 import re
-from typing import Any
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .messages import Message
 
 __all__ = [
     "MARKER",
@@ -44,8 +78,17 @@ __all__ = [
     "might_name_secret",
     "json_names_secret",
     "redact_named",
+    "redact_url_passwords",
     "SECRET_NAME_HINTS",
+    "Redactor",
+    "remember",
+    "dotenv_path",
+    "use_dotenv",
+    "read_dotenv",
+    "mask_key",
 ]
+
+log = logging.getLogger("llmgine_nb.secrets")
 
 #: What every hidden secret is replaced by, in every sink.
 MARKER = "[REDACTED]"
@@ -122,3 +165,371 @@ def redact_named(value: Any) -> Any:
     if isinstance(value, list):
         return [redact_named(v) for v in value]
     return value
+
+
+def mask_key(key: str | None) -> str | None:
+    """Which key is set, without showing it: ``sk-...abcd`` (a short key shows only that it is set).
+
+    For ``key_status()`` and ``%llmgine keys`` only: enough to tell two keys
+    apart, never enough to use one.  Everywhere else a secret is ``MARKER``.
+    """
+    if not key:
+        return None
+    key = key.strip()
+    if len(key) < 12:
+        return "***"
+    return f"{key[:3]}...{key[-4:]}"
+
+
+# -- where secret values come from ---------------------------------------------------
+
+# Shorter values are too likely to be ordinary text ("yes", "1") to redact.
+_MIN_SECRET_LENGTH = 8
+
+# The password of a URL: scheme://[user]:PASSWORD@host.  The user part has no ':', '/' or '@';
+# the password runs to the '@' that ends the credentials.
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@?#\"']*:)([^\s@/?#\"']+)(?=@)")
+
+
+def redact_url_passwords(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@host`` replaced by ``MARKER``."""
+    if "://" not in text or "@" not in text:
+        return text
+    return _URL_PASSWORD.sub(lambda m: m.group(1) + MARKER, text)
+
+
+def _url_passwords(text: str) -> list[str]:
+    if "://" not in text or "@" not in text:
+        return []
+    return [m.group(2) for m in _URL_PASSWORD.finditer(text)]
+
+
+_remembered: set[str] = set()
+_remembered_version = 0
+_remembered_lock = threading.Lock()
+
+
+def remember(secret: str | None) -> None:
+    """Hide ``secret`` in every redactor of this process from now on (a key passed in code).
+
+    Values under 8 characters are ignored (too likely to be ordinary text).
+    """
+    global _remembered_version
+    if not isinstance(secret, str):
+        return
+    secret = secret.strip()
+    if len(secret) < _MIN_SECRET_LENGTH or secret in _remembered:
+        return
+    with _remembered_lock:
+        _remembered.add(secret)
+        _remembered_version += 1
+
+
+_dotenv_location: Path | None = None
+_dotenv_lock = threading.Lock()
+
+
+def dotenv_path() -> Path:
+    """The ``.env`` file configuration reads: the working directory's, as an absolute path
+    fixed the first time anything asks (so a later change of directory does not move it)."""
+    global _dotenv_location
+    with _dotenv_lock:
+        if _dotenv_location is None:
+            _dotenv_location = (Path.cwd() / ".env").absolute()
+        return _dotenv_location
+
+
+def use_dotenv(path: str | os.PathLike[str] | None) -> Path | None:
+    """Read configuration and secrets from ``path`` from now on (None: find ``./.env`` again
+    at the next use).  Returns the path as it will be used."""
+    global _dotenv_location
+    with _dotenv_lock:
+        _dotenv_location = Path(path).expanduser().absolute() if path is not None else None
+        return _dotenv_location
+
+
+_dotenv_cache: dict[Path, tuple[float, dict[str, str]]] = {}
+
+
+def read_dotenv(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The ``.env`` file's values (never copied into ``os.environ``); re-read when the file changes."""
+    path = Path(path)
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return {}
+    cached = _dotenv_cache.get(path)
+    if cached and cached[0] == mtime:
+        return cached[1]
+    from dotenv import dotenv_values
+
+    values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    _dotenv_cache[path] = (mtime, values)
+    return values
+
+
+def secret_values(variables: Mapping[str, str]) -> set[str]:
+    """The secrets among settings: values of credential-named ones, and passwords inside URLs."""
+    found: set[str] = set()
+    for name, value in variables.items():
+        if not value:
+            continue
+        value = value.strip()
+        if is_secret_name(name) and len(value) >= _MIN_SECRET_LENGTH:
+            found.add(value)
+        found.update(p for p in _url_passwords(value) if len(p) >= _MIN_SECRET_LENGTH)
+    return found
+
+
+def _forms(secret: str) -> set[str]:
+    """The secret as it may appear in text: raw, and escaped inside JSON strings."""
+    forms = {secret}
+    for ensure_ascii in (False, True):
+        forms.add(json.dumps(secret, ensure_ascii=ensure_ascii)[1:-1])
+    return forms
+
+
+# -- the value redactor ----------------------------------------------------------------
+
+
+class Redactor:
+    """Replaces known secret values (and URL passwords) with ``MARKER`` in text, data and messages.
+
+    ``secrets`` are extra values to treat as secret.  With
+    ``from_environment`` (the default) the values of credential-named
+    environment variables and ``.env`` entries are secrets too (``dotenv_path``
+    to read another file than ``dotenv_path()``), and so is every key passed
+    to the library in code (``remember()``).  A change to ``os.environ`` is
+    seen at the next use (a key set in one line is redacted in the next);
+    ``.env`` is read again at most every ``refresh_interval`` seconds;
+    ``refresh()`` re-reads both at once.
+    """
+
+    def __init__(
+        self,
+        secrets: Iterable[str] = (),
+        *,
+        from_environment: bool = True,
+        dotenv_path: str | Path | None = None,
+        refresh_interval: float = 1.0,
+    ) -> None:
+        self._configured: set[str] = set()
+        self._from_environ: set[str] = set()
+        self._from_dotenv: set[str] = set()
+        # (pattern, forms) swapped as one, so a reader on another thread never
+        # pairs a new pattern with old forms.
+        self._compiled: tuple[re.Pattern[str] | None, tuple[str, ...]] = (None, ())
+        self._stale = True
+        self._lock = threading.Lock()
+        # One refresh at a time: a slow read of .env on one thread must not publish
+        # its older list over the newer one another thread has just read.
+        self._refresh_lock = threading.Lock()
+        self.from_environment = from_environment
+        self.dotenv_path = Path(dotenv_path).absolute() if dotenv_path is not None else None
+        self.refresh_interval = refresh_interval
+        self._refreshed_at = float("-inf")
+        self._environ_seen: tuple[Any, ...] | None = None  # see _environment_fingerprint
+        self._watched: tuple[str, ...] = ()  # credential-named variables at the last refresh
+        self._remembered_seen = -1
+        for secret in secrets:
+            self.add(secret)
+        if from_environment:
+            self.refresh()
+
+    # -- what is secret ----------------------------------------------------
+
+    def add(self, secret: str | None) -> None:
+        """Treat ``secret`` as a secret from now on (values under 8 characters are ignored)."""
+        if not isinstance(secret, str):
+            if secret is not None:
+                raise TypeError(f"a secret must be a string, not {type(secret).__name__}")
+            return
+        secret = secret.strip()
+        if len(secret) >= _MIN_SECRET_LENGTH and secret not in self._configured:
+            with self._lock:
+                self._configured.add(secret)
+                self._stale = True
+
+    def add_from_environment(self, environ: Mapping[str, str] | None = None) -> None:
+        """Add the secrets among ``environ``'s variables (default: ``os.environ``)."""
+        found = secret_values(environ if environ is not None else os.environ)
+        with self._lock:
+            self._configured |= found
+            self._stale = True
+
+    def refresh(self) -> None:
+        """Read the environment and the ``.env`` file again (when ``from_environment``)."""
+        self._refresh(dotenv=True)
+
+    def _environment_fingerprint(self) -> tuple[Any, ...]:
+        # Public means only, and cheap enough for every use: a variable added or removed
+        # changes the count; a watched credential variable set to a new value shows in its value.
+        return (len(os.environ), tuple(os.environ.get(name) for name in self._watched))
+
+    def _refresh(self, *, dotenv: bool) -> None:
+        if not self.from_environment:
+            self._refreshed_at = time.monotonic()
+            return
+        with self._refresh_lock:
+            environ = dict(os.environ)  # one consistent copy
+            watched = tuple(name for name in environ if is_secret_name(name) or "://" in environ[name])
+            from_environ = secret_values(environ)
+            from_dotenv = secret_values(self._dotenv()) if dotenv else self._from_dotenv
+            with self._lock:
+                self._watched = watched
+                self._environ_seen = (len(environ), tuple(environ.get(name) for name in watched))
+                if dotenv:
+                    self._refreshed_at = time.monotonic()
+                if from_environ != self._from_environ or from_dotenv != self._from_dotenv:
+                    self._from_environ, self._from_dotenv = from_environ, from_dotenv
+                    self._stale = True
+
+    def _dotenv(self) -> Mapping[str, str]:
+        # The LLM layer reads keys from .env without copying them into the
+        # environment, so the redactor reads the same file.
+        path = self.dotenv_path if self.dotenv_path is not None else dotenv_path()
+        try:
+            return read_dotenv(path)
+        except (OSError, ValueError) as exc:
+            log.warning("could not read %s for secrets to redact: %s", path, type(exc).__name__)
+            return {}
+
+    @property
+    def secrets_count(self) -> int:
+        """How many distinct secret values are known (never the values themselves)."""
+        return len(self._all())
+
+    def _all(self) -> set[str]:
+        remembered = set(_remembered) if self.from_environment else set()
+        return self._configured | self._from_environ | self._from_dotenv | remembered
+
+    def _current(self) -> tuple[re.Pattern[str] | None, tuple[str, ...]]:
+        if self.from_environment:
+            if time.monotonic() - self._refreshed_at > self.refresh_interval:
+                self._refresh(dotenv=True)
+            elif self._environment_fingerprint() != self._environ_seen:
+                self._refresh(dotenv=False)  # os.environ only: .env is read again when due
+            if self._remembered_seen != _remembered_version:
+                self._remembered_seen = _remembered_version
+                self._stale = True
+        if self._stale:
+            with self._lock:
+                forms: set[str] = set()
+                for secret in self._all():
+                    forms |= _forms(secret)
+                # Longest first, so a key that contains another is replaced whole.
+                alternatives = sorted(forms, key=len, reverse=True)
+                pattern = re.compile("|".join(re.escape(s) for s in alternatives)) if forms else None
+                self._compiled = (pattern, tuple(alternatives))
+                self._stale = False
+        return self._compiled
+
+    @property
+    def longest_secret(self) -> int:
+        """Length of the longest form of a known secret (0 if none): how much streamed text
+        to hold back so that a secret split across pieces is still caught whole."""
+        forms = self._current()[1]
+        return len(forms[0]) if forms else 0
+
+    @property
+    def pattern(self) -> re.Pattern[str] | None:
+        """One regular expression matching every known secret, or None when there are none."""
+        return self._current()[0]
+
+    def __repr__(self) -> str:  # never the values
+        return f"<Redactor {self.secrets_count} secrets, from_environment={self.from_environment}>"
+
+    # -- redacting ---------------------------------------------------------
+
+    def text(self, value: str) -> str:
+        """``value`` with every known secret, and every URL's password, replaced by ``MARKER``."""
+        if not value:
+            return value
+        pattern, forms = self._current()
+        # Plain substring tests are far cheaper than the regex on text that
+        # holds no secret, which is nearly all text.
+        if pattern is not None and any(form in value for form in forms):
+            value = pattern.sub(MARKER, value)
+        passwords = _url_passwords(value)
+        if not passwords:
+            return value
+        # A password seen in a URL is a secret wherever it turns up next (a model repeating it).
+        for password in passwords:
+            remember(password)
+        return redact_url_passwords(value)
+
+    def contains_secret(self, value: str) -> bool:
+        """Whether ``value`` holds a known secret or a URL with a password."""
+        if not value:
+            return False
+        _, forms = self._current()
+        return any(form in value for form in forms) or bool(_url_passwords(value))
+
+    def data(self, value: Any) -> Any:
+        """Redact every string inside dicts, lists and tuples (keys included)."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {self.data(k): self.data(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.data(v) for v in value)
+        return value
+
+    def json(self, message: Message) -> str:
+        """The message's JSON text (``to_json()``) with secret values and credential fields blanked."""
+        return self.json_text(message.to_json())
+
+    def json_text(self, text: str) -> str:
+        """Redact JSON text: secret values anywhere, and values of credential-named keys."""
+        text = self.text(text)
+        if json_names_secret(text):
+            text = json.dumps(redact_named(json.loads(text)), ensure_ascii=False)
+        return text
+
+    def record(self, message: Message) -> dict[str, Any]:
+        """The message's ``to_record()`` dict, redacted."""
+        record: dict[str, Any] = json.loads(self.json(message))
+        return record
+
+    def message(self, message: Message) -> Message:
+        """``message`` itself when it holds no secret, else a redacted copy of the same class.
+
+        A copy that no longer validates as its class (a secret inside a field
+        with a fixed format) comes back as an ``UnknownEvent`` holding the
+        redacted fields, so nothing secret is ever returned.
+        """
+        return self.message_and_json(message)[0]
+
+    def message_and_json(self, message: Message) -> tuple[Message, str]:
+        """``message(message)`` together with its redacted JSON text, serialising only once."""
+        original = message.to_json()
+        text = self.json_text(original)
+        if text == original:
+            return message, original
+        redacted = self._rebuild(text)
+        return redacted, redacted.to_json()
+
+    @staticmethod
+    def _rebuild(text: str) -> Message:
+        from pydantic import ValidationError
+
+        from .messages import Message
+        from .store.events import UnknownEvent  # the store's class for events it cannot rebuild
+
+        record = json.loads(text)
+        try:
+            return Message.from_record(record)
+        except (ValidationError, TypeError) as exc:
+            log.warning(
+                "a redacted %s no longer validates (%s); keeping it as an UnknownEvent",
+                record.get("type"),
+                type(exc).__name__,
+            )
+            return UnknownEvent(
+                id=record.get("id"),
+                timestamp=record.get("timestamp"),
+                session_id=record.get("session_id"),
+                metadata=record.get("metadata") or {},
+                stored_type=str(record.get("type")),
+                payload=record,
+            )

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from llmgine_nb import MessageBus
+from llmgine_nb import MessageBus, secrets
 from llmgine_nb.llm import (
     LiteLLMClient,
     LLMCallFailed,
@@ -114,6 +114,7 @@ def test_precedence_argument_then_environment_then_dotenv(tmp_path) -> None:
 
 def test_dotenv_never_overrides_or_enters_the_real_environment(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(secrets, "_dotenv_location", None)  # found again, here, as on first loading
     (tmp_path / ".env").write_text("LLMGINE_MODEL=from-dotenv\nLLMGINE_TEST_ONLY_VAR=1\n")
     monkeypatch.setenv("LLMGINE_MODEL", "from-env")
     assert choose_model().model == "from-env"  # the default Settings read ./.env
@@ -176,7 +177,7 @@ def test_keys_never_appear_in_reprs_or_event_settings(tmp_path) -> None:
     assert SECRET not in repr(shown)
     assert shown["max_tokens"] == 100 and shown["temperature"] == 0.5
     assert shown["api_base"] == "https://example.test/v1"
-    assert shown["metadata"] == {"vertex_credentials": "<hidden>", "user": "ann"}
+    assert shown["metadata"] == {"vertex_credentials": "[REDACTED]", "user": "ann"}
 
 
 # -- the block switch ------------------------------------------------------------------

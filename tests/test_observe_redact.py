@@ -9,6 +9,7 @@ of every span.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from llmgine_nb.bus import MessageBus
 from llmgine_nb.llm.events import LLMCallFinished, LLMCallStarted
 from llmgine_nb.messages import Event, HandlerFailed
 from llmgine_nb.observe import REDACTED, Redactor, export_jsonl, observe
+from llmgine_nb.secrets import use_dotenv
 from llmgine_nb.store import Store, UnknownEvent
 from llmgine_nb.tools.events import ToolStarted
 
@@ -36,10 +38,19 @@ def forms(secret: str) -> list[bytes]:
 
 
 @pytest.fixture
-def fake_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
+def in_tmp_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """Work in ``tmp_path``, whose ``.env`` configuration finds (once, as it would on loading)."""
+    monkeypatch.chdir(tmp_path)
+    use_dotenv(None)
+    yield tmp_path
+    use_dotenv(None)
+
+
+@pytest.fixture
+def fake_keys(monkeypatch: pytest.MonkeyPatch, in_tmp_dir: Path) -> list[str]:
+    tmp_path = in_tmp_dir  # its .env holds one more key, never put in os.environ
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_OPENAI_KEY)
     monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_ANTHROPIC_KEY)
-    monkeypatch.chdir(tmp_path)  # its .env holds one more key, never put in os.environ
     (tmp_path / ".env").write_text(f"GITHUB_TOKEN={FAKE_GITHUB_TOKEN}\n", encoding="utf-8")
     return [FAKE_OPENAI_KEY, FAKE_ANTHROPIC_KEY, FAKE_GITHUB_TOKEN, FAKE_CONFIGURED_SECRET]
 
@@ -139,8 +150,8 @@ def test_a_redacted_event_that_no_longer_validates_becomes_unknown() -> None:
     assert rebuilt.stored_type.endswith("KeyPrefixed") and rebuilt.payload["key_id"] == REDACTED
 
 
-def test_environment_names_dotenv_and_refresh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)
+def test_environment_names_dotenv_and_refresh(monkeypatch: pytest.MonkeyPatch, in_tmp_dir: Path) -> None:
+    tmp_path = in_tmp_dir
     monkeypatch.setenv("MY_SERVICE_TOKEN", "token-value-123")
     monkeypatch.setenv("SOME_SETTING", "not-a-secret-value")
     (tmp_path / ".env").write_text("STRIPE_SECRET=stripe-secret-999\nPLAIN=plain-value-000\n", encoding="utf-8")

@@ -7,7 +7,6 @@ long history is counted once and each later turn only counts what is new.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,13 +30,8 @@ estimate_text_tokens = estimate_tokens
 def _load_litellm() -> Any:
     """litellm, imported on first use through the LLM layer's loader (offline cost
     map, litellm's log lines kept out of cell output)."""
-    try:
-        from ..llm._litellm import load_litellm
-    except ImportError:  # the context package used without the LLM layer
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at import
-        import litellm
+    from ..llm._litellm import load_litellm
 
-        return litellm
     return load_litellm()
 
 

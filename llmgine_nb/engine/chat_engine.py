@@ -31,7 +31,7 @@ from ..llm import BaseLLM, LLMError, get_llm
 from ..llm.base import LLMResponse
 from ..llm.events import LLMCallFinished
 from ..messages import use_metadata, use_session
-from ..observe.redact import Redactor
+from ..secrets import Redactor
 from ..store import Store
 from ..text import clean_text
 from ..tools import ApprovalDecision, ApprovalQueue, ToolManager

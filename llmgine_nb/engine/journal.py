@@ -13,7 +13,7 @@ import logging
 from ..bus import MessageBus, Registration
 from ..chat import ChatMessage, ToolCall
 from ..llm.events import LLMCallFailed, LLMCallFinished
-from ..observe.redact import Redactor
+from ..secrets import Redactor
 from ..store import LLMCall, Store
 from ..tools.events import ApprovalDecided, ToolFinished, ToolPermissionChecked, ToolStarted
 

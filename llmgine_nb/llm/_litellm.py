@@ -57,6 +57,18 @@ def _quiet_loggers(litellm: ModuleType) -> None:
         logger.propagate = False
 
 
+def _use_bundled_cost_map() -> None:
+    """Make litellm use the cost map it ships with instead of downloading one at import.
+
+    The one place library code touches the user's environment: litellm reads
+    this switch from ``LITELLM_LOCAL_MODEL_COST_MAP`` at import and has no
+    other way to stay off the network.  Set only when the user has not set
+    it (their own value, "False" included, wins), before the first import.
+    """
+    if "LITELLM_LOCAL_MODEL_COST_MAP" not in os.environ:
+        os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+
+
 def load_litellm() -> ModuleType:
     """Import litellm (once), offline and quiet, and return the module."""
     global _module
@@ -64,8 +76,7 @@ def load_litellm() -> ModuleType:
         return _module
     with _lock:
         if _module is None:
-            # Before the import: litellm fetches its cost map at import time otherwise.
-            os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+            _use_bundled_cost_map()
             import litellm
 
             litellm.suppress_debug_info = True

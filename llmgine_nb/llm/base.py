@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, Field
 
 from ..chat import ChatMessage, ToolCall, Usage
-from ..secret_names import is_secret_name
+from ..secrets import MARKER, is_secret_name
 from ..text import clean_text, estimate_tokens
 from .errors import BadResponseError, LLMError, from_exception
 from .events import (
@@ -183,7 +183,7 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, Mapping):
-        return {str(k): ("<hidden>" if is_secret_name(str(k)) else _jsonable(v)) for k, v in value.items()}
+        return {str(k): (MARKER if is_secret_name(str(k)) else _jsonable(v)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, BaseModel):

@@ -2,11 +2,16 @@
 
 Every setting is looked up in order: the explicit argument, then the
 environment (``LLMGINE_MODEL``, ``LLMGINE_API_BASE``, ``OPENAI_API_KEY`` ...),
-then a ``.env`` file in the working directory (read with python-dotenv; it
-never overrides the real environment and is not copied into it).
+then the ``.env`` file (read with python-dotenv; it never overrides the real
+environment and is not copied into it).  The ``.env`` file is the working
+directory's, found once as an absolute path the first time configuration
+loads (``llmgine_nb.secrets.dotenv_path()``): a later ``%cd`` reads the same
+file, and the redactor knows its keys all along.
 
 API keys are never logged, stored or shown: ``key_status()`` reports which
-providers have one, masked (``sk-...abcd``).  When nothing is configured the
+providers have one, masked (``sk-...abcd``), and every key a model client
+uses, from the environment, ``.env`` or an explicit ``api_key=``, is handed
+to ``llmgine_nb.secrets.remember`` so that every redactor hides it.  When nothing is configured the
 offline ``scripted`` model is used, and ``choose_model()`` says so in a plain
 sentence with one line on how to configure a real model.
 """
@@ -18,6 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from ..secrets import dotenv_path as default_dotenv_path
+from ..secrets import mask_key, read_dotenv, remember
 
 __all__ = [
     "PROVIDER_KEYS",
@@ -32,6 +40,8 @@ __all__ = [
     "provider_of",
     "DEFAULT_ALIASES",
     "resolve_aliases",
+    "read_dotenv",
+    "key_in_use",
 ]
 
 OFFLINE_MODEL = "scripted"
@@ -94,14 +104,10 @@ def provider_of(model: str) -> str | None:
     return None
 
 
-def mask_key(key: str | None) -> str | None:
-    """A key shown safely: ``sk-...abcd`` (a short key shows only that it is set)."""
-    if not key:
-        return None
-    key = key.strip()
-    if len(key) < 12:
-        return "***"
-    return f"{key[:3]}...{key[-4:]}"
+def key_in_use(key: str | None) -> str | None:
+    """``key`` as a model client is about to use it: from now on every redactor hides it."""
+    remember(key)
+    return key
 
 
 class Settings:
@@ -109,7 +115,7 @@ class Settings:
 
     def __init__(self, env: Mapping[str, str] | None = None, dotenv_path: str | Path | None = None) -> None:
         self.env: Mapping[str, str] = os.environ if env is None else env
-        self.dotenv_path = Path(dotenv_path) if dotenv_path is not None else Path.cwd() / ".env"
+        self.dotenv_path = Path(dotenv_path).absolute() if dotenv_path is not None else default_dotenv_path()
         self.dotenv: Mapping[str, str] = read_dotenv(self.dotenv_path)
 
     def get(self, name: str) -> tuple[str | None, ConfigSource | None]:
@@ -137,25 +143,6 @@ class Settings:
 
     def __repr__(self) -> str:  # never show values: some are keys
         return f"<Settings dotenv={str(self.dotenv_path)!r} ({len(self.dotenv)} entries)>"
-
-
-_dotenv_cache: dict[Path, tuple[float, dict[str, str]]] = {}
-
-
-def read_dotenv(path: Path) -> dict[str, str]:
-    """The ``.env`` file's values (without touching ``os.environ``); re-read when it changes."""
-    try:
-        mtime = path.stat().st_mtime
-    except OSError:
-        return {}
-    cached = _dotenv_cache.get(path)
-    if cached and cached[0] == mtime:
-        return cached[1]
-    from dotenv import dotenv_values
-
-    values = {k: v for k, v in dotenv_values(path).items() if v is not None}
-    _dotenv_cache[path] = (mtime, values)
-    return values
 
 
 def key_status(settings: Settings | None = None) -> dict[str, str | None]:

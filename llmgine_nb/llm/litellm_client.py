@@ -23,7 +23,7 @@ from ..text import estimate_tokens, tokens_for_chars
 from ._litellm import aload_litellm, load_litellm
 from .base import BaseLLM, CallRecorder, RawReply, StreamDelta, StreamEnd, public_settings
 from .blocking import check_real_call, is_loopback_url, real_models_allowed
-from .config import Settings, provider_of
+from .config import Settings, key_in_use, provider_of
 from .errors import BadResponseError
 from .pricing import cost_of
 
@@ -187,7 +187,7 @@ class LiteLLMClient(BaseLLM):
         if key is None and self.api_base and self.provider == "openai":
             # OpenAI-compatible local servers take no key, but the SDK insists on one.
             key = "no-key-needed"
-        self.__api_key = key  # private: never in repr, events or logs
+        self.__api_key = key_in_use(key)  # private: never in repr, events or logs; every redactor hides it
         self._warmed = False
 
     def __repr__(self) -> str:

@@ -38,7 +38,7 @@ from ..chat import ChatMessage
 from ._litellm import aload_litellm, load_litellm
 from .base import BaseLLM, CallRecorder, RawReply, StreamDelta, StreamEnd, public_settings
 from .blocking import check_real_call
-from .config import Settings, provider_of
+from .config import Settings, key_in_use, provider_of
 from .errors import LLMError, ModelConfigError, from_exception
 from .events import LLMFallback, LLMRetry
 from .litellm_client import reply_from_response, stream_pieces, streams_usage
@@ -202,6 +202,7 @@ def _deployment(alias: str, target: str | Mapping[str, Any], api_base: str | Non
             key = "no-key-needed"  # OpenAI-compatible local servers take no key; the SDK wants one
         if key is not None:
             params["api_key"] = key
+    key_in_use(params.get("api_key"))  # explicit or found: every redactor hides it
     params.setdefault("max_retries", 0)  # the Router retries, visibly; not the SDK underneath
     return {"model_name": alias, "litellm_params": params}
 

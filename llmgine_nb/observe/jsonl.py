@@ -40,7 +40,7 @@ def write_jsonl(events: Iterable[Message], target: PathOrFile, *, redactor: Reda
     redactor = redactor if redactor is not None else Redactor()
     if isinstance(target, io.TextIOBase) or hasattr(target, "write"):
         return _write_lines(events, target, redactor)  # type: ignore[arg-type]
-    path = Path(target)  # type: ignore[arg-type]
+    path = Path(target)
     with path.open("w", encoding="utf-8") as handle:
         return _write_lines(events, handle, redactor)
 
@@ -82,7 +82,7 @@ def iter_jsonl(source: PathOrFile) -> Iterator[Message]:
     if hasattr(source, "read"):
         yield from _read_lines(source)  # type: ignore[arg-type]
         return
-    with Path(source).open(encoding="utf-8") as handle:  # type: ignore[arg-type]
+    with Path(source).open(encoding="utf-8") as handle:
         yield from _read_lines(handle)
 
 

@@ -512,8 +512,8 @@ class MetricsObserver:
             errors: Counter[str] = Counter()
             for row in model_rows:
                 errors.update({f"llm:{k}": v for k, v in row.errors_by_kind.items()})
-            for row in tool_rows:
-                errors.update({"tool:error": row.errors, "tool:timeout": row.timeouts})
+            for tool_row in tool_rows:
+                errors.update({"tool:error": tool_row.errors, "tool:timeout": tool_row.timeouts})
             for acc in turns.values():
                 errors.update({f"turn:{k}": v for k, v in acc.failures.items()})
         return MetricsSnapshot(

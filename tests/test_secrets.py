@@ -1,0 +1,96 @@
+"""The secrets module: one marker, one name rule, the value redactor and where values come from."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from llmgine_nb import secrets
+from llmgine_nb.llm import Settings
+from llmgine_nb.llm.router import RoutedLLM
+from llmgine_nb.secrets import MARKER, Redactor, redact_url_passwords, remember, use_dotenv
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("postgresql://app:s3cr3t-pass@db.example/app", f"postgresql://app:{MARKER}@db.example/app"),
+        ("redis://:hunter2hunter2@127.0.0.1:6379/0", f"redis://:{MARKER}@127.0.0.1:6379/0"),
+        ("use mysql+pymysql://root:pw@localhost/x now", f"use mysql+pymysql://root:{MARKER}@localhost/x now"),
+        ('{"url": "amqp://guest:guest-pass@mq:5672/"}', f'{{"url": "amqp://guest:{MARKER}@mq:5672/"}}'),
+        ("http://localhost:8000/path@v2 and user@example.com", "http://localhost:8000/path@v2 and user@example.com"),
+        ("https://example.com/a:b@c", "https://example.com/a:b@c"),
+    ],
+)
+def test_passwords_inside_connection_strings_are_redacted(text: str, shown: str) -> None:
+    assert redact_url_passwords(text) == shown
+    assert Redactor(from_environment=False).text(text) == shown
+
+
+def test_a_password_seen_in_a_url_is_hidden_where_it_turns_up_next() -> None:
+    redactor = Redactor()
+    redactor.text("connect to postgresql://svc:Standalone-Pw-4242@db/x")
+    assert Redactor().text("the password is Standalone-Pw-4242") == f"the password is {MARKER}"
+
+
+def test_a_url_password_in_the_environment_is_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CACHE_URL", "redis://:EnvUrlPassw0rd-11@cache:6379")
+    assert Redactor().text("auth EnvUrlPassw0rd-11 failed") == f"auth {MARKER} failed"
+
+
+def test_explicit_keys_are_known_to_every_redactor() -> None:
+    before = Redactor()
+    key = "sk-explicit-for-a-router-5566"
+    RoutedLLM({"fast": {"model": "openai/gpt-4o-mini", "api_key": key}}, config=Settings(env={}, dotenv_path="/nonexistent/.env"))
+    assert before.text(f"bad key {key}") == f"bad key {MARKER}"  # made earlier, told since
+    assert Redactor().text(key) == MARKER
+    assert Redactor(from_environment=False).text(key) == key  # a redactor told only its own secrets
+
+
+def test_remember_ignores_short_and_missing_values() -> None:
+    remember(None)
+    remember("short")
+    assert Redactor().text("short") == "short"
+
+
+def test_the_dotenv_file_is_found_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("SERVICE_TOKEN=dotenv-token-value-99\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    use_dotenv(None)
+    try:
+        redactor, settings = Redactor(), Settings(env={})
+        monkeypatch.chdir(tmp_path.parent)  # %cd
+        redactor.refresh()
+        assert redactor.text("dotenv-token-value-99") == MARKER
+        assert Settings(env={}).get("SERVICE_TOKEN")[0] == "dotenv-token-value-99"
+        assert settings.dotenv_path == secrets.dotenv_path() == (tmp_path / ".env").absolute()
+    finally:
+        use_dotenv(None)
+
+
+def test_environment_changes_are_seen_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    redactor = Redactor(refresh_interval=3600)
+    monkeypatch.setenv("FRESH_API_KEY", "fresh-key-value-1")
+    assert redactor.text("fresh-key-value-1") == MARKER  # a new variable
+    monkeypatch.setenv("FRESH_API_KEY", "fresh-key-value-2")
+    assert redactor.text("fresh-key-value-2 fresh-key-value-1") == f"{MARKER} fresh-key-value-1"  # a new value
+    assert "_data" not in Path(secrets.__file__).read_text(encoding="utf-8"), "public means only"
+
+
+def test_one_marker_everywhere() -> None:
+    from llmgine_nb.llm.base import public_settings
+    from llmgine_nb.observe import REDACTED
+    from llmgine_nb.secrets import redact_named
+
+    assert REDACTED == MARKER
+    assert public_settings({"metadata": {"api_key": "x" * 20}})["metadata"]["api_key"] == MARKER
+    assert redact_named({"password": "pw"}) == {"password": MARKER}
+
+
+def test_the_engine_does_not_import_the_observers() -> None:
+    code = "import sys, llmgine_nb.engine; print('llmgine_nb.observe' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr
