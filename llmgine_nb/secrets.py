@@ -1,59 +1,34 @@
 """Secrets: which names hold credentials, the value redactor, and the one marker.
 
-Every layer that hides a secret uses this module, so a value hidden in one
-place is never written out in another:
+Every layer that hides a secret uses this module (it imports nothing from
+the package, so the engine uses it without pulling in the observers):
 
-* ``MARKER`` (``[REDACTED]``) is what a hidden value is replaced by, everywhere;
+* ``MARKER`` (``[REDACTED]``) replaces a hidden value, everywhere;
 * ``is_secret_name(name)`` is the one rule for which settings, environment
   variables and dict entries hold credentials; ``redact_named(data)`` blanks
-  such entries of a JSON-like value (what the store writes, what the LLM layer
-  reports about its settings);
-* ``Redactor`` knows the secret *values* and replaces them in any text:
-  the values of credential-named environment variables and ``.env``
-  entries, keys handed to the library in code (``remember()``: the LLM
-  layer calls it for every ``api_key=``, in alias and router configurations
-  too), and any the application adds; on top of those, the password part of
-  any URL (``postgresql://user:PASSWORD@host/db``, ``redis://:PASSWORD@host``).
+  such entries of a JSON-like value;
+* ``Redactor`` replaces secret *values* in any text: credential-named
+  environment variables and ``.env`` entries, keys handed to the library in
+  code (``remember()``, called for every key a model client uses), any the
+  application adds, and the password of any URL
+  (``postgresql://user:PASSWORD@host/db``, ``redis://:PASSWORD@host``).
 
-Where the values come from:
+A name is secret when (case-insensitive, ``-`` read as ``_``) it is one of a
+few whole words (``token``, ``headers``, ``cookie`` ...), ends with ``_key``,
+``_token``, ``_secret`` or ``_password``, or contains ``api_key``,
+``secret``, ``password``, ``authorization``, ``credential`` ...  Counts stay
+visible (``input_tokens``, ``max_tokens``, ``key_count``); a harmless
+``sort_key`` is hidden too (the rule errs on the safe side).
 
-* the environment is read again as soon as it changes (``len(os.environ)``
-  and the watched credential variables are compared on every use: public
-  means only), and at the latest every ``refresh_interval`` seconds;
-* ``.env`` is found once, as an absolute path, the first time configuration
-  or a redactor asks (``dotenv_path()``): a later ``os.chdir`` / ``%cd`` does
-  not make its keys unknown while a model client still uses them.  Point it
-  elsewhere with ``use_dotenv(path)``.  It is read without copying anything
-  into ``os.environ``: library code never changes the user's environment
-  (the one exception is litellm's ``LITELLM_LOCAL_MODEL_COST_MAP``, see
-  ``llm/_litellm.py``);
-* ``remember(value)`` is process-wide on purpose: a key given to one object
-  (a model client) must be hidden by every redactor in the process (the
-  engine's, the observers', the notebook's), as keys in the environment are.
-
-A limit worth knowing: a secret split across several streamed text deltas
-is only caught once the pieces are joined; front ends hold back
-``Redactor.longest_secret`` characters of a stream for that reason, and the
-event log does not keep deltas by default.
-
-A name is secret when (case-insensitive, ``-`` read as ``_``) it
-
-* is one of a few whole words (``token``, ``bearer``, ``headers``, ``cookie`` ...),
-* ends with ``_key``, ``_token``, ``_secret`` or ``_password``
-  (``openai_key``, ``private_key``, ``X-Key``, ``aws_session_token``), or
-* contains ``api_key``, ``secret``, ``password``, ``authorization``,
-  ``credential`` and a few more (``aws_secret_access_key``, ``vertex_credentials``).
-
-Counts stay visible: ``input_tokens``, ``max_tokens``, ``session_tokens``,
-``keys`` and ``key_count`` are not secret names.  The rule errs on the safe
-side: a harmless ``sort_key`` is hidden too.
-
-``json_names_secret(text)`` says whether JSON text has such a key (the
-store and the redactor walk only those payloads; counts like
-``"input_tokens"`` no longer send every usage report through the walk).
-
-This module imports nothing from the package at import time, so any layer
-(the engine included) can use it without pulling in the observers.
+The environment is re-read as soon as it changes (public means only: its
+length and the watched credential variables are compared on every use).
+``.env`` is found once, as an absolute path (``dotenv_path()``), so a later
+``%cd`` does not make its keys unknown; it is never copied into
+``os.environ``.  ``remember()`` is process-wide on purpose: a key given to
+one client must be hidden by every redactor, as environment keys are.
+A secret split across streamed deltas is caught once the pieces are joined
+(front ends hold back ``Redactor.longest_secret`` characters).  See
+docs/architecture.md, "Secrets".
 """
 
 from __future__ import annotations
@@ -73,19 +48,8 @@ if TYPE_CHECKING:
     from .messages import Message
 
 __all__ = [
-    "MARKER",
-    "is_secret_name",
-    "might_name_secret",
-    "json_names_secret",
-    "redact_named",
-    "redact_url_passwords",
-    "SECRET_NAME_HINTS",
-    "Redactor",
-    "remember",
-    "dotenv_path",
-    "use_dotenv",
-    "read_dotenv",
-    "mask_key",
+    "MARKER", "is_secret_name", "might_name_secret", "json_names_secret", "redact_named", "SECRET_NAME_HINTS",
+    "Redactor", "redact_url_passwords", "remember", "dotenv_path", "use_dotenv", "read_dotenv", "mask_key",
 ]
 
 log = logging.getLogger("llmgine_nb.secrets")
@@ -349,13 +313,6 @@ class Redactor:
             with self._lock:
                 self._configured.add(secret)
                 self._stale = True
-
-    def add_from_environment(self, environ: Mapping[str, str] | None = None) -> None:
-        """Add the secrets among ``environ``'s variables (default: ``os.environ``)."""
-        found = secret_values(environ if environ is not None else os.environ)
-        with self._lock:
-            self._configured |= found
-            self._stale = True
 
     def refresh(self) -> None:
         """Read the environment and the ``.env`` file again (when ``from_environment``)."""
