@@ -33,6 +33,7 @@ __all__ = [
     "SessionEnded",
     "HandlerFailed",
     "UnknownMessageType",
+    "UnknownEvent",
     "current_session_id",
     "message_type_name",
     "use_metadata",
@@ -264,3 +265,16 @@ class HandlerFailed(Event):
     event_type: str
     error: str
     traceback: str
+
+
+class UnknownEvent(Event):
+    """A stored or redacted event that cannot be rebuilt as its own class in this process.
+
+    Kept rather than dropped so that an event log written by another
+    application still lists, and so that a redacted copy that no longer
+    validates as its class is still an event; ``stored_type`` names the
+    original class and ``payload`` holds its fields.
+    """
+
+    stored_type: str
+    payload: dict[str, Any]

@@ -470,8 +470,7 @@ class Redactor:
     def _rebuild(text: str) -> Message:
         from pydantic import ValidationError
 
-        from .messages import Message
-        from .store.events import UnknownEvent  # the store's class for events it cannot rebuild
+        from .messages import Message, UnknownEvent
 
         record = json.loads(text)
         try:

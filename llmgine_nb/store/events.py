@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from ..messages import Event, Message, UnknownMessageType
+from ..messages import Message, UnknownEvent, UnknownMessageType
 from ..secrets import json_names_secret, redact_named
 from .database import rows
 from .rows import utc_text
@@ -23,18 +23,6 @@ __all__ = ["UnknownEvent", "row", "insert", "select", "prune"]
 log = logging.getLogger("llmgine_nb.store")
 
 _INSERT = "INSERT OR IGNORE INTO events (id, type, session_id, payload, created) VALUES (?,?,?,?,?)"
-
-
-class UnknownEvent(Event):
-    """A stored event whose class cannot be imported in this process.
-
-    Kept rather than dropped so that an event log written by another
-    application still lists; ``stored_type`` names the original class and
-    ``payload`` holds its fields.
-    """
-
-    stored_type: str
-    payload: dict[str, Any]
 
 
 def row(event: Message, payload: str | None = None) -> tuple[Any, ...]:
