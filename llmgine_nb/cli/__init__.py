@@ -20,6 +20,9 @@ SUBCOMMANDS: dict[str, str] = {
     "demo": "llmgine_nb.cli.demo",
     "mcp-serve": "llmgine_nb.cli.mcp_serve",
     "discord": "llmgine_nb.cli.discord",
+    "serve": "llmgine_nb.cli.serve",
+    "users": "llmgine_nb.cli.users",
+    "chat": "llmgine_nb.cli.chat",
 }
 
 

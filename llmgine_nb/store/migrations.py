@@ -214,11 +214,33 @@ def m004_deferred_search_index(db: sqlite_utils.Database) -> None:
     )
 
 
+def m005_server_streams_and_users(db: sqlite_utils.Database) -> None:
+    """What the server needs: per-session event numbers, users, their tokens, session owners.
+
+    ``events.seq`` numbers the events of a session that a front end streams,
+    without gaps (NULL for events logged without one, e.g. by the notebook's
+    event log).  Tokens are stored as SHA-256 hashes only; the token itself
+    is shown once when it is made.  See ``store/streams.py`` and ``store/users.py``.
+    """
+    db.execute("ALTER TABLE events ADD COLUMN seq INTEGER")
+    db.execute("CREATE UNIQUE INDEX idx_events_session_seq ON events(session_id, seq) WHERE seq IS NOT NULL")
+    db.execute(
+        "CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, created TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE api_tokens (id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id), "
+        "token_hash TEXT NOT NULL UNIQUE, created TEXT NOT NULL, revoked TEXT)"
+    )
+    db.execute("CREATE TABLE session_owners (session_id TEXT PRIMARY KEY, user_id TEXT NOT NULL)")
+    db.execute("CREATE INDEX idx_session_owners_user ON session_owners(user_id)")
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial,
     m002_message_search,
     m003_memory_and_summaries,
     m004_deferred_search_index,
+    m005_server_streams_and_users,
 ]
 
 

@@ -1,0 +1,43 @@
+"""``llmgine-nb serve``: the engine as a service (FastAPI on uvicorn), the web page at ``/``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "run the server: REST and event streams for many users' sessions, and the web chat page"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    parser.add_argument("--db", type=Path, default=None, help="SQLite file (default: LLMGINE_DB or the per-user one)")
+    parser.add_argument("--model", default=None, help="default model of new sessions (default: from the environment)")
+    parser.add_argument("--demo", action="store_true",
+                        help="the offline demo: a scripted model and two tools (one asks approval, one a choice)")
+    parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                        help="allow pages from ORIGIN to call the API (repeat for several; default: none)")
+    parser.add_argument("--max-turns-per-user", type=int, default=4, help="turns one user may run at once")
+    parser.add_argument("--requests-per-minute", type=int, default=600, help="per user, before 429")
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ..server import ServerConfig, create_app
+    from ..store import Store
+
+    config = ServerConfig(cors_origins=list(args.cors_origin), max_turns_per_user=args.max_turns_per_user,
+                          requests_per_minute=args.requests_per_minute)
+    store = Store(args.db)
+    options: dict = {"config": config, "model": args.model}
+    if args.demo:
+        from ..server.demo import demo_llm, demo_tools
+
+        options.update(llm_factory=lambda model: demo_llm(delay_s=0.02), tools=demo_tools())
+    app = create_app(store, **options)
+    print(f"llmgine-nb server on http://{args.host}:{args.port}/ (database {store.path}); "
+          "make a user with: llmgine-nb users add NAME", flush=True)
+    # Access logs carry no tokens: tokens travel in headers or first messages, never in URLs.
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", ws="websockets-sansio")
+    return 0

@@ -1,0 +1,258 @@
+"""Many sessions on one bus and one store: what the server and the terminal client drive.
+
+    hub = SessionHub(store, model="scripted", tools=[save_note])
+    record = await hub.create_session()
+    turn_id = await hub.send(record.id, "hello")     # returns once the turn has started
+    queue = hub.streams.subscribe(record.id)         # its numbered events as JSON texts
+
+The hub is a front end like the notebook: it sends the engine's commands
+(``SendMessage``, ``CancelTurn``, ``DecideApproval`` ...) and renders
+nothing itself; the events reach watchers through ``SessionStreams``.  It
+knows nothing of HTTP: ``llmgine_nb.server.app`` puts it behind FastAPI and
+``llmgine_nb.terminal`` drives it in process.  An engine is made for a
+session the first time it is used (a session loaded from disk resumes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..bus import MessageBus
+from ..engine import CancelTurn, ChatEngine, DecideApproval, SendMessage, SwitchModel
+from ..engine.events import TurnCancelled, TurnEvent, TurnFailed, TurnStarted
+from ..llm import BaseLLM
+from ..messages import CommandResult
+from ..observe.redact import Redactor
+from ..store import SessionRecord, Store
+from ..tools import ApprovalQueue, ToolManager
+from .pending import pending_items
+from .stream import SessionStreams
+
+__all__ = ["SessionHub", "HubError", "TurnRunning"]
+
+log = logging.getLogger("llmgine_nb.server")
+
+LLMFactory = Callable[[str | None], BaseLLM]
+
+
+class HubError(Exception):
+    """A request the hub cannot carry out; the message says what to do instead."""
+
+    status = 400
+
+
+class TurnRunning(HubError):
+    status = 409
+
+
+class NotPending(HubError):
+    status = 404
+
+
+class SessionHub:
+    """Engines for many sessions on one bus, with numbered event streams.
+
+    ``model`` is the default model of new sessions (None: from the
+    environment, else the offline model); ``llm_factory(model)`` makes the
+    model object for each engine instead (tests and demos script it).
+    ``tools`` are shared by every session.  ``approval_timeout`` is how long
+    an approval waits for its owner (seconds; the call is denied after).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        model: str | None = None,
+        llm_factory: LLMFactory | None = None,
+        tools: Iterable[Any] = (),
+        system_prompt: str | None = None,
+        approval_timeout: float | None = 300.0,
+        redactor: Redactor | None = None,
+        delta_flush_s: float = 0.05,
+    ) -> None:
+        self.store = store
+        self.model = model
+        self.llm_factory = llm_factory
+        self.system_prompt = system_prompt
+        self.redactor = redactor if redactor is not None else Redactor()
+        self.bus = MessageBus("hub")
+        self.approvals = ApprovalQueue()
+        self._attachment = self.approvals.attach(self.bus)
+        self.tools = ToolManager(tools, bus=self.bus, approval_timeout=approval_timeout)
+        self.streams = SessionStreams(store, self.redactor, delta_flush_s=delta_flush_s).attach(self.bus)
+        self.engines: dict[str, ChatEngine] = {}
+        self.turns: dict[str, asyncio.Task[CommandResult]] = {}
+        self._starting: dict[str, asyncio.Future[str]] = {}
+        self._opening: dict[str, asyncio.Lock] = {}
+        self._registration = self.bus.subscribe(TurnEvent, self._on_turn_event)
+
+    # -- sessions ----------------------------------------------------------------
+
+    async def open(self, session_id: str) -> ChatEngine:
+        """The engine of a stored session, started on first use."""
+        engine = self.engines.get(session_id)
+        if engine is not None:
+            return engine
+        lock = self._opening.setdefault(session_id, asyncio.Lock())
+        async with lock:
+            engine = self.engines.get(session_id)
+            if engine is None:
+                record = self.store.get_session(session_id)
+                self.streams.track(record.id)
+                llm = self.llm_factory(record.model) if self.llm_factory is not None else None
+                engine = ChatEngine(
+                    self.bus, store=self.store, tools=self.tools, llm=llm,
+                    model=None if llm is not None else (record.model or self.model),
+                    session_id=record.id, approvals=self.approvals, system_prompt=self.system_prompt,
+                    redactor=self.redactor,
+                )
+                await engine.start()
+                self.engines[record.id] = engine
+        return engine
+
+    async def create_session(self, name: str | None = None, model: str | None = None) -> SessionRecord:
+        record = self.store.create_session(name, model=model or self.model or self._default_model())
+        await self.open(record.id)
+        return record
+
+    def _default_model(self) -> str | None:
+        if self.llm_factory is not None:
+            return self.llm_factory(None).model
+        return None
+
+    async def fork(self, session_id: str, at_message_id: str | None = None, name: str | None = None) -> SessionRecord:
+        """A new session with this one's history up to ``at_message_id`` (default: all of it)."""
+        self._refuse_while_running(session_id, "fork it")
+        messages = self.store.messages(session_id)
+        at = at_message_id or (messages[-1].id if messages else None)
+        if at is None:
+            raise HubError("This session has no messages yet, so there is nothing to fork; send a message first.")
+        record = self.store.fork_session(session_id, at, name=name)
+        await self.open(record.id)
+        return record
+
+    async def close_session(self, session_id: str) -> None:
+        """Stop the session's engine (cancelling its turn); the session stays on disk."""
+        engine = self.engines.pop(session_id, None)
+        if engine is not None:
+            await engine.close()
+        self.streams.flush()
+        self.streams.untrack(session_id)
+        self._opening.pop(session_id, None)
+
+    async def delete_session(self, session_id: str) -> None:
+        await self.close_session(session_id)
+        self.store.delete_session(session_id)
+
+    # -- turns ---------------------------------------------------------------------
+
+    def running(self, session_id: str) -> bool:
+        task = self.turns.get(session_id)
+        return task is not None and not task.done()
+
+    def _refuse_while_running(self, session_id: str, what: str) -> None:
+        if self.running(session_id):
+            raise TurnRunning(f"A turn is running in this session; wait for it to end or stop it before you {what}.")
+
+    async def send(self, session_id: str, text: str, model: str | None = None) -> str:
+        """Start a turn and return its id as soon as it has started (the turn runs on)."""
+        await self.open(session_id)
+        return await self._start(session_id, SendMessage(session_id=session_id, text=text, model=model))
+
+    async def retry(self, session_id: str) -> str:
+        """Run the last user message again, after a failed or cancelled turn."""
+        engine = await self.open(session_id)
+        # The one place that calls the engine directly; a RetryTurn command replaces it when it exists.
+        return await self._start(session_id, None, lambda: engine.retry())
+
+    async def _start(self, session_id: str, command: SendMessage | None, run: Callable[[], Any] | None = None) -> str:
+        self._refuse_while_running(session_id, "send another message")
+        loop = asyncio.get_running_loop()
+        started: asyncio.Future[str] = loop.create_future()
+        self._starting[session_id] = started
+        if command is not None:
+            task: asyncio.Task[Any] = asyncio.ensure_future(self.bus.execute(command))
+        else:
+            assert run is not None
+            task = asyncio.ensure_future(run())
+        self.turns[session_id] = task
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # never "exception never retrieved"
+        try:
+            await asyncio.wait({started, task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._starting.pop(session_id, None)
+        if started.done():
+            return started.result()
+        outcome = task.result()
+        if isinstance(outcome, CommandResult) and not outcome.success:
+            raise HubError(outcome.error or "The turn could not start.")
+        raise HubError("The turn ended before it started; send the message again.")
+
+    def _on_turn_event(self, event: TurnEvent) -> None:
+        if isinstance(event, (TurnStarted, TurnFailed, TurnCancelled)) and event.session_id is not None:
+            started = self._starting.get(event.session_id)
+            if started is not None and not started.done():
+                started.set_result(event.turn_id)
+
+    async def cancel(self, session_id: str) -> bool:
+        await self.open(session_id)
+        result = await self.bus.execute(CancelTurn(session_id=session_id, reason="stopped by the user"))
+        return bool(result.result)
+
+    async def switch_model(self, session_id: str, model: str) -> str:
+        """Make ``model`` the session's model for the next turns; returns the model's name."""
+        await self.open(session_id)
+        result = await self.bus.execute(SwitchModel(session_id=session_id, model=model))
+        if not result.success:
+            raise HubError(_first_sentence(result.error) or f"Cannot switch to {model!r}.")
+        return str(result.result)
+
+    # -- approvals and questions --------------------------------------------------------
+
+    def pending(self, session_id: str) -> list[dict[str, Any]]:
+        """What waits for the session's owner: approvals and questions, oldest first."""
+        return pending_items(self.approvals, session_id)
+
+    async def decide(
+        self, session_id: str, call_id: str, decision: str, *, message: str | None = None,
+        arguments: dict[str, Any] | None = None, decided_by: str = "user",
+    ) -> None:
+        await self.open(session_id)
+        result = await self.bus.execute(
+            DecideApproval(session_id=session_id, call_id=call_id, decision=decision,
+                           message=message, arguments=arguments, decided_by=decided_by)
+        )
+        if not result.success:
+            raise NotPending(_first_sentence(result.error) or "That approval could not be decided.")
+
+    async def answer(self, session_id: str, question_id: str, answer: Any, *, decided_by: str = "user") -> None:
+        """Answer a tool's question (confirm: true/false; choice: one of its options, or null)."""
+        # Kept in one place until an AnswerQuestion command exists: only this session's questions.
+        try:
+            question = self.approvals.find_question(question_id)
+        except LookupError as exc:
+            raise NotPending(str(exc)) from None
+        if question.session_id != session_id:
+            raise NotPending(f"No question with id {question_id!r} is waiting in this session.")
+        self.approvals.answer(question.id, answer)
+
+    # -- shutting down -----------------------------------------------------------------
+
+    async def close(self) -> None:
+        for session_id in list(self.engines):
+            await self.close_session(session_id)
+        self.streams.detach()
+        self._registration.unregister()
+        self._attachment.unregister()
+
+
+def _first_sentence(error: str | None) -> str | None:
+    if not error:
+        return None
+    # CommandResult.error is "<Type>: message" for handler exceptions; keep the message.
+    head, sep, rest = error.partition(": ")
+    return rest if sep and head.isidentifier() else error

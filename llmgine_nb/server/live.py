@@ -1,0 +1,180 @@
+"""A session's events as they happen: a WebSocket and a Server-Sent Events stream.
+
+Both carry the same texts: each event's JSON with its per-session number
+first (``{"seq": 7, "type": "llmgine_nb.engine.events.TurnStarted", ...}``).
+A client says the last number it saw (``after``; for SSE also the standard
+``Last-Event-ID`` header) and gets everything after it from the store, then
+live events, with nothing missed and nothing twice.
+
+WebSocket ``/api/sessions/{id}/ws``: the first message authenticates,
+``{"token": "lnb_..."}`` or ``{"ticket": "tkt_..."}``, with ``"after": N``.
+The server answers ``{"control": "ready", "last_seq": N}`` once the replay is
+sent.  A page from another origin is refused before anything is read.
+
+SSE ``/api/sessions/{id}/sse?ticket=...&after=N``: the ticket comes from
+``POST /api/tickets`` (an EventSource cannot send headers, and a long-lived
+token must not sit in a URL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import StreamingResponse
+
+from ..store.users import User
+from .auth import Gate
+from .config import ServerConfig
+from .errors import ApiError, error_responses
+from .hub import SessionHub
+from .stream import OVERFLOW
+
+__all__ = ["router", "origin_allowed"]
+
+router = APIRouter(prefix="/api")
+
+#: Close codes: the request was refused (the reason is in the close frame and a last message).
+CLOSE_UNAUTHORISED = 4401
+CLOSE_NOT_FOUND = 4404
+CLOSE_BEHIND = 4408
+
+
+def origin_allowed(origin: str | None, host: str | None, config: ServerConfig) -> bool:
+    """No Origin (not a browser) is fine; a browser page must come from this server or a configured origin."""
+    if not origin:
+        return True
+    if origin in config.ws_origins or origin in config.cors_origins:
+        return True
+    scheme, _, rest = origin.partition("://")
+    return bool(host) and rest == host and scheme in ("http", "https")
+
+
+async def _refuse(ws: WebSocket, code: int, message: str) -> None:
+    with contextlib.suppress(Exception):
+        await ws.send_text(json.dumps({"control": "error", "error": message}))
+        await ws.close(code=code, reason=message[:120])
+
+
+@router.websocket("/sessions/{session_id}/ws")
+async def events_ws(ws: WebSocket, session_id: str) -> None:
+    config: ServerConfig = ws.app.state.config
+    gate: Gate = ws.app.state.gate
+    hub: SessionHub = ws.app.state.hub
+    if not origin_allowed(ws.headers.get("origin"), ws.headers.get("host"), config):
+        await ws.close(code=1008, reason="this page's origin may not open the stream")
+        return
+    await ws.accept()
+    try:
+        first = json.loads(await asyncio.wait_for(ws.receive_text(), config.first_message_timeout_s))
+        if not isinstance(first, dict):
+            raise ValueError
+        after = int(first.get("after") or 0)
+    except (asyncio.TimeoutError, ValueError, TypeError):
+        await _refuse(ws, CLOSE_UNAUTHORISED, 'Send {"token": "...", "after": N} as the first message to sign in.')
+        return
+    except WebSocketDisconnect:
+        return
+    user: User | None = gate.user_from_token(first.get("token")) or gate.redeem_ticket(first.get("ticket"), session_id)
+    if user is None:
+        await _refuse(ws, CLOSE_UNAUTHORISED, "That token or ticket is not valid; sign in again.")
+        return
+    if not gate.owns(user, session_id):
+        await _refuse(ws, CLOSE_NOT_FOUND, f"There is no session {session_id!r} of yours.")
+        return
+    await hub.open(session_id)
+    queue = hub.streams.subscribe(session_id)
+    # Watch for the client leaving while we wait for events.
+    leaving = asyncio.ensure_future(_drain(ws))
+    try:
+        last = after
+        for seq, text in hub.streams.replay(session_id, after):
+            await ws.send_text(text)
+            last = seq
+        await ws.send_text(json.dumps({"control": "ready", "last_seq": last}))
+        while True:
+            getting = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({getting, leaving}, return_when=asyncio.FIRST_COMPLETED)
+            if leaving in done:
+                getting.cancel()
+                return
+            text = getting.result()
+            if text == OVERFLOW:
+                await _refuse(ws, CLOSE_BEHIND, "This stream fell too far behind; reconnect with the last seq you saw.")
+                return
+            seq = _seq_of(text)
+            if seq <= last:
+                continue  # already sent in the replay
+            await ws.send_text(text)
+            last = seq
+    except (WebSocketDisconnect, RuntimeError):
+        return
+    finally:
+        hub.streams.unsubscribe(session_id, queue)
+        leaving.cancel()
+
+
+async def _drain(ws: WebSocket) -> None:
+    """Read (and ignore) what the client sends until it goes away."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+
+
+def _seq_of(text: str) -> int:
+    # The number is always first: '{"seq": 12, ...'
+    return int(text[8 : text.index(",")]) if text.startswith('{"seq": ') and "," in text else int(json.loads(text)["seq"])
+
+
+@router.get("/sessions/{session_id}/sse", responses={200: {"content": {"text/event-stream": {}}}, **error_responses(401, 404)})
+async def events_sse(
+    request: Request,
+    session_id: str,
+    ticket: Annotated[str | None, Query(max_length=200)] = None,
+    after: Annotated[int, Query(ge=0)] = 0,
+    last_event_id: Annotated[str | None, Header()] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    gate: Gate = request.app.state.gate
+    hub: SessionHub = request.app.state.hub
+    user = gate.redeem_ticket(ticket, session_id) if ticket else None
+    if user is None:
+        if authorization:
+            user = gate.user_from_header(authorization)
+        else:
+            raise ApiError(401, "Open the stream with a ticket from POST /api/tickets: ?ticket=...")
+    gate.check_owner(user, session_id)
+    if last_event_id and last_event_id.isdigit():
+        after = max(after, int(last_event_id))
+    await hub.open(session_id)
+    queue = hub.streams.subscribe(session_id)
+    replay = hub.streams.replay(session_id, after)
+
+    async def stream() -> AsyncIterator[str]:
+        last = after
+        try:
+            for seq, text in replay:
+                yield f"id: {seq}\ndata: {text}\n\n"
+                last = seq
+            while True:
+                try:
+                    text = await asyncio.wait_for(queue.get(), 15.0)
+                except asyncio.TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if text == OVERFLOW:
+                    return
+                seq = _seq_of(text)
+                if seq > last:
+                    yield f"id: {seq}\ndata: {text}\n\n"
+                    last = seq
+        finally:
+            hub.streams.unsubscribe(session_id, queue)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})

@@ -1,0 +1,117 @@
+"""``llmgine-nb chat`` driven through a real pseudo-terminal (pexpect), in process and against a server."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+from server_harness import LiveServer
+
+from llmgine_nb.server import create_app
+from llmgine_nb.server.demo import demo_llm, demo_tools
+from llmgine_nb.store import Store
+from llmgine_nb.store.users import add_user
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def spawn(*args: str, tmp_path: Path) -> pexpect.spawn:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "LLMGINE_DB": str(tmp_path / "default.db")}
+    child = pexpect.spawn(sys.executable, ["-m", "llmgine_nb", "chat", *args], env=env, encoding="utf-8",
+                          timeout=30, dimensions=(40, 160))
+    child.logfile_read = open(tmp_path / "terminal.log", "a")  # noqa: SIM115 - closed with the child
+    return child
+
+
+def converse(child: pexpect.spawn) -> None:
+    """The same conversation whichever engine answers: a reply, an approval, a choice, slash commands."""
+    child.expect_exact("you> ")
+    child.sendline("hello there")
+    child.expect_exact('You said: "hello there"')
+    child.expect(r"\[scripted · \d+ in / \d+ out tokens")
+    child.expect_exact("you> ")
+    child.sendline("note: buy milk")
+    child.expect_exact('Approval needed [call_')
+    child.expect_exact('save_note {"text": "buy milk"}')
+    child.expect_exact("approve? [y]es / [n]o / [a]lways / [e]dit > ")
+    child.sendline("n")
+    child.expect_exact("reason (told to the model, may be empty) > ")
+    child.sendline("not today")
+    child.expect_exact("[save_note: denied (not today)]")
+    child.expect_exact("you> ")
+    child.sendline("note: buy bread")
+    child.expect_exact("approve? [y]es / [n]o / [a]lways / [e]dit > ")
+    child.sendline("e")
+    child.expect_exact("new arguments as JSON > ")
+    child.sendline('{"text": "buy rye bread"}')
+    child.expect_exact("[tool save_note: ok] (The user changed the arguments before approving")
+    child.expect(r"saved note #\d+: buy rye bread")
+    child.expect_exact("Done. The tool said:")
+    child.expect_exact("you> ")
+    child.sendline("pick a colour")
+    child.expect_exact("Question from pick_colour: Which colour?")
+    child.expect_exact("your choice (number, or empty for none) > ")
+    child.sendline("3")
+    child.expect_exact("the user picked blue")
+    child.expect_exact("you> ")
+    child.sendline("/usage")
+    child.expect(r"scripted: \d+ calls, \d+ in / \d+ out tokens")
+    child.expect_exact("you> ")
+    child.sendline("/sessions")
+    child.expect(r"\* [0-9a-f]{32}  scripted  \d+ messages")
+    child.expect_exact("you> ")
+    child.sendline("/nonsense")
+    child.expect_exact("There is no /nonsense; /help lists the commands.")
+    child.expect_exact("you> ")
+    child.sendline("/quit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_chat_in_process_through_a_pseudo_terminal(tmp_path):
+    child = spawn("--demo", "--db", str(tmp_path / "chat.db"), tmp_path=tmp_path)
+    converse(child)
+    # The conversation is in the store, with the edited call and who decided.
+    store = Store(tmp_path / "chat.db")
+    (summary,) = store.list_sessions()
+    calls = store.tool_calls(summary.session.id)
+    assert [c.status for c in calls if c.tool == "save_note"] == ["denied", "done"]
+    assert calls[1].approval is not None and calls[1].approval.edited_arguments == {"text": "buy rye bread"}
+
+
+def test_chat_against_a_server_through_a_pseudo_terminal(tmp_path):
+    store = Store(tmp_path / "server.db")
+    _, token = add_user(store, "carol")
+    app = create_app(store, llm_factory=lambda model: demo_llm(delay_s=0.005), tools=demo_tools())
+    with LiveServer(app) as server:
+        child = spawn("--server", server.url, "--token", token, tmp_path=tmp_path)
+        child.expect_exact("Signed in to")
+        child.expect_exact("as carol.")
+        converse(child)
+    (call,) = [c for s in store.list_sessions() for c in store.tool_calls(s.session.id) if c.status == "done"
+               and c.tool == "save_note"]
+    assert call.approval is not None and call.approval.who == "carol"
+
+
+def test_chat_says_what_to_do_without_a_token(tmp_path):
+    child = spawn("--server", "http://127.0.0.1:9", tmp_path=tmp_path)
+    child.expect_exact("--server needs --token TOKEN")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 2
+
+
+@pytest.mark.parametrize("token", ["lnb_wrong"])
+def test_chat_with_a_wrong_token_says_so(tmp_path, token):
+    store = Store(tmp_path / "server.db")
+    app = create_app(store, llm_factory=lambda model: demo_llm(), tools=demo_tools())
+    with LiveServer(app) as server:
+        child = spawn("--server", server.url, "--token", token, tmp_path=tmp_path)
+        child.expect_exact("That API token is not valid")
+        child.expect(pexpect.EOF)
+        child.close()
+    assert child.exitstatus == 1
