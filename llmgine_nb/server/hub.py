@@ -112,7 +112,21 @@ class SessionHub:
                 )
                 await engine.start()
                 self.engines[record.id] = engine
+                if self.store.pending_tool_calls(record.id):
+                    await self._resume_cut_turn(record.id, engine)
         return engine
+
+    async def _resume_cut_turn(self, session_id: str, engine: ChatEngine) -> None:
+        """A turn cut by a restart left tool calls undecided: run it again, so they are asked again now.
+
+        The engine asks undecided calls again at the start of its next turn;
+        retrying the cut turn is that next turn, and the model then goes on
+        from the answers.  Whoever reconnects sees the approval again.
+        """
+        try:
+            await self._start(session_id, None, lambda: engine.retry())
+        except HubError as exc:
+            log.warning("could not resume the turn cut in session %s: %s", session_id, exc)
 
     async def create_session(self, name: str | None = None, model: str | None = None) -> SessionRecord:
         record = self.store.create_session(name, model=model or self.model or self._default_model())

@@ -1,0 +1,109 @@
+"""A server killed while an approval waits: restarted, it asks again when the client comes back.
+
+The server runs as its own process (``python -m llmgine_nb serve --demo``)
+and is killed with SIGKILL, as a crash would; the client resumes its
+stream from the last number it saw.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from server_harness import free_port, read_until, short
+from websockets.sync.client import connect
+
+from llmgine_nb.store import Store
+from llmgine_nb.store.users import add_user
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ServeProcess:
+    def __init__(self, db: Path, log: Path) -> None:
+        self.db, self.log = db, log
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServeProcess:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "llmgine_nb", "serve", "--demo", "--db", str(self.db), "--port", str(self.port)],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(self.url + "/openapi.json", timeout=2)
+                return self
+            except httpx.HTTPError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the server did not start:\n{self.log.read_text()}") from None
+                time.sleep(0.1)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+def stream(url: str, session_id: str, token: str, after: int):
+    return connect(url.replace("http", "ws", 1) + f"/api/sessions/{session_id}/ws", open_timeout=10)
+
+
+def test_a_pending_approval_is_asked_again_after_a_crash(tmp_path):
+    db = tmp_path / "server.db"
+    with Store(db) as store:
+        _, token = add_user(store, "erin")
+    headers = {"Authorization": f"Bearer {token}"}
+    first = ServeProcess(db, tmp_path / "serve.log").start()
+    try:
+        session_id = httpx.post(first.url + "/api/sessions", json={}, headers=headers).json()["id"]
+        with stream(first.url, session_id, token, 0) as ws:
+            ws.send(json.dumps({"token": token, "after": 0}))
+            httpx.post(first.url + f"/api/sessions/{session_id}/messages", json={"text": "note: call mum"},
+                       headers=headers)
+            before = [r for r in read_until(ws, lambda r: short(r) == "ApprovalRequested") if "seq" in r]
+            asked = before[-1]
+            first.kill()  # mid-approval, no goodbye
+    finally:
+        first.stop()
+
+    second = ServeProcess(db, tmp_path / "serve.log").start()
+    try:
+        last = before[-1]["seq"]
+        with stream(second.url, session_id, token, last) as ws:
+            ws.send(json.dumps({"token": token, "after": last}))
+            again = read_until(ws, lambda r: short(r) == "ApprovalRequested")
+            asked_again = again[-1]
+            assert asked_again["tool_name"] == "save_note" and asked_again["arguments"] == {"text": "call mum"}
+            assert asked_again["call_id"] == asked["call_id"]
+            pending = httpx.get(second.url + f"/api/sessions/{session_id}/pending", headers=headers).json()
+            assert [p["call_id"] for p in pending] == [asked["call_id"]]
+            httpx.post(second.url + f"/api/sessions/{session_id}/approvals/{asked['call_id']}",
+                       json={"decision": "approve"}, headers=headers)
+            after = read_until(ws, lambda r: short(r) in ("TurnFinished", "TurnFailed"))
+        assert short(after[-1]) == "TurnFinished" and "saved note" in after[-1]["text"]
+        # One stream across the crash: numbers go on from where the first server stopped, no gap.
+        numbers = [r["seq"] for r in before + again + after if "seq" in r]
+        assert numbers == list(range(1, len(numbers) + 1))
+        messages = httpx.get(second.url + f"/api/sessions/{session_id}/messages", headers=headers).json()
+        assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
+    finally:
+        second.stop()
+    with Store(db) as store:
+        (call,) = store.tool_calls(session_id)
+        assert call.status == "done" and call.approval is not None and call.approval.who == "erin"
