@@ -30,7 +30,7 @@ _INSERT = "INSERT INTO events (id, type, session_id, payload, created, seq) VALU
 
 def last_seq(store: Store, session_id: str) -> int:
     """The highest number given in this session's stream so far (0 when none)."""
-    rows = store._read("SELECT max(seq) FROM events WHERE session_id = ?", (session_id,))
+    rows = store.database.read("SELECT max(seq) FROM events WHERE session_id = ?", (session_id,))
     return int(rows[0][0] or 0)
 
 
@@ -54,4 +54,4 @@ def numbered_events(
     sql = "SELECT seq, payload FROM events WHERE session_id = ? AND seq > ? ORDER BY seq"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
-    return [(seq, payload) for seq, payload in store._read(sql, (session_id, after))]
+    return [(seq, payload) for seq, payload in store.database.read(sql, (session_id, after))]

@@ -108,13 +108,13 @@ def revoke_tokens(store: Store, name: str) -> int:
 
 
 def get_user(store: Store, name_or_id: str) -> User | None:
-    rows = store._read("SELECT id, name FROM users WHERE name = ? OR id = ?", (name_or_id, name_or_id))
+    rows = store.database.read("SELECT id, name FROM users WHERE name = ? OR id = ?", (name_or_id, name_or_id))
     return User(*rows[0]) if rows else None
 
 
 def list_users(store: Store) -> list[tuple[User, int]]:
     """Every user with their number of live tokens, by name."""
-    rows = store._read(
+    rows = store.database.read(
         "SELECT u.id, u.name, (SELECT count(*) FROM api_tokens t WHERE t.user_id = u.id AND t.revoked IS NULL) "
         "FROM users u ORDER BY u.name"
     )
@@ -125,7 +125,7 @@ def user_for_token(store: Store, token: str) -> User | None:
     """The user a live token belongs to, or None."""
     if not token or not token.startswith(TOKEN_PREFIX):
         return None
-    rows = store._read(
+    rows = store.database.read(
         "SELECT u.id, u.name FROM api_tokens t JOIN users u ON u.id = t.user_id "
         "WHERE t.token_hash = ? AND t.revoked IS NULL",
         (hash_token(token),),
@@ -139,12 +139,12 @@ def set_owner(store: Store, session_id: str, user_id: str) -> None:
 
 
 def owner_of(store: Store, session_id: str) -> str | None:
-    rows = store._read("SELECT user_id FROM session_owners WHERE session_id = ?", (session_id,))
+    rows = store.database.read("SELECT user_id FROM session_owners WHERE session_id = ?", (session_id,))
     return rows[0][0] if rows else None
 
 
 def owned_sessions(store: Store, user_id: str) -> set[str]:
-    return {r[0] for r in store._read("SELECT session_id FROM session_owners WHERE user_id = ?", (user_id,))}
+    return {r[0] for r in store.database.read("SELECT session_id FROM session_owners WHERE user_id = ?", (user_id,))}
 
 
 def forget_owner(store: Store, session_id: str) -> None:
