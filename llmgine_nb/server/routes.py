@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from ..store import SessionNotFound
+from ..store import SessionNotFound, StoreError
 from ..store.export import session_markdown, session_notebook
 from ..store.users import User, forget_owner, owned_sessions, set_owner
 from .auth import Gate
@@ -264,7 +264,10 @@ async def search(request: Request, user: UserDep, q: Annotated[str, Query(min_le
     if not q.strip():
         raise ApiError(422, "Give at least one word to search for (?q=...).")
     mine = owned_sessions(hub.store, user.id)
-    hits = hub.store.search(q, limit=max(limit * 5, 100))
+    try:
+        hits = hub.store.search(q, limit=max(limit * 5, 100))
+    except (ValueError, StoreError) as exc:  # e.g. nothing but punctuation: the store says what to do
+        raise ApiError(422, str(exc)) from None
     return [SearchHitOut(message_id=h.message_id, session_id=h.session_id, role=h.role, snippet=h.snippet)
             for h in hits if h.session_id in mine][:limit]
 
