@@ -25,7 +25,7 @@ from ..engine import CancelTurn, ChatEngine, DecideApproval, SendMessage, Switch
 from ..engine.events import TurnCancelled, TurnEvent, TurnFailed, TurnStarted
 from ..llm import BaseLLM
 from ..messages import CommandResult
-from ..observe.redact import Redactor
+from ..secrets import Redactor
 from ..store import SessionRecord, Store
 from ..tools import ApprovalQueue, ToolManager
 from .pending import pending_items

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from ..llm.events import LLMTextDelta, LLMToolCallDelta
 from ..messages import Event
-from ..observe.redact import Redactor
+from ..secrets import Redactor
 from ..store.streams import append_numbered, last_seq, numbered_events
 
 if TYPE_CHECKING:
