@@ -19,7 +19,7 @@ from llmgine_nb.engine import ChatEngine, TurnStarted
 from llmgine_nb.llm import LLMAuthenticationError
 from llmgine_nb.llm.events import LLMTextDelta
 from llmgine_nb.llm.scripted import ScriptedLLM, ScriptedReply, call
-from llmgine_nb.notebook import render
+from llmgine_nb.notebook import markdown, render
 from llmgine_nb.notebook.live import WIDGET_MIME, DisplaySink, LiveCell, TextSink
 from llmgine_nb.notebook.transcript import TextBlock, ToolBlock, Transcript
 from llmgine_nb.store import Store
@@ -129,7 +129,7 @@ async def test_denied_call_shows_the_decision_and_reason():
 
 
 def test_model_html_is_escaped_but_code_is_left_alone():
-    md = render.safe_markdown('Hi <img src=x onerror="alert(1)"> and `<b>` and\n```html\n<div>x</div>\n```\nafter <script>')
+    md = markdown.safe_markdown('Hi <img src=x onerror="alert(1)"> and `<b>` and\n```html\n<div>x</div>\n```\nafter <script>')
     assert "<img" not in md and "&lt;img" in md
     assert "`<b>`" in md, "code spans keep their text"
     assert "<div>x</div>" in md, "fenced code keeps its text"

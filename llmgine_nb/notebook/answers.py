@@ -26,7 +26,7 @@ from ..replies import parse_yes_no, yes_no
 from ..tools.approval import ApprovalDecision, ApprovalQueue, parse_decision, pick_by_id
 from ..tools.commands import ChoiceRequest, ConfirmRequest, RequestApproval, ToolQuestion
 from ..tools.events import ApprovalDecided
-from .render import call_signature
+from .style import call_signature
 from .transcript import QuestionBlock
 from .voice import error_sentence, say
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..engine.turn import TurnResult
 from .live import LiveCell
-from .render import extract_code, parse_json_reply
+from .markdown import extract_code, parse_json_reply
 from .transcript import Transcript
 
 __all__ = ["TurnHandle"]

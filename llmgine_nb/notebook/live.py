@@ -499,7 +499,7 @@ def _block_state(block: Block) -> str | None:
 
 def _block_line(block: Block, answer_hint: bool) -> str:
     if isinstance(block, ToolBlock) and block.approval is not None and block.approval.pending:
-        from .render import call_signature
+        from .style import call_signature
 
         why = f" - {block.approval.reason}" if block.approval.reason else ""
         lines = [f"[approval needed] {call_signature(block.tool_name, block.shown_arguments)} "
@@ -508,7 +508,7 @@ def _block_line(block: Block, answer_hint: bool) -> str:
             lines.append(f"  answer with: %llmgine approve {block.call_id}   or   %llmgine deny {block.call_id} [reason]")
         return "\n".join(lines)
     if isinstance(block, ToolBlock) and block.approval is not None and block.state == "denied":
-        from .render import call_signature
+        from .style import call_signature
 
         return f"[tool] {call_signature(block.tool_name, block.shown_arguments)} - {decision_sentence(block.approval)}"
     if isinstance(block, QuestionBlock) and not block.answered and answer_hint:

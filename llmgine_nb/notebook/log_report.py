@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..text import clip
-from .render import ERROR, MUTED, WARN, esc, fmt_cost, fmt_duration
 from .reports import Report, html_table, plural, report_title, text_table
+from .style import ERROR, MUTED, WARN, esc, fmt_cost, fmt_duration
 from .svg import Span, timeline
 
 __all__ = ["LogReport", "event_summary", "event_spans"]

@@ -421,7 +421,7 @@ def _request_label(request: Any, long: bool = False) -> str:
     if isinstance(request, RequestApproval):
         label = f"{request.call_id} ({request.tool_name})"
         if long:
-            from .render import call_signature
+            from .style import call_signature
 
             label = (f"approval {request.call_id}: {call_signature(request.tool_name, request.arguments)}"
                      f" - risk {request.risk}. %llmgine approve {request.call_id} | %llmgine deny {request.call_id} [reason]")

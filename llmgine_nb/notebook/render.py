@@ -8,42 +8,53 @@ block.  The plain text is the ``text/plain`` fallback nbval compares and
 terminals show.
 
 Model text and tool output are untrusted: raw HTML in them is escaped so that
-a reply can never inject markup or script into the notebook.
+a reply can never inject markup or script into the notebook (``markdown``).
+The colours and formats are ``style``'s.
 """
 
 from __future__ import annotations
 
-import html
-import json
 import re
 from collections.abc import Iterable
 from typing import Any
 
 from ..text import clip
-from .config import FORMATS
+from .markdown import extract_code, format_text, parse_json_reply
+from .style import (
+    BORDER,
+    CODE_FONT,
+    ERROR,
+    INFO,
+    MUTED,
+    OK,
+    PANEL,
+    WARN,
+    call_signature,
+    esc,
+    fmt_cost,
+    fmt_duration,
+    fmt_tokens,
+    pre_html,
+    pretty_json,
+    risk_badge,
+)
 from .transcript import Approval, Block, NoticeBlock, QuestionBlock, TextBlock, ToolBlock, Transcript
 
 __all__ = [
-    "FORMATS",
-    "RISK_COLOUR",
-    "risk_badge",
-    "risk_label",
     "NBVAL_SANITIZE",
-    "esc",
-    "fmt_cost",
-    "fmt_duration",
-    "fmt_tokens",
-    "call_signature",
-    "safe_markdown",
+    "decision_sentence",
+    "tool_box_html",
+    "question_html",
+    "notice_html",
+    "failure_hint",
+    "error_html",
     "footer_text",
     "footer_html",
-    "tool_box_html",
-    "notice_html",
-    "error_html",
-    "failure_hint",
-    "question_html",
     "blocks_markdown",
+    "status_html",
     "transcript_markdown",
+    "tail_html",
+    "block_text",
     "transcript_text",
     "turn_metadata",
     "bundle",
@@ -61,17 +72,6 @@ replace: DURATION
 regex: \b\d\d:\d\d:\d\d\b
 replace: HH:MM:SS
 """
-
-# Colours come from JupyterLab's theme variables (so dark themes work), with
-# fallbacks for frontends that do not define them (VS Code, Colab).
-MUTED = "var(--jp-ui-font-color2, #6b7280)"
-BORDER = "var(--jp-border-color2, #d9dde3)"
-PANEL = "var(--jp-layout-color2, #f6f7f9)"
-CODE_FONT = "var(--jp-code-font-family, ui-monospace, SFMono-Regular, Menlo, monospace)"
-OK = "var(--jp-success-color1, #2e7d32)"
-WARN = "var(--jp-warn-color1, #b26a00)"
-ERROR = "var(--jp-error-color1, #c62828)"
-INFO = "var(--jp-brand-color1, #1976d2)"
 
 _STATE_ICON = {
     "preparing": ("…", MUTED, "preparing"),
@@ -120,170 +120,6 @@ _FAILURE_HINTS = {
 }
 
 
-# -- small formatters -----------------------------------------------------------
-
-
-def esc(text: Any) -> str:
-    """HTML-escaped text (quotes too: it may end up in an attribute)."""
-    return html.escape(str(text), quote=True)
-
-
-def _pre_html(text: str) -> str:
-    # Newlines as character references keep the whole box on one line, so
-    # that a Markdown parser never ends the HTML block at a blank line.
-    return esc(text).replace("\n", "&#10;")
-
-
-def fmt_tokens(n: int) -> str:
-    return f"{n:,}"
-
-
-def fmt_cost(cost: float | None, known: bool = True) -> str:
-    if cost is None or not known:
-        return "cost unknown"
-    if cost == 0:
-        return "$0.00"
-    if cost < 0.01:
-        return f"${cost:.4f}"
-    return f"${cost:,.2f}"
-
-
-def fmt_total_cost(known_cost: float, unpriced_calls: int = 0) -> str:
-    """A sum of costs, honest about calls whose price is unknown: never shown as free."""
-    if not unpriced_calls:
-        return fmt_cost(known_cost)
-    if not known_cost:
-        return "cost unknown"
-    return f">= {fmt_cost(known_cost)} (+{unpriced_calls} unpriced)"
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 0.001:
-        return "<1 ms"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(int(round(seconds)), 60)
-    return f"{minutes} min {rest} s"
-
-
-def call_signature(name: str, arguments: dict[str, Any] | None, raw: str = "", limit: int = 90) -> str:
-    """``add(a=1, b=2)``: a call as a person reads it, cut to ``limit`` characters."""
-    if arguments is None:
-        inner = raw or ""
-    else:
-        inner = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False, default=str)}" for k, v in arguments.items())
-    return clip(f"{name}({inner})", limit)
-
-
-def pretty_json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
-
-
-# -- untrusted Markdown -----------------------------------------------------------
-
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-
-
-def safe_markdown(text: str) -> str:
-    """Model Markdown with raw HTML neutralised (``<`` escaped outside code).
-
-    Code blocks and code spans are left alone: there ``&lt;`` would show
-    literally, and Markdown already shows their content as text.
-    """
-    if "<" not in text:
-        return text
-    out: list[str] = []
-    fence: str | None = None
-    for line in text.splitlines(keepends=True):
-        match = _FENCE.match(line)
-        if fence is not None:
-            out.append(line)
-            if match and match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence):
-                fence = None
-            continue
-        if match:
-            fence = match.group(1)
-            out.append(line)
-            continue
-        out.append(_escape_outside_code_spans(line))
-    return "".join(out)
-
-
-_CODE_SPAN = re.compile(r"(`+)(.+?)(?<!`)\1(?!`)", re.S)
-
-
-def _escape_outside_code_spans(line: str) -> str:
-    if "<" not in line:
-        return line
-    pieces, last = [], 0
-    for match in _CODE_SPAN.finditer(line):
-        pieces.append(line[last : match.start()].replace("<", "&lt;"))
-        pieces.append(match.group(0))
-        last = match.end()
-    pieces.append(line[last:].replace("<", "&lt;"))
-    return "".join(pieces)
-
-
-def _close_open_fence(text: str) -> str:
-    """While a reply streams, close a code fence it has opened, so the rest does not render as code."""
-    fence: str | None = None
-    for line in text.splitlines():
-        match = _FENCE.match(line)
-        if not match:
-            continue
-        if fence is None:
-            fence = match.group(1)
-        elif match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence):
-            fence = None
-    return text if fence is None else f"{text}\n{fence}"
-
-
-def _fenced(text: str, lang: str = "") -> str:
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    ticks = "`" * max(3, longest + 1)
-    return f"{ticks}{lang}\n{text}\n{ticks}"
-
-
-_CODE_BLOCK = re.compile(r"^ {0,3}(`{3,}|~{3,})([^\n`]*)\n(.*?)^ {0,3}\1\s*$", re.S | re.M)
-
-
-def extract_code(text: str) -> tuple[str, str]:
-    """(language, code) of the first fenced block of ``text``, or ("python", text) without one."""
-    match = _CODE_BLOCK.search(text)
-    if match is None:
-        return "python", text.strip("\n")
-    lang = match.group(2).strip().split(" ")[0] or "python"
-    return lang, match.group(3).rstrip("\n")
-
-
-def parse_json_reply(text: str) -> Any:
-    """The JSON a reply holds (bare, or in a fenced block); raises ValueError if none."""
-    candidate = text.strip()
-    if candidate.startswith(("```", "~~~")):
-        candidate = extract_code(candidate)[1]
-    return json.loads(candidate)
-
-
-def format_text(text: str, fmt: str, *, live: bool) -> str:
-    """One block of model text as Markdown in the requested output format."""
-    if fmt == "text":
-        return _fenced(text, "text")
-    if fmt == "code":
-        lang, code = extract_code(text)
-        return _fenced(code, lang)
-    if fmt == "json":
-        if not live:
-            try:
-                return _fenced(pretty_json(parse_json_reply(text)), "json")
-            except ValueError:
-                return _fenced(text, "json") + "\n\n*The reply is not valid JSON; shown as it came.*"
-        return _fenced(text, "json")
-    md = safe_markdown(text)
-    return _close_open_fence(md) if live else md
 
 
 # -- boxes ------------------------------------------------------------------------------
@@ -310,25 +146,8 @@ def _pre(text: str, colour: str | None = None) -> str:
     )
     if colour:
         style += f";color:{colour}"
-    return f'<pre style="{style}">{_pre_html(text)}</pre>'
+    return f'<pre style="{style}">{pre_html(text)}</pre>'
 
-
-#: The colour of each risk level, wherever a risk is shown (cards, boxes, the tools table).
-RISK_COLOUR = {"read": OK, "write": WARN, "destructive": ERROR}
-
-
-def risk_label(risk: str) -> str:
-    """The risk as coloured bold text, for a table cell (``risk_badge`` is the boxed form of cards)."""
-    return f'<span style="color:{RISK_COLOUR.get(risk, WARN)};font-weight:600">{esc(risk)}</span>'
-
-
-def risk_badge(risk: str) -> str:
-    """The risk of a tool call as a small coloured label (an unknown risk looks like ``write``)."""
-    colour = RISK_COLOUR.get(risk, WARN)
-    return (
-        f'<span style="font-size:.75em;font-weight:700;text-transform:uppercase;padding:.05em .45em;'
-        f'border:1px solid {colour};color:{colour};border-radius:3px;vertical-align:middle">{esc(risk)}</span>'
-    )
 
 
 def decision_sentence(approval: Approval, *, with_time: bool = True) -> str:

@@ -14,17 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ..text import clip
-from .render import (
-    BORDER,
-    CODE_FONT,
-    MUTED,
-    PANEL,
-    esc,
-    fmt_duration,
-    fmt_total_cost,
-    pretty_json,
-    risk_label,
-)
+from .style import BORDER, CODE_FONT, MUTED, PANEL, esc, fmt_duration, fmt_total_cost, pretty_json, risk_label
 from .svg import line_chart
 
 __all__ = [

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..text import clip
-from .render import esc
+from .style import esc
 
 __all__ = ["PALETTE", "Span", "line_chart", "timeline", "nice_ticks"]
 
