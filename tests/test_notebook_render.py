@@ -20,7 +20,8 @@ from llmgine_nb.llm import LLMAuthenticationError
 from llmgine_nb.llm.events import LLMTextDelta
 from llmgine_nb.llm.scripted import ScriptedLLM, ScriptedReply, call
 from llmgine_nb.notebook import markdown, render
-from llmgine_nb.notebook.live import WIDGET_MIME, DisplaySink, LiveCell, TextSink
+from llmgine_nb.notebook.live import WIDGET_MIME, DisplaySink, LiveCell
+from llmgine_nb.notebook.text_sink import TextSink
 from llmgine_nb.notebook.transcript import TextBlock, ToolBlock, Transcript
 from llmgine_nb.store import Store
 from llmgine_nb.tools import ApprovalQueue, AutoApproval

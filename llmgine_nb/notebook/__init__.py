@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from .extension import runtime
     from .handle import TurnHandle
     from .kernel_runtime import NotebookRuntime
-    from .live import DisplaySink, LiveCell, NullSink, TextSink
+    from .live import DisplaySink, LiveCell, NullSink
     from .magics import LLMgineMagics
+    from .text_sink import TextSink
     from .transcript import Transcript
 
 __all__ = [
@@ -56,7 +57,7 @@ _LAZY = {
     "LLMgineMagics": "magics",
     "LiveCell": "live",
     "DisplaySink": "live",
-    "TextSink": "live",
+    "TextSink": "text_sink",
     "NullSink": "live",
     "Transcript": "transcript",
 }

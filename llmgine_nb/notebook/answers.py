@@ -26,8 +26,8 @@ from ..replies import parse_yes_no, yes_no
 from ..tools.approval import ApprovalDecision, ApprovalQueue, parse_decision, pick_by_id
 from ..tools.commands import ChoiceRequest, ConfirmRequest, RequestApproval, ToolQuestion
 from ..tools.events import ApprovalDecided
+from .blocks import QuestionBlock
 from .style import call_signature
-from .transcript import QuestionBlock
 from .voice import error_sentence, say
 
 if TYPE_CHECKING:

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..text import clip
+from .blocks import Approval, Block, NoticeBlock, QuestionBlock, TextBlock, ToolBlock
 from .markdown import extract_code, format_text, parse_json_reply
 from .style import (
     BORDER,
@@ -38,7 +39,7 @@ from .style import (
     pretty_json,
     risk_badge,
 )
-from .transcript import Approval, Block, NoticeBlock, QuestionBlock, TextBlock, ToolBlock, Transcript
+from .transcript import Transcript
 
 __all__ = [
     "NBVAL_SANITIZE",

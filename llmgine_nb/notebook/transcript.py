@@ -5,17 +5,16 @@ events, all carrying the session id) into an ordered list of blocks - the
 model's text, tool calls with their approval, questions, notices - plus the
 turn's outcome (usage, cost, latency, failure, cancellation).  It does no
 I/O and knows nothing of IPython: ``render.py`` turns it into Markdown and
-text, ``live.py`` decides when to show it.
+text, ``live.py`` decides when to show it.  The blocks are ``blocks.py``'s
+(re-exported here, where most readers look for them).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from ..chat import Usage
 from ..engine.events import (
@@ -47,6 +46,16 @@ from ..tools.events import (
     ToolStarted,
     ToolValidationFailed,
 )
+from .blocks import (
+    Approval,
+    Block,
+    Failure,
+    NoticeBlock,
+    QuestionBlock,
+    TextBlock,
+    ToolBlock,
+    TurnStatus,
+)
 
 __all__ = [
     "Approval",
@@ -58,113 +67,6 @@ __all__ = [
     "Transcript",
     "TurnStatus",
 ]
-
-TurnStatus = Literal["waiting", "running", "complete", "step_limit", "failed", "cancelled"]
-ToolState = Literal[
-    "preparing", "requested", "invalid", "awaiting approval", "approved", "denied", "running", "ok", "error", "timeout"
-]
-
-
-@dataclass
-class TextBlock:
-    """Text the model wrote in one call (streamed piece by piece)."""
-
-    call_id: str
-    model: str = ""
-    parts: list[str] = field(default_factory=list)
-    final: str | None = None  # the call's whole text, once it finished
-    interrupted: bool = False
-    kind: str = "text"
-
-    @property
-    def text(self) -> str:
-        return self.final if self.final is not None else "".join(self.parts)
-
-
-@dataclass
-class Approval:
-    """Why a tool call needs approval, and what was decided."""
-
-    risk: str = "write"
-    reason: str = ""
-    preview: str | None = None
-    description: str = ""
-    permissions: list[str] = field(default_factory=list)
-    allow_always: bool = True
-    decision: str | None = None  # approve | deny | edit | always
-    approved: bool | None = None
-    decided_by: str | None = None
-    decided_at: datetime | None = None
-    source: str | None = None  # handler | session | timeout | no_handler | ...
-    message: str | None = None
-    edited_arguments: dict[str, Any] | None = None
-    note: str = ""
-
-    @property
-    def pending(self) -> bool:
-        return self.decision is None
-
-
-@dataclass
-class ToolBlock:
-    """One tool call: arguments, approval, result."""
-
-    call_id: str
-    tool_name: str
-    raw_arguments: str = ""
-    arguments: dict[str, Any] | None = None
-    state: ToolState = "requested"
-    approval: Approval | None = None
-    result: str | None = None
-    error: str | None = None
-    duration_s: float | None = None
-    started: float | None = None  # perf_counter when it started running
-    kind: str = "tool"
-
-    @property
-    def shown_arguments(self) -> dict[str, Any] | None:
-        if self.arguments is not None:
-            return self.arguments
-        try:
-            parsed = json.loads(self.raw_arguments) if self.raw_arguments else {}
-        except ValueError:
-            return None
-        return parsed if isinstance(parsed, dict) else None
-
-
-@dataclass
-class QuestionBlock:
-    """A tool's question to the user: yes/no, or "did you mean 1) 2) 3)"."""
-
-    request_id: str
-    question: str
-    kind: Literal["confirm", "choice"] = "confirm"
-    options: list[str] = field(default_factory=list)
-    call_id: str | None = None
-    tool_name: str | None = None
-    answered: bool = False
-    answer: Any = None
-    answered_by: str | None = None
-
-
-@dataclass
-class NoticeBlock:
-    """Something the user should know: the offline model, a retry, the step limit."""
-
-    text: str
-    level: Literal["info", "warning"] = "info"
-    kind: str = "notice"
-
-
-Block = TextBlock | ToolBlock | QuestionBlock | NoticeBlock
-
-
-@dataclass
-class Failure:
-    kind: str
-    reason: str
-    error: str = ""
-    retryable: bool = True
 
 
 class Transcript:
@@ -345,14 +247,15 @@ class Transcript:
 
     # text
 
-    def add_text(self, call_id: str, model: str, text: str) -> None:
-        """A streamed piece of a call's text (``LLMTextDelta``, without the dispatch)."""
+    def add_text(self, call_id: str, model: str, text: str) -> TextBlock:
+        """A streamed piece of a call's text (``LLMTextDelta``, without the dispatch); the block it went to."""
         block = self._last_text
         if block is None or block.call_id != call_id:
             block = self._text.get(call_id) or self._new_text(call_id, model)
             self._last_text = block
         block.parts.append(text)
         self.version += 1
+        return block
 
     def _text_delta(self, event: LLMTextDelta) -> None:
         self.add_text(event.call_id, event.model, event.text)

@@ -27,7 +27,8 @@ from ..messages import CommandResult
 from .config import FORMATS
 from .handle import TurnHandle
 from .interrupt import InterruptHook
-from .live import DisplaySink, LiveCell, NullSink, TextSink
+from .live import DisplaySink, LiveCell, NullSink
+from .text_sink import TextSink
 from .transcript import Transcript
 from .voice import error_sentence
 

@@ -21,9 +21,9 @@ from typing import Any
 import ipywidgets as w
 
 from ..tools.approval import ApprovalDecision
+from .blocks import QuestionBlock, ToolBlock
 from .render import decision_sentence
 from .style import BORDER, CODE_FONT, ERROR, INFO, MUTED, OK, WARN, esc, pretty_json, risk_badge
-from .transcript import QuestionBlock, ToolBlock
 
 __all__ = ["ApprovalCard", "QuestionCard", "Decide", "Answer", "CARD_CSS", "close_tree"]
 
