@@ -18,8 +18,7 @@ from .messages import (
     current_session_id,
 )
 from .tools import ApprovalDecision, Tool, ToolContext, ToolManager, ToolResult, tool
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 __all__ = [
     "ApprovalDecision",

@@ -119,6 +119,13 @@ def test_no_module_imports_itself_through_others():
     )
 
 
+def test_no_package_imports_itself_through_others():
+    # E.g. the engine once imported ``observe`` for the redactor while the observers import the
+    # engine's events: the engine could not be used without the observers.
+    found = cycles(package_graph(import_graph()))
+    assert found == [], "packages that import each other: " + "; ".join(" <-> ".join(group) for group in found)
+
+
 def test_the_checker_finds_a_cycle(tmp_path):
     # The checker itself can fail: a package whose two modules import each other (one lazily) is caught.
     package = tmp_path / "demo_pkg"
@@ -129,6 +136,11 @@ def test_the_checker_finds_a_cycle(tmp_path):
     (package / "sub" / "b.py").write_text("def thing():\n    from demo_pkg.sub import a\n")
     (package / "c.py").write_text("from .sub import a\n")
     assert cycles(import_graph(package)) == [["demo_pkg.sub.a", "demo_pkg.sub.b"]]
+    (package / "other").mkdir()
+    (package / "other" / "__init__.py").write_text("")
+    (package / "other" / "d.py").write_text("from ..sub import b\n")
+    (package / "sub" / "e.py").write_text("from demo_pkg.other import d\n")
+    assert ["demo_pkg.other", "demo_pkg.sub"] in cycles(package_graph(import_graph(package)))
 
 
 @pytest.mark.parametrize("module", ["llmgine_nb.notebook.kernel_runtime", "llmgine_nb.llm.base"])

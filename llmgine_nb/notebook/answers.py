@@ -32,7 +32,7 @@ from .voice import error_sentence, say
 
 if TYPE_CHECKING:
     from ..bus import MessageBus
-    from ..observe.redact import Redactor
+    from ..secrets import Redactor
     from .cells import TurnCells
     from .config import NotebookConfig
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ..bus import MessageBus
 from ..engine.turn import TurnResult
 from ..messages import Event
-from ..observe.redact import Redactor
+from ..secrets import Redactor
 from ..tools.events import ApprovalDecided
 from ..tools.manager import ToolManager
 from . import lookback

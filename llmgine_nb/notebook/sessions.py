@@ -21,7 +21,7 @@ from ..tools.approval import MIN_PREFIX
 if TYPE_CHECKING:
     from ..bus import MessageBus
     from ..engine import ChatEngine
-    from ..observe.redact import Redactor
+    from ..secrets import Redactor
     from ..store import Store
     from ..tools.approval import ApprovalQueue
     from ..tools.manager import ToolManager

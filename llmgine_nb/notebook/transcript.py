@@ -35,7 +35,7 @@ from ..llm.events import (
     LLMTextDelta,
     LLMToolCallDelta,
 )
-from ..observe.redact import Redactor
+from ..secrets import Redactor
 from ..tools.events import (
     ApprovalDecided,
     ApprovalRequested,

@@ -35,7 +35,7 @@ from .voice import error_sentence
 if TYPE_CHECKING:
     from ..bus import MessageBus
     from ..engine import ChatEngine
-    from ..observe.redact import Redactor
+    from ..secrets import Redactor
     from .answers import Answerer
     from .cells import TurnCells
     from .config import NotebookConfig

@@ -151,7 +151,7 @@ class OTelObserver:
         trace = require_otel()
         self._trace = trace
         provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
-        from .. import __version__
+        from ..version import __version__
 
         self.tracer = provider.get_tracer("llmgine_nb", __version__)
         self.capture_content = capture_content
