@@ -221,9 +221,13 @@ class Event(Message):
 
 
 class CommandResult(Message):
-    """The outcome of executing a command."""
+    """The outcome of executing a command.
 
-    command_id: str
+    A handler may return one without ``command_id`` (it need not know the
+    command's id): the bus fills in which command it answers.
+    """
+
+    command_id: str = ""
     command_type: str = ""
     success: bool = True
     result: Any = None

@@ -156,8 +156,11 @@ async def test_a_subscriber_can_exclude_subclasses_and_has_subscribers_says_who_
     await bus.publish(HappenedQuietly(what="c"))
     assert [e.what for e in seen] == ["a", "c"]
     assert bus.has_subscribers(Happened) and not bus.has_subscribers(HappenedLoudly)
-    loud = bus.subscribe(HappenedLoudly, seen.append, session_id="s1")  # a session's subscriber counts too
-    assert bus.has_subscribers(HappenedLoudly)
+    loud = bus.subscribe(HappenedLoudly, seen.append, session_id="s1")  # a session's subscriber counts there
+    assert bus.has_subscribers(HappenedLoudly, session_id="s1")
+    assert not bus.has_subscribers(HappenedLoudly) and not bus.has_subscribers(HappenedLoudly, session_id="s2")
+    async with bus.session(session_id="s1"):
+        assert bus.has_subscribers(HappenedLoudly)  # by default: the caller's current session
     loud.unregister()
     everything_but_loud.unregister()
     assert not bus.has_subscribers(Happened)

@@ -234,7 +234,7 @@ async def test_display_sink_turns_into_widgets_for_an_approval_and_back_into_mar
     sink = DisplaySink(interactive=True, decide=decide, display=recorder, user="ada")
     cell = LiveCell(Transcript("q"), sink, max_updates_per_s=1000)
     cell.start()
-    bus.subscribe(Event, cell.feed)
+    bus.subscribe(Event, cell.feed, inline=True)  # it schedules redraws on the loop
     engine = await ChatEngine(
         bus, store=Store(":memory:"), tools=ToolManager([remove], bus=bus, approval_timeout=5),
         llm=ScriptedLLM(SCRIPT, bus=bus), approvals=queue,
@@ -265,7 +265,7 @@ async def test_text_sink_prints_the_stream_and_how_to_answer():
     queue = ApprovalQueue()
     queue.attach(bus)
     cell = LiveCell(Transcript("q"), TextSink(out), max_updates_per_s=1000)
-    bus.subscribe(Event, cell.feed)
+    bus.subscribe(Event, cell.feed, inline=True)  # it schedules redraws on the loop
     engine = await ChatEngine(
         bus, store=Store(":memory:"), tools=ToolManager([remove], bus=bus, approval_timeout=5),
         llm=ScriptedLLM(SCRIPT, bus=bus), approvals=queue,

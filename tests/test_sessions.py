@@ -69,7 +69,7 @@ async def test_session_handlers_see_only_their_session_and_go_away_on_close():
 
     assert scoped_seen == ["in one", "nested in one"]
     assert global_seen == ["in one", "nested in one", "outside", "after close"]
-    assert bus._scoped_handlers == 0
+    assert not [reg for reg in bus.registrations() if reg.session_id is not None]
 
 
 async def test_sibling_sessions_do_not_see_each_other():

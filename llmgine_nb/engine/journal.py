@@ -40,7 +40,8 @@ class SessionJournal:
         self.deciders: dict[str, str] = {}
         # Model calls not yet written: they go with the next message, in one transaction.
         self._unrecorded_calls: list[LLMCall] = []
-        scoped = {"session_id": session_id, "priority": PERSIST_FIRST}
+        # Inline: quick writes that must land before any renderer (on a later step) sees the event.
+        scoped = {"session_id": session_id, "priority": PERSIST_FIRST, "inline": True}
         self._registrations: list[Registration] = [
             bus.subscribe(ApprovalDecided, self._on_decided, **scoped),
             bus.subscribe(ToolPermissionChecked, self._on_permission, **scoped),

@@ -112,9 +112,9 @@ class NotebookRuntime:
         )
         self._registrations: list[Any] = [
             self.approvals.attach(self.bus),
-            self.bus.subscribe(Event, cells.subscriber(), priority=-10),
+            self.bus.subscribe(Event, cells.subscriber(), priority=-10, inline=True),  # it schedules redraws on the loop
             # Before the engine persists the decision (priority 100): say who made it.
-            self.bus.subscribe(ApprovalDecided, self._answers.stamp_decider, priority=200),
+            self.bus.subscribe(ApprovalDecided, self._answers.stamp_decider, priority=200, inline=True),
         ]
 
     # -- parts, made when first needed ------------------------------------------------

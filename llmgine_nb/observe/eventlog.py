@@ -127,7 +127,7 @@ class EventLogObserver:
             self._thread.start()
             _at_exit(self)
         skipped = () if self.log_deltas else DELTA_EVENTS
-        self._registrations.append(bus.subscribe(Event, self.on_event, priority=self.priority, exclude=skipped))
+        self._registrations.append(bus.subscribe(Event, self.on_event, priority=self.priority, exclude=skipped, inline=True))
         return self
 
     def detach(self) -> None:

@@ -145,7 +145,7 @@ class JSONLObserver:
                 "you can write to"
             ) from exc
         skipped = () if self.log_deltas else DELTA_EVENTS
-        self._registrations.append(bus.subscribe(Event, self.on_event, priority=self.priority, exclude=skipped))
+        self._registrations.append(bus.subscribe(Event, self.on_event, priority=self.priority, exclude=skipped, inline=True))
         return self
 
     def on_event(self, event: Event) -> None:

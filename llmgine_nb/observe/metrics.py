@@ -388,7 +388,7 @@ class MetricsObserver:
             TurnFailed: self._turn_failed,
             TurnCancelled: self._turn_cancelled,
         }
-        self._registrations = [bus.subscribe(t, fn, priority=-100) for t, fn in handlers.items()]
+        self._registrations = [bus.subscribe(t, fn, priority=-100, inline=True) for t, fn in handlers.items()]
         return self
 
     def detach(self) -> None:

@@ -188,7 +188,7 @@ class OTelObserver:
             ToolStarted: self._tool_started,
             ToolFinished: self._tool_finished,
         }
-        self._registrations = [bus.subscribe(t, fn, priority=-100) for t, fn in handlers.items()]
+        self._registrations = [bus.subscribe(t, fn, priority=-100, inline=True) for t, fn in handlers.items()]
         return self
 
     def detach(self) -> None:

@@ -224,11 +224,11 @@ class TaskAssistant:
         self._conversations: dict[str, _Conversation] = {}
         self._by_session: dict[str, _Conversation] = {}
         self._starting: asyncio.Lock | None = None
-        self._verified: Registration = self.bus.subscribe(UserVerified, self._on_verified, priority=50)
+        self._verified: Registration = self.bus.subscribe(UserVerified, self._on_verified, priority=50, inline=True)
         # Who answered an approval in the chat, by (session, call id), until its ApprovalDecided is stamped.
         self._deciders: dict[tuple[str, str], str] = {}
         # Before the engine's journal persists the decision (priority 100): say who made it.
-        self._stamping: Registration = self.bus.subscribe(ApprovalDecided, self._stamp_decider, priority=200)
+        self._stamping: Registration = self.bus.subscribe(ApprovalDecided, self._stamp_decider, priority=200, inline=True)
 
     def __repr__(self) -> str:
         return f"<TaskAssistant {self.name} platform={self.platform} users={len(self._conversations)} model={self.llm.model!r}>"
