@@ -108,6 +108,7 @@ class MessageBus:
         # The index's own tables, read here on the hot path without an attribute hop.
         self._subscriptions = self._index.unscoped
         self._plans = self._index.plans
+        self._solo = self._index.solo
         self._session_plans = self._index.session_plans
         self._special = self._index.special
         self._command_middleware: list[Registration] = []
@@ -292,7 +293,7 @@ class MessageBus:
                 command, success=False, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
             )
         if isinstance(value, CommandResult):
-            if value.command_id and value.command_type:
+            if value.command_id:
                 return value
             # A handler that returned CommandResult(success=..., result=...) without knowing
             # the command's id: say which command it answers (a copy: messages are values).
@@ -307,11 +308,9 @@ class MessageBus:
 
     @staticmethod
     def _result(command: Command, **fields: Any) -> CommandResult:
-        # Every field is known to be valid here, so pydantic's validation is skipped (public API).
-        fields.setdefault("success", True)
-        return CommandResult.model_construct(
-            command_id=command.id, command_type=command.type_name, session_id=command.session_id, **fields
-        )
+        # Plain construction: pydantic's model_construct() is slower here (it inspects each
+        # default factory's signature on every call), and validation is cheap.
+        return CommandResult(command_id=command.id, command_type=command.type_name, session_id=command.session_id, **fields)
 
     # -- events ------------------------------------------------------------
 
@@ -337,6 +336,13 @@ class MessageBus:
         # The hot path, kept flat on purpose (benchmarks/bench_bus.py).
         session_id = event.session_id
         if session_id is None or session_id not in self._special:
+            solo = self._solo.get(event.__class__)
+            if solo is not None:
+                try:
+                    await solo(event)
+                except Exception as exc:
+                    await self._handler_failed(solo, event, exc)
+                return
             plan = self._plans.get(event.__class__)
         else:
             plans = self._session_plans.get(session_id)

@@ -33,6 +33,9 @@ class SubscriberIndex:
         self._by_identity: dict[tuple[Any, ...], Registration] = {}
         # Plans for events with no session (or one with nothing of its own), and per session.
         self.plans: dict[type, Plan] = {}
+        # Classes whose only subscriber (outside sessions) is one async handler: the common case,
+        # delivered without walking a plan.
+        self.solo: dict[type, Any] = {}
         self.session_plans: dict[str, dict[type, Plan]] = {}
         # Sessions whose plans may differ from the unscoped ones: opened, or with scoped subscribers.
         self.special: set[str] = set()
@@ -124,12 +127,15 @@ class SubscriberIndex:
                 self.session_plans.setdefault(session_id, {})[event_type] = plan  # type: ignore[arg-type]
             else:
                 self.plans[event_type] = plan
+                if len(plan) == 1 and plan[0][1] == AWAIT:
+                    self.solo[event_type] = plan[0][0]
             return plan
 
     def _changed(self, session_id: str | None) -> None:
         """Drop the plans a change of ``session_id``'s subscribers affects (None: every plan)."""
         if session_id is None:
             self.plans.clear()
+            self.solo.clear()
             self.session_plans.clear()
             return
         stack = [session_id]

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..chat import ChatMessage
+from .history import HistoryIndex, latest_turn_start, next_turn_start, pinned_units
 from .notebook import NotebookContext
 from .tokens import TokenCounter
 
@@ -54,6 +55,8 @@ Summariser = Callable[[list[ChatMessage]], Awaitable[str] | str]
 
 SUMMARY_PREFIX = "Summary of the earlier conversation:\n"
 MEMORY_PREFIX = "Things to remember:\n"
+# Histories a compiler keeps an index of (one per session it compiles for; the oldest goes first).
+_INDEXED_HISTORIES = 16
 
 
 class _Summary(Protocol):
@@ -148,63 +151,6 @@ class CompiledContext:
         return [m.to_openai() for m in self.messages]
 
 
-# -- grouping: turns, and an assistant message with its tool calls' results --------
-
-
-def _turn_starts(history: Sequence[ChatMessage], floor: int = 0) -> list[int]:
-    """Where the turns from ``floor`` on start, oldest first.
-
-    A turn is a user message and everything up to the next one; messages
-    before the first user message (from ``floor``) form a turn of their own.
-    Cuts fall only at these indices.
-    """
-    starts = [i for i in range(floor, len(history)) if history[i].role == "user"]
-    if floor < len(history) and (not starts or starts[0] != floor):
-        starts.insert(0, floor)
-    return starts
-
-
-def _next_turn_start(history: Sequence[ChatMessage], pinned: set[int], i: int) -> int:
-    """``i`` if history from ``i`` starts a turn (pinned messages aside), else the next turn's start."""
-    j = i
-    while j < len(history) and history[j].role != "user" and j in pinned:
-        j += 1
-    if j == len(history) or history[j].role == "user":
-        return i
-    while j < len(history) and history[j].role != "user":
-        j += 1
-    return j
-
-
-def _latest_turn_start(history: Sequence[ChatMessage]) -> int:
-    """Start of the newest turn: the latest user message (0 when there is none)."""
-    for i in range(len(history) - 1, -1, -1):
-        if history[i].role == "user":
-            return i
-    return 0
-
-
-def _group_start(history: Sequence[ChatMessage], end: int) -> int:
-    """Start index of the unit ending at ``end`` (inclusive)."""
-    i = end
-    while i >= 0 and history[i].role == "tool":
-        i -= 1
-    if i < end:  # tool results: the unit starts at the assistant message that called them
-        if i >= 0 and history[i].role == "assistant" and history[i].tool_calls:
-            return i
-        return i + 1  # results with no call before them form their own unit
-    return end
-
-
-def _group_end(history: Sequence[ChatMessage], start: int) -> int:
-    """End index (inclusive) of the unit starting at ``start``."""
-    j = start
-    if history[start].role == "assistant" and history[start].tool_calls:
-        while j + 1 < len(history) and history[j + 1].role == "tool":
-            j += 1
-    return j
-
-
 @dataclass
 class _Plan:
     cut: int  # history[cut:] (plus pinned units before it) is sent
@@ -218,6 +164,7 @@ class _Plan:
     to_summarise: list[ChatMessage] = field(default_factory=list)
     previous_summary: str | None = None
     previous_covered: int = 0
+    index: HistoryIndex = field(default_factory=HistoryIndex)
 
 
 class ContextCompiler:
@@ -253,10 +200,30 @@ class ContextCompiler:
         self.budget = budget
         self.reserve = reserve
         self.summariser = summariser
-        self.summaries: SummaryStore = summaries if summaries is not None else InMemorySummaries()
+        self._summaries: SummaryStore = summaries if summaries is not None else InMemorySummaries()
+        # The latest summary of each session, read once: after that this compiler writes them.
+        self._latest: dict[str, _Summary | None] = {}
         self.summary_target = summary_target
         self.interpolate = interpolate
         self.cell_refs = cell_refs
+        self._indexes: dict[str, HistoryIndex] = {}
+
+    @property
+    def summaries(self) -> SummaryStore:
+        """Where summaries are kept (read once per session, then remembered: this compiler writes them)."""
+        return self._summaries
+
+    @summaries.setter
+    def summaries(self, value: SummaryStore) -> None:
+        self._summaries = value
+        self._latest.clear()
+
+    def _latest_summary(self, key: str) -> _Summary | None:
+        if key not in self._latest:
+            self._latest[key] = self._summaries.latest_summary(key)
+            while len(self._latest) > _INDEXED_HISTORIES:
+                del self._latest[next(iter(self._latest))]
+        return self._latest[key]
 
     @property
     def model(self) -> str | None:
@@ -345,15 +312,23 @@ class ContextCompiler:
             tokens["memory"] = self.counter.count(msg)
         return fixed, tokens
 
-    def _pinned_units(self, history: Sequence[ChatMessage]) -> set[int]:
-        pinned: set[int] = set()
-        for i, message in enumerate(history):
-            if message.pinned and i not in pinned:
-                start = _group_start(history, i)
-                pinned.update(range(start, _group_end(history, start) + 1))
-        return pinned
+    def _pinned_units(self, history: Sequence[ChatMessage], index: HistoryIndex | None = None) -> set[int]:
+        """Indices of every unit (a message, or a tool call with its results) that holds a pinned message."""
+        pinned = index.pinned_messages if index is not None else [i for i, m in enumerate(history) if m.pinned]
+        return pinned_units(history, pinned)
 
-    def _earliest_fit(self, history: Sequence[ChatMessage], pinned: set[int], room: int, floor: int = 0) -> int:
+    def _index(self, history: Sequence[ChatMessage], key: str) -> HistoryIndex:
+        """The index of this session's history, brought up to date (reading only new messages)."""
+        index = self._indexes.pop(key, None) or HistoryIndex()
+        index.update(history)
+        self._indexes[key] = index  # the most recently used last
+        while len(self._indexes) > _INDEXED_HISTORIES:
+            del self._indexes[next(iter(self._indexes))]
+        return index
+
+    def _earliest_fit(
+        self, history: Sequence[ChatMessage], index: HistoryIndex, pinned: set[int], room: int, floor: int = 0
+    ) -> int:
         """The earliest turn start (>= ``floor``) from which the unpinned messages fit in ``room`` tokens.
 
         Walks back a whole turn at a time from the newest, which is always
@@ -361,16 +336,18 @@ class ContextCompiler:
         results) from the question that led to it.  Pinned messages are
         skipped (they are kept anyway and counted as "pinned").
         """
-        count = self.counter.count
-        used = 0
-        end = len(history)
-        cut = end
-        for start in reversed(_turn_starts(history, floor)):
-            size = sum(count(history[k]) for k in range(start, end) if k not in pinned)
-            if cut < len(history) and used + size > room:
+        # Pinned messages aside, the tokens from a turn start to the end only grow as
+        # the walk goes back, so "fits" is one subtraction of running sums per turn.
+        sums = index.running_sums(self.counter)
+        leave_out = sorted(pinned)
+        newest = cut = len(history)
+        for start in index.turn_starts_newest_first(history, floor):
+            size = sums[newest] - sums[start]
+            if leave_out:
+                size -= index.tokens_of(leave_out, start, newest)
+            if cut < newest and size > room:
                 break
-            used += size
-            cut = end = start
+            cut = start
         return cut
 
     def _plan(
@@ -382,32 +359,33 @@ class ContextCompiler:
         namespace: Mapping[str, Any] | None,
     ) -> _Plan:
         fixed, tokens = self._fixed_parts(system, memory, namespace)
-        pinned = self._pinned_units(history)
+        key = session_id or "default"
+        index = self._index(history, key)
+        pinned = self._pinned_units(history, index)
         count = self.counter.count
         tokens["summary"] = 0
         tokens["pinned"] = sum(count(history[i]) for i in pinned)
         tokens["history"] = 0
         tokens["overhead"] = self.counter.priming
         room = self.budget - self.reserve - sum(tokens.values())
-        cut = self._earliest_fit(history, pinned, room)
-        plan = _Plan(cut=cut, pinned_all=pinned, fixed=fixed, tokens=tokens, avail=room)
+        cut = self._earliest_fit(history, index, pinned, room)
+        plan = _Plan(cut=cut, pinned_all=pinned, fixed=fixed, tokens=tokens, avail=room, index=index)
         if cut == 0 or self.summariser is None:
             return plan
         if len(pinned) >= cut and all(i in pinned for i in range(cut)):
             return plan  # only pinned messages are older than the cut: nothing to summarise
 
         # Reuse the stored summary while the history after it still fits.
-        key = session_id or "default"
-        stored = self.summaries.latest_summary(key)
-        upto = self._index_of(history, stored.upto_message_id) if stored is not None else -1
+        stored = self._latest_summary(key)
+        upto = self._index_of(history, index, stored.upto_message_id) if stored is not None else -1
         least = cut  # the new cut must leave out at least this much
         expected_summary = 0  # room the new summary will take, judged by the last one
         if stored is not None and upto >= 0:
             expected_summary = count(self._summary_message(stored.text))
-            fit = self._earliest_fit(history, pinned, room - expected_summary)
+            fit = self._earliest_fit(history, index, pinned, room - expected_summary)
             # A summary that ends inside a turn (one stored by an older version)
             # is not reused as it is: it is extended to the end of that turn.
-            resume = _next_turn_start(history, pinned, upto + 1)
+            resume = next_turn_start(history, pinned, upto + 1)
             if fit <= upto + 1 and resume == upto + 1:
                 plan.cut = upto + 1
                 plan.summary_text = stored.text
@@ -420,7 +398,7 @@ class ContextCompiler:
         # Summarise from where the last summary ended up to a cut that leaves
         # room for the next few turns.
         target_room = int(room * self.summary_target) - expected_summary
-        target = max(self._earliest_fit(history, pinned, target_room), least)
+        target = max(self._earliest_fit(history, index, pinned, target_room), least)
         first = upto + 1 if upto >= 0 else 0
         plan.cut = target
         gap = [i for i in range(first, target) if i not in pinned]
@@ -434,15 +412,11 @@ class ContextCompiler:
         return plan
 
     @staticmethod
-    def _index_of(history: Sequence[ChatMessage], message_id: str) -> int:
+    def _index_of(history: Sequence[ChatMessage], index: HistoryIndex, message_id: str) -> int:
         """Where a summary's last message is in history, or -1 (also when it
         would reach into the newest turn: a summary never replaces that)."""
-        newest_start = _latest_turn_start(history)
-        # Usually shortly before the cut, so search from the newest end.
-        for i in range(len(history) - 1, -1, -1):
-            if history[i].id == message_id:
-                return i if i < newest_start else -1
-        return -1
+        i = index.position.get(message_id, -1)
+        return i if i < latest_turn_start(history) else -1
 
     @staticmethod
     def _summary_message(text: str) -> ChatMessage:
@@ -462,7 +436,9 @@ class ContextCompiler:
             if not isinstance(plan.summary_text, str) or not plan.summary_text.strip():
                 raise ValueError("the summariser returned no text; it must return the summary as a non-empty string")
             covered = plan.previous_covered + len(plan.to_summarise)
-            self.summaries.save_summary(session_id or "default", history[plan.summary_upto].id, plan.summary_text, covered)
+            key, upto_id = session_id or "default", history[plan.summary_upto].id
+            self._summaries.save_summary(key, upto_id, plan.summary_text, covered)
+            self._latest[key] = _Kept(upto_id, plan.summary_text, covered)
             created = True
 
         messages = list(plan.fixed)
@@ -472,14 +448,12 @@ class ContextCompiler:
             summary = self._summary_message(plan.summary_text)
             plan.tokens["summary"] = count(summary)
             messages.append(summary)
-            summarised = [history[i].id for i in range(plan.summary_upto + 1) if i not in plan.pinned_all]
+            summarised = plan.index.ids_between(0, plan.summary_upto + 1, plan.pinned_all)
 
         if created:
             # A summary longer than planned: drop more of the oldest kept units.
-            cut = self._earliest_fit(history, plan.pinned_all, plan.avail - plan.tokens["summary"], floor=cut)
-        dropped = [
-            history[i].id for i in range(plan.summary_upto + 1, cut) if i not in plan.pinned_all
-        ]
+            cut = self._earliest_fit(history, plan.index, plan.pinned_all, plan.avail - plan.tokens["summary"], floor=cut)
+        dropped = plan.index.ids_between(plan.summary_upto + 1, cut, plan.pinned_all)
         kept_pinned = [history[i] for i in sorted(plan.pinned_all) if i < cut]
         recent = list(history[cut:])
         messages.extend(kept_pinned)
