@@ -33,7 +33,6 @@ import contextvars
 import inspect
 import itertools
 import logging
-import threading
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -258,11 +257,11 @@ class MessageBus:
         if self._scoped_command_handlers:
             for session_id in self._session_chain(command.session_id):
                 for klass in mro:
-                    reg = handlers.get((klass, session_id))  # type: ignore[arg-type]
+                    reg = handlers.get((klass, session_id))
                     if reg is not None:
                         return reg
         for klass in mro:
-            reg = handlers.get((klass, None))  # type: ignore[arg-type]
+            reg = handlers.get((klass, None))
             if reg is not None:
                 return reg
             if klass is Command:

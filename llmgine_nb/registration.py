@@ -26,7 +26,11 @@ def describe_handler(fn: Callable[..., Any]) -> str:
 
 
 def is_async_handler(fn: Callable[..., Any]) -> bool:
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+    # An instance whose class has ``async def __call__`` is an async handler too.
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(type(fn), "__call__", None)  # noqa: B004 - the method itself, not whether fn is callable
+    return inspect.iscoroutinefunction(call)
 
 
 def handler_identity(fn: Callable[..., Any]) -> Hashable:

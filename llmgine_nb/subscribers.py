@@ -69,12 +69,11 @@ class SubscriberIndex:
         with self.lock:
             session_id = reg.session_id
             by_class = self.unscoped if session_id is None else self.scoped.get(session_id, {})
-            for event_type, regs in by_class.items():
-                if reg in regs:
-                    regs.remove(reg)
-                    break
-            else:
+            found = next(((t, regs) for t, regs in by_class.items() if reg in regs), None)
+            if found is None:
                 return
+            event_type, regs = found
+            regs.remove(reg)
             key = (event_type, session_id, reg.identity)
             if self._by_identity.get(key) is reg:
                 del self._by_identity[key]

@@ -25,7 +25,7 @@ def reply(text, **kw):
 
 
 def turn_with_tools(i: int, n_calls: int = 2, result_size: int = 40) -> list[ChatMessage]:
-    calls = [ToolCall.from_raw(f"t{i}-{k}", "lookup", '{"q": "%d"}' % k) for k in range(n_calls)]
+    calls = [ToolCall.from_raw(f"t{i}-{k}", "lookup", f'{{"q": "{k}"}}') for k in range(n_calls)]
     return [
         user(f"question {i}"),
         ChatMessage(role="assistant", tool_calls=calls),
