@@ -66,7 +66,8 @@ async def test_in_memory_listing_risks_and_structured_results(bus_and_tools):
     bus, tools = bus_and_tools
     rec = Recorder(bus)
     threads = []
-    bus.subscribe(MCPServerStarted, lambda e: threads.append(threading.current_thread()))
+    # inline: runs on the thread that publishes (plain subscribers would run on the bus's worker threads)
+    bus.subscribe(MCPServerStarted, lambda e: threads.append(threading.current_thread()), inline=True)
     connection = tools.add_mcp("demo", server=make_server(), tool_risk={"slow": "write"})
     assert connection.state == "stopped" and "add" not in tools  # lazy: nothing started yet
     names = await tools.mcp.a_start()
