@@ -67,7 +67,7 @@ class DarcyBot(discord.AutoShardedClient):
 
     async def setup_hook(self) -> None:
         self.desk.attach()
-        self._deltas = self.assistant.bus.subscribe(LLMTextDelta, self._on_delta)
+        self._deltas = self.assistant.bus.subscribe(LLMTextDelta, self._on_delta, inline=True)  # it schedules edits on the loop
         guild = discord.Object(id=self.settings.guild_id) if self.settings.guild_id else None
         if guild is not None:
             self.tree.copy_global_to(guild=guild)
