@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import Token
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .messages import Command, CommandResult, Event, Message, SessionEnded, SessionStarted, _current_session
 from .registration import Registration
 
-if TYPE_CHECKING:
-    from .bus import MessageBus
-
-__all__ = ["Session"]
+__all__ = ["Session", "SessionHost"]
 
 C = TypeVar("C", bound=Command)
 E = TypeVar("E", bound=Event)
+
+
+class SessionHost(Protocol):
+    """What a session needs from its bus (``MessageBus`` is one; named here so neither module imports the other)."""
+
+    def register_command_handler(self, command_type: type[C], handler: Callable[[C], Any], *, session_id: str | None = ...) -> Registration: ...
+
+    def subscribe(
+        self, event_type: type[E], handler: Callable[[E], Any], *, priority: int = ..., session_id: str | None = ...,
+        exclude: tuple[type[Event], ...] = ..., inline: bool = ...,
+    ) -> Registration: ...
+
+    def execute(self, command: Command) -> Awaitable[CommandResult]: ...
+
+    def publish(self, event: Event) -> Awaitable[None]: ...
+
+    def publish_sync(self, event: Event, timeout: float | None = ...) -> None: ...
+
+    def _session_opened(self, session_id: str, parent_id: str | None) -> None: ...
+
+    def _session_closed(self, session_id: str) -> None: ...
 
 
 class Session:
@@ -27,7 +45,7 @@ class Session:
     removed when it closes.  Start and end are published as events.
     """
 
-    def __init__(self, bus: MessageBus, *, name: str | None = None, session_id: str | None = None) -> None:
+    def __init__(self, bus: SessionHost, *, name: str | None = None, session_id: str | None = None) -> None:
         self.bus = bus
         self.name = name
         self.id = session_id or Message().id
