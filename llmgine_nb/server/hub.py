@@ -88,7 +88,7 @@ class SessionHub:
         self.turns: dict[str, asyncio.Task[CommandResult]] = {}
         self._starting: dict[str, asyncio.Future[str]] = {}
         self._opening: dict[str, asyncio.Lock] = {}
-        self._registration = self.bus.subscribe(TurnEvent, self._on_turn_event)
+        self._registration = self.bus.subscribe(TurnEvent, self._on_turn_event, inline=True)  # settles loop futures
 
     # -- sessions ----------------------------------------------------------------
 

@@ -72,7 +72,7 @@ class SessionStreams:
 
     def attach(self, bus: MessageBus, *, priority: int = 50) -> SessionStreams:
         # Below the engine's journal (100): the history is written before the event is shown.
-        self._registration = bus.subscribe(Event, self._on_event, priority=priority, exclude=(LLMToolCallDelta,))
+        self._registration = bus.subscribe(Event, self._on_event, priority=priority, exclude=(LLMToolCallDelta,), inline=True)  # loop-bound queues and timers
         return self
 
     def detach(self) -> None:
