@@ -60,9 +60,15 @@ _INDEXED_HISTORIES = 16
 
 
 class _Summary(Protocol):
-    upto_message_id: str
-    text: str
-    covered: int
+    # Read-only members, so that frozen records (the store's StoredSummary) satisfy it.
+    @property
+    def upto_message_id(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def covered(self) -> int: ...
 
 
 class SummaryStore(Protocol):
