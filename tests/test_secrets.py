@@ -94,3 +94,22 @@ def test_the_engine_does_not_import_the_observers() -> None:
     code = "import sys, llmgine_nb.engine; print('llmgine_nb.observe' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_a_draft_never_holds_the_beginning_of_a_key(tmp_path: Path) -> None:
+    from llmgine_nb.bus import MessageBus
+    from llmgine_nb.engine.journal import SessionJournal
+    from llmgine_nb.store import Store
+
+    key = "sk-split-across-pieces-0123456789"
+    store = Store(tmp_path / "s.db")
+    session = store.create_session()
+    journal = SessionJournal(MessageBus(), store, session.id, Redactor([key], from_environment=False))
+    draft = journal.save_draft(None, "Here it comes: " + key[:20], "m")  # the stream stopped mid-key
+    draft = journal.save_draft(draft, "Here it comes: " + key + " and then a good deal more text after it" * 2, "m")
+    stored = store.get_message(draft.id).content or ""
+    assert stored.startswith("Here it comes: " + MARKER)
+    files = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("s.db"))
+    assert key[:16].encode() not in files
+    journal.close()
+    store.close()

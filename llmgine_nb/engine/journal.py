@@ -92,6 +92,9 @@ class SessionJournal:
         ``discard_draft`` removes it when the turn fails.
         """
         text = self.redactor.text(text)
+        # A secret may be arriving split across streamed pieces: hold back a tail as long as the
+        # longest known one, so that no beginning of a key reaches the disk (or its WAL).
+        text = text[: max(0, len(text) - self.redactor.longest_secret)]
         if draft is None:
             draft = ChatMessage(role="assistant", content=text, model=model, status="interrupted")
             self.store.record_turn(self.record, [draft])
