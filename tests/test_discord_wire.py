@@ -120,3 +120,18 @@ def test_split_message_keeps_everything_and_code_blocks():
     body = [line for p in parts for line in p.split("\n") if not line.startswith("```")]
     assert body == [f"x = {i}" for i in range(600)]
     assert split_message("a" * 4500) == ["a" * 1996, "a" * 1996, "a" * 508]
+
+
+async def test_text_of_two_model_calls_is_two_paragraphs(fake, board, tmp_path):
+    from llmgine_nb.llm.scripted import ScriptedReply, call
+
+    llm = ScriptedLLM([ScriptedReply(text="Let me look that up.", tool_calls=[call("whoami")]), "You are Mei Chen."],
+                      delay_s=0.01)
+    assistant = darcy_assistant(board, store=Store(tmp_path / "darcy.db"), llm=llm, today=TODAY)
+    async with running_bot(fake, assistant, BotSettings(guild_id=int(fake.guild_id), edit_interval=0.02)):
+        interaction = await fake.slash(MEI, "darcy", request="who am I?")
+        await fake.wait_for(lambda: not bot_busy(assistant) and fake.messages_for(interaction)
+                            and fake.messages_for(interaction)[0].content == "You are Mei Chen.", what="the final reply")
+        [reply] = fake.messages_for(interaction)
+        assert "Let me look that up.\n\nYou are" in "\n".join(reply.history)  # streamed as two paragraphs
+    await assistant.close()

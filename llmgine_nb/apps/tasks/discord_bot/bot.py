@@ -144,7 +144,7 @@ class DarcyBot(discord.AutoShardedClient):
     def _on_delta(self, event: LLMTextDelta) -> None:
         live = self._replies.get(event.session_id or "")
         if live is not None:
-            live.stream(event.text)
+            live.stream(event.text, call_id=event.call_id)
 
     # -- questions ----------------------------------------------------------------------
 

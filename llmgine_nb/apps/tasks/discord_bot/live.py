@@ -53,11 +53,19 @@ class LiveReply:
         self._dirty = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
         self._finished = False
+        self._call_id = ""
 
-    def stream(self, delta: str) -> None:
-        """More text of the reply (a model's delta); shown at the next edit."""
+    def stream(self, delta: str, *, call_id: str = "") -> None:
+        """More text of the reply (a model's delta); shown at the next edit.
+
+        A new model call (``call_id``) starts a new paragraph, so the text a
+        model says before using a tool does not run into what it says after.
+        """
         if self._finished:
             return
+        if call_id != self._call_id and self._text.strip():
+            self._text = self._text.rstrip() + "\n\n"
+        self._call_id = call_id
         self._text += delta
         self._dirty.set()
         if self._pump is None:
