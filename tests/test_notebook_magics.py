@@ -407,3 +407,38 @@ def test_review_fixes_prompts_ids_retry_and_export(tmp_path):
     assert "Exported the session to kept.md" in out
     assert "UsageError: cannot write no/such/folder/x.md" in out
     assert "Traceback" not in out
+
+
+@pytest.mark.parametrize(
+    ("name", "rest", "expected"),
+    [
+        ("sessions", "", {"limit": 20}),
+        ("sessions", "5", {"limit": 5}),
+        ("history", "3", {"last": 3, "search": None}),
+        ("history", "--search don't panic", {"last": None, "search": ["don't panic"]}),
+        ("retry", "-w", {"wait": True}),
+        ("usage", "--all", {"all": True}),
+        ("log", "turn tool", {"types": ["turn", "tool"]}),
+        ("export", '"my talk.md" --force', {"path": "my talk.md", "force": True}),
+    ],
+)
+def test_subcommand_options_are_read_by_argparse(name, rest, expected):
+    from llmgine_nb.notebook.magic_options import parse_subcommand
+
+    assert vars(parse_subcommand(name, rest)) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "rest", "message"),
+    [
+        ("retry", "--bogus", "%llmgine retry: unrecognized arguments: --bogus (usage: %llmgine retry [-w])"),
+        ("sessions", "many", "%llmgine sessions: argument limit: invalid int value: 'many'"),
+        ("export", "a.md b.md", "%llmgine export: unrecognized arguments: b.md"),
+    ],
+)
+def test_bad_subcommand_options_are_a_sentence_with_the_usage(name, rest, message):
+    from llmgine_nb.notebook.magic_options import parse_subcommand
+
+    with pytest.raises(UsageError) as caught:
+        parse_subcommand(name, rest)
+    assert message in str(caught.value)

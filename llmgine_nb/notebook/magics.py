@@ -9,7 +9,6 @@ on the first use of the magic.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import shlex
@@ -22,6 +21,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from .config import FORMATS
 from .help import HELP
+from .magic_options import parse_subcommand, shell_words
 from .voice import error_sentence, say
 
 if TYPE_CHECKING:
@@ -203,8 +203,7 @@ class LLMgineMagics(Magics):
         self._show(ModelReport(rt.model, resolve_aliases()))
 
     def _sessions(self, rest: str) -> None:
-        limit = int(rest) if rest.strip().isdigit() else 20
-        self._show(self.runtime.sessions(limit))
+        self._show(self.runtime.sessions(parse_subcommand("sessions", rest).limit))
 
     def _new(self, rest: str) -> None:
         session_id = self.runtime.new_session(rest or None)
@@ -230,14 +229,14 @@ class LLMgineMagics(Magics):
         say(f"Forked into session {name + ' ' if name else ''}({session_id}); it is now the current one.")
 
     def _history(self, rest: str) -> None:
-        if rest.startswith("--search") or rest.startswith("-s "):
-            query = rest.split(" ", 1)[1].strip() if " " in rest else ""
+        args = parse_subcommand("history", rest)
+        if args.search is not None:
+            query = " ".join(args.search).strip()
             if not query:
                 raise UsageError("give words to search for: %llmgine history --search WORDS")
             self._show(self.runtime.search(query))
             return
-        last = int(rest) if rest.strip().isdigit() else None
-        self._show(self.runtime.history(last))
+        self._show(self.runtime.history(args.last))
 
     def _tools(self, rest: str) -> None:
         self._show(self.runtime.list_tools())
@@ -293,20 +292,17 @@ class LLMgineMagics(Magics):
             say("No turn is running.")
 
     def _retry(self, rest: str) -> None:
-        words = rest.split()
-        unknown = [w for w in words if w not in ("-w", "--wait")]
-        if unknown:
-            raise UsageError(f"%llmgine retry takes only -w / --wait, not {unknown[0]!r}")
+        wait = parse_subcommand("retry", rest).wait
         try:
-            self.runtime.retry(wait=bool(words))
+            self.runtime.retry(wait=wait)
         except KeyboardInterrupt:
             pass  # a kernel interrupt while waiting cancelled the turn; its output shows what was kept
 
     def _usage(self, rest: str) -> None:
-        self._show(self.runtime.usage(all_sessions="--all" in rest.split()))
+        self._show(self.runtime.usage(all_sessions=parse_subcommand("usage", rest).all))
 
     def _log(self, rest: str) -> None:
-        self._show(self.runtime.log(types=rest.split() or None))
+        self._show(self.runtime.log(types=parse_subcommand("log", rest).types or None))
 
     def _config(self, rest: str) -> None:
         rt = self.runtime
@@ -326,13 +322,11 @@ class LLMgineMagics(Magics):
         self._show(self.runtime.keys())
 
     def _export(self, rest: str) -> None:
-        words = shlex.split(rest) if rest else []
-        force = "--force" in words
-        paths = [w for w in words if w != "--force"]
-        if len(paths) != 1:
+        if not rest.strip():
             raise UsageError("say where, as one path: %llmgine export conversation.ipynb (or .md) [--force]")
+        args = parse_subcommand("export", rest)
         try:
-            path = self.runtime.export(paths[0], overwrite=force)
+            path = self.runtime.export(args.path, overwrite=args.force)
         except OSError as exc:  # exists, no such folder, no permission: a sentence, not a traceback
             raise UsageError(str(exc)) from None
         say(f"Exported the session to {path}")
@@ -365,7 +359,7 @@ def parse_prompt_options(line: str) -> tuple[argparse.Namespace, str]:
     prompt begins, the rest of the line is kept exactly as typed, quotes
     and apostrophes included ("What's up?" is no shell string).
     """
-    tokens, ends, complete = _shell_words(line)
+    tokens, ends, complete = shell_words(line)
     try:
         args, unknown = LLMgineMagics.llmgine.parser.parse_known_args(tokens)
     except UsageError as exc:  # argparse's own sentence, e.g. "argument -m/--model: expected one argument"
@@ -380,27 +374,6 @@ def parse_prompt_options(line: str) -> tuple[argparse.Namespace, str]:
         return args, ""
     start = ends[first - 1] if first > 0 else 0
     return args, line[start:].strip()
-
-
-def _shell_words(line: str) -> tuple[list[str], list[int], bool]:
-    """The line's words as a shell splits them, where each ends in ``line``, and whether all were read.
-
-    An unbalanced quote (an apostrophe in the prompt) stops the split there:
-    what follows is prompt, kept as typed.
-    """
-    stream = io.StringIO(line)  # read by the lexer as it goes: where it stands is where a word ends
-    lexer = shlex.shlex(stream, posix=True)
-    lexer.whitespace_split = True
-    lexer.commenters = ""
-    tokens: list[str] = []
-    ends: list[int] = []
-    try:
-        while (token := lexer.get_token()) is not None:
-            tokens.append(token)
-            ends.append(stream.tell())
-    except ValueError:
-        return tokens, ends, False
-    return tokens, ends, True
 
 
 def _sentence(exc: BaseException) -> str:
