@@ -10,21 +10,23 @@ with every subclass field intact.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import itertools
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timezone
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "Message",
+    "Metadata",
     "Command",
     "Event",
     "CommandResult",
@@ -44,7 +46,7 @@ __all__ = [
 # ContextVar (not a global) so that concurrent tasks each keep their own.
 _current_session: ContextVar[str | None] = ContextVar("llmgine_session", default=None)
 # Metadata every message created in this context starts with (e.g. a turn id).
-_ambient_metadata: ContextVar[dict[str, Any] | None] = ContextVar("llmgine_metadata", default=None)
+_ambient_metadata: ContextVar[Metadata | None] = ContextVar("llmgine_metadata", default=None)
 
 _REGISTRY: dict[str, type[Message]] = {}
 
@@ -93,9 +95,44 @@ def _new_id() -> str:
     return f"{_id_prefix}{next(_id_counter):012x}"
 
 
-def _starting_metadata() -> dict[str, Any]:
+class Metadata(dict):  # type: ignore[type-arg]
+    """The metadata of a message: a dict that cannot be changed once made.
+
+    Messages are values: a subscriber that wants other metadata builds a
+    copy (``message.model_copy(update={"metadata": {**message.metadata, "k": v}})``)
+    instead of writing into the one every other subscriber sees.  It is a
+    ``dict`` subclass so that reading, ``json.dumps`` and pydantic treat it
+    as the plain mapping it is.
+    """
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError(
+            "message metadata cannot be changed: messages are immutable values. Build a copy instead: "
+            "message.model_copy(update={'metadata': {**message.metadata, 'key': value}})"
+        )
+
+    __setitem__ = __delitem__ = setdefault = update = pop = popitem = clear = __ior__ = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # copy/deepcopy/pickle rebuild it from a plain dict (the default would call __setitem__).
+        return (Metadata, (dict(self),))
+
+    def __copy__(self) -> Metadata:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> Metadata:
+        return Metadata(copy.deepcopy(dict(self), memo))
+
+
+_NO_METADATA = Metadata()
+
+
+def _starting_metadata() -> Metadata:
     ambient = _ambient_metadata.get()
-    return dict(ambient) if ambient else {}
+    # The ambient mapping is itself a Metadata (see use_metadata), so it can be shared as is.
+    return ambient if ambient else _NO_METADATA
 
 
 @contextmanager
@@ -105,7 +142,7 @@ def use_metadata(**values: Any) -> Iterator[None]:
     The engine uses it so that every event of a turn - its own, the model's,
     the tools' - carries ``metadata["turn_id"]``.  Nests: inner values win.
     """
-    token = _ambient_metadata.set({**(_ambient_metadata.get() or {}), **values})
+    token = _ambient_metadata.set(Metadata({**(_ambient_metadata.get() or {}), **values}))
     try:
         yield
     finally:
@@ -126,9 +163,15 @@ class UnknownMessageType(LookupError):
 
 
 class Message(BaseModel):
-    """Base of every message on the bus."""
+    """Base of every message on the bus: an immutable value.
+
+    Frozen once created, metadata included: nothing can change a message in
+    flight, so every subscriber sees what was published.  To derive another
+    message use ``model_copy(update=...)``.
+    """
 
     model_config = ConfigDict(
+        frozen=True,
         # Typed fields may hold pydantic models, datetimes, enums ...; all
         # must survive the round trip through JSON.
         ser_json_timedelta="float",
@@ -140,6 +183,17 @@ class Message(BaseModel):
     timestamp: datetime = Field(default_factory=_utcnow)
     session_id: str | None = Field(default_factory=current_session_id)
     metadata: dict[str, Any] = Field(default_factory=_starting_metadata)
+
+    @field_validator("metadata", mode="after")
+    @classmethod
+    def _freeze_metadata(cls, value: dict[str, Any]) -> Metadata:
+        return value if isinstance(value, Metadata) else Metadata(value)
+
+    def model_copy(self: M, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> M:
+        """A copy with ``update`` applied (pydantic's ``model_copy``); given metadata is frozen too."""
+        if update and "metadata" in update and not isinstance(update["metadata"], Metadata):
+            update = {**update, "metadata": Metadata(update["metadata"] or {})}
+        return super().model_copy(update=update, deep=deep)
 
     # Set for each subclass by __pydantic_init_subclass__.
     type_name: ClassVar[str] = "llmgine_nb.messages.Message"

@@ -335,9 +335,11 @@ async def test_event_middleware_wraps_delivery():
     trail = []
 
     async def stamp(event, call_next):
-        event.metadata["stamped"] = True
+        # Messages are immutable: middleware passes on a copy with more metadata.
+        with pytest.raises(TypeError, match="immutable"):
+            event.metadata["stamped"] = True
         trail.append("before")
-        await call_next(event)
+        await call_next(event.model_copy(update={"metadata": {**event.metadata, "stamped": True}}))
         trail.append("after")
 
     bus.add_event_middleware(stamp)

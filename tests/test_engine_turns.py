@@ -493,7 +493,7 @@ async def test_a_decision_sent_to_one_session_cannot_settle_another_sessions_cal
     await until(lambda: queue.pending())
     call_id = queue.pending()[0].call_id
     refused = await bus.execute(DecideApproval(session_id=alice.session_id, call_id=call_id, decision="approve"))
-    assert not refused.success and "nothing pending" in refused.error
+    assert not refused.success and "nothing is waiting for approval" in refused.error
     assert saved == [] and queue.pending()
     accepted = await bus.execute(DecideApproval(session_id=bob.session_id, call_id=call_id, decision="approve",
                                                 decided_by="bob"))

@@ -7,6 +7,7 @@ Each test runs cells, typed as a user types them, in a fresh
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,10 @@ from IPython.core.error import UsageError
 
 from llmgine_nb.notebook.extension import keep_questions
 from llmgine_nb.notebook.magics import SUBCOMMANDS, parse_prompt_options
+from llmgine_nb.tools.pending import first_display_id
+
+# The id the card shows for the scripted model's first call (call_1_0).
+ID = first_display_id("call_1_0")
 
 PRELUDE = '''
 import sys, time
@@ -86,17 +91,20 @@ def test_a_turn_asks_for_approval_in_text_and_approve_by_id_runs_it(tmp_path):
         cell("print('ran so far:', ran)")
         cell("%llmgine pending")
         cell("%llmgine approve call_1")
+        cell("%llmgine approve {ID}")
         until(lambda: runtime().last.done())
         cell("print('ran so far:', ran)")
-    ''', tmp_path)
+    '''.replace("{ID}", ID), tmp_path)
     asked = out[out.index("### %llmgine Please remove a.txt"):out.index("### print('ran so far:', ran)")]
     assert "Removing it." in asked
     assert '[approval needed] remove(path="a.txt") (risk: destructive)' in asked
-    assert "answer with: %llmgine approve call_1_0   or   %llmgine deny call_1_0 [reason]" in asked
+    assert f"answer with: %llmgine approve {ID}   or   %llmgine deny {ID} [reason]" in asked
     assert "ran so far: []" in out, "nothing ran before the approval"
-    assert "approval call_1_0: remove(path=\"a.txt\")" in section(out, "%llmgine pending")
-    approved = section(out, "%llmgine approve call_1")
-    assert "Approved remove (call_1_0)." in approved
+    assert f"approval {ID}: remove(path=\"a.txt\")" in section(out, "%llmgine pending")
+    # Five of the six characters of "call_1" are the provider's prefix: no id (issue 13, item 2).
+    assert "UsageError: nothing is waiting for approval with id 'call_1'" in out
+    approved = section(out, f"%llmgine approve {ID}")
+    assert f"Approved remove ({ID})." in approved
     assert "result: removed a.txt" in out and "Done: a.txt is gone." in out
     assert "ran so far: ['a.txt']" in out
     assert "Traceback" not in out
@@ -116,8 +124,8 @@ def test_deny_with_a_reason_and_usage_errors_without_tracebacks(tmp_path):
         cell("%llmgine ask --colour red What?")
         cell("%llmgine ask -m")
     ''', tmp_path)
-    assert "UsageError: nothing is waiting for approval with id 'nope' (waiting: call_1_0 (remove))" in out
-    assert "Denied remove (call_1_0). Told the model: keep it, it is the only copy" in out
+    assert f"UsageError: nothing is waiting for approval with id 'nope' (waiting: {ID} (remove))" in out
+    assert f"Denied remove ({ID}). Told the model: keep it, it is the only copy" in out
     assert 'Denied by' in out and "keep it, it is the only copy" in out
     assert "ran so far: []" in out
     assert "UsageError: there is no session 'nowhere'; `%llmgine sessions` lists them" in out
@@ -399,7 +407,9 @@ def test_review_fixes_prompts_ids_retry_and_export(tmp_path):
     assert "ran so far: []" in out
     assert "UsageError: a turn is running in this session; wait for it or cancel it before you" in out
     assert "RuntimeError" not in out
-    assert "Approved run_python (call_1_0) this once: run_python does not remember approvals" in out
+    # The same call id in the same session gets another display id: one just used is not handed out again.
+    again = re.search(r"Approved run_python \((\w+)\) this once: run_python does not remember approvals", out)
+    assert again is not None and again.group(1) != ID and again.group(1).startswith(ID)
     assert "it runs without asking" not in out and "always, for this session" not in out
     assert "Approved (this once: the tool does not remember approvals) by" in out
     assert "UsageError: kept.md already exists; choose another name, or overwrite it (--force)" in out

@@ -25,6 +25,7 @@ from llmgine_nb.notebook.text_sink import TextSink
 from llmgine_nb.notebook.transcript import TextBlock, ToolBlock, Transcript
 from llmgine_nb.store import Store
 from llmgine_nb.tools import ApprovalQueue, AutoApproval
+from llmgine_nb.tools.pending import first_display_id
 
 
 @tool(risk="destructive")
@@ -228,8 +229,8 @@ async def test_display_sink_turns_into_widgets_for_an_approval_and_back_into_mar
 
     def decide(call_id, decision, who):  # what NotebookRuntime.decide does, without a runtime
         decisions.append((call_id, decision.kind, who))
-        cell.change(lambda t: t.note_decision(call_id, decision, who))
-        queue.decide(call_id, decision)
+        request = queue.decide(call_id, decision, decided_by=who)
+        cell.change(lambda t: t.note_decision(request.call_id, decision, who))
 
     sink = DisplaySink(interactive=True, decide=decide, display=recorder, user="ada")
     cell = LiveCell(Transcript("q"), sink, max_updates_per_s=1000)
@@ -245,13 +246,14 @@ async def test_display_sink_turns_into_widgets_for_an_approval_and_back_into_mar
     await asyncio.sleep(0.01)
     assert WIDGET_MIME in recorder.last["data"], "an approval turns the output into widgets"
     card = sink.cards["call_1_0"]
+    assert card.display_id == first_display_id("call_1_0") and card.args_hash
     assert [b.description for b in card.buttons.children] == [
         "Approve", "Deny", "Edit arguments", "Always allow for this session"]
     assert not task.done(), "nothing runs before the click"
     card.approve_button.click()  # what a comm click from the frontend ends up calling
     result = await asyncio.wait_for(task, 5)
     assert result.status == "complete"
-    assert decisions == [("call_1_0", "approve", "ada via button")]
+    assert decisions == [(first_display_id("call_1_0"), "approve", "ada via button")]
     assert card.decided and all(b.disabled for b in card.buttons.children)
     assert "Approved by ada via button" in card.status.value
     final = recorder.last["data"]
@@ -276,8 +278,8 @@ async def test_text_sink_prints_the_stream_and_how_to_answer():
     await asyncio.sleep(0.01)
     shown = out.getvalue()
     assert shown.startswith("Sure, removing it.")
-    assert "%llmgine approve call_1_0" in shown and "removed a.txt" not in shown
-    queue.approve("call_1_0")
+    assert f"%llmgine approve {first_display_id('call_1_0')}" in shown and "removed a.txt" not in shown
+    queue.approve("call_1_0")  # the whole id works too
     await asyncio.wait_for(task, 5)
     shown = out.getvalue()
     assert "result: removed a.txt" in shown

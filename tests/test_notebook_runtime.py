@@ -20,6 +20,7 @@ from llmgine_nb import ToolContext, tool
 from llmgine_nb.llm.scripted import ScriptedLLM, ScriptedReply, call
 from llmgine_nb.notebook import NotebookRuntime
 from llmgine_nb.tools.commands import ChoiceRequest
+from llmgine_nb.tools.pending import first_display_id
 
 ran: list[str] = []
 
@@ -98,7 +99,9 @@ def test_tool_runs_only_after_approve_and_the_decision_is_persisted_with_who(run
     assert request.tool_name == "remove" and request.arguments == {"path": "a.txt"}
     time.sleep(0.1)
     assert ran == [] and not handle.done(), "nothing runs before the decision"
-    runtime.approve(request.call_id[:6], decided_by="ada via test")  # a unique prefix is enough
+    with pytest.raises(LookupError, match="at least 6 characters"):
+        runtime.approve(request.call_id[:6], decided_by="ada via test")  # "call_1": mostly the provider's prefix
+    runtime.approve(request.display_id, decided_by="ada via test")  # the id on the card
     result = handle.wait(10)
     assert result.status == "complete" and ran == ["a.txt"]
     record = runtime.store.tool_calls(runtime.session_id)[0]
@@ -154,10 +157,10 @@ def test_unknown_ids_get_a_sentence_listing_what_waits(runtime):
     runtime.use_llm(ScriptedLLM(REMOVE))
     handle = runtime.ask("Please remove a.txt")
     wait_for(lambda: runtime.approvals.pending_approvals(), what="the approval request")
-    with pytest.raises(LookupError, match=r"nothing is waiting for approval with id 'nope' \(waiting: call_1_0 \(remove\)\)"):
+    with pytest.raises(LookupError, match=rf"nothing is waiting for approval with id 'nope' \(waiting: {first_display_id('call_1_0')} \(remove\)\)"):
         runtime.approve("nope")
     # Shorter than 6 characters (the approval queue's rule) is no id, even when it fits one call.
-    for short in ("", "c", "call_"):
+    for short in ("", "c", "call_", "call_1"):  # "call_1": five of its six characters are the provider's prefix
         with pytest.raises(LookupError, match="nothing is waiting for approval"):
             runtime.approve(short)
     assert runtime.approvals.pending_approvals(), "nothing was approved"

@@ -87,7 +87,8 @@ class Recorder:
 
     async def __call__(self, event: Event) -> None:
         if self.stamp and self.turn_id is not None:
-            event.metadata["turn_id"] = self.turn_id
+            # Messages are immutable: the turn id goes on a copy, as the engine's use_metadata would set it.
+            event = event.model_copy(update={"metadata": {**event.metadata, "turn_id": self.turn_id}})
         self.scenario.published.append(event)
         await self.bus.publish(event)
 

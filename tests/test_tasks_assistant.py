@@ -150,7 +150,7 @@ async def test_assign_looks_up_projects_confirms_then_creates(make, board):
     mei = board.user("mei")
     assert record.approval.who == f"{mei.name} <{mei.email}>"
     [decided] = rec.of(ApprovalDecided)
-    assert decided.metadata["decided_by"] == f"{mei.name} <{mei.email}>"
+    assert decided.decided_by == f"{mei.name} <{mei.email}>"
 
 
 async def test_a_denied_assignment_writes_nothing(make, board):

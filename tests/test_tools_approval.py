@@ -396,14 +396,18 @@ async def test_approval_queue_waits_for_decisions_by_call_id():
     while len(queue.pending()) < 2:
         await asyncio.sleep(0.005)
     assert [r.call_id for r in queue.pending_approvals()] == ["call_abc1", "call_xyz9"]
-    with pytest.raises(LookupError, match="at least 6 characters"):
+    with pytest.raises(LookupError, match="at least 6 characters of the call's id after its provider prefix"):
         queue.approve("call_")
-    with pytest.raises(LookupError, match="nothing pending with id 'nope'"):
+    with pytest.raises(LookupError, match="nothing is waiting for approval with id 'nope'"):
         queue.approve("nope")
     with pytest.raises(MalformedDecision):
         queue.decide("call_abc1", "yes please")
     assert len(queue.pending()) == 2  # a malformed decision leaves the request pending
-    queue.approve("call_a")  # a unique prefix is enough
+    with pytest.raises(LookupError, match="at least 6 characters"):
+        queue.approve("call_a")  # unique, but only the provider's prefix and one character
+    first = queue.pending_approvals()[0]
+    assert len(first.display_id) == 4 and first.display_id != queue.pending_approvals()[1].display_id
+    queue.approve(first.display_id)  # the id shown on the card
     queue.deny("call_xyz9", "not that one")
     r1, r2 = await running
     assert (r1.status, r2.status) == ("ok", "denied") and "not that one" in r2.content
@@ -470,19 +474,17 @@ async def test_a_short_prefix_never_picks_a_request_and_an_ambiguous_one_names_t
     ]))
     while len(queue.pending()) < 3:
         await asyncio.sleep(0.005)
-    for short in ("k", "k7", "k7-ad"):  # unique, but too short to be sure whose it is
-        with pytest.raises(LookupError, match="a shortened id needs at least 6 characters: give more of it"):
+    for short in ("k", "k7", "k7-ad", "call_ab", "call_abd"):  # too short (after call_) to be sure whose it is
+        with pytest.raises(LookupError, match="at least 6 characters of the call's id after its provider prefix"):
             queue.approve(short)
-    with pytest.raises(LookupError, match=r"'call_ab' matches 2 pending requests \(call_abc1; call_abd2\)"):
-        queue.approve("call_ab")
     assert len(queue.pending()) == 3  # nothing was decided by the refused ids
     # Front ends look requests up by the same rule before showing or answering them.
     assert queue.find_approval("k7-add").tool_name == "add_task"
-    with pytest.raises(LookupError, match="nothing pending with id 'call_abd2'"):
+    with pytest.raises(LookupError, match="nothing is waiting for approval with id 'call_abd2'"):
         queue.find_approval("call_abd2", session_id="another-session")
     queue.approve("k7-add")  # six characters, unique
     queue.approve("call_abc1")  # whole ids always work
-    queue.deny("call_abd")
+    queue.deny(queue.find_approval("call_abd2").display_id)
     r1, r2, r3 = await running
     assert (r1.status, r2.status, r3.status) == ("ok", "ok", "denied")
     assert board.ran == [("add_task", {"title": "a"}), ("add_task", {"title": "b"})]

@@ -7,12 +7,13 @@ command the tools use, whether to spend more.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from ..bus import MessageBus
-from ..tools.approval import MalformedDecision, parse_decision
+from ..tools.approving import request_decision
 from ..tools.commands import RequestApproval
+from ..tools.events import ApprovalDecided, ApprovalExpired, ApprovalRequested
+from ..tools.pending import DisplayIds, args_hash
 
 __all__ = ["Budget", "Overrun", "ask_to_spend"]
 
@@ -68,16 +69,36 @@ class Budget:
 
 
 async def ask_to_spend(bus: MessageBus, *, session_id: str, turn_id: str, overrun: Overrun,
-                       timeout: float | None) -> bool:
-    """Ask whoever answers approvals whether to go over budget; anything but a clear yes is no."""
-    request = RequestApproval(
-        session_id=session_id, call_id=f"budget-{turn_id[:8]}-{overrun.limit}", tool_name="budget",
-        arguments={"limit": overrun.limit, "used": overrun.used, "allowed": overrun.allowed},
-        risk="write", reason=f"Over budget: {overrun.sentence()}. Continue anyway?", allow_always=False,
-    )
+                       timeout: float | None, display_ids: DisplayIds | None = None) -> bool:
+    """Ask whoever answers approvals whether to go over budget; anything but a clear yes is no.
+
+    Announced like a tool's approval (``ApprovalRequested`` with a display id,
+    then ``ApprovalDecided``), so every front end draws and answers it the same way.
+    """
+    ids = display_ids if display_ids is not None else DisplayIds()
+    call_id = f"budget-{turn_id[:8]}-{overrun.limit}"
+    arguments = {"limit": overrun.limit, "used": overrun.used, "allowed": overrun.allowed}
+    display_id = ids.allocate(session_id, call_id)
+    base = {"call_id": call_id, "tool_name": "budget", "session_id": session_id, "display_id": display_id}
+    reason = f"Over budget: {overrun.sentence()}. Continue anyway?"
     try:
-        result = await asyncio.wait_for(bus.execute(request), timeout)
-        decision = parse_decision(result.result) if result.success else None
-    except (asyncio.TimeoutError, MalformedDecision):
-        return False  # fail closed
-    return decision is not None and decision.kind in ("approve", "always")
+        request = RequestApproval(
+            arguments=arguments, risk="write", reason=reason, allow_always=False, args_hash=args_hash(arguments),
+            **base,
+        )
+        await bus.publish(ApprovalRequested(
+            arguments=arguments, risk="write", reason=reason, request_id=request.id, args_hash=request.args_hash,
+            allow_always=False, **base,
+        ))
+        decision, source, failure = await request_decision(bus, request, timeout)
+        if source == "timeout":
+            await bus.publish(ApprovalExpired(request_id=request.id, reason=failure, **base))
+    finally:
+        ids.release(session_id, display_id)
+    approved = decision is not None and decision.kind in ("approve", "always")
+    await bus.publish(ApprovalDecided(
+        decision="approve" if approved else "deny", approved=approved, source=source,
+        message=decision.message if decision is not None else None, reason=failure or reason,
+        decided_by=decision.decided_by if decision is not None else None, **base,
+    ))
+    return approved

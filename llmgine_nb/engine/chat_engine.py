@@ -36,7 +36,16 @@ from ..store import Store
 from ..text import clean_text
 from ..tools import ApprovalDecision, ApprovalQueue, ToolManager
 from .budget import Budget, ask_to_spend
-from .commands import CancelTurn, DecideApproval, ForkSession, ResetSession, SendMessage, SwitchModel
+from .commands import (
+    AnswerQuestion,
+    CancelTurn,
+    DecideApproval,
+    ForkSession,
+    ResetSession,
+    RetryTurn,
+    SendMessage,
+    SwitchModel,
+)
 from .events import (
     BudgetExceeded,
     ContextCompiled,
@@ -107,7 +116,9 @@ class ChatEngine:
     a ready ``llm``.  ``store`` defaults to an in-memory database.  ``state``
     is a pydantic model class (or instance) for typed per-session variables,
     persisted with the session and visible to tools as ``ctx.state``.
-    ``approvals`` is the ``ApprovalQueue`` that ``DecideApproval`` answers.
+    ``approvals`` is the ``ApprovalQueue`` that ``DecideApproval`` and
+    ``AnswerQuestion`` answer.  ``tools`` and ``llm`` are used as given: the
+    engine passes its bus to each of their calls and changes nothing on them.
     ``redactor`` removes known secrets from everything the engine persists
     or reports (default: the API keys in the environment and ``.env``).
     ``save_partial_every`` (seconds) writes a reply that is still streaming
@@ -149,12 +160,9 @@ class ChatEngine:
         self.bus = bus
         self.store = store if store is not None else Store(":memory:")
         self.tools = tools if tools is not None else ToolManager(bus=bus)
-        if self.tools.bus is None:
-            self.tools.bus = bus
         self.llm_options = dict(llm_options or {})
         self._llms: dict[str, BaseLLM] = {}
         self.llm = llm or get_llm(model, bus=bus, **self.llm_options)
-        self.llm.bus = self.llm.bus or bus
         self._llms[self.llm.model] = self.llm
         self.system_prompt = system_prompt
         self.max_steps = max_steps
@@ -225,7 +233,9 @@ class ChatEngine:
         self._registrations = [
             self.bus.register_command_handler(SendMessage, self._on_send, **scoped),
             self.bus.register_command_handler(CancelTurn, self._on_cancel, **scoped),
+            self.bus.register_command_handler(RetryTurn, self._on_retry, **scoped),
             self.bus.register_command_handler(DecideApproval, self._on_decide, **scoped),
+            self.bus.register_command_handler(AnswerQuestion, self._on_answer, **scoped),
             self.bus.register_command_handler(SwitchModel, self._on_switch_model, **scoped),
             self.bus.register_command_handler(ResetSession, self._on_reset, **scoped),
             self.bus.register_command_handler(ForkSession, self._on_fork, **scoped),
@@ -243,8 +253,9 @@ class ChatEngine:
 
     async def send(self, text: str, **options: Any) -> TurnResult:
         """Run a turn: ``await engine.send("hello", model=..., response_model=...)``."""
-        result = await self.bus.execute(SendMessage(session_id=self.session_id, text=text, **options))
-        return result.unwrap()
+        command = SendMessage(session_id=self.session_id, text=text, **options)
+        result = await self.bus.execute(command)
+        return TurnResult.read(result.unwrap(), command.output_type())
 
     async def cancel(self, reason: str = "cancelled by the user") -> bool:
         """Cancel the running turn, if any; True if one was running."""
@@ -252,8 +263,9 @@ class ChatEngine:
         return bool(result.result)
 
     async def retry(self) -> TurnResult:
-        """Run the last user message again (after a failed or cancelled turn)."""
-        return await self._start_turn(SendMessage(session_id=self.session_id, text=""), retry=True)
+        """Run the last user message again (after a failed or cancelled turn): a ``RetryTurn`` command."""
+        result = await self.bus.execute(RetryTurn(session_id=self.session_id))
+        return TurnResult.read(result.unwrap())
 
     async def switch_model(self, model: str) -> str:
         return (await self.bus.execute(SwitchModel(session_id=self.session_id, model=model))).unwrap()
@@ -271,6 +283,9 @@ class ChatEngine:
 
     async def _on_send(self, command: SendMessage) -> TurnResult:
         return await self._start_turn(command)
+
+    async def _on_retry(self, command: RetryTurn) -> TurnResult:
+        return await self._start_turn(SendMessage(session_id=self.session_id, text=""), retry=True)
 
     async def _start_turn(self, command: SendMessage, *, retry: bool = False) -> TurnResult:
         self._refuse_while_running("start another turn")
@@ -305,24 +320,36 @@ class ChatEngine:
         await asyncio.gather(task, return_exceptions=True)
         return True
 
-    async def _on_decide(self, command: DecideApproval) -> bool:
-        """Answer a pending approval through the engine's approval queue."""
+    def _queue(self) -> ApprovalQueue:
         if self.approvals is None:
             raise RuntimeError(
                 "this engine has no approval queue to answer; create it with "
                 "queue = ApprovalQueue(); queue.attach(bus); ChatEngine(..., approvals=queue)"
             )
+        return self.approvals
+
+    async def _on_decide(self, command: DecideApproval) -> str:
+        """Answer a pending approval through the engine's approval queue; returns the call's id.
+
+        Only this session's requests: a decision sent here never settles
+        another user's call.  Who decided travels on the decision to
+        ``ApprovalDecided.decided_by``; a hash of other arguments is refused.
+        """
         decision = ApprovalDecision(
             kind=command.decision,
             message=command.message,
             arguments=command.arguments if command.decision == "edit" else None,
+            decided_by=command.decided_by,
+            args_hash=command.args_hash,
         )
-        assert self.journal is not None
-        # Only this session's requests: a decision sent here never settles another user's call.
-        request = self.approvals.decide(command.call_id, decision, session_id=self.session_id)
-        # Read by the journal when the tool layer publishes ApprovalDecided (after this returns).
-        self.journal.deciders[request.call_id] = command.decided_by
-        return True
+        return self._queue().decide(command.call_id, decision, session_id=self.session_id).call_id
+
+    async def _on_answer(self, command: AnswerQuestion) -> str:
+        """Answer a tool's pending question (this session's only); returns the question's id."""
+        question = self._queue().answer(
+            command.question_id, command.answer, decided_by=command.decided_by, session_id=self.session_id
+        )
+        return question.id
 
     async def _on_switch_model(self, command: SwitchModel) -> str:
         previous = self.model
@@ -444,15 +471,19 @@ class ChatEngine:
                     turn, "budget", "The budget was reached and more spending was not approved. "
                     "Raise the budget (engine.budget) and retry the turn.", "budget",
                 )
-            if command.response_model is not None:
-                return await self._structured(turn, llm, compiled.messages, command.response_model)
+            try:
+                output_type = command.output_type()
+            except LookupError as exc:
+                raise _InputError(f"{exc}.") from None
+            if output_type is not None:
+                return await self._structured(turn, llm, compiled.messages, output_type)
             response = await self._stream(turn, llm, compiled.messages, tools)
             (assistant,) = self.journal.append(response.to_message(), replacing=turn.draft)
             turn.draft = None
             if not response.tool_calls:
                 return await self._finished(turn, assistant.content or "", assistant.id, "complete")
             # Each result reaches the history as its ToolFinished event arrives (the journal).
-            await self.tools.execute(response.tool_calls, session_id=self.session_id)
+            await self.tools.execute(response.tool_calls, session_id=self.session_id, bus=self.bus)
         await self.bus.publish(StepLimitReached(session_id=self.session_id, turn_id=turn.id, steps=turn.steps))
         text = (
             f"Stopped after {turn.steps} steps without a final answer (the step limit). "
@@ -465,7 +496,7 @@ class ChatEngine:
     ) -> LLMResponse:
         turn.pieces.clear()
         save_at: float | None = None  # when to save the draft next; the clock starts at the first text
-        stream = llm.stream(messages, tools=tools)
+        stream = llm.stream(messages, tools=tools, bus=self.bus)
         async for delta in stream:
             if delta.kind == "text":
                 turn.pieces.append(delta.text)
@@ -492,7 +523,7 @@ class ChatEngine:
         self, turn: _Turn, llm: BaseLLM, messages: list[ChatMessage], response_model: type[BaseModel]
     ) -> TurnResult:
         assert self.journal is not None
-        value = await llm.structured(messages, response_model)
+        value = await llm.structured(messages, response_model, bus=self.bus)
         (assistant,) = self.journal.append(
             ChatMessage(role="assistant", content=value.model_dump_json(indent=2), model=llm.model)
         )
@@ -511,7 +542,7 @@ class ChatEngine:
         if pending:
             reason = "this call was left undecided or unfinished when the session stopped; it may already have run"
             await self.tools.execute(
-                [record.call for record in pending], session_id=self.session_id, ask_again=reason
+                [record.call for record in pending], session_id=self.session_id, ask_again=reason, bus=self.bus
             )
 
     def _count_usage(self, event: LLMCallFinished) -> None:
@@ -589,7 +620,7 @@ class ChatEngine:
         for overrun in overruns:
             approved = await ask_to_spend(
                 self.bus, session_id=self.session_id, turn_id=turn.id, overrun=overrun,
-                timeout=self.tools.approval_timeout,
+                timeout=self.tools.approval_timeout, display_ids=self.tools.display_ids,
             )
             await self.bus.publish(
                 BudgetExceeded(session_id=self.session_id, turn_id=turn.id, limit=overrun.limit,
@@ -618,7 +649,7 @@ class ChatEngine:
 
     async def _summarise(self, messages: list[ChatMessage]) -> str:
         prompt = [ChatMessage(role="system", content=_SUMMARY_PROMPT), *messages]
-        return (await self.llm.complete(prompt)).text
+        return (await self.llm.complete(prompt, bus=self.bus)).text
 
     def _load_state(self, stored: dict[str, Any] | None) -> None:
         if self._state_type is None:

@@ -36,8 +36,6 @@ class SessionJournal:
         self.record = loaded.session
         self.history: list[ChatMessage] = list(loaded.messages)
         self.had_pending_calls = bool(loaded.pending_tool_calls)
-        #: Who decided each approval, by call id, when a person said (``DecideApproval.decided_by``).
-        self.deciders: dict[str, str] = {}
         # Model calls not yet written: they go with the next message, in one transaction.
         self._unrecorded_calls: list[LLMCall] = []
         # Inline: quick writes that must land before any renderer (on a later step) sees the event.
@@ -155,8 +153,8 @@ class SessionJournal:
     def _on_decided(self, event: ApprovalDecided) -> None:
         self.store.record_approval(
             self.session_id, event.call_id, "approved" if event.approved else "denied",
-            # A person's name when a front end said who decided, else how it was decided.
-            who=self.deciders.pop(event.call_id, None) or event.metadata.get("decided_by") or event.source,
+            # A person's name when the decision said who made it, else how it was decided.
+            who=event.decided_by or event.source,
             edited_arguments=self.redactor.data(event.arguments) if event.arguments else None,
             reason=self.redactor.text(event.message or event.reason or "") or None,
         )

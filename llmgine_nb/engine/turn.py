@@ -28,7 +28,17 @@ class TurnResult(BaseModel):
     message_id: str | None = None
     reason: str | None = None  # for failed/cancelled/step_limit: a sentence on what to do
     error_kind: str | None = None
-    structured: Any = Field(default=None, exclude=True)  # the validated instance, if one was asked for
+    # The validated instance when one was asked for; a receiver across a wire gets its JSON
+    # and rebuilds it with ``read(value, response_model)``.
+    structured: Any = None
+
+    @classmethod
+    def read(cls, value: Any, response_model: type[BaseModel] | None = None) -> TurnResult:
+        """A command's result as a ``TurnResult`` (rebuilt from JSON when it crossed a wire)."""
+        result = value if isinstance(value, TurnResult) else cls.model_validate(value)
+        if response_model is not None and isinstance(result.structured, dict):
+            result = result.model_copy(update={"structured": response_model.model_validate(result.structured)})
+        return result
 
     @property
     def ok(self) -> bool:

@@ -132,11 +132,13 @@ class LLM(Protocol):
     model: str
 
     async def complete(
-        self, messages: MessagesLike, *, tools: list[dict[str, Any]] | None = None, **settings: Any
+        self, messages: MessagesLike, *, tools: list[dict[str, Any]] | None = None, bus: MessageBus | None = None,
+        **settings: Any,
     ) -> LLMResponse: ...
 
     def stream(
-        self, messages: MessagesLike, *, tools: list[dict[str, Any]] | None = None, **settings: Any
+        self, messages: MessagesLike, *, tools: list[dict[str, Any]] | None = None, bus: MessageBus | None = None,
+        **settings: Any,
     ) -> LLMStream: ...
 
     async def structured(self, messages: MessagesLike, output_type: type[T], **settings: Any) -> T: ...
@@ -272,9 +274,9 @@ class CallRecorder:
         "text_deltas", "tool_deltas",
     )
 
-    def __init__(self, llm: BaseLLM, model: str, *, stream: bool) -> None:
+    def __init__(self, llm: BaseLLM, model: str, *, stream: bool, bus: MessageBus | None = None) -> None:
         self.llm = llm
-        self.bus = bus = llm.bus
+        self.bus = bus = bus if bus is not None else llm.bus
         # Delta events are many: they are only built when someone subscribed to them
         # when the call started (an event log, say, takes everything but deltas).
         self.text_deltas = stream and bus is not None and bus.has_subscribers(LLMTextDelta)
@@ -515,21 +517,25 @@ class BaseLLM(ABC):
         """Load what the first call needs (e.g. litellm) without blocking the loop."""
         return None  # nothing, for a model that needs no loading (a hook, not an abstract method)
 
-    def _new_call(self, settings: dict[str, Any], *, stream: bool) -> CallRecorder:
+    def _new_call(self, settings: dict[str, Any], *, stream: bool, bus: MessageBus | None = None) -> CallRecorder:
         # A call may name another model (``model=...``) than the client's default.
         model = settings.pop("model", None) or self.model
-        return CallRecorder(self, model, stream=stream)
+        return CallRecorder(self, model, stream=stream, bus=bus)
 
     # -- the protocol
 
     async def complete(
-        self, messages: MessagesLike, *, tools: list[dict[str, Any]] | None = None, **settings: Any
+        self, messages: MessagesLike, *, tools: list[dict[str, Any]] | None = None, bus: MessageBus | None = None,
+        **settings: Any,
     ) -> LLMResponse:
-        """Send ``messages`` (and tool schemas, OpenAI format) and return the whole reply."""
+        """Send ``messages`` (and tool schemas, OpenAI format) and return the whole reply.
+
+        ``bus``: where this call's events go (default: the client's own ``bus``).
+        """
         chat = to_messages(messages)
         merged = {**self.settings, **settings}
         await self._ensure_ready()
-        call = self._new_call(merged, stream=False)
+        call = self._new_call(merged, stream=False, bus=bus)
         await call.started(chat, tools, merged)
         try:
             raw = await self._request(call, chat, tools, merged)
@@ -548,18 +554,23 @@ class BaseLLM(ABC):
         return response
 
     def stream(
-        self, messages: MessagesLike, *, tools: list[dict[str, Any]] | None = None, **settings: Any
+        self, messages: MessagesLike, *, tools: list[dict[str, Any]] | None = None, bus: MessageBus | None = None,
+        **settings: Any,
     ) -> LLMStream:
-        """Stream the reply; see ``LLMStream``.  Nothing is sent until the first ``__anext__``."""
+        """Stream the reply; see ``LLMStream``.  Nothing is sent until the first ``__anext__``.
+
+        ``bus``: where this call's events go (default: the client's own ``bus``).
+        """
         chat = to_messages(messages)
         merged = {**self.settings, **settings}
-        return LLMStream(self._run_stream(chat, tools, merged))
+        return LLMStream(self._run_stream(chat, tools, merged, bus))
 
     async def _run_stream(
-        self, chat: list[ChatMessage], tools: list[dict[str, Any]] | None, settings: dict[str, Any]
+        self, chat: list[ChatMessage], tools: list[dict[str, Any]] | None, settings: dict[str, Any],
+        bus: MessageBus | None = None,
     ) -> AsyncIterator[StreamDelta | LLMResponse]:
         await self._ensure_ready()
-        call = self._new_call(settings, stream=True)
+        call = self._new_call(settings, stream=True, bus=bus)
         await call.started(chat, tools, settings)
         assembler = StreamAssembler()
         end = StreamEnd()

@@ -1,8 +1,10 @@
 """``Answerer``: how the notebook answers approvals and tool questions - cards, commands, ``input()``.
 
-It finds what waits (by id or its first 6+ characters), sends a decision to
-the session's engine as a ``DecideApproval`` command (the engine persists
-it, with who decided), answers tool questions, and asks with ``input()``
+It finds what waits (by the display id on its card, a call's whole id, or 6+
+characters of its unique part), sends a decision to the session's engine as a
+``DecideApproval`` command and an answer as ``AnswerQuestion`` (who decided
+travels on them to the ``ApprovalDecided``/``QuestionAnswered`` events and the
+store), and asks with ``input()``
 when a cell blocks on a turn and so cannot receive a click.  Anything
 unclear is a "no" (fail closed).
 
@@ -21,12 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import StdinNotImplementedError
 
-from ..engine.commands import DecideApproval
+from ..engine.commands import AnswerQuestion, DecideApproval
 from ..replies import parse_yes_no, yes_no
-from ..tools.approval import ApprovalDecision, ApprovalQueue, parse_decision, pick_by_id
+from ..tools.approval import ApprovalDecision, parse_decision
 from ..tools.commands import ChoiceRequest, ConfirmRequest, RequestApproval, ToolQuestion
-from ..tools.events import ApprovalDecided
-from .blocks import QuestionBlock
+from ..tools.queue import ApprovalQueue
 from .style import call_signature
 from .voice import error_sentence, say
 
@@ -57,8 +58,8 @@ class Answerer:
         self.redactor = redactor
         self.cells = cells
         self.serves = serves
-        self.approvals = ApprovalQueue(on_request=self.show_request)
-        self._deciders: dict[str, str] = {}  # call id -> who decided it, until the decision's event is out
+        # Cards are drawn from the events that announce what waits (the cells' subscriber feeds them).
+        self.approvals = ApprovalQueue()
 
     # -- deciding -------------------------------------------------------------------------
 
@@ -67,28 +68,27 @@ class Answerer:
         return self.approvals.pending()
 
     def decide(self, call_id: str, decision: Any, *, decided_by: str | None = None) -> RequestApproval:
-        """Answer the pending approval of tool call ``call_id`` (or its first 6+ characters).
+        """Answer the pending approval ``call_id`` names: the id on its card, or the call's id.
 
         ``decision``: an ``ApprovalDecision`` or ``"approve"``/``"deny"``/``"always"``.
+        A decision carrying ``args_hash`` (a card's) runs the call only with the arguments shown.
         """
         decision = parse_decision(decision)
         request = self._find_approval(call_id)
-        who = decided_by or f"{self.config.user} via Python"
-        self._deciders[request.call_id] = who
-        cell = self.cells.get(request.session_id)
-        if cell is not None:
-            cell.change(lambda t: t.note_decision(request.call_id, decision, who))
+        who = decided_by or decision.decided_by or f"{self.config.user} via Python"
         command = DecideApproval(
             session_id=request.session_id, call_id=request.call_id, decision=decision.kind,
-            message=decision.message, arguments=decision.arguments, decided_by=who,
+            message=decision.message, arguments=decision.arguments, decided_by=who, args_hash=decision.args_hash,
         )
         if request.session_id is not None and self.serves(request.session_id) and not self.bus.background.in_loop_thread:
             result = self.bus.execute_sync(command, timeout=30)
             if not result.success:
-                self._deciders.pop(request.call_id, None)
                 raise LookupError(error_sentence(result.error or "the decision was not accepted"))
         else:  # asked outside an engine of ours: answer the queue directly
-            self.approvals.decide(request.call_id, decision)
+            self.approvals.decide(request.call_id, decision, decided_by=who)
+        cell = self.cells.get(request.session_id)
+        if cell is not None:  # shown at once; the ApprovalDecided event has the last word
+            cell.change(lambda t: t.note_decision(request.call_id, decision, who))
         return request
 
     def approve(self, call_id: str, *, decided_by: str | None = None) -> RequestApproval:
@@ -118,7 +118,15 @@ class Answerer:
         elif isinstance(question, ConfirmRequest):
             value = yes_no(value)
         who = answered_by or f"{self.config.user} via Python"
-        self.approvals.answer(question.id, value)
+        if question.session_id is not None and self.serves(question.session_id) \
+                and not self.bus.background.in_loop_thread:
+            command = AnswerQuestion(session_id=question.session_id, question_id=question.id, answer=value,
+                                     decided_by=who)
+            result = self.bus.execute_sync(command, timeout=30)
+            if not result.success:
+                raise LookupError(error_sentence(result.error or "the answer was not accepted"))
+        else:  # asked outside an engine of ours: answer the queue directly
+            self.approvals.answer(question.id, value, decided_by=who)
         cell = self.cells.get(question.session_id)
         if cell is not None:
             cell.change(lambda t: t.answer_question(question.id, value, who))
@@ -132,42 +140,11 @@ class Answerer:
         """A click on a question card."""
         self.answer(request_id, value, answered_by=who)
 
-    def stamp_decider(self, event: ApprovalDecided) -> None:
-        """Say who decided, on the decision's event (a subscriber before the engine's journal)."""
-        who = self._deciders.pop(event.call_id, None)
-        if who is not None:
-            event.metadata.setdefault("decided_by", who)
-
     def _find_approval(self, call_id: str) -> RequestApproval:
-        pending = self.approvals.pending_approvals()
-        return pick_by_id(call_id, pending, lambda r: [r.call_id], nothing="nothing is waiting for approval",
-                          waiting=", ".join(f"{r.call_id} ({r.tool_name})" for r in pending))
+        return self.approvals.find_approval(call_id)
 
     def _find_question(self, request_id: str) -> ToolQuestion:
-        pending = self.approvals.pending_questions()
-        return pick_by_id(request_id, pending, lambda q: [q.id] + ([q.call_id] if q.call_id else []),
-                          nothing="no question is waiting", waiting=", ".join(q.id for q in pending))
-
-    # -- showing what is asked ------------------------------------------------------------
-
-    def show_request(self, request: Any) -> None:
-        """A tool (or the engine) asks something: show it in the turn's cell."""
-        cell = self.cells.get(request.session_id)
-        if cell is None:
-            log.info("%s waits for an answer: %s", type(request).__name__, getattr(request, "call_id", request.id))
-            return
-        if isinstance(request, RequestApproval):
-            cell.change(lambda t: t.ask_approval(request))
-        elif isinstance(request, ToolQuestion):
-            block = QuestionBlock(
-                request_id=request.id,
-                question=request.question,
-                kind="choice" if isinstance(request, ChoiceRequest) else "confirm",
-                options=list(getattr(request, "options", []) or []),
-                call_id=request.call_id,
-                tool_name=request.tool_name,
-            )
-            cell.change(lambda t: t.add_question(block))
+        return self.approvals.find_question(request_id)
 
     # -- asking with input() while a cell waits ---------------------------------------------
 
@@ -191,7 +168,7 @@ class Answerer:
                     self.deny(request.call_id, "nobody could answer: the cell was waiting and has no input prompt",
                               decided_by="nobody (no input while waiting)")
                 else:
-                    self.approvals.answer(request.id, None)
+                    self.approvals.answer(request.id, None, decided_by="nobody (no input while waiting)")
 
     def _prompt_approval(self, request: RequestApproval) -> None:
         call = call_signature(request.tool_name, request.arguments, limit=200)

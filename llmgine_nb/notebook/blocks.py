@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 __all__ = [
     "Approval", "Block", "Failure", "NoticeBlock", "QuestionBlock", "TextBlock", "ToolBlock", "ToolState", "TurnStatus",
+    "shown_id",
 ]
 
 
@@ -56,6 +57,8 @@ class Approval:
     message: str | None = None
     edited_arguments: dict[str, Any] | None = None
     note: str = ""
+    display_id: str = ""  # the short id to show and answer with
+    args_hash: str = ""  # the hash of the arguments shown, sent back with the decision
 
     @property
     def pending(self) -> bool:
@@ -102,6 +105,7 @@ class QuestionBlock:
     answered: bool = False
     answer: Any = None
     answered_by: str | None = None
+    display_id: str = ""  # the short id to show and answer with
 
 
 @dataclass
@@ -122,3 +126,10 @@ class Failure:
     reason: str
     error: str = ""
     retryable: bool = True
+
+
+def shown_id(block: Any) -> str:
+    """The id a person answers a card with: its display id, else the call's (or question's) whole id."""
+    approval = getattr(block, "approval", None)
+    display = approval.display_id if approval is not None else getattr(block, "display_id", "")
+    return display or getattr(block, "call_id", None) or block.request_id

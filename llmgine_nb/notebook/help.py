@@ -38,7 +38,7 @@ Model and tools
 
 Approvals and questions
   %llmgine pending                   what waits for an answer
-  %llmgine approve ID                run the tool call as asked (ID or its first 6+ characters)
+  %llmgine approve ID                run the tool call as asked (ID: the short id on its card)
   %llmgine deny ID [REASON]          do not run it; the reason is told to the model
   %llmgine always ID                 approve, and allow that tool for the rest of the session
   %llmgine edit ID {"arg": 1}        run it with these arguments instead

@@ -34,7 +34,6 @@ from ..bus import MessageBus
 from ..engine.turn import TurnResult
 from ..messages import Event
 from ..secrets import Redactor
-from ..tools.events import ApprovalDecided
 from ..tools.manager import ToolManager
 from . import lookback
 from .answers import Answerer
@@ -92,8 +91,7 @@ class NotebookRuntime:
         self._event_log: Any = None
         self._own_tools = tools is None
         self.tools = tools if tools is not None else ToolManager(bus=self.bus, approval_timeout=self.config.approval_timeout)
-        if self.tools.bus is None:
-            self.tools.bus = self.bus
+        # (A ToolManager given without a bus still works: each engine passes its bus to every call.)
         #: The one redactor of this kernel: the engines' storage, the event log and every cell output.
         self.redactor = Redactor()
         self._closed = False
@@ -113,8 +111,6 @@ class NotebookRuntime:
         self._registrations: list[Any] = [
             self.approvals.attach(self.bus),
             self.bus.subscribe(Event, cells.subscriber(), priority=-10, inline=True),  # it schedules redraws on the loop
-            # Before the engine persists the decision (priority 100): say who made it.
-            self.bus.subscribe(ApprovalDecided, self._answers.stamp_decider, priority=200, inline=True),
         ]
 
     # -- parts, made when first needed ------------------------------------------------

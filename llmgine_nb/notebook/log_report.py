@@ -63,7 +63,7 @@ def event_summary(event: Any) -> str:
     if name == "ApprovalRequested":
         return f"{get('tool_name')}: {clip(get('reason'), 120, one_line=True)}"
     if name == "ApprovalDecided":
-        who = event.metadata.get("decided_by") or get("source")
+        who = get("decided_by") or event.metadata.get("decided_by") or get("source")  # the field; older logs: metadata
         return f"{get('tool_name')}: {get('decision')} by {who}" + (f" · {get('message')}" if get("message") else "")
     if name in ("ToolStarted", "ToolArgumentsValidated"):
         return f"{get('tool_name')}({clip(json.dumps(get('arguments'), default=str), 80, one_line=True)})"

@@ -251,20 +251,20 @@ class LLMgineMagics(Magics):
 
     def _approve(self, rest: str) -> None:
         request = self.runtime.approve(_one_id(rest, "approve"), decided_by=self._who("%llmgine approve"))
-        say(f"Approved {request.tool_name} ({request.call_id}).")
+        say(f"Approved {request.tool_name} ({request.display_id or request.call_id}).")
 
     def _deny(self, rest: str) -> None:
         call_id, _, reason = rest.partition(" ")
         request = self.runtime.deny(_one_id(call_id, "deny"), reason.strip() or None,
                                     decided_by=self._who("%llmgine deny"))
-        say(f"Denied {request.tool_name} ({request.call_id})." + (f" Told the model: {reason.strip()}" if reason.strip() else ""))
+        say(f"Denied {request.tool_name} ({request.display_id or request.call_id})." + (f" Told the model: {reason.strip()}" if reason.strip() else ""))
 
     def _always(self, rest: str) -> None:
         request = self.runtime.always(_one_id(rest, "always"), decided_by=self._who("%llmgine always"))
         if request.allow_always:
-            say(f"Approved {request.tool_name} ({request.call_id}); it runs without asking for the rest of this session.")
+            say(f"Approved {request.tool_name} ({request.display_id or request.call_id}); it runs without asking for the rest of this session.")
         else:  # the tool says so: e.g. run_python, where every call runs different code
-            say(f"Approved {request.tool_name} ({request.call_id}) this once: {request.tool_name} does not remember "
+            say(f"Approved {request.tool_name} ({request.display_id or request.call_id}) this once: {request.tool_name} does not remember "
                 "approvals, so its next call asks again.")
 
     def _edit(self, rest: str) -> None:
@@ -276,7 +276,7 @@ class LLMgineMagics(Magics):
         if not isinstance(arguments, dict):
             raise UsageError('the new arguments must be a JSON object, e.g. {"path": "a.txt"}')
         request = self.runtime.edit(_one_id(call_id, "edit"), arguments, decided_by=self._who("%llmgine edit"))
-        say(f"Approved {request.tool_name} ({request.call_id}) with your arguments.")
+        say(f"Approved {request.tool_name} ({request.display_id or request.call_id}) with your arguments.")
 
     def _answer(self, rest: str) -> None:
         request_id, _, value = rest.partition(" ")
@@ -392,15 +392,17 @@ def _request_label(request: Any, long: bool = False) -> str:
     from ..tools.commands import RequestApproval
 
     if isinstance(request, RequestApproval):
-        label = f"{request.call_id} ({request.tool_name})"
+        shown = request.display_id or request.call_id  # the id on the card
+        label = f"{shown} ({request.tool_name})"
         if long:
             from .style import call_signature
 
-            label = (f"approval {request.call_id}: {call_signature(request.tool_name, request.arguments)}"
-                     f" - risk {request.risk}. %llmgine approve {request.call_id} | %llmgine deny {request.call_id} [reason]")
+            label = (f"approval {shown}: {call_signature(request.tool_name, request.arguments)}"
+                     f" - risk {request.risk}. %llmgine approve {shown} | %llmgine deny {shown} [reason]")
         return label
-    label = f"question {request.id}"
+    shown = getattr(request, "display_id", "") or request.id
+    label = f"question {shown}"
     if long:
         options = "".join(f" {i}) {o}" for i, o in enumerate(getattr(request, "options", []) or [], 1))
-        label += f": {request.question}{options}. %llmgine answer {request.id} VALUE"
+        label += f": {request.question}{options}. %llmgine answer {shown} VALUE"
     return label

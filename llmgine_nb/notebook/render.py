@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..text import clip
-from .blocks import Approval, Block, NoticeBlock, QuestionBlock, TextBlock, ToolBlock
+from .blocks import Approval, Block, NoticeBlock, QuestionBlock, TextBlock, ToolBlock, shown_id
 from .markdown import extract_code, format_text, parse_json_reply
 from .style import (
     BORDER,
@@ -198,8 +198,8 @@ def tool_box_html(block: ToolBlock, *, open: bool = False, answer_hint: bool = F
                 body.append(_pre(approval.preview))
             if answer_hint:
                 body.append(
-                    f'<div style="margin-top:.3em">Answer with <code>%llmgine approve {esc(block.call_id)}</code> '
-                    f"or <code>%llmgine deny {esc(block.call_id)} [reason]</code></div>"
+                    f'<div style="margin-top:.3em">Answer with <code>%llmgine approve {esc(shown_id(block))}</code> '
+                    f"or <code>%llmgine deny {esc(shown_id(block))} [reason]</code></div>"
                 )
         else:
             tint = OK if approval.approved else ERROR
@@ -226,7 +226,7 @@ def question_html(block: QuestionBlock, *, answer_hint: bool = False) -> str:
         state = f'<div style="color:{MUTED}">Answered: <b>{esc(shown if shown is not None else "none of these")}</b>'
         state += f" by {esc(block.answered_by)}</div>" if block.answered_by else "</div>"
     elif answer_hint:
-        state = f'<div style="color:{MUTED}">Answer with <code>%llmgine answer {esc(block.request_id)} VALUE</code></div>'
+        state = f'<div style="color:{MUTED}">Answer with <code>%llmgine answer {esc(shown_id(block))} VALUE</code></div>'
     else:
         state = f'<div style="color:{WARN}">Waiting for your answer</div>'
     return (
@@ -354,7 +354,7 @@ def _tool_text(block: ToolBlock, *, stable: bool = False) -> str:
         if block.approval.pending:
             why = f" ({block.approval.reason})" if block.approval.reason else ""
             lines.append(f"  needs approval, risk {block.approval.risk}{why}")
-            lines.append(f"  answer: %llmgine approve {block.call_id}  |  %llmgine deny {block.call_id} [reason]")
+            lines.append(f"  answer: %llmgine approve {shown_id(block)}  |  %llmgine deny {shown_id(block)} [reason]")
         else:
             lines.append(f"  {decision_sentence(block.approval, with_time=not stable)}")
     if block.result is not None:
@@ -437,3 +437,4 @@ def bundle(t: Transcript, fmt: str = "markdown", *, live: bool, answer_hint: boo
         # The last word on secrets: streamed text is redacted here, once its pieces are joined.
         data = t.redactor.data(data)
     return data
+

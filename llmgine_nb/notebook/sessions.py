@@ -215,9 +215,7 @@ class SessionEngines:
 
     def use_llm(self, llm: Any) -> None:
         """Use a ready model client in the current and every new session (the current engine restarts with it)."""
-        if getattr(llm, "bus", None) is None:
-            llm.bus = self.bus
-        with self._lock:
+        with self._lock:  # (the engines pass their bus to each call: the client is used as given)
             self.llm = llm
             current = self.current_id
         if current is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from .blocks import Block, NoticeBlock, QuestionBlock, TextBlock, ToolBlock
+from .blocks import Block, NoticeBlock, QuestionBlock, TextBlock, ToolBlock, shown_id
 from .render import block_text, decision_sentence, failure_hint, footer_text
 from .transcript import Transcript
 
@@ -123,14 +123,14 @@ def _block_line(block: Block, answer_hint: bool) -> str:
         lines = [f"[approval needed] {call_signature(block.tool_name, block.shown_arguments)} "
                  f"(risk: {block.approval.risk}){why}"]
         if answer_hint:
-            lines.append(f"  answer with: %llmgine approve {block.call_id}   or   %llmgine deny {block.call_id} [reason]")
+            lines.append(f"  answer with: %llmgine approve {shown_id(block)}   or   %llmgine deny {shown_id(block)} [reason]")
         return "\n".join(lines)
     if isinstance(block, ToolBlock) and block.approval is not None and block.state == "denied":
         from .style import call_signature
 
         return f"[tool] {call_signature(block.tool_name, block.shown_arguments)} - {decision_sentence(block.approval)}"
     if isinstance(block, QuestionBlock) and not block.answered and answer_hint:
-        return block_text(block) + f"\n  answer with: %llmgine answer {block.request_id} VALUE"
+        return block_text(block) + f"\n  answer with: %llmgine answer {shown_id(block)} VALUE"
     if isinstance(block, NoticeBlock):
         return block_text(block)
     return block_text(block)

@@ -39,6 +39,10 @@ from ..secrets import Redactor
 from ..tools.events import (
     ApprovalDecided,
     ApprovalRequested,
+    ChoiceRequested,
+    ConfirmationRequested,
+    QuestionAnswered,
+    QuestionExpired,
     ToolArgumentsValidated,
     ToolCallRequested,
     ToolFinished,
@@ -121,6 +125,10 @@ class Transcript:
             ToolPermissionChecked: self._tool_permission,
             ApprovalRequested: self._approval_requested,
             ApprovalDecided: self._approval_decided,
+            ConfirmationRequested: self._question_asked,
+            ChoiceRequested: self._question_asked,
+            QuestionAnswered: self._question_answered,
+            QuestionExpired: self._question_expired,
             ToolStarted: self._tool_started,
             ToolFinished: self._tool_finished,
         }
@@ -350,7 +358,29 @@ class Transcript:
         block = self._tool_block(event.call_id, event.tool_name)
         block.arguments = dict(event.arguments)
         block.state = "awaiting approval"
-        block.approval = Approval(risk=event.risk, reason=event.reason, preview=event.preview)
+        block.approval = Approval(
+            risk=event.risk, reason=event.reason, preview=event.preview, description=event.description,
+            permissions=list(event.permissions), allow_always=event.allow_always, display_id=event.display_id,
+            args_hash=event.args_hash,
+        )
+
+    def _question_asked(self, event: ConfirmationRequested | ChoiceRequested) -> None:
+        if any(isinstance(b, QuestionBlock) and b.request_id == event.question_id for b in self.blocks):
+            return
+        self.blocks.append(QuestionBlock(
+            request_id=event.question_id, question=event.question,
+            kind="choice" if isinstance(event, ChoiceRequested) else "confirm",
+            options=list(getattr(event, "options", []) or []), call_id=event.call_id, tool_name=event.tool_name,
+            display_id=event.display_id,
+        ))
+
+    def _question_answered(self, event: QuestionAnswered) -> None:
+        self.answer_question(event.question_id, event.answer, event.decided_by)
+
+    def _question_expired(self, event: QuestionExpired) -> None:
+        if any(isinstance(b, QuestionBlock) and b.request_id == event.question_id and not b.answered
+               for b in self.blocks):
+            self.answer_question(event.question_id, None, f"nobody ({event.reason})")
 
     def _approval_decided(self, event: ApprovalDecided) -> None:
         block = self._tool_block(event.call_id, event.tool_name)
@@ -363,7 +393,9 @@ class Transcript:
         approval.edited_arguments = event.arguments
         approval.note = event.reason
         approval.decided_at = event.timestamp
-        if approval.decided_by is None and event.source != "handler":
+        if event.decided_by:
+            approval.decided_by = event.decided_by
+        elif approval.decided_by is None and event.source != "handler":
             approval.decided_by = _AUTOMATIC.get(event.source, event.source)
         if not event.approved:
             block.state = "denied"

@@ -21,9 +21,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..engine.commands import CancelTurn, SendMessage
+from ..engine.commands import CancelTurn, RetryTurn, SendMessage
 from ..engine.turn import TurnResult
-from ..messages import CommandResult
 from .config import FORMATS
 from .handle import TurnHandle
 from .interrupt import InterruptHook
@@ -155,25 +154,18 @@ class TurnRunner:
             handle.wait(timeout)
         return handle
 
-    async def _retry_turn(self, session_id: str) -> CommandResult:
-        """The engine's ``retry()``, as the result of a command (so a refusal shows like one)."""
-        try:
-            return CommandResult(command_id="retry", success=True, result=await self.sessions.get(session_id).retry())
-        except (RuntimeError, LookupError, ValueError) as exc:  # e.g. a turn is running
-            return CommandResult(command_id="retry", success=False, error=f"{type(exc).__name__}: {exc}")
-
     async def _run(self, session_id: str, cell: LiveCell, command: SendMessage | None) -> TurnResult:
         lock = self._locks.setdefault(session_id, asyncio.Lock())
         async with lock:  # one turn at a time per session; a second ask waits its turn
             self.cells.open(session_id, cell)
             cell.change(lambda t: t.mark_running())
             try:
-                result = await (self.bus.execute(command) if command is not None else self._retry_turn(session_id))
+                result = await self.bus.execute(command if command is not None else RetryTurn(session_id=session_id))
             finally:
                 self.cells.close(session_id, cell)
-        if result.success and isinstance(result.result, TurnResult):
+        if result.success:  # a TurnResult, or its JSON when the command crossed a wire
             cell.finish()
-            return result.result
+            return TurnResult.read(result.result, command.output_type() if command is not None else None)
         # The engine refused the turn before it began (e.g. an empty message).
         reason = error_sentence(result.error or "the turn could not start")
         cell.change(lambda t: t.fail_locally("internal", reason[:1].upper() + reason[1:], result.error or ""))

@@ -68,6 +68,9 @@ class ApprovalCard:
     def __init__(self, block: ToolBlock, decide: Decide, *, user: str = "you") -> None:
         self.call_id = block.call_id
         self.tool_name = block.tool_name
+        # The id and the hash of the arguments this card shows: the decision runs the call only if they match.
+        self.display_id = block.approval.display_id if block.approval is not None else ""
+        self.args_hash = block.approval.args_hash if block.approval is not None else ""
         self._decide = decide
         self._user = user
         self._lock = threading.RLock()
@@ -192,7 +195,9 @@ class ApprovalCard:
             self._set_disabled(True)
             self.status.value = f'<span style="color:{MUTED}">{esc(progress)}</span>'
         try:
-            self._decide(self.call_id, decision, f"{self._user} via button")
+            if self.args_hash:
+                decision = decision.model_copy(update={"args_hash": self.args_hash})
+            self._decide(self.display_id or self.call_id, decision, f"{self._user} via button")
         except (LookupError, ValueError) as exc:
             with self._lock:
                 # Someone else answered first, or the turn ended: say so, keep the card closed.

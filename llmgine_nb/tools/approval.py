@@ -11,25 +11,26 @@ Anything else (no handler, a handler error, a timeout, an answer that is not
 one of these, an ``edit`` without arguments, an ``approve`` carrying
 arguments) is a denial.
 
+A decision says who made it (``decided_by``) and may carry the hash of the
+arguments the person saw (``args_hash``): the call then runs only if its
+arguments hash the same.
+
 ``AutoApproval`` answers by a rule (approve all, deny all, a function);
-``ApprovalQueue`` keeps requests pending until a person decides by call id,
-from any thread - what ``%llmgine approve ID`` and the widgets use.
+``ApprovalQueue`` (queue.py) keeps requests pending until a person decides by
+display id, from any thread - what ``%llmgine approve ID`` and the widgets use.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
-import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, Union
+from collections.abc import Callable
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from ..messages import Command
-from .commands import ChoiceRequest, ConfirmRequest, RequestApproval, ToolQuestion
+from .commands import RequestApproval
 
 __all__ = [
     "pick_by_id",
@@ -47,11 +48,6 @@ log = logging.getLogger("llmgine_nb.tools.approval")
 
 DecisionKind = Literal["approve", "deny", "edit", "always"]
 
-# The fewest characters of an id that ApprovalQueue accepts in place of the whole id.
-MIN_PREFIX = 6
-
-P = TypeVar("P")
-
 
 class MalformedDecision(ValueError):
     """An answer to ``RequestApproval`` that is not a clear decision."""
@@ -65,6 +61,10 @@ class ApprovalDecision(BaseModel):
     kind: DecisionKind
     message: str | None = None
     arguments: dict[str, Any] | None = None
+    #: Who decided (a person's name, "policy" ...), carried to ``ApprovalDecided.decided_by``.
+    decided_by: str | None = None
+    #: The hash of the arguments the decision was made on (``RequestApproval.args_hash``); None: not checked.
+    args_hash: str | None = None
 
     @model_validator(mode="after")
     def _unambiguous(self) -> ApprovalDecision:
@@ -98,7 +98,7 @@ class ApprovalDecision(BaseModel):
         return cls(kind="always", message=message)
 
 
-DecisionLike = Union[ApprovalDecision, dict, str]
+DecisionLike = ApprovalDecision | dict[str, Any] | str
 
 
 def parse_decision(value: Any) -> ApprovalDecision:
@@ -111,8 +111,8 @@ def parse_decision(value: Any) -> ApprovalDecision:
     """
     if isinstance(value, ApprovalDecision):
         return value
-    if isinstance(value, str) and value in ("approve", "deny", "always"):
-        return ApprovalDecision(kind=value)  # type: ignore[arg-type]
+    if value == "approve" or value == "deny" or value == "always":
+        return ApprovalDecision(kind=value)
     if isinstance(value, dict):
         try:
             return ApprovalDecision.model_validate(value)
@@ -176,180 +176,6 @@ class AutoApproval:
         return Attachment([_register(target, RequestApproval, self)])
 
 
-@dataclass
-class _Pending:
-    request: Command
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
-
-
-class ApprovalQueue:
-    """Keeps approval requests (and tool questions) pending until someone decides.
-
-    ``attach(bus)`` makes it the handler; ``pending()`` lists what waits;
-    ``decide(call_id, decision)`` (or ``approve``/``deny``/``edit``/``always``)
-    answers an approval and ``answer(id, value)`` a confirm/choose question.
-    These may be called from any thread (a notebook cell, a widget callback)
-    while the tool manager waits on its own event loop.  Ids may be shortened
-    to a prefix of at least ``MIN_PREFIX`` (6) characters that no other pending
-    request shares; an ambiguous or shorter one is an error.  A request whose
-    wait ends (timeout, cancelled, its tool call abandoned) leaves the queue by
-    itself.
-    """
-
-    def __init__(self, *, on_request: Callable[[Command], None] | None = None) -> None:
-        self.on_request = on_request
-        self._pending: dict[str, _Pending] = {}  # command id -> pending
-        self._lock = threading.Lock()
-
-    def attach(self, target: Any, *, questions: bool = True) -> Attachment:
-        """Handle ``RequestApproval`` (and, with ``questions``, confirm/choose) on ``target``."""
-        regs = [_register(target, RequestApproval, self._wait)]
-        if questions:
-            regs.append(_register(target, ConfirmRequest, self._wait))
-            regs.append(_register(target, ChoiceRequest, self._wait))
-        return Attachment(regs)
-
-    async def _wait(self, request: Command) -> Any:
-        loop = asyncio.get_running_loop()
-        entry = _Pending(request, loop.create_future(), loop)
-        with self._lock:
-            self._pending[request.id] = entry
-        try:
-            if self.on_request is not None:
-                try:
-                    self.on_request(request)
-                except Exception:
-                    log.exception("ApprovalQueue.on_request callback failed; the request stays pending")
-            return await entry.future
-        finally:
-            with self._lock:
-                self._pending.pop(request.id, None)
-
-    # -- reading -------------------------------------------------------------
-
-    def pending(self) -> list[Command]:
-        """The requests waiting for an answer, oldest first."""
-        with self._lock:
-            return [p.request for p in self._pending.values()]
-
-    def pending_approvals(self) -> list[RequestApproval]:
-        return [r for r in self.pending() if isinstance(r, RequestApproval)]
-
-    def pending_questions(self) -> list[ToolQuestion]:
-        return [r for r in self.pending() if isinstance(r, ToolQuestion)]
-
-    # -- answering ----------------------------------------------------------------
-
-    def decide(self, call_id: str, decision: DecisionLike, *, session_id: str | None = None) -> RequestApproval:
-        """Answer the pending approval of tool call ``call_id``; returns the request.
-
-        ``session_id`` limits the answer to that session's requests, so one
-        user's decision can never settle another user's call.  Raises
-        ``LookupError`` if no approval of that call is pending (there) and
-        ``MalformedDecision`` if ``decision`` is not a clear decision (the
-        request then stays pending).
-        """
-        parsed = parse_decision(decision)
-        entry = self._find(call_id, _approval_in(session_id), key="call_id")
-        self._resolve(entry, parsed)
-        return entry.request  # type: ignore[return-value]
-
-    def approve(self, call_id: str) -> RequestApproval:
-        return self.decide(call_id, ApprovalDecision.approve())
-
-    def deny(self, call_id: str, message: str | None = None) -> RequestApproval:
-        return self.decide(call_id, ApprovalDecision.deny(message))
-
-    def edit(self, call_id: str, arguments: dict[str, Any]) -> RequestApproval:
-        return self.decide(call_id, ApprovalDecision.edit(arguments))
-
-    def always(self, call_id: str) -> RequestApproval:
-        return self.decide(call_id, ApprovalDecision.always())
-
-    def answer(self, request_id: str, value: Any) -> ToolQuestion:
-        """Answer a pending confirm (``True``/``False``) or choice (an option, or None).
-
-        ``request_id`` is the question's id or its tool call's id.
-        """
-        entry = self._find(request_id, _is_question, key="id_or_call")
-        self._resolve(entry, value)
-        return entry.request  # type: ignore[return-value]
-
-    def deny_all(self, message: str | None = "nobody answered") -> int:
-        """Deny every pending approval and say no to every question; returns how many."""
-        with self._lock:
-            entries = list(self._pending.values())
-        for entry in entries:
-            self._resolve(entry, ApprovalDecision.deny(message) if isinstance(entry.request, RequestApproval) else None)
-        return len(entries)
-
-    def find_approval(self, call_id: str, *, session_id: str | None = None) -> RequestApproval:
-        """The pending approval ``call_id`` names (whole id or unique prefix, see ``pick_by_id``)."""
-        return self._find(call_id, _approval_in(session_id), key="call_id").request  # type: ignore[return-value]
-
-    def find_question(self, request_id: str) -> ToolQuestion:
-        """The pending question ``request_id`` names (its id or its tool call's id, or a unique prefix)."""
-        return self._find(request_id, _is_question, key="id_or_call").request  # type: ignore[return-value]
-
-    def _find(self, ident: str, kind: Callable[[_Pending], bool], *, key: str) -> _Pending:
-        with self._lock:
-            candidates = [p for p in self._pending.values() if kind(p)]
-
-        def ids(p: _Pending) -> list[str]:
-            call_id = getattr(p.request, "call_id", None)
-            if key == "call_id":
-                return [call_id] if call_id else []
-            return [p.request.id] + ([call_id] if call_id else [])
-
-        return pick_by_id(ident, candidates, ids)
-
-    @staticmethod
-    def _resolve(entry: _Pending, value: Any) -> None:
-        def settle() -> None:
-            if not entry.future.done():
-                entry.future.set_result(value)
-
-        entry.loop.call_soon_threadsafe(settle)
-
-
-def _approval_in(session_id: str | None) -> Callable[[_Pending], bool]:
-    def wanted(p: _Pending) -> bool:
-        in_session = session_id is None or p.request.session_id == session_id
-        return isinstance(p.request, RequestApproval) and in_session
-
-    return wanted
-
-
-def _is_question(p: _Pending) -> bool:
-    return isinstance(p.request, ToolQuestion)
-
-
-def pick_by_id(
-    ident: str, candidates: Sequence[P], ids: Callable[[P], list[str]], *, waiting: str | None = None,
-    nothing: str = "nothing pending",
-) -> P:
-    """The one candidate ``ident`` names: one of its whole ids, or a prefix of at least
-    ``MIN_PREFIX`` characters that fits no other candidate (a stale short prefix could
-    otherwise approve a call the person never saw).  ``waiting`` describes the candidates
-    in the error (default: their ids); ``nothing`` starts the not-found sentence.
-    """
-    ident = (ident or "").strip()
-    if waiting is None:
-        waiting = ", ".join(sorted({i for c in candidates for i in ids(c)}))
-    waiting = waiting or "none"
-    exact = [c for c in candidates if ident in ids(c)]
-    if len(exact) == 1:
-        return exact[0]
-    matching = exact
-    if not exact:
-        if len(ident) < MIN_PREFIX:
-            short = f"; a shortened id needs at least {MIN_PREFIX} characters: give more of it" if ident else ""
-            raise LookupError(f"{nothing} with id {ident!r} (waiting: {waiting}){short}")
-        matching = [c for c in candidates if any(i.startswith(ident) for i in ids(c))]
-        if len(matching) == 1:
-            return matching[0]
-        if not matching:
-            raise LookupError(f"{nothing} with id {ident!r} (waiting: {waiting})")
-    named = "; ".join(" / ".join(ids(c)) for c in matching)
-    raise LookupError(f"{ident!r} matches {len(matching)} pending requests ({named}); give more of the id to pick one")
+# The queue lives in queue.py; these names stay importable from here.
+from .pending import MIN_PREFIX, pick_by_id  # noqa: E402
+from .queue import ApprovalQueue  # noqa: E402

@@ -25,10 +25,12 @@ import concurrent.futures
 import logging
 import threading
 from collections.abc import Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..chat import ToolCall
-from .commands import ChoiceRequest, ConfirmRequest
+from .commands import ChoiceRequest, ConfirmRequest, QuestionAnswer, ToolQuestion, read_answer
+from .events import ChoiceRequested, ConfirmationRequested, QuestionAnswered, QuestionExpired
+from .pending import DisplayIds
 
 if TYPE_CHECKING:
     from ..bus import MessageBus
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
 __all__ = ["ToolContext", "ask_confirm", "ask_choice", "grant_covers"]
 
 log = logging.getLogger("llmgine_nb.tools")
+
+Q = TypeVar("Q", bound=ToolQuestion)
 
 
 def grant_covers(grant: str, permission: str) -> bool:
@@ -66,6 +70,7 @@ class ToolContext:
         bus: MessageBus | None = None,
         question_timeout: float | None = 300.0,
         loop: asyncio.AbstractEventLoop | None = None,
+        display_ids: DisplayIds | None = None,
     ) -> None:
         self.call = call
         self.tool_name = tool_name
@@ -77,6 +82,7 @@ class ToolContext:
         self.bus = bus
         self.question_timeout = question_timeout
         self._loop = loop
+        self._display_ids = display_ids if display_ids is not None else DisplayIds()
         # The asking tasks still waiting for an answer; cancelled by abandon().
         self._open: set[asyncio.Task[Any]] = set()
         self._open_lock = threading.Lock()
@@ -130,22 +136,62 @@ class ToolContext:
     async def confirm(self, question: str, *, timeout: float | None = None) -> bool:
         """Ask the user a yes/no question; ``False`` unless they clearly said yes."""
         request = ConfirmRequest(
-            question=question, call_id=self.call.id, tool_name=self.tool_name, session_id=self.session_id
+            question=question, call_id=self.call.id, tool_name=self.tool_name, session_id=self.session_id,
         )
-        answer = await self._asking(ask_confirm(self.bus, request, self._timeout(timeout)), False, request)
+        request = self._with_display_id(request)
+        announce = ConfirmationRequested(
+            question_id=request.id, display_id=request.display_id, question=question, call_id=self.call.id,
+            tool_name=self.tool_name, session_id=self.session_id,
+        )
+        ask = self._ask(request, announce, lambda value: value is True, self._timeout(timeout))
+        answer = await self._asking(ask, False, request)
         return answer is True
 
     async def choose(self, question: str, options: list[str], *, timeout: float | None = None) -> str | None:
         """Ask the user to pick one of ``options``; ``None`` if they did not pick one of them."""
+        options = [str(o) for o in options]
         request = ChoiceRequest(
-            question=question,
-            options=[str(o) for o in options],
-            call_id=self.call.id,
-            tool_name=self.tool_name,
+            question=question, options=options, call_id=self.call.id, tool_name=self.tool_name,
             session_id=self.session_id,
         )
-        answer = await self._asking(ask_choice(self.bus, request, self._timeout(timeout)), None, request)
+        request = self._with_display_id(request)
+        announce = ChoiceRequested(
+            question_id=request.id, display_id=request.display_id, question=question, options=options,
+            call_id=self.call.id, tool_name=self.tool_name, session_id=self.session_id,
+        )
+        ask = self._ask(request, announce, lambda value: _chosen(value, options), self._timeout(timeout))
+        answer = await self._asking(ask, None, request)
         return answer if isinstance(answer, str) else None
+
+    def _with_display_id(self, request: Q) -> Q:
+        return request.model_copy(update={"display_id": self._display_ids.allocate(self.session_id, request.id)})
+
+    async def _ask(
+        self, request: ToolQuestion, announce: ConfirmationRequested | ChoiceRequested,
+        interpret: Callable[[Any], Any], timeout: float | None,
+    ) -> Any:
+        """Announce the question, ask it, and announce how it ended; the interpreted answer."""
+        ids = {"question_id": request.id, "display_id": request.display_id, "call_id": self.call.id,
+               "tool_name": self.tool_name, "session_id": self.session_id}
+        try:
+            await self._publish(announce)
+            reply, why = await _execute(self.bus, request, timeout)
+            if reply is None:
+                await self._publish(QuestionExpired(reason=why, **ids))
+                return interpret(None)
+            value = interpret(reply.value)
+            await self._publish(QuestionAnswered(answer=value, decided_by=reply.decided_by, **ids))
+            return value
+        except asyncio.CancelledError:
+            # Withdrawn (the call is over) or the asker was cancelled: the card must come down.
+            await self._publish(QuestionExpired(reason=self._abandoned or "the question was withdrawn", **ids))
+            raise
+        finally:
+            self._display_ids.release(self.session_id, request.display_id)
+
+    async def _publish(self, event: Any) -> None:
+        if self.bus is not None:
+            await self.bus.publish(event)
 
     def _timeout(self, timeout: float | None) -> float | None:
         return self.question_timeout if timeout is None else timeout
@@ -155,6 +201,7 @@ class ToolContext:
         with self._open_lock:
             if self._abandoned is not None:
                 ask.close()
+                self._display_ids.release(self.session_id, request.display_id)
                 log.info("%s of call %s not asked: %s", type(request).__name__, self.call.id, self._abandoned)
                 return no_answer
             task = asyncio.ensure_future(ask)
@@ -226,38 +273,41 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-async def _ask(bus: MessageBus | None, command: Any, timeout: float | None) -> tuple[bool, Any]:
-    """Execute ``command``; (answered, value).  Never raises for a missing or failing front end."""
+async def _execute(bus: MessageBus | None, command: Any, timeout: float | None) -> tuple[QuestionAnswer | None, str]:
+    """Execute ``command``; (the answer, or None and why not).  Never raises for a missing or failing front end."""
     if bus is None:
         log.info("%s not asked: the tool manager has no bus", type(command).__name__)
-        return False, None
+        return None, "nobody could be asked"
     try:
         result = await asyncio.wait_for(bus.execute(command), timeout)
     except asyncio.TimeoutError:
         log.info("%s got no answer within %s s", type(command).__name__, timeout)
-        return False, None
+        return None, f"no answer within {timeout:g} s"
     if not result.success:
         log.info("%s not answered: %s", type(command).__name__, result.error)
-        return False, None
-    return True, result.result
+        return None, "nobody could answer"
+    return read_answer(result.result), ""
+
+
+def _chosen(value: Any, options: list[str]) -> str | None:
+    """A choice counts only when it is one of the options."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value in options:
+        return value
+    log.warning("answer %r to a ChoiceRequest is not one of %r; taken as no choice", value, options)
+    return None
 
 
 async def ask_confirm(bus: MessageBus | None, request: ConfirmRequest, timeout: float | None) -> bool:
     """Send a ``ConfirmRequest``; only a literal ``True`` answer confirms."""
-    answered, value = await _ask(bus, request, timeout)
-    if answered and value is not True:
-        if not isinstance(value, bool):
-            log.warning("malformed answer %r to a ConfirmRequest; taken as no", value)
-        return False
-    return answered
+    reply, _ = await _execute(bus, request, timeout)
+    if reply is not None and reply.value is not True and not isinstance(reply.value, bool):
+        log.warning("malformed answer %r to a ConfirmRequest; taken as no", reply.value)
+    return reply is not None and reply.value is True
 
 
 async def ask_choice(bus: MessageBus | None, request: ChoiceRequest, timeout: float | None) -> str | None:
     """Send a ``ChoiceRequest``; the answer counts only when it is one of the options."""
-    answered, value = await _ask(bus, request, timeout)
-    if not answered or value is None:
-        return None
-    if isinstance(value, str) and value in request.options:
-        return value
-    log.warning("answer %r to a ChoiceRequest is not one of %r; taken as no choice", value, request.options)
-    return None
+    reply, _ = await _execute(bus, request, timeout)
+    return _chosen(reply.value, request.options) if reply is not None else None

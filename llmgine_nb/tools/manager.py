@@ -28,13 +28,9 @@ from ..chat import ToolCall
 from ..loop import BackgroundLoop
 from ..messages import Event, current_session_id
 from ..text import clean_text, clean_value, clip
-from .approval import ApprovalDecision, MalformedDecision, parse_decision
-from .commands import RequestApproval
+from .approving import ask_approval
 from .context import ToolContext, grant_covers
 from .events import (
-    ApprovalDecided,
-    ApprovalRequested,
-    DecisionSource,
     ToolArgumentsValidated,
     ToolCallRequested,
     ToolFinished,
@@ -43,6 +39,7 @@ from .events import (
     ToolStarted,
     ToolValidationFailed,
 )
+from .pending import DisplayIds
 from .results import ToolError, ToolResult, jsonable, to_content, truncate
 from .schema import ArgumentsInvalid, ValidatedArguments
 from .tool import Tool, handler_for, string_set, tool_options
@@ -59,13 +56,18 @@ StateHook = Callable[[Any], MutableMapping[str, Any]]
 
 
 @dataclass(frozen=True)
-class _Run:
-    """Who is calling: resolved once per ``execute``."""
+class Run:
+    """Who is calling, and on which bus: resolved once per ``execute``."""
 
     session_id: str | None
     user: str | None
     grants: frozenset[str]
+    bus: MessageBus | None = None  # where this run's events go and its questions are asked
     ask_again: str | None = None  # why every call must be approved, whatever its policy
+
+    async def publish(self, event: Event) -> None:
+        if self.bus is not None:
+            await self.bus.publish(event)
 
 
 @dataclass
@@ -118,6 +120,8 @@ class ToolManager:
         self._access: dict[str | None, _Access] = {}
         self._always: dict[str | None, set[str]] = {}
         self._tools: dict[str, Tool] = {}
+        #: The short ids of the approvals and questions pending now (shown on cards; see pending.py).
+        self.display_ids = DisplayIds()
         self._executor: ThreadPoolExecutor | None = None
         self._own_loop: BackgroundLoop | None = None
         self._mcp: MCPServers | None = None
@@ -351,16 +355,20 @@ class ToolManager:
         user: str | None = None,
         grants: Iterable[str] | None = None,
         ask_again: str | None = None,
+        bus: MessageBus | None = None,
     ) -> list[ToolResult]:
         """Run the tool calls of one model reply; one result per call, in call order.
 
+        ``bus``: where this run's events go and its approvals and questions
+        are asked (default: the manager's), so that one manager can serve
+        several engines, each on its own bus.
         ``session_id`` defaults to the bus session open in this task;
         ``user``/``grants`` default to the session's (``set_access``), then
         the manager's.  ``ask_again`` (a reason) makes every call need an
         approving decision whatever its policy - for calls resumed after a
         restart, which may already have run.
         """
-        run = self._resolve_run(session_id, user, grants)
+        run = self._resolve_run(session_id, user, grants, bus if bus is not None else self.bus)
         if ask_again:
             run = dataclasses.replace(run, ask_again=ask_again)
         calls = list(calls)
@@ -411,11 +419,14 @@ class ToolManager:
             self._own_loop.stop()
             self._own_loop = None
 
-    def _resolve_run(self, session_id: str | None, user: str | None, grants: Iterable[str] | None) -> _Run:
+    def _resolve_run(
+        self, session_id: str | None, user: str | None, grants: Iterable[str] | None, bus: MessageBus | None
+    ) -> Run:
         sid = session_id if session_id is not None else current_session_id()
         access = self._access.get(sid) or _Access(self.user, self.grants)
-        return _Run(
+        return Run(
             session_id=sid,
+            bus=bus,
             user=user if user is not None else access.user,
             grants=string_set(grants, "grants") if grants is not None else access.grants,
         )
@@ -425,11 +436,7 @@ class ToolManager:
             self._executor = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="llmgine-tool")
         return self._executor
 
-    async def _publish(self, event: Event) -> None:
-        if self.bus is not None:
-            await self.bus.publish(event)
-
-    async def _call(self, call: ToolCall, run: _Run) -> ToolResult:
+    async def _call(self, call: ToolCall, run: Run) -> ToolResult:
         try:
             result = await self._verify_and_run(call, run)
         except asyncio.CancelledError:
@@ -441,30 +448,30 @@ class ToolManager:
                 content=f"Error: the tool call could not be handled ({type(exc).__name__}: {exc}).",
             )
         result = _clean_result(result)
-        await self._publish(ToolFinished(call_id=call.id, tool_name=call.name, result=result, session_id=run.session_id))
+        await run.publish(ToolFinished(call_id=call.id, tool_name=call.name, result=result, session_id=run.session_id))
         return result
 
-    async def _verify_and_run(self, call: ToolCall, run: _Run) -> ToolResult:
+    async def _verify_and_run(self, call: ToolCall, run: Run) -> ToolResult:
         sid = run.session_id
         base = {"call_id": call.id, "tool_name": call.name, "session_id": sid}
-        await self._publish(ToolCallRequested(raw_arguments=call.raw_arguments, **base))
+        await run.publish(ToolCallRequested(raw_arguments=call.raw_arguments, **base))
 
         # 1. arguments
         tool = self._tools.get(call.name)
         if tool is None:
             known = ", ".join(self._tools) or "none"
-            return await self._invalid(call, base, f"Unknown tool '{call.name}'. Available tools: {known}.")
+            return await self._invalid(run, call, base, f"Unknown tool '{call.name}'. Available tools: {known}.")
         if call.arguments is None:
             return await self._invalid(
-                call, base,
+                run, call, base,
                 f"The arguments for tool '{call.name}' are not a valid JSON object: {clip(call.raw_arguments, 200, note=True)}. "
                 "Send the arguments as one JSON object and call the tool again.",
             )
         try:
             validated = tool.validate(call.arguments)
         except ArgumentsInvalid as exc:
-            return await self._invalid(call, base, str(exc))
-        await self._publish(ToolArgumentsValidated(arguments=validated.data, **base))
+            return await self._invalid(run, call, base, str(exc))
+        await run.publish(ToolArgumentsValidated(arguments=validated.data, **base))
 
         # 2. permissions
         missing = sorted(p for p in tool.permissions if not any(grant_covers(g, p) for g in run.grants))
@@ -473,7 +480,7 @@ class ToolManager:
             f"'{tool.name}' needs {', '.join(repr(p) for p in missing)}, which {who} has not been granted"
             if missing else "all required permissions granted"
         )
-        await self._publish(ToolPermissionChecked(
+        await run.publish(ToolPermissionChecked(
             required=sorted(tool.permissions), missing=missing, granted=not missing, user=run.user, reason=reason, **base
         ))
         if missing:
@@ -486,17 +493,18 @@ class ToolManager:
         # 3. impact
         ctx = ToolContext(
             call=call, tool_name=tool.name, session_id=sid, user=run.user, grants=run.grants,
-            state=lambda: self.state_for(sid), bus=self.bus, question_timeout=self.question_timeout,
+            state=lambda: self.state_for(sid), bus=run.bus, question_timeout=self.question_timeout,
+            display_ids=self.display_ids,
             loop=asyncio.get_running_loop(),
         )
         needs, policy, why = await tool.approval_needed(validated.kwargs, ctx)
         if run.ask_again and not needs:
             needs, policy, why = True, "always", run.ask_again
-        await self._publish(ToolImpactAssessed(risk=tool.risk, policy=policy, requires_approval=needs, reason=why, **base))
+        await run.publish(ToolImpactAssessed(risk=tool.risk, policy=policy, requires_approval=needs, reason=why, **base))
 
         # 4. approval
         if needs:
-            outcome = await self._approve(tool, call, validated, run, why, base)
+            outcome = await ask_approval(self, tool, call, validated, run, why)
             if isinstance(outcome, ToolResult):
                 return outcome
             validated, note = outcome
@@ -504,101 +512,15 @@ class ToolManager:
             note = ""
 
         # 5. run
-        await self._publish(ToolStarted(arguments=validated.data, **base))
+        await run.publish(ToolStarted(arguments=validated.data, **base))
         result = await self._run(tool, call, validated, ctx)
         if note:
             result = result.model_copy(update={"content": f"{note}\n{result.content}"})
         return result
 
-    async def _invalid(self, call: ToolCall, base: dict[str, Any], message: str) -> ToolResult:
-        await self._publish(ToolValidationFailed(error=message, **base))
+    async def _invalid(self, run: Run, call: ToolCall, base: dict[str, Any], message: str) -> ToolResult:
+        await run.publish(ToolValidationFailed(error=message, **base))
         return ToolResult(call_id=call.id, tool_name=call.name, status="invalid", is_error=True, content=message)
-
-    async def _approve(
-        self, tool: Tool, call: ToolCall, validated: ValidatedArguments, run: _Run, why: str, base: dict[str, Any]
-    ) -> ToolResult | tuple[ValidatedArguments, str]:
-        """Ask for approval; the (possibly edited) arguments and a note, or the denial result."""
-        if tool.remember_approval and tool.name in self._always.get(run.session_id, ()):
-            await self._publish(ApprovalDecided(
-                decision="always", approved=True, source="session",
-                reason=f"'{tool.name}' was approved for every call in this session", **base
-            ))
-            return validated, ""
-
-        request = RequestApproval(
-            call_id=call.id, tool_name=tool.name, arguments=validated.data, risk=tool.risk, reason=why,
-            permissions=sorted(tool.permissions), description=tool.description,
-            preview=tool.preview(validated.data), allow_always=tool.remember_approval, session_id=run.session_id,
-        )
-        await self._publish(ApprovalRequested(
-            arguments=validated.data, risk=tool.risk, reason=why, preview=request.preview, request_id=request.id, **base
-        ))
-        decision, source, failure = await self._ask(request)
-
-        if decision is None or not decision.approved:
-            message = decision.message if decision is not None else None
-            await self._publish(ApprovalDecided(
-                decision="deny", approved=False, source=source, message=message, reason=failure or "denied", **base
-            ))
-            if decision is None:
-                content = (
-                    f"This call of '{tool.name}' needs approval and none was given ({failure}), so it was not run."
-                )
-            else:
-                content = f"The user denied this call of '{tool.name}', so it was not run."
-                if message:
-                    content += f" Their message: {message}"
-            return ToolResult(
-                call_id=call.id, tool_name=tool.name, status="denied", is_error=True, content=content,
-                arguments=validated.data, metadata={"denied_by": source},
-            )
-
-        note = ""
-        if decision.kind == "edit":
-            assert decision.arguments is not None
-            try:
-                validated = tool.validate(decision.arguments)
-            except ArgumentsInvalid as exc:
-                await self._publish(ApprovalDecided(
-                    decision="edit", approved=False, source=source, message=decision.message,
-                    arguments=decision.arguments, reason="the edited arguments are invalid", **base
-                ))
-                return ToolResult(
-                    call_id=call.id, tool_name=tool.name, status="invalid", is_error=True,
-                    content=f"The user edited the arguments, but the edit is invalid, so the call was not run.\n{exc}",
-                    arguments=decision.arguments,
-                )
-            note = f"(The user changed the arguments before approving; it ran with {clip(str(validated.data), 200, note=True)}.)"
-        reason = "approved"
-        if decision.kind == "always":
-            if tool.remember_approval:
-                self.allow_always(run.session_id, tool.name)
-                reason = f"approved, and '{tool.name}' is allowed without asking for the rest of this session"
-            else:
-                reason = f"approved once: '{tool.name}' asks before every call"
-        await self._publish(ApprovalDecided(
-            decision=decision.kind, approved=True, source=source, message=decision.message,
-            arguments=validated.data if decision.kind == "edit" else None, reason=reason, **base
-        ))
-        return validated, note
-
-    async def _ask(self, request: RequestApproval) -> tuple[ApprovalDecision | None, DecisionSource, str]:
-        """(decision or None, where it came from, why there is none).  Fails closed."""
-        if self.bus is None:
-            return None, "no_handler", "no bus is attached to ask for approval"
-        try:
-            result = await asyncio.wait_for(self.bus.execute(request), self.approval_timeout)
-        except asyncio.TimeoutError:
-            return None, "timeout", f"no decision within {self.approval_timeout:g} s"
-        if not result.success:
-            if result.traceback is None:  # the bus found no handler (a handler error carries its traceback)
-                return None, "no_handler", "no approval handler is attached"
-            return None, "handler_error", f"the approval handler failed: {result.error}"
-        try:
-            return parse_decision(result.result), "handler", ""
-        except MalformedDecision as exc:
-            log.warning("approval of call %s: %s; denied", request.call_id, exc)
-            return None, "malformed", f"the answer was not a clear decision: {exc}"
 
     async def _run(self, tool: Tool, call: ToolCall, validated: ValidatedArguments, ctx: ToolContext) -> ToolResult:
         timeout = tool.timeout if tool.timeout is not None else self.default_timeout

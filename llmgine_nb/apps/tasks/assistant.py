@@ -39,8 +39,11 @@ instead: pass ``approvals=AutoApproval(...)`` (a policy for approvals), or
 ``approvals=None`` to leave every question to handlers already on the bus
 (a notebook's approval cards, a test's handler).  ``assistant.approvals`` is
 the ``ApprovalQueue`` holding the questions waiting for a chat answer, so a
-button in a web page can answer with ``assistant.approvals.approve(call_id)``
-and ``await assistant.wait(user)`` gives the reply that follows.
+button in a web page can answer with ``assistant.approvals.approve(display_id)``
+and ``await assistant.wait(user)`` gives the reply that follows.  The
+assistant learns that something waits from the events that announce it
+(``ApprovalRequested``, ``ConfirmationRequested``, ``ChoiceRequested``), and
+who answered travels on the decision itself (``ApprovalDecided.decided_by``).
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -61,6 +64,14 @@ from ...messages import Command
 from ...store import Store
 from ...tools import ApprovalDecided, ApprovalDecision, ApprovalQueue, ToolManager
 from ...tools.commands import ChoiceRequest, ConfirmRequest, RequestApproval
+from ...tools.events import (
+    ApprovalExpired,
+    ApprovalRequested,
+    ChoiceRequested,
+    ConfirmationRequested,
+    QuestionAnswered,
+    QuestionExpired,
+)
 from .answers import parse_choice, parse_yes_no
 from .board import WRITE, Board, User
 from .dates import describe_date
@@ -89,7 +100,7 @@ Rules:
   permission, denied, unknown name), tell the user plainly and what they can do.
 - Keep replies short. Show task lists as the tools give them."""
 
-Approvals = Union[Literal["chat"], Callable[[RequestApproval], Any], None]
+Approvals = Literal["chat"] | Callable[[RequestApproval], Any] | None
 
 
 class TaskSession(BaseModel):
@@ -156,6 +167,8 @@ class _Conversation:
     turn: asyncio.Task[TurnResult] | None = None
     # Questions answered but not yet gone from the queue (it settles them on its loop, a moment later).
     answered: set[str] = field(default_factory=set)
+    # Requests announced by an event and not yet settled: request id -> its tool call id.
+    announced: dict[str, str | None] = field(default_factory=dict)
     registrations: list[Any] = field(default_factory=list)
 
     @property
@@ -218,17 +231,19 @@ class TaskAssistant:
             self.llm = offline_task_llm(bus=self.bus)
         self._approvals_mode = approvals
         # The questions waiting for a chat answer (None when other front ends answer everything).
-        self.approvals: ApprovalQueue | None = (
-            ApprovalQueue(on_request=self._on_question) if approvals is not None else None
-        )
+        self.approvals: ApprovalQueue | None = ApprovalQueue() if approvals is not None else None
         self._conversations: dict[str, _Conversation] = {}
         self._by_session: dict[str, _Conversation] = {}
         self._starting: asyncio.Lock | None = None
         self._verified: Registration = self.bus.subscribe(UserVerified, self._on_verified, priority=50, inline=True)
-        # Who answered an approval in the chat, by (session, call id), until its ApprovalDecided is stamped.
-        self._deciders: dict[tuple[str, str], str] = {}
-        # Before the engine's journal persists the decision (priority 100): say who made it.
-        self._stamping: Registration = self.bus.subscribe(ApprovalDecided, self._stamp_decider, priority=200, inline=True)
+        # Quick and touching the loop's objects (an asyncio.Event): inline, on the publisher's loop.
+        self._watching: list[Registration] = [
+            self.bus.subscribe(kind, self._on_announced, inline=True)
+            for kind in (ApprovalRequested, ConfirmationRequested, ChoiceRequested)
+        ] + [
+            self.bus.subscribe(kind, self._on_settled, inline=True)
+            for kind in (ApprovalDecided, ApprovalExpired, QuestionAnswered, QuestionExpired)
+        ]
 
     def __repr__(self) -> str:
         return f"<TaskAssistant {self.name} platform={self.platform} users={len(self._conversations)} model={self.llm.model!r}>"
@@ -302,8 +317,8 @@ class TaskAssistant:
         self._conversations.clear()
         self._by_session.clear()
         self._verified.unregister()
-        self._stamping.unregister()
-        self._deciders.clear()
+        for registration in self._watching:
+            registration.unregister()
         if self.approvals is not None:
             self.approvals.deny_all("the assistant was closed")
 
@@ -388,10 +403,37 @@ class TaskAssistant:
 
     # -- questions in the chat ---------------------------------------------------------------
 
-    def _on_question(self, request: Command) -> None:
-        conv = self._by_session.get(request.session_id or "")
-        if conv is not None:
-            conv.asked.set()
+    def _on_announced(self, event: ApprovalRequested | ConfirmationRequested | ChoiceRequested) -> None:
+        conv = self._by_session.get(event.session_id or "")
+        if conv is None or self.approvals is None:
+            return
+        if isinstance(event, ApprovalRequested):
+            if self._approvals_mode != "chat":
+                return  # a policy answers approvals; only the tools' questions come to the chat
+            conv.announced[event.request_id] = event.call_id
+        else:
+            conv.announced[event.question_id] = event.call_id
+        conv.asked.set()
+
+    def _on_settled(self, event: ApprovalDecided | ApprovalExpired | QuestionAnswered | QuestionExpired) -> None:
+        conv = self._by_session.get(event.session_id or "")
+        if conv is None:
+            return
+        if isinstance(event, (QuestionAnswered, QuestionExpired)):
+            conv.announced.pop(event.question_id, None)
+        elif isinstance(event, ApprovalExpired):
+            conv.announced.pop(event.request_id, None)
+        else:
+            for request_id, call_id in list(conv.announced.items()):
+                if call_id == event.call_id:
+                    conv.announced.pop(request_id, None)
+
+    def _on_its_way(self, conv: _Conversation) -> bool:
+        """Whether a question was announced that has not reached the queue yet (it does a moment later)."""
+        if self.approvals is None or not conv.announced:
+            return False
+        waiting = {r.id for r in self.approvals.pending(conv.session_id)}
+        return any(rid not in waiting and rid not in conv.answered for rid in conv.announced)
 
     def _pending_question(self, conv: _Conversation) -> Command | None:
         if self.approvals is None:
@@ -413,9 +455,8 @@ class TaskAssistant:
 
     def _settle(self, conv: _Conversation, question: Command, text: str) -> None:
         assert self.approvals is not None
+        who = self._decider(conv)
         if isinstance(question, RequestApproval):
-            key = (conv.session_id, question.call_id)
-            self._deciders[key] = self._decider(conv)
             yes = parse_yes_no(text)
             if yes:
                 decision = ApprovalDecision.approve()
@@ -423,15 +464,13 @@ class TaskAssistant:
                 decision = ApprovalDecision.deny()
             else:  # not a clear yes: fail closed, and let the model read what they said
                 decision = ApprovalDecision.deny(f"The user did not confirm; they said: {text}")
-            try:
-                self.approvals.decide(question.call_id, decision, session_id=conv.session_id)
-            except LookupError:
-                self._deciders.pop(key, None)
-                raise
+            self.approvals.decide(question.call_id, decision, session_id=conv.session_id, decided_by=who)
         elif isinstance(question, ChoiceRequest):
-            self.approvals.answer(question.id, parse_choice(text, question.options))
+            self.approvals.answer(question.id, parse_choice(text, question.options), decided_by=who,
+                                  session_id=conv.session_id)
         else:
-            self.approvals.answer(question.id, parse_yes_no(text) is True)
+            self.approvals.answer(question.id, parse_yes_no(text) is True, decided_by=who,
+                                  session_id=conv.session_id)
 
     def _decider(self, conv: _Conversation) -> str:
         """Who is answering in this chat: the board user's name and email, else the platform id."""
@@ -439,12 +478,6 @@ class TaskAssistant:
         if user is None:
             return f"{self.platform} user {conv.platform_user_id} (unverified)"
         return f"{user.name} <{user.email}>" if user.email else user.name
-
-    def _stamp_decider(self, event: ApprovalDecided) -> None:
-        """Put the chat user who answered on the decision, for the journal and any display."""
-        who = self._deciders.pop((event.session_id or "", event.call_id), None)
-        if who is not None:
-            event.metadata.setdefault("decided_by", who)
 
     async def _next_reply(self, conv: _Conversation) -> Reply:
         while True:
@@ -456,6 +489,10 @@ class TaskAssistant:
             if conv.turn.done():
                 result = conv.turn.result()
                 return Reply(str(result), turn=result)
+            if self._on_its_way(conv):
+                # The event came first; the request reaches the queue on the turn's next step.
+                await asyncio.sleep(0)
+                continue
             conv.asked.clear()
             asked = asyncio.ensure_future(conv.asked.wait())
             try:
