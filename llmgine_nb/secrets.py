@@ -57,6 +57,9 @@ log = logging.getLogger("llmgine_nb.secrets")
 #: What every hidden secret is replaced by, in every sink.
 MARKER = "[REDACTED]"
 
+# Fields that hold a tool call's arguments (tool events, edited arguments): never blanked by name.
+_TOOL_ARGUMENTS = frozenset({"arguments", "edited_arguments"})
+
 _WHOLE = frozenset({"token", "bearer", "passwd", "headers", "extra_headers", "cookie", "set_cookie"})
 _ENDINGS = ("_key", "_token", "_secret", "_password", "_passwd")
 # Anywhere in the name.  No "..._token" here: the ending rule catches those,
@@ -120,10 +123,18 @@ def redact_named(value: Any) -> Any:
     Applied to everything free-form the store writes (session metadata,
     engine state, event payloads) so that a key placed there by mistake
     never reaches the disk.  Empty values stay as they are (nothing to hide).
+
+    A tool's ``arguments`` are left as they are: what a call is given is
+    shown, approved and recorded exactly (an argument named ``token``,
+    ``primary_key`` or ``headers`` is often no credential, and hiding it would
+    approve something else than what runs, and send the marker back from an
+    edit); known secret values are removed from them by value, by the
+    ``Redactor``.
     """
     if isinstance(value, dict):
         return {
-            k: (MARKER if isinstance(k, str) and is_secret_name(k) and v else redact_named(v))
+            k: (v if k in _TOOL_ARGUMENTS else
+                MARKER if isinstance(k, str) and is_secret_name(k) and v else redact_named(v))
             for k, v in value.items()
         }
     if isinstance(value, list):

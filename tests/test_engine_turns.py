@@ -22,6 +22,7 @@ from llmgine_nb.engine import (
     TurnCancelled,
     TurnFailed,
     TurnFinished,
+    TurnResult,
 )
 from llmgine_nb.llm.scripted import ScriptedLLM, ScriptedReply, call
 from llmgine_nb.store import Store
@@ -329,9 +330,10 @@ async def test_fork_and_switch_model_and_retry_after_a_failure():
 async def test_empty_message_is_refused_clearly(caplog):
     engine, llm, rec = await make(["unused"])
     result = await engine.bus.execute(SendMessage(session_id=engine.session_id, text="   "))
-    assert result.success and result.result.status == "failed"
-    assert result.result.error_kind == "input"
-    assert result.result.reason == "The message is empty; type something to send."
+    turn = TurnResult.read(result.result)  # a TurnResult, or its JSON when the command crossed a wire
+    assert result.success and turn.status == "failed"
+    assert turn.error_kind == "input"
+    assert turn.reason == "The message is empty; type something to send."
     assert "Traceback" not in caplog.text and llm.calls == []
     assert engine.history == []  # nothing stored
     retry = await engine.retry()

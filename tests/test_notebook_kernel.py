@@ -15,6 +15,11 @@ import time
 import pytest
 from kernel_harness import WIDGET_MIME, KernelHarness, KernelRequest
 
+from llmgine_nb.tools.pending import first_display_id
+
+# The id a card shows for the scripted model's first call (call_1_0) in a fresh session.
+ID = first_display_id("call_1_0")
+
 
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory):
@@ -182,8 +187,8 @@ def test_approve_by_command_updates_the_card(kernel):
     run(kernel, f"fresh('approve-command', {REMOVE})")
     cell = run(kernel, "%llmgine Please remove a.txt")
     approve = kernel.wait_for_widget("ButtonModel", description="Approve", within=cell, timeout=10)
-    answered = run(kernel, "%llmgine approve call_1_0")
-    assert "Approved remove (call_1_0)." in answered.stdout
+    answered = run(kernel, f"%llmgine approve {ID}")  # the id the card shows
+    assert f"Approved remove ({ID})." in answered.stdout
     turn_done(kernel, cell)
     assert value(kernel, "ran") == ["a.txt"]
     kernel.wait_until(lambda: approve.get("disabled"), timeout=5, what="the card's buttons to be disabled")
@@ -285,10 +290,10 @@ def test_without_widgets_the_output_says_which_command_answers(kernel):
     run(kernel, f"fresh('markdown-ui', {REMOVE}); rt.configure(ui='markdown')")
     try:
         cell = run(kernel, "%llmgine Please remove a.txt")
-        kernel.wait_until(lambda: "%llmgine approve call_1_0" in markdown(cell), timeout=10,
+        kernel.wait_until(lambda: f"%llmgine approve {ID}" in markdown(cell), timeout=10,
                           what="the approve command in the output")
         assert not kernel.find_widgets("ButtonModel", within=cell)
-        assert "answer: %llmgine approve call_1_0" in cell.outputs[0]["data"]["text/plain"]
+        assert f"answer: %llmgine approve {ID}" in cell.outputs[0]["data"]["text/plain"]
         run(kernel, "%llmgine approve call_1_0")
         final = turn_done(kernel, cell)
         assert "removed a.txt" in final["data"]["text/markdown"]

@@ -6,7 +6,16 @@
 
 from .budget import Budget
 from .chat_engine import ChatEngine
-from .commands import CancelTurn, DecideApproval, ForkSession, ResetSession, SendMessage, SwitchModel
+from .commands import (
+    AnswerQuestion,
+    CancelTurn,
+    DecideApproval,
+    ForkSession,
+    ResetSession,
+    RetryTurn,
+    SendMessage,
+    SwitchModel,
+)
 from .events import (
     BudgetExceeded,
     ContextCompiled,
@@ -23,6 +32,8 @@ from .events import (
 from .turn import TurnResult
 
 __all__ = [
+    "AnswerQuestion",
+    "RetryTurn",
     "Budget",
     "BudgetExceeded",
     "CancelTurn",

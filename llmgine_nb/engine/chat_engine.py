@@ -35,6 +35,7 @@ from ..secrets import Redactor
 from ..store import Store
 from ..text import clean_text
 from ..tools import ApprovalDecision, ApprovalQueue, ToolManager
+from ..tools.approval import restore_hidden
 from .budget import Budget, ask_to_spend
 from .commands import (
     AnswerQuestion,
@@ -335,14 +336,17 @@ class ChatEngine:
         another user's call.  Who decided travels on the decision to
         ``ApprovalDecided.decided_by``; a hash of other arguments is refused.
         """
+        queue = self._queue()
+        arguments = command.arguments if command.decision == "edit" else None
+        if arguments is not None:
+            # A secret the card showed as a marker and the person left alone runs as it was.
+            request = queue.find_approval(command.call_id, session_id=self.session_id)
+            arguments = restore_hidden(arguments, request.arguments, self.redactor.data)
         decision = ApprovalDecision(
-            kind=command.decision,
-            message=command.message,
-            arguments=command.arguments if command.decision == "edit" else None,
-            decided_by=command.decided_by,
+            kind=command.decision, message=command.message, arguments=arguments, decided_by=command.decided_by,
             args_hash=command.args_hash,
         )
-        return self._queue().decide(command.call_id, decision, session_id=self.session_id).call_id
+        return queue.decide(command.call_id, decision, session_id=self.session_id).call_id
 
     async def _on_answer(self, command: AnswerQuestion) -> str:
         """Answer a tool's pending question (this session's only); returns the question's id."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import weakref
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -27,6 +28,11 @@ __all__ = [
     "ForkSession",
     "resolve_model_name",
 ]
+
+
+# Structured-output classes this process has put in a command, by name (the newest of a name wins,
+# as a re-run notebook cell redefines it).  Weak: a class nobody uses any more is forgotten.
+_KNOWN_MODELS: weakref.WeakValueDictionary[str, type[BaseModel]] = weakref.WeakValueDictionary()
 
 
 class SendMessage(Command):
@@ -52,10 +58,12 @@ class SendMessage(Command):
         if isinstance(data, dict):
             model = data.get("response_model")
             if isinstance(model, type) and issubclass(model, BaseModel):
+                name = data.get("response_model_name") or f"{model.__module__}.{model.__qualname__}"
+                _KNOWN_MODELS[name] = model
                 data = {
                     **data,
                     "response_schema": data.get("response_schema") or model.model_json_schema(),
-                    "response_model_name": data.get("response_model_name") or f"{model.__module__}.{model.__qualname__}",
+                    "response_model_name": name,
                 }
         return data
 
@@ -71,10 +79,15 @@ class SendMessage(Command):
 def resolve_model_name(name: str) -> type[BaseModel]:
     """The pydantic class called ``name`` (``module.QualName``), from a module this process has loaded.
 
-    Only modules already imported (or inside a package already imported) are
+    A class this process sent a command with is known by its name (also a
+    class defined inside a function or a notebook cell); otherwise only
+    modules already imported (or inside a package already imported) are
     looked in, so a command from elsewhere cannot make this process import
     and run arbitrary code.
     """
+    known = _KNOWN_MODELS.get(name)
+    if known is not None:
+        return known
     parts = name.split(".")
     target: Any = None
     for split in range(len(parts) - 1, 0, -1):  # the longest module name first: "pkg.mod" + "Outer.Inner"

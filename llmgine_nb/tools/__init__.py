@@ -20,11 +20,16 @@ for the events they publish.
 """
 
 from .approval import ApprovalDecision, ApprovalQueue, Attachment, AutoApproval, MalformedDecision, parse_decision
-from .commands import ChoiceRequest, ConfirmRequest, RequestApproval, ToolQuestion
+from .commands import ChoiceRequest, ConfirmRequest, QuestionAnswer, RequestApproval, ToolQuestion
 from .context import ToolContext
 from .events import (
     ApprovalDecided,
+    ApprovalExpired,
     ApprovalRequested,
+    ChoiceRequested,
+    ConfirmationRequested,
+    QuestionAnswered,
+    QuestionExpired,
     ToolArgumentsValidated,
     ToolCallRequested,
     ToolEvent,
@@ -35,13 +40,24 @@ from .events import (
     ToolValidationFailed,
 )
 from .manager import ToolManager
+from .pending import DisplayIds, args_hash
 from .python import python_tool, run_code
+from .queue import ArgumentsMismatch
 from .results import ToolError, ToolOutput, ToolResult, ToolStatus
 from .schema import ArgumentsInvalid
 from .tool import DEFAULT_APPROVAL, ApprovalPolicy, Risk, Tool, ToolOptions, tool, tool_options
 
 __all__ = [
     "ApprovalDecided",
+    "ApprovalExpired",
+    "ArgumentsMismatch",
+    "ChoiceRequested",
+    "ConfirmationRequested",
+    "DisplayIds",
+    "QuestionAnswer",
+    "QuestionAnswered",
+    "QuestionExpired",
+    "args_hash",
     "ApprovalDecision",
     "ApprovalPolicy",
     "ApprovalQueue",

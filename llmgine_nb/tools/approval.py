@@ -38,6 +38,7 @@ __all__ = [
     "DecisionKind",
     "MalformedDecision",
     "parse_decision",
+    "restore_hidden",
     "AutoApproval",
     "ApprovalQueue",
     "Attachment",
@@ -122,6 +123,23 @@ def parse_decision(value: Any) -> ApprovalDecision:
         f"{value!r} is not an approval decision; answer with ApprovalDecision.approve()/deny()/edit()/always() "
         "or one of the words 'approve', 'deny', 'always'"
     )
+
+
+def restore_hidden(edited: dict[str, Any], original: dict[str, Any], redact: Callable[[Any], Any]) -> dict[str, Any]:
+    """``edited`` with every argument the person could not see put back as it was.
+
+    A card shows a known secret as a marker; an edit that leaves such an
+    argument as shown sends the marker back.  Each argument whose edited
+    value equals the redacted form of the original (and differs from it) is
+    the original, untouched: editing never sends a marker to the tool.
+    """
+    restored = dict(edited)
+    for key, value in edited.items():
+        if key in original:
+            shown = redact(original[key])
+            if value == shown and shown != original[key]:
+                restored[key] = original[key]
+    return restored
 
 
 class Attachment:
