@@ -280,6 +280,7 @@ def test_usage_and_log_reports(runtime):
 
 def test_config_keys_and_export_show_no_secrets(runtime, tmp_path, monkeypatch, capsys):
     secret = "sk-test-0123456789abcdefWXYZ"
+    echoed.clear()  # the scenario also runs again on the wire (tests/test_wire_notebook.py)
     monkeypatch.setenv("OPENAI_API_KEY", secret)
     monkeypatch.setenv("LLMGINE_API_BASE", "http://user:pw@127.0.0.1:9/v1?key=abc")
     runtime.redactor.refresh()
