@@ -6,10 +6,11 @@ confirm, a "did you mean 1) 2) 3)?" choice) reaches the bot as a
 else in the bot touches the approval machinery, so when the engine's way of
 asking changes, this module is the only one that changes.
 
-Today the engine sends each question as a bus command (``RequestApproval``,
-``ConfirmRequest``, ``ChoiceRequest``) and an ``ApprovalQueue`` attached to
-the bus holds it until it is answered; a missing or late answer is a "no"
-(the tool manager's timeout fails closed).
+The engine announces each question with an event (``ApprovalRequested``,
+``ConfirmationRequested``, ``ChoiceRequested``) and asks it as a bus command
+that an ``ApprovalQueue`` attached to the bus holds until it is answered; a
+missing or late answer is a "no" (the tool manager's timeout fails closed).
+Who answered travels on the answer (``decided_by``) to the events and the store.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ....bus import MessageBus
-from ....messages import Command
+from ....messages import Event
 from ....tools import ApprovalDecision, ApprovalQueue
-from ....tools.commands import ChoiceRequest, ConfirmRequest, RequestApproval
+from ....tools.events import ApprovalRequested, ChoiceRequested, ConfirmationRequested
 
 __all__ = ["Question", "QuestionDesk", "Answer"]
 
@@ -58,24 +59,32 @@ class QuestionDesk:
     def __init__(self, bus: MessageBus, on_question: Callable[[Question], None]) -> None:
         self.bus = bus
         self.on_question = on_question
-        self._queue = ApprovalQueue(on_request=self._asked)
+        self._queue = ApprovalQueue()
         self._attachment: Any = None
+        self._watching: list[Any] = []
 
     def attach(self) -> QuestionDesk:
         if self._attachment is None:
             self._attachment = self._queue.attach(self.bus)
+            self._watching = [
+                self.bus.subscribe(kind, self._asked) for kind in (ApprovalRequested, ConfirmationRequested,
+                                                                   ChoiceRequested)
+            ]
         return self
 
     def close(self) -> None:
         if self._attachment is not None:
             self._attachment.unregister()
             self._attachment = None
+        for registration in self._watching:
+            registration.unregister()
+        self._watching = []
         self._queue.deny_all("the Discord bot stopped before anyone answered")
 
-    def _asked(self, request: Command) -> None:
-        question = _question(request)
+    def _asked(self, event: Event) -> None:
+        question = _question(event)
         if question is None:
-            log.warning("ignored a question of unknown kind %s", type(request).__name__)
+            log.warning("ignored a question of unknown kind %s", type(event).__name__)
             return
         self.on_question(question)
 
@@ -88,24 +97,27 @@ class QuestionDesk:
                     ApprovalDecision.approve() if answer is True
                     else ApprovalDecision.deny(f"{decided_by} did not confirm it.")
                 )
-                self._queue.decide(question.call_id, decision, session_id=question.session_id)
+                self._queue.decide(question.call_id, decision, session_id=question.session_id,
+                                   decided_by=decided_by)
             elif question.kind == "choice":
-                self._queue.answer(question.key, answer if answer in question.options else None)
+                self._queue.answer(question.key, answer if answer in question.options else None,
+                                   decided_by=decided_by, session_id=question.session_id)
             else:
-                self._queue.answer(question.key, answer is True)
+                self._queue.answer(question.key, answer is True, decided_by=decided_by,
+                                   session_id=question.session_id)
         except LookupError:
             log.info("question %s stopped waiting before %s answered", question.key, decided_by)
             return False
         return True
 
 
-def _question(request: Command) -> Question | None:
-    session = request.session_id or ""
-    if isinstance(request, RequestApproval):
-        text = request.preview or f"May I run {request.tool_name} with {request.arguments}?"
-        return Question(request.id, session, "approval", text, call_id=request.call_id)
-    if isinstance(request, ChoiceRequest):
-        return Question(request.id, session, "choice", request.question, tuple(request.options), request.call_id)
-    if isinstance(request, ConfirmRequest):
-        return Question(request.id, session, "confirm", request.question, call_id=request.call_id)
+def _question(event: Event) -> Question | None:
+    session = event.session_id or ""
+    if isinstance(event, ApprovalRequested):
+        text = event.preview or f"May I run {event.tool_name} with {event.arguments}?"
+        return Question(event.request_id, session, "approval", text, call_id=event.call_id)
+    if isinstance(event, ChoiceRequested):
+        return Question(event.question_id, session, "choice", event.question, tuple(event.options), event.call_id)
+    if isinstance(event, ConfirmationRequested):
+        return Question(event.question_id, session, "confirm", event.question, call_id=event.call_id)
     return None
