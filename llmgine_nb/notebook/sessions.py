@@ -16,14 +16,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..engine.commands import ForkSession, SwitchModel
-from ..tools.approval import MIN_PREFIX
+from ..tools.pending import MIN_PREFIX
 
 if TYPE_CHECKING:
     from ..bus import MessageBus
     from ..engine import ChatEngine
     from ..secrets import Redactor
     from ..store import Store
-    from ..tools.approval import ApprovalQueue
+    from ..tools.queue import ApprovalQueue
     from ..tools.manager import ToolManager
     from .config import NotebookConfig
 

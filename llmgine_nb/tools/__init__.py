@@ -19,7 +19,7 @@ See ``manager.py`` for the steps every call goes through and ``events.py``
 for the events they publish.
 """
 
-from .approval import ApprovalDecision, ApprovalQueue, Attachment, AutoApproval, MalformedDecision, parse_decision
+from .approval import ApprovalDecision, Attachment, AutoApproval, MalformedDecision, parse_decision
 from .commands import ChoiceRequest, ConfirmRequest, QuestionAnswer, RequestApproval, ToolQuestion
 from .context import ToolContext
 from .events import (
@@ -42,7 +42,7 @@ from .events import (
 from .manager import ToolManager
 from .pending import DisplayIds, args_hash
 from .python import python_tool, run_code
-from .queue import ArgumentsMismatch
+from .queue import ApprovalQueue, ArgumentsMismatch
 from .results import ToolError, ToolOutput, ToolResult, ToolStatus
 from .schema import ArgumentsInvalid
 from .tool import DEFAULT_APPROVAL, ApprovalPolicy, Risk, Tool, ToolOptions, tool, tool_options

@@ -33,16 +33,13 @@ from ..messages import Command
 from .commands import RequestApproval
 
 __all__ = [
-    "pick_by_id",
     "ApprovalDecision",
     "DecisionKind",
     "MalformedDecision",
     "parse_decision",
     "restore_hidden",
     "AutoApproval",
-    "ApprovalQueue",
     "Attachment",
-    "MIN_PREFIX",
 ]
 
 log = logging.getLogger("llmgine_nb.tools.approval")
@@ -193,7 +190,3 @@ class AutoApproval:
         """Answer ``RequestApproval`` on ``target`` (a bus or a session)."""
         return Attachment([_register(target, RequestApproval, self)])
 
-
-# The queue lives in queue.py; these names stay importable from here.
-from .pending import MIN_PREFIX, pick_by_id  # noqa: E402
-from .queue import ApprovalQueue  # noqa: E402

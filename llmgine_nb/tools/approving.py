@@ -13,29 +13,56 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..chat import ToolCall
+from ..messages import Event
+from ..text import clip
 from .approval import ApprovalDecision, MalformedDecision, parse_decision
 from .commands import RequestApproval
 from .events import ApprovalDecided, ApprovalExpired, ApprovalRequested, DecisionSource
-from .pending import args_hash
-from ..text import clip
+from .pending import DisplayIds, args_hash
 from .results import ToolResult
 from .schema import ArgumentsInvalid, ValidatedArguments
 from .tool import Tool
 
 if TYPE_CHECKING:
     from ..bus import MessageBus
-    from .manager import Run, ToolManager
 
-__all__ = ["ask_approval", "request_decision"]
+__all__ = ["ask_approval", "request_decision", "Run", "ApprovalHost"]
 
 log = logging.getLogger("llmgine_nb.tools")
 
 
+@dataclass(frozen=True)
+class Run:
+    """Who is calling, and on which bus: resolved once per ``execute``."""
+
+    session_id: str | None
+    user: str | None
+    grants: frozenset[str]
+    bus: MessageBus | None = None  # where this run's events go and its questions are asked
+    ask_again: str | None = None  # why every call must be approved, whatever its policy
+
+    async def publish(self, event: Event) -> None:
+        if self.bus is not None:
+            await self.bus.publish(event)
+
+
+class ApprovalHost(Protocol):
+    """What asking for approval needs of the tool manager."""
+
+    approval_timeout: float | None
+    display_ids: DisplayIds
+
+    def always_allowed(self, session_id: str | None) -> frozenset[str]: ...
+
+    def allow_always(self, session_id: str | None, tool_name: str) -> None: ...
+
+
 async def ask_approval(
-    manager: ToolManager, tool: Tool, call: ToolCall, validated: ValidatedArguments, run: Run, why: str
+    manager: ApprovalHost, tool: Tool, call: ToolCall, validated: ValidatedArguments, run: Run, why: str
 ) -> ToolResult | tuple[ValidatedArguments, str]:
     """Ask for approval; the (possibly edited) arguments and a note, or the denial result."""
     base: dict[str, Any] = {"call_id": call.id, "tool_name": call.name, "session_id": run.session_id}

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..chat import ToolCall
 from ..loop import BackgroundLoop
-from ..messages import Event, current_session_id
+from ..messages import current_session_id
 from ..text import clean_text, clean_value, clip
-from .approving import ask_approval
+from .approving import Run, ask_approval
 from .context import ToolContext, grant_covers
 from .events import (
     ToolArgumentsValidated,
@@ -53,21 +53,6 @@ __all__ = ["ToolManager"]
 log = logging.getLogger("llmgine_nb.tools")
 
 StateHook = Callable[[Any], MutableMapping[str, Any]]
-
-
-@dataclass(frozen=True)
-class Run:
-    """Who is calling, and on which bus: resolved once per ``execute``."""
-
-    session_id: str | None
-    user: str | None
-    grants: frozenset[str]
-    bus: MessageBus | None = None  # where this run's events go and its questions are asked
-    ask_again: str | None = None  # why every call must be approved, whatever its policy
-
-    async def publish(self, event: Event) -> None:
-        if self.bus is not None:
-            await self.bus.publish(event)
 
 
 @dataclass
