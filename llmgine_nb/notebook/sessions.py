@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from ..engine import ChatEngine
     from ..secrets import Redactor
     from ..store import Store
-    from ..tools.queue import ApprovalQueue
     from ..tools.manager import ToolManager
+    from ..tools.queue import ApprovalQueue
     from .config import NotebookConfig
 
 __all__ = ["SessionEngines", "check_model_name", "notebook_name"]
