@@ -67,7 +67,7 @@ class QuestionDesk:
         if self._attachment is None:
             self._attachment = self._queue.attach(self.bus)
             self._watching = [
-                self.bus.subscribe(kind, self._asked) for kind in (ApprovalRequested, ConfirmationRequested,
+                self.bus.subscribe(kind, self._asked, inline=True) for kind in (ApprovalRequested, ConfirmationRequested,
                                                                    ChoiceRequested)
             ]
         return self
