@@ -207,3 +207,24 @@ def test_sessions_list_fork_delete_search_usage_export(server, store):
     assert markdown.status_code == 200 and "aardvark" in markdown.text
     assert api.delete(f"/api/sessions/{fork.json()['id']}").json() == {"ok": True}
     assert [s["id"] for s in api.get("/api/sessions").json()] == [session_id]
+
+
+def test_turns_sent_over_the_websocket_back_to_back(server, store):
+    """Commands over the socket, each the moment the last turn finished: never refused as still running."""
+    _, token = add_user(store, "alice")
+    api = server.client(token)
+    session_id = new_session(api)
+    with server.websocket(session_id, token) as ws:
+        read_until(ws, lambda r: "control" in r)
+        for number in range(5):
+            ws.send(json.dumps({"command": "send", "text": f"number {number}", "ref": number}))
+            accepted = read_until(ws, lambda r: r.get("control") in ("accepted", "refused"))[-1]
+            assert accepted["control"] == "accepted" and accepted["ref"] == number, accepted
+            end = read_until(ws, finished)[-1]
+            assert end["turn_id"] == accepted["turn_id"] and f"number {number}" in end["text"]
+        ws.send(json.dumps({"command": "send", "text": "z" * 40_000, "ref": "big"}))
+        refused = read_until(ws, lambda r: r.get("control") == "refused")[-1]
+        assert refused["ref"] == "big" and refused["status"] == 413 and "limit" in refused["error"]
+        ws.send("not json")
+        assert "JSON" in read_until(ws, lambda r: r.get("control") == "refused")[-1]["error"]
+    assert len(api.get(f"/api/sessions/{session_id}/messages").json()) == 10

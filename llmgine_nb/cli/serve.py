@@ -39,5 +39,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"llmgine-nb server on http://{args.host}:{args.port}/ (database {store.path}); "
           "make a user with: llmgine-nb users add NAME", flush=True)
     # Access logs carry no tokens: tokens travel in headers or first messages, never in URLs.
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", ws="websockets-sansio")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", ws="websockets-sansio",
+                # Events are small JSON texts: compressing each costs the server more than it saves.
+                ws_per_message_deflate=False, timeout_keep_alive=30)
     return 0

@@ -15,11 +15,14 @@ import time
 from dataclasses import dataclass
 
 from ..store import Store
-from ..store.users import User, owner_of, user_for_token
+from ..store.users import User, hash_token, owner_of, user_for_token
 from .config import ServerConfig
 from .errors import ApiError
 
 __all__ = ["Gate", "SIGN_IN"]
+
+#: Seconds a checked token is trusted without asking the store again (a revoked token stops within this).
+TOKEN_CHECK_S = 5.0
 
 SIGN_IN = (
     "Sign in: send your API token as the header 'Authorization: Bearer TOKEN' "
@@ -41,6 +44,8 @@ class Gate:
         self.config = config
         self._tickets: dict[str, tuple[User, str | None, float]] = {}  # ticket -> (user, session, expires)
         self._buckets: dict[str, _Bucket] = {}
+        self._users: dict[str, tuple[User, float]] = {}  # token hash -> (user, when checked)
+        self._owners: dict[str, str] = {}  # session -> owner (set once; forgotten when deleted)
 
     # -- who -----------------------------------------------------------------
 
@@ -48,7 +53,7 @@ class Gate:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(401, SIGN_IN, headers={"WWW-Authenticate": "Bearer"})
-        user = user_for_token(self.store, token.strip())
+        user = self._user(token.strip())
         if user is None:
             raise ApiError(401, "That API token is not valid (or was revoked); ask for a new one.",
                            headers={"WWW-Authenticate": "Bearer"})
@@ -56,7 +61,20 @@ class Gate:
         return user
 
     def user_from_token(self, token: str | None) -> User | None:
-        return user_for_token(self.store, token) if token else None
+        return self._user(token) if isinstance(token, str) and token else None
+
+    def _user(self, token: str) -> User | None:
+        key = hash_token(token)
+        now = time.monotonic()
+        cached = self._users.get(key)
+        if cached is not None and now - cached[1] < TOKEN_CHECK_S:
+            return cached[0]
+        user = user_for_token(self.store, token)
+        if user is None:
+            self._users.pop(key, None)
+        else:
+            self._users[key] = (user, now)
+        return user
 
     # -- tickets ---------------------------------------------------------------
 
@@ -104,7 +122,16 @@ class Gate:
     # -- whose -------------------------------------------------------------------
 
     def owns(self, user: User, session_id: str) -> bool:
-        return owner_of(self.store, session_id) == user.id
+        owner = self._owners.get(session_id)
+        if owner is None:
+            owner = owner_of(self.store, session_id)
+            if owner is not None:
+                self._owners[session_id] = owner
+        return owner == user.id
+
+    def forget(self, session_id: str) -> None:
+        """The session was deleted: nobody owns it any more."""
+        self._owners.pop(session_id, None)
 
     def check_owner(self, user: User, session_id: str) -> None:
         """Another user's session (or none at all) is a 404: its existence is not told."""

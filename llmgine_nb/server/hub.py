@@ -22,7 +22,7 @@ from typing import Any
 
 from ..bus import MessageBus
 from ..engine import CancelTurn, ChatEngine, DecideApproval, SendMessage, SwitchModel
-from ..engine.events import TurnCancelled, TurnEvent, TurnFailed, TurnStarted
+from ..engine.events import TurnCancelled, TurnEvent, TurnFailed, TurnFinished, TurnStarted
 from ..llm import BaseLLM
 from ..messages import CommandResult
 from ..secrets import Redactor
@@ -87,6 +87,8 @@ class SessionHub:
         self.engines: dict[str, ChatEngine] = {}
         self.turns: dict[str, asyncio.Task[CommandResult]] = {}
         self._starting: dict[str, asyncio.Future[str]] = {}
+        # Sessions whose running turn has published its end (its task is only tidying up).
+        self._ended: set[str] = set()
         self._opening: dict[str, asyncio.Lock] = {}
         self._registration = self.bus.subscribe(TurnEvent, self._on_turn_event, inline=True)  # settles loop futures
 
@@ -168,6 +170,9 @@ class SessionHub:
         task = self.turns.get(session_id)
         return task is not None and not task.done()
 
+    def running_sessions(self) -> list[str]:
+        return [session_id for session_id, task in self.turns.items() if not task.done()]
+
     def _refuse_while_running(self, session_id: str, what: str) -> None:
         if self.running(session_id):
             raise TurnRunning(f"A turn is running in this session; wait for it to end or stop it before you {what}.")
@@ -184,7 +189,12 @@ class SessionHub:
         return await self._start(session_id, None, lambda: engine.retry())
 
     async def _start(self, session_id: str, command: SendMessage | None, run: Callable[[], Any] | None = None) -> str:
+        previous = self.turns.get(session_id)
+        if previous is not None and not previous.done() and session_id in self._ended:
+            # A client that saw TurnFinished may send at once: the turn's task is only writing its last rows.
+            await asyncio.wait({previous}, timeout=10)
         self._refuse_while_running(session_id, "send another message")
+        self._ended.discard(session_id)
         loop = asyncio.get_running_loop()
         started: asyncio.Future[str] = loop.create_future()
         self._starting[session_id] = started
@@ -207,6 +217,8 @@ class SessionHub:
         raise HubError("The turn ended before it started; send the message again.")
 
     def _on_turn_event(self, event: TurnEvent) -> None:
+        if isinstance(event, (TurnFinished, TurnFailed, TurnCancelled)) and event.session_id is not None:
+            self._ended.add(event.session_id)
         if isinstance(event, (TurnStarted, TurnFailed, TurnCancelled)) and event.session_id is not None:
             started = self._starting.get(event.session_id)
             if started is not None and not started.done():

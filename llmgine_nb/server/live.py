@@ -10,6 +10,11 @@ WebSocket ``/api/sessions/{id}/ws``: the first message authenticates,
 ``{"token": "lnb_..."}`` or ``{"ticket": "tkt_..."}``, with ``"after": N``.
 The server answers ``{"control": "ready", "last_seq": N}`` once the replay is
 sent.  A page from another origin is refused before anything is read.
+After that the socket also takes commands, the same as the REST routes and
+under the same limits: ``{"command": "send", "text": "...", "ref": 1}``,
+``{"command": "cancel"}``, ``{"command": "decide", "call_id": ..., "decision": ...}``;
+each is answered ``{"control": "accepted", "ref": 1, "turn_id": ...}`` or
+``{"control": "refused", "ref": 1, "error": "sentence"}``.
 
 SSE ``/api/sessions/{id}/sse?ticket=...&after=N``: the ticket comes from
 ``POST /api/tickets`` (an EventSource cannot send headers, and a long-lived
@@ -22,7 +27,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
@@ -31,7 +36,8 @@ from ..store.users import User
 from .auth import Gate
 from .config import ServerConfig
 from .errors import ApiError, error_responses
-from .hub import SessionHub
+from .hub import HubError, SessionHub
+from .routes import check_send
 from .stream import OVERFLOW
 
 __all__ = ["router", "origin_allowed"]
@@ -88,14 +94,20 @@ async def events_ws(ws: WebSocket, session_id: str) -> None:
         return
     await hub.open(session_id)
     queue = hub.streams.subscribe(session_id)
-    # Watch for the client leaving while we wait for events.
-    leaving = asyncio.ensure_future(_drain(ws))
+    lock = asyncio.Lock()  # events and command replies go out one whole message at a time
+
+    async def send(text: str) -> None:
+        async with lock:
+            await ws.send_text(text)
+
+    # Commands from the client (and its leaving) are read beside the events going out.
+    leaving = asyncio.ensure_future(_listen(ws, user, session_id, send))
     try:
         last = after
         for seq, text in hub.streams.replay(session_id, after):
-            await ws.send_text(text)
+            await send(text)
             last = seq
-        await ws.send_text(json.dumps({"control": "ready", "last_seq": last}))
+        await send(json.dumps({"control": "ready", "last_seq": last}))
         while True:
             getting = asyncio.ensure_future(queue.get())
             done, _ = await asyncio.wait({getting, leaving}, return_when=asyncio.FIRST_COMPLETED)
@@ -109,7 +121,7 @@ async def events_ws(ws: WebSocket, session_id: str) -> None:
             seq = _seq_of(text)
             if seq <= last:
                 continue  # already sent in the replay
-            await ws.send_text(text)
+            await send(text)
             last = seq
     except (WebSocketDisconnect, RuntimeError):
         return
@@ -118,13 +130,54 @@ async def events_ws(ws: WebSocket, session_id: str) -> None:
         leaving.cancel()
 
 
-async def _drain(ws: WebSocket) -> None:
-    """Read (and ignore) what the client sends until it goes away."""
+async def _listen(ws: WebSocket, user: User, session_id: str, send: Any) -> None:
+    """Carry out the client's commands until it goes away."""
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
         while True:
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
                 return
+            text = message.get("text")
+            if text:
+                await send(json.dumps(await _command(ws, user, session_id, text)))
+
+
+async def _command(ws: WebSocket, user: User, session_id: str, text: str) -> dict[str, Any]:
+    hub: SessionHub = ws.app.state.hub
+    gate: Gate = ws.app.state.gate
+    try:
+        request = json.loads(text)
+        if not isinstance(request, dict):
+            raise ValueError
+    except ValueError:
+        return {"control": "refused", "error": 'Send commands as JSON objects, e.g. {"command": "send", "text": "hi"}.'}
+    ref = request.get("ref")
+    try:
+        gate.check_rate(user)
+        name = request.get("command")
+        if name == "send":
+            message = request.get("text")
+            if not isinstance(message, str):
+                raise ApiError(422, 'A send needs "text", a string.')
+            check_send(ws.app.state.config, hub, user, message)
+            model = request.get("model") if isinstance(request.get("model"), str) else None
+            return {"control": "accepted", "ref": ref, "turn_id": await hub.send(session_id, message, model)}
+        if name == "cancel":
+            return {"control": "accepted", "ref": ref, "ok": await hub.cancel(session_id)}
+        if name == "decide":
+            call_id, decision = request.get("call_id"), request.get("decision")
+            if not isinstance(call_id, str) or decision not in ("approve", "deny", "edit", "always"):
+                raise ApiError(422, 'A decide needs "call_id" and "decision" (approve, deny, edit or always).')
+            arguments = request.get("arguments") if isinstance(request.get("arguments"), dict) else None
+            message_text = request.get("message") if isinstance(request.get("message"), str) else None
+            await hub.decide(session_id, call_id, decision, message=message_text, arguments=arguments,
+                             decided_by=user.name)
+            return {"control": "accepted", "ref": ref}
+        raise ApiError(422, f"There is no command {name!r} here; use send, cancel or decide.")
+    except ApiError as exc:
+        return {"control": "refused", "ref": ref, "error": exc.message, "status": exc.status}
+    except HubError as exc:
+        return {"control": "refused", "ref": ref, "error": str(exc), "status": exc.status}
 
 
 def _seq_of(text: str) -> int:

@@ -135,6 +135,7 @@ async def delete_session(request: Request, user: UserDep, session_id: str) -> Ok
     hub = _own(request, user, session_id)
     await hub.delete_session(session_id)
     forget_owner(hub.store, session_id)
+    _gate(request).forget(session_id)
     return OkOut()
 
 
@@ -152,6 +153,18 @@ async def fork_session(request: Request, user: UserDep, session_id: str, body: F
     return _session_out(hub, record.id)
 
 
+def check_send(config: ServerConfig, hub: SessionHub, user: User, text: str) -> None:
+    """The limits on starting a turn: message length (413) and turns running at once (429)."""
+    if len(text) > config.max_message_chars:
+        raise ApiError(413, f"The message is {len(text)} characters long; the limit is "
+                            f"{config.max_message_chars}. Send a shorter one.")
+    busy = hub.running_sessions()
+    running = len(set(busy) & owned_sessions(hub.store, user.id)) if busy else 0
+    if running >= config.max_turns_per_user:
+        raise ApiError(429, f"You have {running} turns running, the most allowed at once; wait for one to end.",
+                       headers={"Retry-After": "2"})
+
+
 # -- turns ----------------------------------------------------------------------------
 
 
@@ -160,15 +173,7 @@ async def fork_session(request: Request, user: UserDep, session_id: str, body: F
 async def send_message(request: Request, user: UserDep, session_id: str, body: SendBody) -> TurnStartedOut:
     """Start a turn; answers with its id at once.  The reply streams on the session's events."""
     hub = _own(request, user, session_id)
-    config = _config(request)
-    if len(body.text) > config.max_message_chars:
-        raise ApiError(413, f"The message is {len(body.text)} characters long; the limit is "
-                            f"{config.max_message_chars}. Send a shorter one.")
-    mine = owned_sessions(hub.store, user.id)
-    running = sum(1 for sid in mine if hub.running(sid))
-    if running >= config.max_turns_per_user:
-        raise ApiError(429, f"You have {running} turns running, the most allowed at once; wait for one to end.",
-                       headers={"Retry-After": "2"})
+    check_send(_config(request), hub, user, body.text)
     try:
         turn_id = await hub.send(session_id, body.text, body.model)
     except HubError as exc:

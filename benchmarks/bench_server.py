@@ -1,0 +1,230 @@
+"""The server under load: turns per second over WebSocket, and memory per idle open session.
+
+* ``serve_turns``: 50 concurrent clients x 10 turns each against ``llmgine-nb
+  serve`` (its own process, the offline model), each over its session's
+  WebSocket: a ``send`` command, then the events up to its ``TurnFinished``
+  (the session itself is made with a REST call); baseline: the same 500 turns in process, 50 concurrent
+  sessions on one bus and one store file.  Goal: ratio >= 0.5.  p50 and p95
+  turn latency over the wire are in the note.
+* ``serve_session_memory``: the server's resident memory per idle open
+  session (an engine loaded and a WebSocket watching), beside the memory
+  of an idle in-process ``ChatEngine``; reported, no goal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from _common import Figure
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIENTS = 50
+TURNS = 10
+IDLE_SESSIONS = 200
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+class _Server:
+    """``llmgine-nb serve`` in its own process, with one user, limits opened for load."""
+
+    def __init__(self) -> None:
+        sys.path.insert(0, str(ROOT))
+        from llmgine_nb.store import Store
+        from llmgine_nb.store.users import add_user
+
+        self.dir = tempfile.mkdtemp(prefix="llmgine-bench-server-")
+        self.db = Path(self.dir) / "server.db"
+        with Store(self.db) as store:
+            _, self.token = add_user(store, "bench")
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "LLMGINE_BLOCK_REAL_MODELS": "1"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "llmgine_nb", "serve", "--db", str(self.db), "--port", str(self.port),
+             "--model", "scripted", "--requests-per-minute", "10000000", "--max-turns-per-user", "1000"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(self.url + "/openapi.json", timeout=2)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("the benchmark server did not start") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+async def _client(server: _Server, http: httpx.AsyncClient, latencies: list[float]) -> None:
+    from websockets.asyncio.client import connect
+
+    session_id = (await http.post("/api/sessions", json={})).json()["id"]
+    async with connect(server.url.replace("http", "ws", 1) + f"/api/sessions/{session_id}/ws") as ws:
+        await ws.send(json.dumps({"token": server.token, "after": 0}))
+        await ws.recv()  # ready
+        for turn in range(TURNS):
+            start = time.perf_counter()
+            await ws.send(json.dumps({"command": "send", "text": f"turn {turn} please"}))
+            turn_id, finished = None, set()
+            while turn_id is None or turn_id not in finished:
+                record = json.loads(await ws.recv())
+                if record.get("control") == "refused":
+                    raise RuntimeError(f"the server refused a turn: {record['error']}")
+                if record.get("control") == "accepted":
+                    turn_id = record["turn_id"]
+                elif record.get("type", "").endswith(".TurnFinished"):
+                    finished.add(record["turn_id"])  # may come before the acceptance
+            latencies.append(time.perf_counter() - start)
+
+
+async def _over_the_wire(server: _Server) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=CLIENTS * 2)
+    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {server.token}"},
+                                 timeout=120, limits=limits) as http:
+        start = time.perf_counter()
+        await asyncio.gather(*[_client(server, http, latencies) for _ in range(CLIENTS)])
+        elapsed = time.perf_counter() - start
+    return CLIENTS * TURNS / elapsed, latencies
+
+
+async def _in_process() -> float:
+    sys.path.insert(0, str(ROOT))
+    from llmgine_nb import MessageBus
+    from llmgine_nb.engine import ChatEngine
+    from llmgine_nb.store import Store
+
+    store = Store(Path(tempfile.mkdtemp(prefix="llmgine-bench-inproc-")) / "inproc.db")
+    bus = MessageBus()
+    engines = [await ChatEngine(bus, store=store, model="scripted").start() for _ in range(CLIENTS)]
+
+    async def client(engine: ChatEngine) -> None:
+        for turn in range(TURNS):
+            await engine.send(f"turn {turn} please")
+
+    start = time.perf_counter()
+    await asyncio.gather(*[client(engine) for engine in engines])
+    elapsed = time.perf_counter() - start
+    for engine in engines:
+        await engine.close()
+    store.close()
+    return CLIENTS * TURNS / elapsed
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def bench_serve_turns() -> Figure:
+    baseline = asyncio.run(_in_process())
+    server = _Server()
+    try:
+        cpu_before = _cpu_seconds(server.process.pid)
+        value, latencies = asyncio.run(_over_the_wire(server))
+        server_cpu = _cpu_seconds(server.process.pid) - cpu_before
+    finally:
+        server.stop()
+    ratio = value / baseline
+    return Figure(
+        "serve_turns", value, baseline, "turns/s", "ratio >= 0.5 (over WebSocket vs in process)", ratio >= 0.5,
+        note=f"{CLIENTS}x{TURNS} turns; latency p50 {_percentile(latencies, 0.5) * 1000:.0f} ms, "
+             f"p95 {_percentile(latencies, 0.95) * 1000:.0f} ms; server CPU "
+             f"{server_cpu / (CLIENTS * TURNS) * 1000:.1f} ms/turn",
+    )
+
+
+async def _open_idle_sessions(server: _Server, count: int = IDLE_SESSIONS) -> list[object]:
+    from websockets.asyncio.client import connect
+
+    sockets = []
+    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {server.token}"},
+                                 timeout=60) as http:
+        for _ in range(count):
+            session_id = (await http.post("/api/sessions", json={})).json()["id"]
+            ws = await connect(server.url.replace("http", "ws", 1) + f"/api/sessions/{session_id}/ws")
+            await ws.send(json.dumps({"token": server.token, "after": 0}))
+            await ws.recv()
+            sockets.append(ws)
+    return sockets
+
+
+_ENGINE_MEMORY = """
+import asyncio, os, sys, tempfile
+sys.path.insert(0, sys.argv[1])
+from llmgine_nb import MessageBus
+from llmgine_nb.engine import ChatEngine
+from llmgine_nb.store import Store
+def rss():
+    return next(int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith('VmRSS:'))
+async def main():
+    store = Store(os.path.join(tempfile.mkdtemp(), 'm.db')); bus = MessageBus()
+    warm = await ChatEngine(bus, store=store, model='scripted').start()
+    await warm.send('warm up')
+    before = rss()
+    engines = [await ChatEngine(bus, store=store, model='scripted').start() for _ in range(int(sys.argv[2]))]
+    print((rss() - before) / len(engines))
+asyncio.run(main())
+"""
+
+
+def bench_serve_session_memory() -> Figure:
+    engine_bytes = float(subprocess.run(
+        [sys.executable, "-c", _ENGINE_MEMORY, str(ROOT), str(IDLE_SESSIONS)],
+        capture_output=True, text=True, check=True, env={**os.environ, "LLMGINE_BLOCK_REAL_MODELS": "1"},
+    ).stdout.strip())
+    server = _Server()
+    try:
+
+        async def measure() -> float:
+            # One warm-up session first, so imports and caches are not counted as the sessions' cost.
+            warm = await _open_idle_sessions(server, 1)
+            before = _rss_bytes(server.process.pid)
+            sockets = await _open_idle_sessions(server)
+            after = _rss_bytes(server.process.pid)
+            for ws in warm + sockets:
+                await ws.close()  # type: ignore[attr-defined]
+            return (after - before) / IDLE_SESSIONS
+
+        per_session = asyncio.run(measure())
+    finally:
+        server.stop()
+    return Figure(
+        "serve_session_memory", per_session / 1024, engine_bytes / 1024, "KiB/session",
+        "reported (server: engine + stream + WebSocket; baseline: an idle in-process ChatEngine)", True,
+        note=f"{IDLE_SESSIONS} idle sessions",
+    )
+
+
+BENCHMARKS = [bench_serve_turns, bench_serve_session_memory]
