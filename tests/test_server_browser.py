@@ -92,3 +92,10 @@ def test_model_output_never_becomes_markup(served):
         assert "<img src=x" in page.inner_text(".msg.assistant")
         assert page.title() != "pwned"
         shot(page, "5-escaped")
+        # Switch to a new session and back: the history comes from the store, escaped the same way.
+        page.click("#new-session")
+        page.wait_for_selector("#sessions li:nth-child(2)")
+        assert page.inner_text("#log") == ""
+        page.click("#sessions li:not(.current)")
+        page.wait_for_selector(".msg.assistant:has-text('<img src=x')")
+        assert page.query_selector("#log img") is None and page.title() != "pwned"
