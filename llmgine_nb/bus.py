@@ -269,7 +269,10 @@ class MessageBus:
         return None
 
     async def _execute(self, command: Command) -> CommandResult:
-        reg = self._find_command_handler(command)
+        # The common case first: no session has handlers of its own, and the command's own class has one.
+        reg = None if self._scoped_command_handlers else self._command_handlers.get((command.__class__, None))
+        if reg is None:
+            reg = self._find_command_handler(command)
         if reg is None:
             return self._result(
                 command,
@@ -313,16 +316,25 @@ class MessageBus:
 
     # -- events ------------------------------------------------------------
 
-    def publish(self, event: Event) -> Coroutine[Any, Any, None]:
+    async def publish(self, event: Event) -> None:
         """Deliver ``event`` to every subscriber of its class and base classes.
 
-        Await it: ``await bus.publish(event)``.  A failing subscriber does not
-        stop the others; it produces a ``HandlerFailed`` event instead.
-        Subclasses may override it (call ``super().publish(event)``).
+        A failing subscriber does not stop the others; it produces a
+        ``HandlerFailed`` event instead.  Subclasses may override it (and
+        call ``super().publish(event)``).
         """
+        # The common case inline (benchmarks/bench_bus.py): one async subscriber, no middleware.
+        solo = self._solo.get(event.__class__)
+        if solo is not None and not self._event_middleware:
+            try:
+                await solo(event)
+            except Exception as exc:
+                await self._handler_failed(solo, event, exc)
+            return
         if self._event_middleware:
-            return self._through_event_middleware(event, 0)
-        return self._deliver(event)
+            await self._through_event_middleware(event, 0)
+        else:
+            await self._deliver(event)
 
     async def _through_event_middleware(self, event: Event, index: int) -> None:
         if index == len(self._event_middleware):
@@ -332,16 +344,15 @@ class MessageBus:
         await middleware(event, lambda e: self._through_event_middleware(e, index + 1))
 
     async def _deliver(self, event: Event) -> None:
-        # The hot path, kept flat on purpose (benchmarks/bench_bus.py).
+        solo = self._solo.get(event.__class__)
+        if solo is not None:
+            try:
+                await solo(event)
+            except Exception as exc:
+                await self._handler_failed(solo, event, exc)
+            return
         session_id = event.session_id
         if session_id is None or session_id not in self._special:
-            solo = self._solo.get(event.__class__)
-            if solo is not None:
-                try:
-                    await solo(event)
-                except Exception as exc:
-                    await self._handler_failed(solo, event, exc)
-                return
             plan = self._plans.get(event.__class__)
         else:
             plans = self._session_plans.get(session_id)

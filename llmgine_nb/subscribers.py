@@ -33,8 +33,9 @@ class SubscriberIndex:
         self._by_identity: dict[tuple[Any, ...], Registration] = {}
         # Plans for events with no session (or one with nothing of its own), and per session.
         self.plans: dict[type, Plan] = {}
-        # Classes whose only subscriber (outside sessions) is one async handler: the common case,
-        # delivered without walking a plan.
+        # Classes whose only subscriber is one async handler, while no session has subscribers of
+        # its own (so every session's plan is the same): delivered without walking a plan, or
+        # even reading the event's session.
         self.solo: dict[type, Any] = {}
         self.session_plans: dict[str, dict[type, Plan]] = {}
         # Sessions whose plans may differ from the unscoped ones: opened, or with scoped subscribers.
@@ -63,6 +64,7 @@ class SubscriberIndex:
             else:
                 self.scoped.setdefault(session_id, {}).setdefault(event_type, []).append(reg)
                 self.special.add(session_id)
+                self.solo.clear()
             self._changed(session_id)
 
     def remove(self, reg: Registration) -> None:
@@ -126,7 +128,7 @@ class SubscriberIndex:
                 self.session_plans.setdefault(session_id, {})[event_type] = plan  # type: ignore[arg-type]
             else:
                 self.plans[event_type] = plan
-                if len(plan) == 1 and plan[0][1] == AWAIT:
+                if len(plan) == 1 and plan[0][1] == AWAIT and not self.scoped:
                     self.solo[event_type] = plan[0][0]
             return plan
 
