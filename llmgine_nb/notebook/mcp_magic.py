@@ -16,6 +16,8 @@ import html
 import shlex
 from typing import TYPE_CHECKING, Any
 
+from .magic_options import SUBCOMMAND_PARSERS
+
 if TYPE_CHECKING:
     from .kernel_runtime import NotebookRuntime
 
@@ -29,8 +31,6 @@ MCP_HELP = """\
    --timeout SECONDS, --start (start now instead of on the first turn)
 %llmgine mcp load PATH                        every server of an mcpServers JSON file
 %llmgine mcp start [NAME] | restart NAME | stop NAME | remove NAME"""
-
-_OPTIONS = {"--risk": "risk", "--prefix": "prefix", "--timeout": "timeout", "--start": "start"}
 
 
 class MCPReport:
@@ -115,24 +115,11 @@ def _add(runtime: NotebookRuntime, text: str) -> Any:
         argv = shlex.split(command)
     except ValueError as exc:
         raise ValueError(f"the line could not be read ({exc}); check the quotes") from None
-    options: dict[str, Any] = {}
-    positional: list[str] = []
-    i = 0
-    while i < len(words):
-        word = words[i]
-        if word in _OPTIONS:
-            if word == "--start":
-                options["start"] = True
-            else:
-                if i + 1 >= len(words):
-                    raise ValueError(f"{word} needs a value")
-                options[_OPTIONS[word]] = float(words[i + 1]) if word == "--timeout" else words[i + 1]
-                i += 1
-        elif word.startswith("--"):
-            raise ValueError(f"unknown option {word}; the options are {', '.join(_OPTIONS)}")
-        else:
-            positional.append(word)
-        i += 1
+    args = SUBCOMMAND_PARSERS["mcp add"].parse_args(words)  # argparse: the one reader of options
+    positional = [args.name] + ([args.url] if args.url else [])
+    options: dict[str, Any] = {k: v for k in ("risk", "prefix", "timeout") if (v := getattr(args, k)) is not None}
+    if args.start:
+        options["start"] = True
     usage = "use %llmgine mcp add NAME -- COMMAND ARGS... (stdio) or %llmgine mcp add NAME URL (HTTP)"
     if dashes:
         if len(positional) != 1 or not argv:
