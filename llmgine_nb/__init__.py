@@ -4,6 +4,8 @@
 when first used.
 """
 
+from typing import Any
+
 from .bus import DuplicateHandlerError, MessageBus, Registration, Session
 from .loop import BackgroundLoop
 from .messages import (
@@ -44,14 +46,14 @@ __all__ = [
 ]
 
 
-def load_ipython_extension(ipython):  # type: ignore[no-untyped-def]
+def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext llmgine_nb``: the ``%llmgine`` and ``%%llmgine`` magics (see ``llmgine_nb.notebook``)."""
     from .notebook.extension import load
 
     load(ipython)
 
 
-def unload_ipython_extension(ipython):  # type: ignore[no-untyped-def]
+def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext llmgine_nb`` (and ``%reload_ext``): the magics go, the runtime closes."""
     from .notebook.extension import unload
 
