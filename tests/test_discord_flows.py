@@ -15,6 +15,7 @@ from fake_discord import DiscordUser, FakeDiscord, FakeMessage
 
 from llmgine_nb.apps.tasks.discord_bot import BotSettings, darcy_assistant
 from llmgine_nb.store import Store
+from llmgine_nb.tools.events import ApprovalDecided, QuestionAnswered
 
 TODAY = date(2026, 5, 6)
 MEI = DiscordUser("1002", "mei", admin=True)  # linked to the board's Mei; a server admin
@@ -75,6 +76,8 @@ async def test_view_tasks(fake, bot):
 
 
 async def test_assign_after_confirm_button(fake, bot, board):
+    decided: list[ApprovalDecided] = []
+    bot.assistant.bus.subscribe(ApprovalDecided, decided.append, inline=True)
     asked = await fake.slash(MEI, "darcy", request="assign the budget review to Sam due Friday in Finance")
     question = await card(fake, asked)
     assert "I'm going to assign 'Budget review' to Sam Carter due Fri 8 May 2026 in Finance - confirm?" in question.content
@@ -84,6 +87,8 @@ async def test_assign_after_confirm_button(fake, bot, board):
     text = await reply(fake, asked, "Done! Created T13")
     assert "Confirmed by <@1002>" in question.content and question.components == []
     assert "Budget review" in text
+    [decision] = decided  # sent as DecideApproval, with who clicked and the hash of what the card showed
+    assert decision.approved and decision.decided_by == "Mei Chen <mei@example.org>"
     created = board.task("T13")
     assert (created.title, created.assignee_id, created.project_id) == ("Budget review", "sam", "finance")
 
@@ -98,6 +103,8 @@ async def test_cancel_button_changes_nothing(fake, bot, board):
 
 
 async def test_mark_done_after_did_you_mean_select(fake, bot, board):
+    answered: list[QuestionAnswered] = []
+    bot.assistant.bus.subscribe(QuestionAnswered, answered.append, inline=True)
     asked = await fake.slash(SAM, "darcy", request="I finished the recruitment stuff")
     question = await card(fake, asked)
     assert "Do you mean 1) Send out recruitment forms" in question.content
@@ -109,6 +116,8 @@ async def test_mark_done_after_did_you_mean_select(fake, bot, board):
     await fake.select(SAM, question, ":pick", ["1"])
     await reply(fake, asked, "Nice work! Marked T3 'Book rooms for recruitment interviews' as done.")
     assert "chose **Book rooms for recruitment interviews**" in question.content
+    assert [(a.answer, a.decided_by) for a in answered] == [("Book rooms for recruitment interviews",
+                                                            "Sam Carter <sam@example.org>")]
     assert board.task("T3").status == "done"
     assert board.task("T1").status == "todo"
 
@@ -185,5 +194,5 @@ async def test_an_unanswered_card_expires_and_fails_closed(fake, bot, board):
     await fake.wait_for(lambda: "Nobody answered within 1 second, so nothing was changed." in question.content,
                         what="the card to expire")
     assert question.components == []
-    await reply(fake, asked, "Nothing was changed")
+    await reply(fake, asked, "Nobody confirmed that, so nothing was changed.")  # the engine's timeout: a "no"
     assert not budget_review(board)

@@ -350,6 +350,7 @@ class TaskAssistant:
             session_name=f"tasks:{self.platform}:{platform_user_id}",
             state=TaskSession(platform=self.platform, platform_user_id=platform_user_id),
             max_steps=self.max_steps,
+            approvals=self.approvals,  # so DecideApproval / AnswerQuestion on the bus answer this session's questions
         )
         await engine.start()
         conv = _Conversation(platform_user_id, engine, tools)

@@ -47,11 +47,6 @@ __all__ = [
     "split_message",
 ]
 
-# The engine's own wait for an answer is a backstop a little longer than the card's expiry,
-# so the card normally expires first and says so; either way the answer is "no".
-ENGINE_GRACE_S = 30.0
-
-
 def darcy_assistant(
     board: Board,
     *,
@@ -61,9 +56,13 @@ def darcy_assistant(
     llm: Any = None,
     today: date | Callable[[], date] | None = None,
 ) -> TaskAssistant:
-    """The ``TaskAssistant`` a :class:`DarcyBot` drives: Discord ids, questions answered by the bot's cards."""
+    """The ``TaskAssistant`` a :class:`DarcyBot` drives: Discord ids; questions wait ``confirm_timeout`` seconds.
+
+    The cards are drawn from the engine's events and answered with its
+    commands; nobody answering in time is the engine's "no".
+    """
     settings = settings or BotSettings()
     return TaskAssistant(
-        board, store=store, platform=PLATFORM, approvals=None, model=model, llm=llm, today=today,
-        approval_timeout=settings.confirm_timeout + ENGINE_GRACE_S,
+        board, store=store, platform=PLATFORM, model=model, llm=llm, today=today,
+        approval_timeout=settings.confirm_timeout,
     )

@@ -28,7 +28,7 @@ from ..assistant import Reply, TaskAssistant
 from .cards import Card, answer_from, answered_text, card_text, expired_text, parse_custom_id, question_view
 from .links import ReviewedBoard
 from .live import LiveReply
-from .questions import Question, QuestionDesk
+from .questions import Question, QuestionDesk, Settled
 from .settings import BotSettings
 from .text import error_sentence
 
@@ -54,7 +54,7 @@ class DarcyBot(discord.AutoShardedClient):
         self.assistant = assistant
         self.settings = settings or BotSettings()
         self.tree = app_commands.CommandTree(self)
-        self.desk = QuestionDesk(assistant.bus, self._on_question)
+        self.desk = QuestionDesk(assistant.bus, self._on_question, self._on_settled)
         self._replies: dict[str, LiveReply] = {}  # session id -> the reply being written
         self._owners: dict[str, str] = {}  # session id -> the Discord user whose turn runs
         self._busy: set[str] = set()  # Discord users with a turn running
@@ -75,10 +75,7 @@ class DarcyBot(discord.AutoShardedClient):
         log.info("registered %d slash commands (%s)", len(commands), f"guild {guild.id}" if guild else "global")
 
     async def close(self) -> None:
-        """Disconnect; whatever question still waits is refused (nothing changes)."""
-        for card in list(self._cards.values()):
-            if isinstance(card.expiry, asyncio.Future):
-                card.expiry.cancel()
+        """Disconnect (closing the assistant refuses whatever question still waits: nothing changes)."""
         self._cards.clear()
         self.desk.close()
         if self._deltas is not None:
@@ -131,7 +128,10 @@ class DarcyBot(discord.AutoShardedClient):
             try:
                 session_id = (await self.assistant.engine(user_id)).session_id
                 self._replies[session_id], self._owners[session_id] = live, user_id
-                text = _reply_text(await self.assistant.handle(user_id, request))
+                reply = await self.assistant.handle(user_id, request)
+                while reply.waiting:  # its card is up (drawn from the event); the answer comes by a click
+                    reply = await self.assistant.wait(user_id)
+                text = _reply_text(reply)
             except Exception as exc:
                 log.exception("a /darcy request failed")
                 text = error_sentence(exc)
@@ -152,26 +152,28 @@ class DarcyBot(discord.AutoShardedClient):
         live = self._replies.get(question.session_id)
         owner = self._owners.get(question.session_id)
         if live is None or owner is None:
-            # Not from a turn this bot is rendering: nobody here can answer it, so it fails closed now.
-            self._spawn(self.desk.answer(question, question.refusal, decided_by="nobody (no Discord turn)"))
-            return
+            return  # not a turn this bot renders: another front end may answer; else the engine's timeout says no
         card = Card(question, owner)
         self._cards[question.key] = card
-        card.expiry = self._spawn(self._expire(card))
-        self._spawn(self._show(card, live))
+        content = card_text(question, owner, self.settings.confirm_timeout)
+        card.shown = self._spawn(live.ask(content, question_view(question)))
 
-    async def _show(self, card: Card, live: LiveReply) -> None:
-        content = card_text(card.question, card.owner_id, self.settings.confirm_timeout)
-        card.posted = await live.ask(content, question_view(card.question))
+    def _on_settled(self, settled: Settled) -> None:
+        """A question stopped waiting without a click here (it expired, or was answered elsewhere)."""
+        for key, card in list(self._cards.items()):
+            if settled.concerns(card.question):
+                del self._cards[key]
+                self._spawn(self._take_down(card, settled))
 
-    async def _expire(self, card: Card) -> None:
-        await asyncio.sleep(self.settings.confirm_timeout)
-        if self._cards.get(card.question.key) is not card:
+    async def _take_down(self, card: Card, settled: Settled) -> None:
+        if card.shown is None:
             return
-        del self._cards[card.question.key]
-        await self.desk.answer(card.question, card.question.refusal, decided_by="nobody (expired)")
-        if card.posted is not None:
-            await card.posted.edit(content=expired_text(card.question, self.settings.confirm_timeout), view=None)
+        posted = await card.shown
+        if settled.expired:
+            content = expired_text(card.question, self.settings.confirm_timeout)
+        else:
+            content = f"{card.question.text}\n\u2705 Answered by {settled.decided_by or 'someone else'}."
+        await posted.edit(content=content, view=None)
 
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
         """Clicks on question cards (slash commands go to the command tree)."""
@@ -193,8 +195,6 @@ class DarcyBot(discord.AutoShardedClient):
             )
             return
         del self._cards[key]
-        if isinstance(card.expiry, asyncio.Future):
-            card.expiry.cancel()
         data: dict[str, Any] = dict(interaction.data or {})
         values = [str(v) for v in data.get("values", [])]
         answer = answer_from(card.question, action, values)

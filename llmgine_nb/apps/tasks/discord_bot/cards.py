@@ -11,6 +11,7 @@ discord.py does not keep them.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import discord
@@ -31,8 +32,7 @@ class Card:
 
     question: Question
     owner_id: str  # the Discord user whose request it belongs to
-    posted: Posted | None = None
-    expiry: object | None = field(default=None, repr=False)  # the asyncio task that expires it
+    shown: asyncio.Future[Posted] | None = field(default=None, repr=False)  # posting it; its message after
 
 
 def parse_custom_id(custom_id: str) -> tuple[str, str] | None:
@@ -80,6 +80,8 @@ def answer_from(question: Question, action: str, values: list[str]) -> Answer:
 
 def card_text(question: Question, owner_id: str, timeout: float | None) -> str:
     lines = [f"<@{owner_id}> {question.text}"]
+    if question.display_id:
+        lines.append(f"-# question {question.display_id}")
     if timeout:
         lines.append(f"-# Only <@{owner_id}> can answer; this expires in {_duration(timeout)} and then nothing changes.")
     return "\n".join(lines)

@@ -2,32 +2,37 @@
 
 A tool's question (an approval "I'm going to assign ... - confirm?", a
 confirm, a "did you mean 1) 2) 3)?" choice) reaches the bot as a
-:class:`Question`; the bot answers with :meth:`QuestionDesk.answer`.  Nothing
-else in the bot touches the approval machinery, so when the engine's way of
-asking changes, this module is the only one that changes.
-
-The engine announces each question with an event (``ApprovalRequested``,
-``ConfirmationRequested``, ``ChoiceRequested``) and asks it as a bus command
-that an ``ApprovalQueue`` attached to the bus holds until it is answered; a
-missing or late answer is a "no" (the tool manager's timeout fails closed).
-Who answered travels on the answer (``decided_by``) to the events and the store.
+:class:`Question`, drawn from the event that announces it
+(``ApprovalRequested``, ``ConfirmationRequested``, ``ChoiceRequested``); the
+bot answers with :meth:`QuestionDesk.answer`, which sends the engine's
+command (``DecideApproval`` with the hash of the arguments the person saw,
+or ``AnswerQuestion``), with who answered.  When a question stops waiting
+(``ApprovalDecided``, ``QuestionAnswered``, or ``ApprovalExpired`` /
+``QuestionExpired`` when nobody answered in time: the engine then fails
+closed), the bot hears it as :class:`Settled` and takes the card down.
+Nothing else in the bot touches the approval machinery.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ....bus import MessageBus
-from ....messages import Event
-from ....tools import ApprovalDecision, ApprovalQueue
-from ....tools.events import ApprovalRequested, ChoiceRequested, ConfirmationRequested
+from ....engine.commands import AnswerQuestion, DecideApproval
+from ....messages import Command, Event
+from ....tools.events import (
+    ApprovalDecided,
+    ApprovalExpired,
+    ApprovalRequested,
+    ChoiceRequested,
+    ConfirmationRequested,
+    QuestionAnswered,
+    QuestionExpired,
+)
 
-__all__ = ["Question", "QuestionDesk", "Answer"]
-
-log = logging.getLogger("llmgine_nb.apps.tasks.discord")
+__all__ = ["Question", "Settled", "QuestionDesk", "Answer"]
 
 Answer = Any  # True / False for confirmations, an option (or None) for choices
 
@@ -36,88 +41,101 @@ Answer = Any  # True / False for confirmations, an option (or None) for choices
 class Question:
     """Something a tool asks the person whose session it runs in."""
 
-    key: str  # identifies the question in button ids (short, unique while it waits)
+    key: str  # the request's id: unique across sessions, carried by the card's button ids
+    display_id: str  # the short id the engine takes (and the card shows)
     session_id: str
     kind: Literal["approval", "confirm", "choice"]
     text: str
     options: tuple[str, ...] = ()
     call_id: str | None = None
+    args_hash: str | None = None  # approvals: the hash of the arguments shown
 
-    @property
-    def refusal(self) -> Answer:
-        """The answer that changes nothing (what an expired question gets): fail closed."""
-        return None if self.kind == "choice" else False
+
+@dataclass(frozen=True)
+class Settled:
+    """A question stopped waiting: answered (here or elsewhere) or expired."""
+
+    session_id: str
+    key: str | None  # the request id, when the event names it
+    call_id: str | None
+    expired: bool
+    decided_by: str | None = None
+
+    def concerns(self, question: Question) -> bool:
+        if question.session_id != self.session_id:
+            return False
+        if self.key is not None:
+            return question.key == self.key
+        return question.kind == "approval" and question.call_id == self.call_id
 
 
 class QuestionDesk:
-    """Hands the engine's questions to ``on_question`` and carries answers back.
+    """Hands the engine's questions to ``on_question``, their ends to ``on_settled``, and answers back."""
 
-    ``attach()`` puts it on the bus; ``close()`` takes it off and refuses
-    whatever still waits.
-    """
-
-    def __init__(self, bus: MessageBus, on_question: Callable[[Question], None]) -> None:
+    def __init__(
+        self, bus: MessageBus, on_question: Callable[[Question], None], on_settled: Callable[[Settled], None]
+    ) -> None:
         self.bus = bus
         self.on_question = on_question
-        self._queue = ApprovalQueue()
-        self._attachment: Any = None
-        self._watching: list[Any] = []
+        self.on_settled = on_settled
+        self._registrations: list[Any] = []
 
     def attach(self) -> QuestionDesk:
-        if self._attachment is None:
-            self._attachment = self._queue.attach(self.bus)
-            self._watching = [
-                self.bus.subscribe(kind, self._asked, inline=True) for kind in (ApprovalRequested, ConfirmationRequested,
-                                                                   ChoiceRequested)
-            ]
+        if not self._registrations:
+            # Inline: they only hand the question to the bot, which schedules its work on its own loop.
+            asks = (ApprovalRequested, ConfirmationRequested, ChoiceRequested)
+            ends = (ApprovalDecided, ApprovalExpired, QuestionAnswered, QuestionExpired)
+            asked = [self.bus.subscribe(kind, self._asked, inline=True) for kind in asks]
+            ended = [self.bus.subscribe(kind, self._ended, inline=True) for kind in ends]
+            self._registrations = asked + ended
         return self
 
     def close(self) -> None:
-        if self._attachment is not None:
-            self._attachment.unregister()
-            self._attachment = None
-        for registration in self._watching:
+        for registration in self._registrations:
             registration.unregister()
-        self._watching = []
-        self._queue.deny_all("the Discord bot stopped before anyone answered")
+        self._registrations = []
 
     def _asked(self, event: Event) -> None:
-        question = _question(event)
-        if question is None:
-            log.warning("ignored a question of unknown kind %s", type(event).__name__)
+        session = event.session_id or ""
+        if isinstance(event, ApprovalRequested):
+            text = event.preview or f"May I run {event.tool_name} with {event.arguments}?"
+            self.on_question(Question(event.request_id, event.display_id, session, "approval", text,
+                                      call_id=event.call_id, args_hash=event.args_hash or None))
+        elif isinstance(event, ChoiceRequested):
+            self.on_question(Question(event.question_id, event.display_id, session, "choice", event.question,
+                                      tuple(event.options), event.call_id))
+        elif isinstance(event, ConfirmationRequested):
+            self.on_question(Question(event.question_id, event.display_id, session, "confirm", event.question,
+                                      call_id=event.call_id))
+
+    def _ended(self, event: Event) -> None:
+        session = event.session_id or ""
+        if isinstance(event, ApprovalDecided):
+            settled = Settled(session, None, event.call_id, False, event.decided_by)
+        elif isinstance(event, ApprovalExpired):
+            settled = Settled(session, event.request_id or None, event.call_id, True)
+        elif isinstance(event, QuestionAnswered):
+            settled = Settled(session, event.question_id, event.call_id, False, event.decided_by)
+        elif isinstance(event, QuestionExpired):
+            settled = Settled(session, event.question_id, event.call_id, True)
+        else:
             return
-        self.on_question(question)
+        self.on_settled(settled)
 
     async def answer(self, question: Question, answer: Answer, *, decided_by: str) -> bool:
-        """Answer ``question``; False if it no longer waits (it expired or was answered)."""
-        try:
-            if question.kind == "approval":
-                assert question.call_id is not None
-                decision = (
-                    ApprovalDecision.approve() if answer is True
-                    else ApprovalDecision.deny(f"{decided_by} did not confirm it.")
-                )
-                self._queue.decide(question.call_id, decision, session_id=question.session_id,
-                                   decided_by=decided_by)
-            elif question.kind == "choice":
-                self._queue.answer(question.key, answer if answer in question.options else None,
-                                   decided_by=decided_by, session_id=question.session_id)
-            else:
-                self._queue.answer(question.key, answer is True, decided_by=decided_by,
-                                   session_id=question.session_id)
-        except LookupError:
-            log.info("question %s stopped waiting before %s answered", question.key, decided_by)
-            return False
-        return True
-
-
-def _question(event: Event) -> Question | None:
-    session = event.session_id or ""
-    if isinstance(event, ApprovalRequested):
-        text = event.preview or f"May I run {event.tool_name} with {event.arguments}?"
-        return Question(event.request_id, session, "approval", text, call_id=event.call_id)
-    if isinstance(event, ChoiceRequested):
-        return Question(event.question_id, session, "choice", event.question, tuple(event.options), event.call_id)
-    if isinstance(event, ConfirmationRequested):
-        return Question(event.question_id, session, "confirm", event.question, call_id=event.call_id)
-    return None
+        """Answer ``question`` with the engine's command; False if it no longer waits (expired or answered)."""
+        command: Command
+        if question.kind == "approval":
+            approved = answer is True
+            command = DecideApproval(
+                session_id=question.session_id, call_id=question.display_id or question.call_id or question.key,
+                decision="approve" if approved else "deny",
+                message=None if approved else f"{decided_by} cancelled it in Discord.",
+                decided_by=decided_by, args_hash=question.args_hash,
+            )
+        else:
+            value = (answer if answer in question.options else None) if question.kind == "choice" else answer is True
+            command = AnswerQuestion(session_id=question.session_id, question_id=question.display_id or question.key,
+                                     answer=value, decided_by=decided_by)
+        result = await self.bus.execute(command)
+        return bool(result.success)
