@@ -95,7 +95,7 @@ def _new_id() -> str:
     return f"{_id_prefix}{next(_id_counter):012x}"
 
 
-class Metadata(dict):  # type: ignore[type-arg]
+class Metadata(dict):
     """The metadata of a message: a dict that cannot be changed once made.
 
     Messages are values: a subscriber that wants other metadata builds a
@@ -230,7 +230,7 @@ class Message(BaseModel):
             target = _REGISTRY.get(name) or _lookup_by_import(name)
         if not issubclass(target, cls):
             raise TypeError(f"stored message is a {name}, not a {cls.type_name}")
-        return target.model_validate(data)  # type: ignore[return-value]
+        return target.model_validate(data)
 
     @classmethod
     def from_json(cls: type[M], text: str | bytes) -> M:

@@ -240,7 +240,8 @@ class ChatEngine:
             self.bus.register_command_handler(SwitchModel, self._on_switch_model, **scoped),
             self.bus.register_command_handler(ResetSession, self._on_reset, **scoped),
             self.bus.register_command_handler(ForkSession, self._on_fork, **scoped),
-            self.bus.subscribe(LLMCallFinished, self._count_usage, priority=PERSIST_FIRST, inline=True, **scoped),
+            self.bus.subscribe(LLMCallFinished, self._count_usage, priority=PERSIST_FIRST, inline=True,
+                               session_id=session_id),
         ]
 
     def _unbind(self) -> None:

@@ -9,10 +9,13 @@ session binding; ``close()`` takes its subscribers off the bus.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from ..bus import MessageBus, Registration
 from ..chat import ChatMessage, ToolCall
 from ..llm.events import LLMCallFailed, LLMCallFinished
+from ..messages import Event
 from ..secrets import Redactor
 from ..store import LLMCall, Store
 from ..tools.events import ApprovalDecided, ToolFinished, ToolPermissionChecked, ToolStarted
@@ -39,14 +42,17 @@ class SessionJournal:
         # Model calls not yet written: they go with the next message, in one transaction.
         self._unrecorded_calls: list[LLMCall] = []
         # Inline: quick writes that must land before any renderer (on a later step) sees the event.
-        scoped = {"session_id": session_id, "priority": PERSIST_FIRST, "inline": True}
+        handlers: list[tuple[type[Event], Callable[[Any], None]]] = [
+            (ApprovalDecided, self._on_decided),
+            (ToolPermissionChecked, self._on_permission),
+            (ToolStarted, self._on_tool_started),
+            (ToolFinished, self._on_tool_finished),
+            (LLMCallFinished, self._on_call_finished),
+            (LLMCallFailed, self._on_call_failed),
+        ]
         self._registrations: list[Registration] = [
-            bus.subscribe(ApprovalDecided, self._on_decided, **scoped),
-            bus.subscribe(ToolPermissionChecked, self._on_permission, **scoped),
-            bus.subscribe(ToolStarted, self._on_tool_started, **scoped),
-            bus.subscribe(ToolFinished, self._on_tool_finished, **scoped),
-            bus.subscribe(LLMCallFinished, self._on_call_finished, **scoped),
-            bus.subscribe(LLMCallFailed, self._on_call_failed, **scoped),
+            bus.subscribe(kind, handler, session_id=session_id, priority=PERSIST_FIRST, inline=True)
+            for kind, handler in handlers
         ]
 
     def close(self) -> None:

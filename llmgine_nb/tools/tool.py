@@ -140,7 +140,7 @@ def tool(
         description=description,
         risk=risk,
         approval=approval,
-        permissions=permissions,
+        permissions=string_set(permissions, "permissions"),
         timeout=timeout,
         concurrent=concurrent,
         max_result_chars=max_result_chars,

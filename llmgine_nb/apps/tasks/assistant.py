@@ -60,7 +60,7 @@ from pydantic import BaseModel
 from ...bus import MessageBus, Registration
 from ...engine import ChatEngine, TurnResult
 from ...llm import BaseLLM, get_llm
-from ...messages import Command
+from ...messages import Command, Event
 from ...store import Store
 from ...tools import ApprovalDecided, ApprovalDecision, ApprovalQueue, ToolManager
 from ...tools.commands import ChoiceRequest, ConfirmRequest, RequestApproval
@@ -368,6 +368,7 @@ class TaskAssistant:
         if self._approvals_mode == "chat":
             return self.approvals.attach(_SessionScope(self.bus, session_id)).registrations
         # A policy decides approvals; the chat still answers the tools' questions.
+        assert self._approvals_mode is not None  # (None would have made no queue)
         policy = _SessionScope(self.bus, session_id).register_command_handler(RequestApproval, self._approvals_mode)
         questions = self.approvals.attach(_SessionScope(self.bus, session_id, skip=(RequestApproval,)))
         return [policy, *questions.registrations]
@@ -404,7 +405,7 @@ class TaskAssistant:
 
     # -- questions in the chat ---------------------------------------------------------------
 
-    def _on_announced(self, event: ApprovalRequested | ConfirmationRequested | ChoiceRequested) -> None:
+    def _on_announced(self, event: Event) -> None:
         conv = self._by_session.get(event.session_id or "")
         if conv is None or self.approvals is None:
             return
@@ -412,11 +413,11 @@ class TaskAssistant:
             if self._approvals_mode != "chat":
                 return  # a policy answers approvals; only the tools' questions come to the chat
             conv.announced[event.request_id] = event.call_id
-        else:
+        elif isinstance(event, (ConfirmationRequested, ChoiceRequested)):
             conv.announced[event.question_id] = event.call_id
         conv.asked.set()
 
-    def _on_settled(self, event: ApprovalDecided | ApprovalExpired | QuestionAnswered | QuestionExpired) -> None:
+    def _on_settled(self, event: Event) -> None:
         conv = self._by_session.get(event.session_id or "")
         if conv is None:
             return
@@ -424,7 +425,7 @@ class TaskAssistant:
             conv.announced.pop(event.question_id, None)
         elif isinstance(event, ApprovalExpired):
             conv.announced.pop(event.request_id, None)
-        else:
+        elif isinstance(event, ApprovalDecided):
             for request_id, call_id in list(conv.announced.items()):
                 if call_id == event.call_id:
                     conv.announced.pop(request_id, None)

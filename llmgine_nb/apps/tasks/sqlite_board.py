@@ -34,14 +34,14 @@ log = logging.getLogger("llmgine_nb.apps.tasks")
 
 
 def _m001_initial(db: Database) -> None:
-    db["users"].create(
+    db.table("users").create(
         {"id": str, "name": str, "email": str, "grants": str},
         pk="id",
         not_null={"name", "email", "grants"},
     )
-    db["users"].create_index(["email"], unique=True)
-    db["projects"].create({"id": str, "name": str, "active": int}, pk="id", not_null={"name", "active"})
-    db["tasks"].create(
+    db.table("users").create_index(["email"], unique=True)
+    db.table("projects").create({"id": str, "name": str, "active": int}, pk="id", not_null={"name", "active"})
+    db.table("tasks").create(
         {
             "id": str,
             "seq": int,
@@ -63,10 +63,10 @@ def _m001_initial(db: Database) -> None:
             ("created_by", "users", "id"),
         ],
     )
-    db["tasks"].create_index(["seq"], unique=True)
-    db["tasks"].create_index(["assignee_id", "status"])
-    db["tasks"].create_index(["project_id"])
-    db["platform_links"].create(
+    db.table("tasks").create_index(["seq"], unique=True)
+    db.table("tasks").create_index(["assignee_id", "status"])
+    db.table("tasks").create_index(["project_id"])
+    db.table("platform_links").create(
         {"platform": str, "platform_user_id": str, "user_id": str, "linked": str},
         pk=("platform", "platform_user_id"),
         not_null={"user_id", "linked"},
@@ -80,12 +80,12 @@ MIGRATIONS: list[Callable[[Database], None]] = [_m001_initial]
 def _migrate(db: Database) -> None:
     with db.atomic():
         if "board_migrations" not in db.table_names():
-            db["board_migrations"].create({"name": str, "applied": str}, pk="name")
+            db.table("board_migrations").create({"name": str, "applied": str}, pk="name")
         done = {row["name"] for row in db["board_migrations"].rows}
         for step in MIGRATIONS:
             if step.__name__ not in done:
                 step(db)
-                db["board_migrations"].insert(
+                db.table("board_migrations").insert(
                     {"name": step.__name__, "applied": datetime.now(timezone.utc).isoformat()}
                 )
                 log.info("task board schema: applied %s", step.__name__)
@@ -242,7 +242,7 @@ class SQLiteBoard(Board):
     # ---- writes (always called inside _transaction) --------------------------------------
 
     def _save_link(self, platform: str, platform_user_id: str, user_id: str) -> None:
-        self.db["platform_links"].insert(
+        self.db.table("platform_links").insert(
             {
                 "platform": platform,
                 "platform_user_id": platform_user_id,
@@ -257,24 +257,24 @@ class SQLiteBoard(Board):
         )
 
     def _insert_user(self, user: User) -> None:
-        self.db["users"].insert(
+        self.db.table("users").insert(
             {"id": user.id, "name": user.name, "email": user.email, "grants": json.dumps(sorted(user.grants))}
         )
 
     def _insert_project(self, project: Project) -> None:
-        self.db["projects"].insert({"id": project.id, "name": project.name, "active": int(project.active)})
+        self.db.table("projects").insert({"id": project.id, "name": project.name, "active": int(project.active)})
 
     def _update_project(self, project: Project) -> None:
-        self.db["projects"].update(project.id, {"name": project.name, "active": int(project.active)})
+        self.db.table("projects").update(project.id, {"name": project.name, "active": int(project.active)})
 
     def _next_task_id(self) -> str:
         (last,) = self.db.execute("select coalesce(max(seq), 0) from tasks").fetchone()
         return f"T{last + 1}"
 
     def _insert_task(self, task: Task) -> None:
-        self.db["tasks"].insert(_task_row(task))
+        self.db.table("tasks").insert(_task_row(task))
 
     def _update_task(self, task: Task) -> None:
         row = _task_row(task)
         del row["id"]
-        self.db["tasks"].update(task.id, row)
+        self.db.table("tasks").update(task.id, row)
