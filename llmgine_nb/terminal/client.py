@@ -15,6 +15,7 @@ import json
 import signal
 from typing import Any
 
+from ..replies import parse_yes_no
 from .connection import Connection, ConnectionError_
 from .render import Renderer, kind
 
@@ -151,11 +152,11 @@ class TerminalChat:
         while True:
             answer = (await self.ask("approve? [y]es / [n]o / [a]lways / [e]dit > ")).strip().lower()
             message, arguments = None, None
-            if answer in ("y", "yes"):
+            if parse_yes_no(answer) is True:  # the package's one yes/no grammar
                 decision = "approve"
             elif answer in ("a", "always"):
                 decision = "always"
-            elif answer in ("n", "no"):
+            elif parse_yes_no(answer) is False:
                 decision = "deny"
                 message = (await self.ask("reason (told to the model, may be empty) > ")).strip() or None
             elif answer in ("e", "edit"):
@@ -195,7 +196,7 @@ class TerminalChat:
                     self.out.notice(f"Pick 1 to {len(options)}, or leave it empty.")
                     continue
             else:
-                answer = raw.lower() in ("y", "yes")
+                answer = parse_yes_no(raw) is True  # anything unclear is a no
             break
         try:
             await self.conn.answer(self.session_id, item["id"], answer)
