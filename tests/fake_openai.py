@@ -27,6 +27,7 @@ test).
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import uuid
@@ -47,6 +48,7 @@ __all__ = [
     "Delay",
     "Malformed",
     "Dynamic",
+    "Dropped",
     "rate_limited",
     "server_error",
     "unauthorized",
@@ -237,6 +239,19 @@ class Malformed:
 
 
 @dataclass
+class Dropped:
+    """Start answering, then close the connection abruptly (a dropped network link).
+
+    Streamed: the first ``chunks`` chunks of ``reply`` arrive, then the socket
+    is shut without the stream's end.  Unstreamed: the headers promise a body
+    that never fully arrives.
+    """
+
+    reply: Any = None
+    chunks: int = 2
+
+
+@dataclass
 class Dynamic:
     """Decide per request: ``fn(request_body) -> behaviour``."""
 
@@ -383,6 +398,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(500, Status(500, "fake_openai: no scripted behaviour left for this request").body())
         elif isinstance(behaviour, Status):
             self._send_json(behaviour.code, behaviour.body(), behaviour.headers)
+        elif isinstance(behaviour, Dropped):
+            self._drop(behaviour, request)
         elif isinstance(behaviour, Malformed):
             if behaviour.stream:
                 self._send_stream([b'data: {"id": "x", "choices": [{"delta": {"content": "par', b"data: [DONE]"])
@@ -396,6 +413,34 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(200, behaviour.body(request))
         else:
             raise TypeError(f"unknown fake_openai behaviour {behaviour!r}")
+
+    def _drop(self, behaviour: Dropped, request: dict[str, Any]) -> None:
+        reply = behaviour.reply if behaviour.reply is not None else Reply("this reply is cut off before it ends")
+        try:
+            if request.get("stream"):
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+                for chunk in list(reply.chunks(request))[: behaviour.chunks]:
+                    data = b"data: " + json.dumps(chunk).encode() + b"\n\n"
+                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+            else:
+                body = json.dumps(reply.body(request)).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)  # no clean end of the stream: the link just goes
+        except OSError:
+            pass
 
     def _send_json(self, code: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         self._send_bytes(code, json.dumps(payload).encode(), "application/json", headers)

@@ -143,15 +143,18 @@ class BreaksMidStream(ScriptedLLM):
         raise ConnectionError("the connection dropped")
 
 
-async def test_a_failed_stream_leaves_no_draft_behind(tmp_path: Path) -> None:
+async def test_a_stream_that_drops_keeps_what_arrived_as_one_interrupted_reply(tmp_path: Path) -> None:
     db = tmp_path / "failed.db"
     engine = await ChatEngine(
         MessageBus(), store=Store(db), llm=BreaksMidStream(), save_partial_every=0.05
     ).start()
     result = await engine.send("tell me a story")
     assert result.status == "failed" and "retry" in (result.reason or "")
-    assert assistant_rows(db) == []  # as without drafts: the user's message is kept, the reply is not
-    assert [m.role for m in engine.store.messages(engine.session_id)] == ["user"] == [m.role for m in engine.history]
+    arrived = "".join(word + " " for word in LONG_REPLY.split()[:20])
+    assert result.text == arrived
+    assert assistant_rows(db) == [("interrupted", arrived)]  # the draft became the reply: one row, not two
+    assert [m.role for m in engine.store.messages(engine.session_id)] == ["user", "assistant"]
+    assert [m.role for m in engine.history] == ["user", "assistant"]
 
 
 def test_save_partial_every_must_be_positive() -> None:

@@ -21,7 +21,7 @@ from fake_openai import (  # noqa: F401 - fake_openai is a fixture
 
 from llmgine_nb import Event, MessageBus, ToolManager, tool
 from llmgine_nb.engine import ChatEngine, TurnFailed
-from llmgine_nb.llm import get_llm
+from llmgine_nb.llm import RetryPolicy, get_llm
 
 
 @tool
@@ -51,7 +51,7 @@ async def engine_on(server, **llm_options) -> tuple[ChatEngine, list[Event]]:
     ids=["authentication", "rate_limit", "context_too_long", "content_filter", "malformed"],
 )
 async def test_provider_error_ends_the_turn_clearly_and_retry_works(fake_openai, behaviour, kind, words):
-    engine, events = await engine_on(fake_openai)
+    engine, events = await engine_on(fake_openai, retry=RetryPolicy(tries=1))  # the error itself, not retries
     fake_openai.add(behaviour)
     result = await engine.send("hello there")
     assert result.status == "failed" and result.error_kind == kind

@@ -45,6 +45,7 @@ from llmgine_nb.llm import (
     LLMTextDelta,
     LLMTimeoutError,
     LLMToolCallDelta,
+    RetryPolicy,
     RoutedLLM,
     Settings,
     get_llm,
@@ -221,7 +222,7 @@ async def test_errors_map_to_our_kinds_with_readable_messages(
     bus, seen = events
     fake_openai.add(behaviour)
     with pytest.raises(error_type) as info:
-        await client(fake_openai, bus).complete("hi")
+        await client(fake_openai, bus, retry=RetryPolicy(tries=1)).complete("hi")
     error = info.value
     assert error.kind == kind and words in str(error)
     assert "litellm." not in str(error) and "OpenAIException" not in str(error)

@@ -438,7 +438,12 @@ class ChatEngine:
         except _InputError as exc:
             return await self._failed(turn, "input", str(exc), str(exc), retryable=False)
         except LLMError as exc:
-            return await self._failed(turn, exc.kind, f"{exc} Your message is kept: retry the turn.", repr(exc))
+            # A stream that dropped keeps the text that arrived, marked interrupted, as a cancel does.
+            message_id = self._keep_partial(turn)
+            return await self._failed(
+                turn, exc.kind, f"{exc} Your message is kept: retry the turn.", repr(exc),
+                retryable=exc.retryable or exc.interrupted, text=turn.partial, message_id=message_id,
+            )
         except Exception as exc:  # a bug or a broken store: report it, keep the session usable
             log.exception("turn %s failed", turn.id)
             reason = f"The turn failed: {type(exc).__name__}: {exc}. Your message is kept: retry the turn."
@@ -483,6 +488,12 @@ class ChatEngine:
             if output_type is not None:
                 return await self._structured(turn, llm, compiled.messages, output_type)
             response = await self._stream(turn, llm, compiled.messages, tools)
+            if not response.text and not response.tool_calls:
+                return await self._failed(
+                    turn, "empty_reply",
+                    f"The model sent an empty reply (finish reason: {response.finish_reason or 'none given'}). "
+                    "Your message is kept: retry the turn, or rephrase it.", "empty reply",
+                )
             (assistant,) = self.journal.append(response.to_message(), replacing=turn.draft)
             turn.draft = None
             if not response.tool_calls:
@@ -575,7 +586,10 @@ class ChatEngine:
         )
         return result
 
-    async def _failed(self, turn: _Turn, kind: str, reason: str, error: str, retryable: bool = True) -> TurnResult:
+    async def _failed(
+        self, turn: _Turn, kind: str, reason: str, error: str, retryable: bool = True,
+        text: str = "", message_id: str | None = None,
+    ) -> TurnResult:
         # Provider errors may echo what was sent, keys included.
         reason, error = self.redactor.text(reason), self.redactor.text(error)
         await self.bus.publish(
@@ -585,9 +599,11 @@ class ChatEngine:
         return TurnResult(
             turn_id=turn.id, session_id=self.session_id, status="failed", model=turn.model, steps=turn.steps,
             usage=turn.usage, cost_usd=turn.cost, latency_s=turn.latency, reason=reason, error_kind=kind,
+            text=text, message_id=message_id,
         )
 
-    async def _cancelled(self, turn: _Turn) -> TurnResult:
+    def _keep_partial(self, turn: _Turn) -> str | None:
+        """Store the text streamed so far as an interrupted reply; its message id (None if there was none)."""
         assert self.journal is not None
         message_id = None
         if turn.partial:
@@ -596,6 +612,11 @@ class ChatEngine:
         elif turn.draft is not None:
             self.journal.discard_draft(turn.draft)
         turn.draft = None
+        return message_id
+
+    async def _cancelled(self, turn: _Turn) -> TurnResult:
+        assert self.journal is not None
+        message_id = self._keep_partial(turn)
         self.journal.close_unanswered(_CANCELLED_CALL)
         await self.bus.publish(
             TurnCancelled(session_id=self.session_id, turn_id=turn.id, partial_text=turn.partial,

@@ -32,6 +32,7 @@ from .errors import (
     LLMConnectionError,
     LLMError,
     LLMRateLimitError,
+    LLMServerError,
     LLMTimeoutError,
     ModelConfigError,
     RealModelsBlockedError,
@@ -50,6 +51,7 @@ from .events import (
     LLMToolCallDelta,
 )
 from .litellm_client import LiteLLMClient
+from .retry import NO_RETRIES, RetryPolicy
 from .router import RoutedLLM
 from .scripted import ScriptedLLM, ScriptedReply, call
 
@@ -58,6 +60,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "get_llm",
+    "RetryPolicy",
+    "NO_RETRIES",
+    "LLMServerError",
     "LLM",
     "BaseLLM",
     "LLMResponse",
@@ -131,8 +136,10 @@ def get_llm(
     call publishes it as an ``LLMNotice`` event).
 
     An alias, ``fallbacks`` or ``num_retries`` give a ``RoutedLLM``
-    (litellm's Router); a plain model string gives a ``LiteLLMClient``
-    (one request per call, no hidden retries).  ``settings`` (temperature,
+    (litellm's Router, which then owns retries: ``num_retries``, 2 unless
+    given); a plain model string gives a ``LiteLLMClient``, which retries
+    rate limits, server errors and failed connections itself (``retry=``, a
+    ``RetryPolicy``; each retry is an event).  ``settings`` (temperature,
     max_tokens ...) go with every call.
     """
     config = config or Settings()
@@ -156,7 +163,7 @@ def get_llm(
                 routed,
                 default=choice.model,
                 fallbacks=fallbacks,
-                num_retries=num_retries or 0,
+                num_retries=num_retries if num_retries is not None else 2,
                 timeout=timeout,
                 bus=bus,
                 api_base=api_base,

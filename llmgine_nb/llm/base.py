@@ -16,17 +16,15 @@ how to get a reply (``_request``) or a stream of pieces (``_request_stream``).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from ..chat import ChatMessage, ToolCall, Usage
 from ..secrets import MARKER, is_secret_name
@@ -37,9 +35,12 @@ from .events import (
     LLMCallFinished,
     LLMCallStarted,
     LLMNotice,
+    LLMRetry,
     LLMTextDelta,
     LLMToolCallDelta,
 )
+from .reply import LLMResponse, LLMStream, RawReply, StreamAssembler, StreamDelta, StreamEnd, clean_delta
+from .retry import RetryPolicy
 
 if TYPE_CHECKING:
     from ..bus import MessageBus
@@ -65,61 +66,6 @@ log = logging.getLogger("llmgine_nb.llm")
 T = TypeVar("T", bound=BaseModel)
 
 MessagesLike = str | ChatMessage | Mapping[str, Any] | Iterable[ChatMessage | Mapping[str, Any]]
-
-
-# -- what comes back --------------------------------------------------------------
-
-
-class LLMResponse(BaseModel):
-    """A model's complete reply to one call."""
-
-    text: str = ""
-    tool_calls: list[ToolCall] = Field(default_factory=list)
-    finish_reason: str | None = None
-    usage: Usage = Field(default_factory=Usage)
-    cost_usd: float | None = None  # None: the price of this model is unknown
-    latency_s: float = 0.0
-    ttft_s: float | None = None  # time to first token; for an unstreamed call, the latency
-    model: str = ""
-    provider: str | None = None
-    call_id: str = ""
-
-    def to_message(self) -> ChatMessage:
-        """The reply as an assistant ``ChatMessage`` for the conversation."""
-        return ChatMessage(
-            role="assistant", content=self.text or None, tool_calls=list(self.tool_calls), model=self.model
-        )
-
-
-@dataclass(frozen=True)
-class StreamDelta:
-    """One piece of a streamed reply: some text, or a fragment of tool call ``index``."""
-
-    kind: Literal["text", "tool_call"]
-    text: str = ""
-    index: int = 0
-    tool_call_id: str | None = None
-    name: str | None = None
-    arguments: str = ""
-
-
-@dataclass
-class StreamEnd:
-    """What a model reports once its reply is through (a stream's last item)."""
-
-    finish_reason: str | None = None
-    usage: Usage | None = None
-    cost_usd: float | None = None
-    model: str | None = None  # the model that actually answered, when it differs
-
-
-@dataclass
-class RawReply:
-    """A model's unstreamed reply, before ``BaseLLM`` turns it into an ``LLMResponse``."""
-
-    text: str = ""
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    end: StreamEnd = field(default_factory=StreamEnd)
 
 
 # -- the protocol -------------------------------------------------------------------
@@ -215,49 +161,6 @@ def _tool_names(tools: list[dict[str, Any]] | None) -> list[str]:
         name = fn.get("name") if isinstance(fn, Mapping) else None
         names.append(str(name) if name else "?")
     return names
-
-
-def _clean_delta(delta: StreamDelta) -> StreamDelta:
-    """The delta with lone surrogates replaced: text that could not be stored or sent (see ``text.py``)."""
-    return dataclasses.replace(delta, text=clean_text(delta.text), arguments=clean_text(delta.arguments))
-
-
-class StreamAssembler:
-    """Puts a streamed reply back together: text in order, tool calls by index.
-
-    Parallel tool calls arrive as interleaved fragments; each fragment names
-    its call's ``index``, the first one also its id and name.
-    """
-
-    def __init__(self) -> None:
-        self._text: list[str] = []
-        self._calls: dict[int, dict[str, Any]] = {}
-
-    def add(self, delta: StreamDelta) -> None:
-        if delta.kind == "text":
-            self._text.append(delta.text)
-            return
-        call = self._calls.setdefault(delta.index, {"id": None, "name": "", "arguments": []})
-        if delta.tool_call_id:
-            call["id"] = delta.tool_call_id
-        if delta.name and not call["name"]:
-            call["name"] = delta.name  # sent with the first fragment (some servers repeat it)
-        if delta.arguments:
-            call["arguments"].append(delta.arguments)
-
-    @property
-    def text(self) -> str:
-        return "".join(self._text)
-
-    @property
-    def empty(self) -> bool:
-        return not self._text and not self._calls
-
-    def tool_calls(self) -> list[ToolCall]:
-        return [
-            ToolCall.from_raw(call["id"] or f"call_{index}", call["name"], "".join(call["arguments"]))
-            for index, call in sorted(self._calls.items())
-        ]
 
 
 # -- one call's events ----------------------------------------------------------------
@@ -388,68 +291,6 @@ class CallRecorder:
             )
 
 
-# -- streams ------------------------------------------------------------------------
-
-
-class LLMStream:
-    """An async iterator of ``StreamDelta``; afterwards ``.response`` is the full reply.
-
-        stream = llm.stream(messages)
-        async for delta in stream:
-            ...
-        stream.response.usage
-
-    ``await stream.get_response()`` reads whatever is left and returns the
-    response.  ``await stream.aclose()`` (or leaving ``async with stream``)
-    stops early; the call is then recorded as interrupted.
-    """
-
-    def __init__(self, source: AsyncIterator[StreamDelta | LLMResponse]) -> None:
-        self._source = source
-        self._response: LLMResponse | None = None
-
-    def __aiter__(self) -> LLMStream:
-        return self
-
-    async def __anext__(self) -> StreamDelta:
-        if self._response is not None:
-            raise StopAsyncIteration
-        item = await self._source.__anext__()
-        if isinstance(item, LLMResponse):
-            self._response = item
-            await self.aclose()  # the source has nothing after the response; finish it now
-            raise StopAsyncIteration
-        return item
-
-    @property
-    def done(self) -> bool:
-        return self._response is not None
-
-    @property
-    def response(self) -> LLMResponse:
-        if self._response is None:
-            raise RuntimeError(
-                "the stream has not finished yet; iterate it to the end or use `await stream.get_response()`"
-            )
-        return self._response
-
-    async def get_response(self) -> LLMResponse:
-        async for _ in self:
-            pass
-        return self.response
-
-    async def aclose(self) -> None:
-        aclose = getattr(self._source, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-    async def __aenter__(self) -> LLMStream:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-
 # -- the base class --------------------------------------------------------------------
 
 
@@ -459,9 +300,16 @@ class BaseLLM(ABC):
     #: Providers that cost nothing set this to 0.0; None means "look it up".
     provider: str | None = None
 
-    def __init__(self, model: str, *, bus: MessageBus | None = None, **settings: Any) -> None:
+    #: Retries when none is given: None (no retries) here; ``LiteLLMClient`` retries by default.
+    default_retry: RetryPolicy | None = None
+
+    def __init__(
+        self, model: str, *, bus: MessageBus | None = None, retry: RetryPolicy | None = None, **settings: Any
+    ) -> None:
         self.model = model
         self.bus = bus
+        #: How failed calls are retried (see ``retry.py``); None: never.
+        self.retry = retry if retry is not None else self.default_retry
         #: Settings sent with every call (temperature, max_tokens ...); a call's own settings win.
         self.settings: dict[str, Any] = dict(settings)
         #: A sentence the user should see once (e.g. "the offline model answers"); published
@@ -537,18 +385,23 @@ class BaseLLM(ABC):
         await self._ensure_ready()
         call = self._new_call(merged, stream=False, bus=bus)
         await call.started(chat, tools, merged)
-        try:
-            raw = await self._request(call, chat, tools, merged)
-        except Exception as exc:
-            error = from_exception(exc, model=call.model, provider=call.provider)
-            await call.failed(error)
-            if error is exc:
+        first_try = time.monotonic()
+        while True:
+            try:
+                raw = await self._request(call, chat, tools, merged)
+                break
+            except Exception as exc:
+                error = from_exception(exc, model=call.model, provider=call.provider)
+                if await self._retrying(call, error, first_try):
+                    continue
+                await call.failed(error)
+                if error is exc:
+                    raise
+                raise error from exc
+            except asyncio.CancelledError:
+                # Stopped by the user (or a timeout around us): recorded as an interrupted, empty reply.
+                await call.finished(call.response("", [], StreamEnd(finish_reason="interrupted")))
                 raise
-            raise error from exc
-        except asyncio.CancelledError:
-            # Stopped by the user (or a timeout around us): recorded as an interrupted, empty reply.
-            await call.finished(call.response("", [], StreamEnd(finish_reason="interrupted")))
-            raise
         response = call.response(clean_text(raw.text), raw.tool_calls, raw.end)
         await call.finished(response)
         return response
@@ -574,33 +427,41 @@ class BaseLLM(ABC):
         await call.started(chat, tools, settings)
         assembler = StreamAssembler()
         end = StreamEnd()
-        pieces = self._request_stream(call, chat, tools, settings)
-        try:
-            async for item in pieces:
-                if isinstance(item, StreamEnd):
-                    end = item
+        first_try = time.monotonic()
+        while True:
+            pieces = self._request_stream(call, chat, tools, settings)
+            try:
+                async for item in pieces:
+                    if isinstance(item, StreamEnd):
+                        end = item
+                        continue
+                    if not (item.text.isascii() and item.arguments.isascii()):
+                        item = clean_delta(item)
+                    assembler.add(item)
+                    await call.delta(item)
+                    yield item
+            except Exception as exc:
+                error = from_exception(exc, model=call.model, provider=call.provider)
+                # Only a stream that failed before any of the reply arrived is tried again:
+                # text already shown cannot be taken back.  What did arrive is kept.
+                if assembler.empty and await self._retrying(call, error, first_try):
                     continue
-                if not (item.text.isascii() and item.arguments.isascii()):
-                    item = _clean_delta(item)
-                assembler.add(item)
-                await call.delta(item)
-                yield item
-        except Exception as exc:
-            error = from_exception(exc, model=call.model, provider=call.provider)
-            await call.failed(error)
-            if error is exc:
+                error.partial_text = assembler.text
+                await call.failed(error)
+                if error is exc:
+                    raise
+                raise error from exc
+            except BaseException:
+                # Closed early (GeneratorExit) or cancelled: what arrived is an interrupted reply.
+                if not call.closed:
+                    end.finish_reason = "interrupted"
+                    await call.finished(call.response(assembler.text, assembler.tool_calls(), end))
                 raise
-            raise error from exc
-        except BaseException:
-            # Closed early (GeneratorExit) or cancelled: what arrived is an interrupted reply.
-            if not call.closed:
-                end.finish_reason = "interrupted"
-                await call.finished(call.response(assembler.text, assembler.tool_calls(), end))
-            raise
-        finally:
-            close = getattr(pieces, "aclose", None)
-            if close is not None:
-                await close()  # releases the HTTP connection of a stream left early
+            finally:
+                close = getattr(pieces, "aclose", None)
+                if close is not None:
+                    await close()  # releases the HTTP connection of a stream left early
+            break
         if assembler.empty and end.finish_reason is None:
             error = BadResponseError("The model's server ended the stream without sending a reply", model=call.model)
             await call.failed(error)
@@ -608,6 +469,23 @@ class BaseLLM(ABC):
         response = call.response(assembler.text, assembler.tool_calls(), end)
         await call.finished(response)
         yield response
+
+    async def _retrying(self, call: CallRecorder, error: LLMError, first_try: float) -> bool:
+        """Announce a retry and wait for it, if the policy allows one; False to give up."""
+        policy = self.retry
+        wait = policy.wait(error, call.attempt, time.monotonic() - first_try) if policy is not None else None
+        if wait is None:
+            return False
+        await call.failed(error, will_retry=True)
+        await call.publish(
+            LLMRetry(
+                call_id=call.call_id, model=call.model, attempt=call.attempt + 1, error_kind=error.kind,
+                message=str(error), delay_s=round(wait, 3),
+            )
+        )
+        await asyncio.sleep(wait)
+        call.attempt += 1
+        return True
 
     async def structured(
         self, messages: MessagesLike, output_type: type[T], *, retries: int = 1, **settings: Any

@@ -89,11 +89,12 @@ class LLMCallFailed(LLMEvent):
 
 
 class LLMRetry(LLMEvent):
-    """Routing is trying the same model again (``attempt`` is the attempt about to run)."""
+    """The same model is tried again (``attempt`` is the attempt about to run), after ``delay_s`` seconds."""
 
     attempt: int
     error_kind: str
     message: str
+    delay_s: float = 0.0
 
 
 class LLMFallback(LLMEvent):

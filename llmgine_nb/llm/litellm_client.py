@@ -5,10 +5,11 @@
     reply = await llm.complete([ChatMessage(role="user", content="hi")])
 
 litellm is imported on the first call, not before (see ``_litellm.py``).
-One call is one request: the OpenAI SDK's hidden retries are switched off
-(``max_retries=0``) so that every retry is visible; retries, fallbacks and
-aliases are ``RoutedLLM``'s job (``router.py``).  The conversion helpers
-here are shared with it.
+Retries are ours (``retry.py``: 429, 5xx and failed connections, with
+backoff, each one an event); the OpenAI SDK's and litellm's own retries are
+switched off (``max_retries=0``, ``num_retries=0``) so that nothing is retried
+twice over.  Fallbacks and aliases are ``RoutedLLM``'s job (``router.py``).
+The conversion helpers here are shared with it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .blocking import check_real_call, is_loopback_url, real_models_allowed
 from .config import Settings, key_in_use, provider_of
 from .errors import BadResponseError
 from .pricing import cost_of
+from .retry import RetryPolicy
 
 if TYPE_CHECKING:
     from ..bus import MessageBus
@@ -165,7 +167,12 @@ async def stream_pieces(
 
 
 class LiteLLMClient(BaseLLM):
-    """One model through litellm.  Keys come from the argument, the environment or ``.env``."""
+    """One model through litellm.  Keys come from the argument, the environment or ``.env``.
+
+    ``retry=RetryPolicy(...)`` changes how failed calls are retried (``RetryPolicy(tries=1)``: never).
+    """
+
+    default_retry = RetryPolicy()
 
     def __init__(
         self,
@@ -208,7 +215,7 @@ class LiteLLMClient(BaseLLM):
         tools: list[dict[str, Any]] | None,
         settings: dict[str, Any],
     ) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"max_retries": 0}
+        kwargs: dict[str, Any] = {"max_retries": 0, "num_retries": 0}  # the SDK's and litellm's: ours own retries
         kwargs.update(settings)
         kwargs["model"] = model
         kwargs["messages"] = [m.to_openai() for m in messages]

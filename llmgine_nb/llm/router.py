@@ -158,13 +158,13 @@ def _install_bridge() -> None:
     litellm = load_litellm()
     from litellm.integrations.custom_logger import CustomLogger
 
-    class BusBridge(CustomLogger):  # type: ignore[misc,valid-type]
+    class BusBridge(CustomLogger):
         """Hears litellm's per-attempt hooks and forwards them to the call's bus."""
 
         async def async_pre_call_deployment_hook(self, kwargs: dict[str, Any], call_type: Any) -> None:
             metadata = kwargs.get("metadata")
             routed = _metadata_call(metadata)
-            if routed is None:
+            if routed is None or not isinstance(metadata, Mapping):
                 return None
             try:
                 await routed.attempt_starting(kwargs.get("model"), metadata.get("model_group"))
@@ -177,7 +177,7 @@ def _install_bridge() -> None:
         ) -> None:
             metadata = (kwargs.get("litellm_params") or {}).get("metadata")
             routed = _metadata_call(metadata)
-            if routed is None:
+            if routed is None or not isinstance(metadata, Mapping):
                 return
             try:
                 await routed.attempt_failed(
@@ -191,7 +191,7 @@ def _install_bridge() -> None:
 
 
 def _deployment(alias: str, target: str | Mapping[str, Any], api_base: str | None, config: Settings) -> dict[str, Any]:
-    params = {"model": target} if isinstance(target, str) else dict(target)
+    params: dict[str, Any] = {"model": target} if isinstance(target, str) else dict(target)
     if "model" not in params:
         raise ModelConfigError(f"The alias {alias!r} needs a 'model' (a litellm model string such as openai/gpt-4o-mini)")
     if api_base and "api_base" not in params:
