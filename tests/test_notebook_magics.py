@@ -381,7 +381,7 @@ def test_review_fixes_prompts_ids_retry_and_export(tmp_path):
         cell("%llmgine deny call_1_0")
         until(lambda: rt.last.done())
 
-        rt.tools.register(python_tool(namespace=shell.user_ns))
+        rt.tools.register(python_tool(namespace=shell.user_ns, in_kernel=True))
         rt.use_llm(ScriptedLLM([call('run_python', code='x = 1'), 'ok']))
         cell("%llmgine Run it")
         until(lambda: rt.pending())

@@ -1,4 +1,7 @@
-"""run_python: code calling that runs only approved code, in the namespace the user chose."""
+"""run_python in the kernel (the explicit in_kernel=True opt-in): only approved code runs, in the namespace chosen.
+
+The default, a separate worker process, is tested in test_tools_python_worker.py.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from hypothesis import strategies as st
 from llmgine_nb import MessageBus
 from llmgine_nb.chat import ToolCall
 from llmgine_nb.tools import ApprovalDecided, ApprovalDecision, AutoApproval, RequestApproval, ToolManager, python_tool, run_code
+from llmgine_nb.tools.python import IN_KERNEL_WARNING, code_card
 
 
 def code_call(code: str, id: str = "p1") -> ToolCall:
@@ -34,7 +38,7 @@ def setup(answer, namespace=None, approval_timeout=5.0, **tool_options):
         return value
 
     bus.register_command_handler(RequestApproval, front_end)
-    tool = python_tool(namespace, **tool_options)
+    tool = python_tool(namespace, in_kernel=True, **tool_options)
     manager = ToolManager([tool], bus=bus, approval_timeout=approval_timeout)
     return manager, tool, requests
 
@@ -122,7 +126,9 @@ async def test_the_approval_request_shows_the_code():
     code = "import os\nos.listdir('.')"
     await manager.execute_one(code_call(code))
     [request] = requests
-    assert request.preview == code and request.arguments == {"code": code}
+    assert request.preview == code_card(code, IN_KERNEL_WARNING) and request.arguments == {"code": code}
+    assert request.preview.startswith("IN THE KERNEL") and "can change anything" in request.preview
+    assert request.preview.endswith("1 | import os\n2 | os.listdir('.')")
     assert (request.risk, request.allow_always) == ("destructive", False)
     assert manager["run_python"].concurrent is False
 
@@ -145,7 +151,7 @@ def test_its_card_and_running_alone_cannot_be_changed_either():
         python_tool().with_options(concurrent=True, preview=str)
     assert manager.names == []
     kept = manager.register(python_tool(), concurrent=False, timeout=5)  # restating a rule is fine
-    assert (kept.concurrent, kept.timeout, kept.preview({"code": "1 + 1"})) == (False, 5, "1 + 1")
+    assert (kept.concurrent, kept.timeout) == (False, 5) and kept.preview({"code": "1 + 1"}).endswith("\n1 | 1 + 1")
 
 
 def test_its_permissions_are_a_collection_of_strings():
@@ -169,10 +175,10 @@ async def test_unapproved_code_never_runs(answer):
 
 async def test_no_front_end_means_the_code_does_not_run():
     ns: dict = {}
-    manager = ToolManager([python_tool(ns)], bus=MessageBus())
+    manager = ToolManager([python_tool(ns, in_kernel=True)], bus=MessageBus())
     result = await manager.execute_one(code_call("ran = True"))
     assert "ran" not in ns and result.status == "denied"
-    manager = ToolManager([python_tool(ns)])  # no bus at all
+    manager = ToolManager([python_tool(ns, in_kernel=True)])  # no bus at all
     await manager.execute_one(code_call("ran = True"))
     assert "ran" not in ns
 
@@ -230,6 +236,6 @@ async def test_an_auto_policy_can_approve_it_for_scripts():
     bus = MessageBus()
     AutoApproval(lambda request: "import" not in request.preview).attach(bus)
     ns: dict = {}
-    manager = ToolManager([python_tool(ns)], bus=bus)
+    manager = ToolManager([python_tool(ns, in_kernel=True)], bus=bus)
     ok, refused = await manager.execute([code_call("a = 1", "p1"), code_call("import os", "p2")])
     assert (ok.status, refused.status) == ("ok", "denied") and ns["a"] == 1 and "os" not in ns
