@@ -7,18 +7,35 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
+# Every dependency, pinned with hashes, for Python 3.10 and later (`make lock` regenerates it).
+LOCK    = requirements-lock.txt
 # The tutorials and example notebooks are documentation, run as tests in real kernels.
 NBVAL   = --nbval --nbval-current-env --nbval-cell-timeout 120 --nbval-sanitize-with tutorials/sanitize.cfg
 
-.PHONY: demo test bench lab clean
+.PHONY: demo test bench lab clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# What CI tests is what users get: every package from the lock, each file checked against its
+# hash, nothing else (--no-deps); then the project itself, editable and without dependencies
+# (hash checking cannot cover `-e .`).  `pip check` fails when pyproject.toml names a
+# dependency the lock lacks: run `make lock`.
+$(STAMP): $(BIN)/python pyproject.toml $(LOCK)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check || { echo "$(LOCK) is missing a dependency of pyproject.toml: run 'make lock'"; exit 1; }
 	touch $(STAMP)
+
+# Regenerate the lock on purpose, after changing dependencies in pyproject.toml, and review
+# the diff like code: a new release of anything arrives only this way.  One lock covers
+# Python 3.10+ (--universal); hatchling is in it because the project builds without isolation.
+lock: $(BIN)/python
+	$(BIN)/python -m uv --version >/dev/null 2>&1 || $(BIN)/python -m pip install --quiet uv
+	printf 'hatchling>=1.21\n' | $(BIN)/python -m uv pip compile pyproject.toml - --all-extras \
+		--generate-hashes --universal --python-version 3.10 --custom-compile-command 'make lock' \
+		--quiet -o $(LOCK)
 
 demo: $(STAMP)
 	$(BIN)/python -m llmgine_nb.demo
