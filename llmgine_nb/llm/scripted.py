@@ -77,6 +77,7 @@ class ScriptedLLM(BaseLLM):
         bus: MessageBus | None = None,
         model: str = OFFLINE_MODEL,
         delay_s: float = 0.0,
+        keep_calls: int = 100,
         **settings: Any,
     ) -> None:
         super().__init__(model, bus=bus, **settings)
@@ -89,7 +90,11 @@ class ScriptedLLM(BaseLLM):
                 raise TypeError("a script is a list of replies; wrap a single reply in a list: ScriptedLLM([reply])")
             self.script = list(script)
         self.delay_s = delay_s
+        #: What the model was asked, the most recent ``keep_calls`` calls (a long session must not
+        #: keep every request it ever saw); ``call_count`` counts them all.
         self.calls: list[ScriptedCall] = []
+        self.keep_calls = keep_calls
+        self.call_count = 0
 
     def __repr__(self) -> str:
         if self.function is not None:
@@ -103,15 +108,18 @@ class ScriptedLLM(BaseLLM):
     @property
     def remaining(self) -> int | None:
         """Replies left in the script (None for a function or the default echo)."""
-        return None if self.script is None else max(0, len(self.script) - len(self.calls))
+        return None if self.script is None else max(0, len(self.script) - self.call_count)
 
     # -- choosing the reply
 
     async def _next_reply(
         self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None, settings: dict[str, Any]
     ) -> tuple[str, list[ToolCall], str]:
-        number = len(self.calls)
+        number = self.call_count
+        self.call_count += 1
         self.calls.append(ScriptedCall(list(messages), tools, dict(settings)))
+        if len(self.calls) > self.keep_calls:
+            del self.calls[0]
         if self.function is not None:
             reply: Any = self.function(messages, tools)
             if inspect.isawaitable(reply):
