@@ -30,10 +30,11 @@ $(STAMP): $(BIN)/python pyproject.toml $(LOCK)
 
 # Regenerate the lock on purpose, after changing dependencies in pyproject.toml, and review
 # the diff like code: a new release of anything arrives only this way.  One lock covers
-# Python 3.10+ (--universal); hatchling is in it because the project builds without isolation.
+# Python 3.10+ (--universal); hatchling and editables (its editable builds) are in it
+# because the project builds without isolation.
 lock: $(BIN)/python
 	$(BIN)/python -m uv --version >/dev/null 2>&1 || $(BIN)/python -m pip install --quiet uv
-	printf 'hatchling>=1.21\n' | $(BIN)/python -m uv pip compile pyproject.toml - --all-extras \
+	printf 'hatchling>=1.21\neditables>=0.3\n' | $(BIN)/python -m uv pip compile pyproject.toml - --all-extras \
 		--generate-hashes --universal --python-version 3.10 --custom-compile-command 'make lock' \
 		--quiet -o $(LOCK)
 
