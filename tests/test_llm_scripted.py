@@ -147,7 +147,7 @@ async def test_leaving_a_stream_early_records_an_interrupted_reply() -> None:
     bus, seen = recording_bus()
     stream = ScriptedLLM(["one two three four"], bus=bus).stream("go")
     async with stream:
-        async for delta in stream:
+        async for _ in stream:
             break
     finished = [e for e in seen if isinstance(e, LLMCallFinished)]
     assert len(finished) == 1 and finished[0].finish_reason == "interrupted" and finished[0].text == "one "
@@ -156,7 +156,7 @@ async def test_leaving_a_stream_early_records_an_interrupted_reply() -> None:
 async def test_response_is_only_available_after_the_stream_ends() -> None:
     stream = ScriptedLLM(["a b"]).stream("x")
     with pytest.raises(RuntimeError, match="not finished"):
-        stream.response
+        _ = stream.response
     assert (await stream.get_response()).text == "a b"
 
 
