@@ -305,7 +305,7 @@ def _log_full_text(raw: str, model: str | None) -> None:
     if len(raw) <= MAX_DETAIL or not log.isEnabledFor(logging.INFO):
         return
     try:
-        from ..observe.redact import Redactor  # provider errors may echo what was sent, keys included
+        from ..secrets import Redactor  # provider errors may echo what was sent, keys included
 
         raw = Redactor().text(raw)
     except Exception:  # noqa: BLE001 - without a redactor, the text is not logged at all
