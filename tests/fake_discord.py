@@ -1,7 +1,6 @@
 """A stand-in for Discord's REST API and gateway, for real-wire tests of the Discord bot.
 
-It is a real aiohttp server on 127.0.0.1 (its own event loop, in a thread),
-so discord.py's own client code talks to it exactly as it talks to Discord:
+A real aiohttp server on 127.0.0.1 (its own loop, in a thread): discord.py's own client code talks to it as to Discord:
 
 - REST under ``/api/v10``: ``GET /users/@me``, ``GET /oauth2/applications/@me``,
   ``GET /gateway/bot`` (whose ``url`` points at this server's gateway),
@@ -15,20 +14,15 @@ so discord.py's own client code talks to it exactly as it talks to Discord:
   READY and GUILD_CREATE, heartbeats answered with HEARTBEAT_ACK, RESUME,
   and ``INTERACTION_CREATE`` dispatches the test sends, compressed as
   ``zlib-stream`` when the client asks for it (discord.py does).
-- ``rate_limit(method, path_pattern, retry_after)`` makes the next matching
-  request answer 429 with ``Retry-After`` (and the JSON body and ``Via``
-  header Discord sends), as Discord does when a bucket is exhausted.
+- ``rate_limit(method, path_pattern, retry_after)``: the next matching request gets a 429 with
+  ``Retry-After`` (and the JSON body and ``Via`` header Discord sends), as from an exhausted bucket.
 
 The test plays the Discord users: ``await fake.slash(user, "darcy",
 request="...")`` dispatches a slash command, ``await fake.click(user,
 message, custom_id)`` a button click and ``await fake.select(...)`` a select
 menu choice.  What the bot posted is in ``fake.messages`` (each with its
 edit history), ``fake.callbacks`` and ``fake.requests``; ``await
-fake.wait_for(condition)`` polls until a condition holds.
-
-    with FakeDiscord(token="test-token") as fake:
-        point_discord_at(fake.api_base)          # tests/discord_support.py
-        ...
+fake.wait_for(condition)`` polls until a condition holds (``discord_support.py`` runs a bot on it).
 """
 
 from __future__ import annotations
@@ -41,81 +35,33 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from fake_discord_types import (
+    ALL_PERMISSIONS,
+    APPLICATION_COMMAND,
+    CHANNEL_MESSAGE,
+    DEFERRED_CHANNEL_MESSAGE,
+    DISPATCH,
+    EPHEMERAL,
+    HEARTBEAT,
+    HEARTBEAT_ACK,
+    HELLO,
+    IDENTIFY,
+    MEMBER_PERMISSIONS,
+    MESSAGE_COMPONENT,
+    RESUME,
+    UPDATE_MESSAGE,
+    DiscordUser,
+    FakeMessage,
+    Interaction,
+    RecordedRequest,
+    now,
+    options_payload,
+)
 
 __all__ = ["FakeDiscord", "DiscordUser", "FakeMessage", "RecordedRequest", "EPHEMERAL"]
-
-EPHEMERAL = 1 << 6
-# Discord's message flags and interaction types (https://discord.com/developers/docs).
-APPLICATION_COMMAND, MESSAGE_COMPONENT = 2, 3
-CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE = 4, 5, 6, 7
-HELLO, IDENTIFY, HEARTBEAT, HEARTBEAT_ACK, RESUME, DISPATCH = 10, 2, 1, 11, 6, 0
-ALL_PERMISSIONS = str((1 << 41) - 1)
-MEMBER_PERMISSIONS = str((1 << 10) | (1 << 11) | (1 << 31))  # view, send messages, use application commands
-MANAGE_GUILD = 1 << 5
-
-
-@dataclass(frozen=True)
-class DiscordUser:
-    """A person in the fake guild; ``admin`` members have Manage Server."""
-
-    id: str
-    username: str
-    admin: bool = False
-
-    def payload(self) -> dict[str, Any]:
-        return {"id": self.id, "username": self.username, "discriminator": "0", "global_name": self.username,
-                "avatar": None, "bot": False}
-
-
-@dataclass
-class FakeMessage:
-    """A message the bot posted (an interaction response or a follow-up), with its edits."""
-
-    id: str
-    interaction_token: str
-    content: str
-    components: list[dict[str, Any]]
-    flags: int = 0
-    original: bool = False
-    history: list[str] = field(default_factory=list)  # every content it had, oldest first
-
-    @property
-    def ephemeral(self) -> bool:
-        return bool(self.flags & EPHEMERAL)
-
-    def custom_ids(self) -> list[str]:
-        return [c.get("custom_id", "") for row in self.components for c in row.get("components", [])]
-
-    def component(self, custom_id_part: str) -> dict[str, Any]:
-        for row in self.components:
-            for c in row.get("components", []):
-                if custom_id_part in c.get("custom_id", ""):
-                    return c
-        raise LookupError(f"no component with {custom_id_part!r} in {self.custom_ids()}")
-
-
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    body: Any
-    status: int
-    at: float
-
-
-@dataclass
-class _Interaction:
-    id: str
-    token: str
-    user: DiscordUser
-    kind: int
-    responded: bool = False
-    original_id: str | None = None
 
 
 class FakeDiscord:
@@ -140,7 +86,7 @@ class FakeDiscord:
         self.compression: list[str | None] = []
         self.rate_limited: list[RecordedRequest] = []
         self._limits: list[tuple[str, re.Pattern[str], float]] = []
-        self._interactions: dict[str, _Interaction] = {}
+        self._interactions: dict[str, Interaction] = {}
         self._clicked: dict[str, str] = {}  # component interaction id -> the message clicked
         self._sockets: list[tuple[web.WebSocketResponse, Any]] = []  # identified (or resumed) connections
         self._open: set[web.WebSocketResponse] = set()
@@ -236,7 +182,7 @@ class FakeDiscord:
         command = self._registered(name)
         data: dict[str, Any] = {"id": command["id"], "name": name, "type": 1, "guild_id": self.guild_id}
         resolved: dict[str, Any] = {}
-        data["options"] = _options(options, resolved)
+        data["options"] = options_payload(options, resolved)
         if resolved:
             data["resolved"] = {"users": resolved}
         return await self._interact(user, APPLICATION_COMMAND, data)
@@ -282,14 +228,14 @@ class FakeDiscord:
     # -- the gateway ---------------------------------------------------------------------
 
     async def _interact(self, user: DiscordUser, kind: int, data: dict[str, Any], message: FakeMessage | None = None) -> str:
-        interaction = _Interaction(self._snowflake(), f"itoken-{self._snowflake()}", user, kind)
+        interaction = Interaction(self._snowflake(), f"itoken-{self._snowflake()}", user, kind)
         self._interactions[interaction.id] = interaction
         payload: dict[str, Any] = {
             "id": interaction.id, "application_id": self.application_id, "type": kind, "data": data,
             "guild_id": self.guild_id, "channel_id": self.channel_id,
             "channel": {"id": self.channel_id, "type": 0, "guild_id": self.guild_id, "name": "general", "position": 0,
                         "permission_overwrites": []},
-            "member": {"user": user.payload(), "roles": [], "joined_at": _now(), "deaf": False, "mute": False,
+            "member": {"user": user.payload(), "roles": [], "joined_at": now(), "deaf": False, "mute": False,
                        "flags": 0, "permissions": ALL_PERMISSIONS if user.admin else MEMBER_PERMISSIONS},
             "token": interaction.token, "version": 1, "app_permissions": ALL_PERMISSIONS, "locale": "en-GB",
             "guild_locale": "en-GB", "entitlements": [], "authorizing_integration_owners": {"0": self.guild_id},
@@ -373,7 +319,7 @@ class FakeDiscord:
                        "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0}],
             "channels": [{"id": self.channel_id, "type": 0, "name": "general", "position": 0,
                           "permission_overwrites": [], "guild_id": self.guild_id}],
-            "joined_at": _now(), "preferred_locale": "en-GB", "premium_tier": 0, "system_channel_flags": 0,
+            "joined_at": now(), "preferred_locale": "en-GB", "premium_tier": 0, "system_channel_flags": 0,
             "verification_level": 0, "explicit_content_filter": 0, "default_message_notifications": 0,
             "mfa_level": 0, "nsfw_level": 0, "afk_timeout": 300,
         }
@@ -540,30 +486,14 @@ class FakeDiscord:
         return {
             "id": message.id, "channel_id": self.channel_id, "guild_id": self.guild_id, "type": 0,
             "content": message.content, "author": self.bot_user, "attachments": [], "embeds": [], "mentions": [],
-            "mention_roles": [], "pinned": False, "mention_everyone": False, "tts": False, "timestamp": _now(),
+            "mention_roles": [], "pinned": False, "mention_everyone": False, "tts": False, "timestamp": now(),
             "edited_timestamp": None, "flags": message.flags, "components": message.components,
             "webhook_id": self.application_id, "application_id": self.application_id,
         }
 
-
-def _options(options: dict[str, Any], resolved: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    for name, value in options.items():
-        if isinstance(value, dict):  # a subcommand with its own options
-            out.append({"name": name, "type": 1, "options": _options(value, resolved)})
-        elif isinstance(value, DiscordUser):
-            resolved[value.id] = value.payload()
-            out.append({"name": name, "type": 6, "value": value.id})
-        else:
-            out.append({"name": name, "type": 3, "value": str(value)})
-    return out
 
 
 def _json(payload: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     # Exactly "application/json", as Discord sends it (discord.py compares the header verbatim).
     return web.Response(body=json.dumps(payload).encode(), status=status,
                         headers={**(headers or {}), "Content-Type": "application/json"})
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
