@@ -34,7 +34,7 @@ def converse(child: pexpect.spawn) -> None:
     child.expect(r"\[scripted · \d+ in / \d+ out tokens")
     child.expect_exact("you> ")
     child.sendline("note: buy milk")
-    child.expect_exact('Approval needed [call_')
+    child.expect(r"Approval needed \[[0-9a-z]+\]")  # the short display id the engine gave the card
     child.expect_exact('save_note {"text": "buy milk"}')
     child.expect_exact("approve? [y]es / [n]o / [a]lways / [e]dit > ")
     child.sendline("n")

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..bus import MessageBus
 from ..engine import CancelTurn, ChatEngine, DecideApproval, SendMessage, SwitchModel
+from ..engine.commands import AnswerQuestion, RetryTurn
 from ..engine.events import TurnCancelled, TurnEvent, TurnFailed, TurnFinished, TurnStarted
 from ..llm import BaseLLM
 from ..messages import CommandResult
@@ -126,7 +127,7 @@ class SessionHub:
         from the answers.  Whoever reconnects sees the approval again.
         """
         try:
-            await self._start(session_id, None, lambda: engine.retry())
+            await self._start(session_id, RetryTurn(session_id=session_id))
         except HubError as exc:
             log.warning("could not resume the turn cut in session %s: %s", session_id, exc)
 
@@ -184,11 +185,10 @@ class SessionHub:
 
     async def retry(self, session_id: str) -> str:
         """Run the last user message again, after a failed or cancelled turn."""
-        engine = await self.open(session_id)
-        # The one place that calls the engine directly; a RetryTurn command replaces it when it exists.
-        return await self._start(session_id, None, lambda: engine.retry())
+        await self.open(session_id)
+        return await self._start(session_id, RetryTurn(session_id=session_id))
 
-    async def _start(self, session_id: str, command: SendMessage | None, run: Callable[[], Any] | None = None) -> str:
+    async def _start(self, session_id: str, command: SendMessage | RetryTurn) -> str:
         previous = self.turns.get(session_id)
         if previous is not None and not previous.done() and session_id in self._ended:
             # A client that saw TurnFinished may send at once: the turn's task is only writing its last rows.
@@ -198,11 +198,7 @@ class SessionHub:
         loop = asyncio.get_running_loop()
         started: asyncio.Future[str] = loop.create_future()
         self._starting[session_id] = started
-        if command is not None:
-            task: asyncio.Task[Any] = asyncio.ensure_future(self.bus.execute(command))
-        else:
-            assert run is not None
-            task = asyncio.ensure_future(run())
+        task: asyncio.Task[Any] = asyncio.ensure_future(self.bus.execute(command))
         self.turns[session_id] = task
         task.add_done_callback(lambda t: t.cancelled() or t.exception())  # never "exception never retrieved"
         try:
@@ -245,26 +241,25 @@ class SessionHub:
 
     async def decide(
         self, session_id: str, call_id: str, decision: str, *, message: str | None = None,
-        arguments: dict[str, Any] | None = None, decided_by: str = "user",
+        arguments: dict[str, Any] | None = None, decided_by: str = "user", args_hash: str | None = None,
     ) -> None:
+        """``args_hash``: of the arguments the person saw (the call runs only if it still matches)."""
         await self.open(session_id)
         result = await self.bus.execute(
             DecideApproval(session_id=session_id, call_id=call_id, decision=decision,
-                           message=message, arguments=arguments, decided_by=decided_by)
+                           message=message, arguments=arguments, decided_by=decided_by, args_hash=args_hash)
         )
         if not result.success:
             raise NotPending(_first_sentence(result.error) or "That approval could not be decided.")
 
     async def answer(self, session_id: str, question_id: str, answer: Any, *, decided_by: str = "user") -> None:
         """Answer a tool's question (confirm: true/false; choice: one of its options, or null)."""
-        # Kept in one place until an AnswerQuestion command exists: only this session's questions.
-        try:
-            question = self.approvals.find_question(question_id)
-        except LookupError as exc:
-            raise NotPending(str(exc)) from None
-        if question.session_id != session_id:
-            raise NotPending(f"No question with id {question_id!r} is waiting in this session.")
-        self.approvals.answer(question.id, answer)
+        await self.open(session_id)
+        result = await self.bus.execute(
+            AnswerQuestion(session_id=session_id, question_id=question_id, answer=answer, decided_by=decided_by)
+        )
+        if not result.success:
+            raise NotPending(_first_sentence(result.error) or "That question could not be answered.")
 
     # -- shutting down -----------------------------------------------------------------
 

@@ -22,6 +22,7 @@ def pending_items(approvals: ApprovalQueue, session_id: str) -> list[dict[str, A
         if isinstance(request, RequestApproval):
             items.append({
                 "kind": "approval", "id": request.call_id, "call_id": request.call_id,
+                "display_id": request.display_id or None, "args_hash": request.args_hash or None,
                 "tool_name": request.tool_name, "arguments": request.arguments, "risk": request.risk,
                 "reason": request.reason, "preview": request.preview, "allow_always": request.allow_always,
                 "turn_id": request.metadata.get("turn_id"),
@@ -30,6 +31,7 @@ def pending_items(approvals: ApprovalQueue, session_id: str) -> list[dict[str, A
             items.append({
                 "kind": "choice" if isinstance(request, ChoiceRequest) else "confirm",
                 "id": request.id, "call_id": request.call_id, "tool_name": request.tool_name,
+                "display_id": request.display_id or None,
                 "question": request.question,
                 "options": list(request.options) if isinstance(request, ChoiceRequest) else [],
                 "turn_id": request.metadata.get("turn_id"),

@@ -227,7 +227,7 @@ async def decide(request: Request, user: UserDep, session_id: str, call_id: str,
         raise ApiError(400, f"A '{body.decision}' decision takes no 'arguments'; use decision 'edit' to change them.")
     try:
         await hub.decide(session_id, call_id, body.decision, message=body.message, arguments=body.arguments,
-                         decided_by=user.name)
+                         decided_by=user.name, args_hash=body.args_hash)
     except HubError as exc:
         raise _hub_error(exc) from None
     return OkOut()

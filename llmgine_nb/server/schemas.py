@@ -82,6 +82,8 @@ class DecideBody(_Body):
     decision: Literal["approve", "deny", "edit", "always"]
     message: str | None = Field(default=None, max_length=4000)
     arguments: dict[str, Any] | None = None
+    # The hash of the arguments the person saw (ApprovalRequested.args_hash): the call runs only if it matches.
+    args_hash: str | None = Field(default=None, max_length=200)
 
 
 class AnswerBody(_Body):
@@ -96,6 +98,8 @@ class ForkBody(_Body):
 class PendingItem(BaseModel):
     kind: Literal["approval", "confirm", "choice"]
     id: str
+    display_id: str | None = None
+    args_hash: str | None = None
     call_id: str | None = None
     tool_name: str | None = None
     arguments: dict[str, Any] | None = None
