@@ -83,3 +83,33 @@ def test_add_start_use_restart_and_remove_a_server_from_cells(tmp_path):
     assert "False" in section(out, "print('add' in runtime().tools)")
     assert "UsageError: unknown `%llmgine mcp nonsense`" in out
     assert "Traceback" not in out
+
+
+async def test_an_image_an_mcp_tool_returns_is_shown_in_the_cell():
+    from mcp_demo_server import make_server
+
+    from llmgine_nb import MessageBus, ToolManager
+    from llmgine_nb.chat import ToolCall
+    from llmgine_nb.notebook.render import tool_box_html
+    from llmgine_nb.notebook.blocks import ToolBlock
+    from llmgine_nb.notebook.transcript import Transcript
+    from llmgine_nb.tools import ToolFinished
+
+    bus = MessageBus()
+    finished: list[ToolFinished] = []
+    bus.subscribe(ToolFinished, finished.append)
+    tools = ToolManager(bus=bus)
+    try:
+        tools.add_mcp("demo", server=make_server())
+        await tools.mcp.a_start()
+        await tools.execute_one(ToolCall(id="i1", name="chart", arguments={}))
+    finally:
+        tools.close()
+    transcript = Transcript("draw")
+    transcript.apply(finished[0])
+    block = transcript.blocks[0]
+    assert isinstance(block, ToolBlock) and block.images[0]["mimeType"] == "image/png"
+    shown = tool_box_html(block)
+    assert '<img src="data:image/png;base64,iVBOR' in shown and "one pixel" in shown
+    block.images = [{"mimeType": "image/svg+xml", "data": "PHN2Zz4="}]  # SVG can carry script: never inlined
+    assert "<img" not in tool_box_html(block)

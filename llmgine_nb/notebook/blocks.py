@@ -80,6 +80,8 @@ class ToolBlock:
     duration_s: float | None = None
     started: float | None = None  # perf_counter when it started running
     kind: str = "tool"
+    # Images the result carried (an MCP tool's image content): [{"mimeType": ..., "data": base64}]
+    images: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def shown_arguments(self) -> dict[str, Any] | None:

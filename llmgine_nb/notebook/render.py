@@ -207,6 +207,7 @@ def tool_box_html(block: ToolBlock, *, open: bool = False, answer_hint: bool = F
     if block.result is not None:
         body.append(_label("Result"))
         body.append(_pre(block.result))
+    body.extend(_image_tag(image) for image in block.images[:4])
     if block.error:
         body.append(_label("Error" if block.state in ("error", "timeout") else "Why it did not run"))
         body.append(_pre(block.error, ERROR))
@@ -214,6 +215,19 @@ def tool_box_html(block: ToolBlock, *, open: bool = False, answer_hint: bool = F
         f'<details{" open" if open else ""} style="margin:.35em 0;border:1px solid {BORDER};border-radius:6px">'
         f'{summary}<div style="padding:0 .7em .6em">{"".join(body)}</div></details>'
     )
+
+
+_SHOWN_IMAGES = ("image/png", "image/jpeg", "image/gif", "image/webp")  # never SVG: it can carry script
+
+
+def _image_tag(image: dict[str, str]) -> str:
+    """An image a tool returned (base64), inline; anything else is left to the text fallback."""
+    mime, data = image.get("mimeType"), image.get("data")
+    if mime not in _SHOWN_IMAGES or not isinstance(data, str) or len(data) > 2_000_000:
+        return ""
+    if not re.fullmatch(r"[A-Za-z0-9+/=\s]*", data):
+        return ""
+    return f'<img src="data:{mime};base64,{data}" style="max-width:100%;max-height:24em;margin-top:.3em" alt="tool image">'
 
 
 def question_html(block: QuestionBlock, *, answer_hint: bool = False) -> str:

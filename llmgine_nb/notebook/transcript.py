@@ -416,6 +416,8 @@ class Transcript:
             block.arguments = dict(result.arguments)
         if result.status == "ok":
             block.state, block.result = "ok", result.content
+            images = result.value.get("images") if isinstance(result.value, dict) else None
+            block.images = [i for i in images if isinstance(i, dict)] if isinstance(images, list) else []
         elif result.status in ("error", "timeout"):
             block.state, block.error = result.status, result.content
         else:  # denied / invalid: the call did not run
