@@ -206,3 +206,31 @@ async def test_a_kernel_serves_its_tools_and_the_notebook_approves(tmp_path):
         assert not result.is_error and served.notes == ["from another app"]
     finally:
         rt.close()
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_clients_are_told_when_the_served_tools_change(tools, mode):
+    notified: list[str] = []
+
+    async def on_message(message):
+        if type(message).__name__ == "ToolListChangedNotification":
+            notified.append(type(message).__name__)
+
+    server = ToolServer(tools)
+    async with Client(server.server, mode=mode, message_handler=on_message) as client:
+        if mode == "auto":  # 2026-07-28: change events come on a subscriptions/listen stream
+            listening = client.listen(tools_list_changed=True)
+            await listening.__aenter__()
+        assert "shout" not in [t.name for t in (await client.list_tools()).tools]
+
+        @tools.tool
+        def shout(text: str) -> str:
+            """Say it loudly."""
+            return text.upper()
+
+        await client.call_tool("count_notes", {})  # the server notices the change and says so
+        await until(lambda: notified)
+        assert "shout" in [t.name for t in (await client.list_tools()).tools]
+        assert (await client.call_tool("shout", {"text": "hi"})).content[0].text == "HI"
+        if mode == "auto":
+            await listening.__aexit__(None, None, None)

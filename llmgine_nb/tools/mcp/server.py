@@ -17,6 +17,9 @@ the MCP client is.  When a call needs it, the decision comes from, in order:
    queue, a server session): the call waits for them;
 4. nobody: write and destructive calls are refused with a sentence saying
    how to allow them.
+
+When the manager's tools change, clients are told (the protocol's
+list-changed) at their next call, or at once with ``notify_tools_changed()``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import json
 import logging
 import threading
 import uuid
+import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +75,7 @@ class ToolServer:
         user: str | None = None,
     ) -> None:
         from mcp.server import Server  # local: the SDK loads only when serving
+        from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
 
         self.tools = tools
         self.allow = frozenset(allow)
@@ -78,13 +83,23 @@ class ToolServer:
         self.session_id = session_id or f"mcp-serve-{uuid.uuid4().hex[:8]}"
         self.user = user
         self._numbers = itertools.count(1)
-        self.server = Server(name, on_list_tools=self._list_tools, on_call_tool=self._call_tool)
+        # Telling clients the tool list changed: 2026-07-28 clients listen on a subscription
+        # stream; handshake-era sessions get a notification each (remembered as they ask).
+        self._subscriptions = InMemorySubscriptionBus()
+        self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._listed: tuple[Any, ...] | None = None
+        self.server = Server(
+            name, on_list_tools=self._list_tools, on_call_tool=self._call_tool,
+            on_subscriptions_listen=ListenHandler(self._subscriptions),
+        )
 
     # -- the two requests ----------------------------------------------------------------------
 
     async def _list_tools(self, ctx: Any, params: Any) -> Any:
         from mcp import types
 
+        self._remember(ctx)
+        self._listed = self._fingerprint()
         return types.ListToolsResult(tools=[
             types.Tool(
                 name=tool.name,
@@ -100,6 +115,9 @@ class ToolServer:
     async def _call_tool(self, ctx: Any, params: Any) -> Any:
         from mcp import types
 
+        self._remember(ctx)
+        if self._listed is not None and self._fingerprint() != self._listed:
+            await self.notify_tools_changed()  # the notebook's tools changed since the client listed them
         number = next(self._numbers)
         call = ToolCall(id=f"mcp-{uuid.uuid4().hex[:12]}", name=params.name, arguments=dict(params.arguments or {}))
         call_session = f"{self.session_id}/{number}"
@@ -122,6 +140,28 @@ class ToolServer:
             structured_content=_structured(result),
             is_error=result.is_error,
         )
+
+    # -- telling clients the tools changed ------------------------------------------------------
+
+    async def notify_tools_changed(self) -> None:
+        """Tell connected clients to list the tools again (call it after registering or removing tools)."""
+        from mcp.server.subscriptions import ToolsListChanged
+
+        self._listed = None
+        await self._subscriptions.publish(ToolsListChanged())
+        for session in list(self._sessions):
+            try:
+                await session.send_tool_list_changed()
+            except Exception:  # noqa: BLE001 - a session that went away cannot be told
+                self._sessions.discard(session)
+
+    def _remember(self, ctx: Any) -> None:
+        session = getattr(ctx, "session", None)
+        if session is not None and getattr(session, "protocol_version", "") < "2026":
+            self._sessions.add(session)  # handshake era: notifications go to the session
+
+    def _fingerprint(self) -> tuple[Any, ...]:
+        return tuple((t.name, t.risk, json.dumps(t.parameters, sort_keys=True)) for t in self.tools)
 
     # -- who decides ---------------------------------------------------------------------------------
 
