@@ -242,6 +242,15 @@ async def test_every_call_has_a_timeout(bus_and_tools):
     assert "MCP server 'demo' did not answer 'slow' within 1 s" in result.content
 
 
+async def test_a_server_that_never_answers_times_out_with_what_it_wrote(bus_and_tools):
+    _, tools = bus_and_tools
+    mute = "import sys, time; sys.stderr.write('warming up forever\\n'); sys.stderr.flush(); time.sleep(60)"
+    tools.add_mcp("mute", sys.executable, ["-c", mute], start_timeout=2)
+    with pytest.raises(Exception, match=r"MCP server 'mute' did not start within 2 s .*warming up forever"):
+        await tools.mcp.a_start("mute")
+    assert tools.mcp.status()[0]["state"] == "failed"
+
+
 async def test_a_server_that_cannot_start_says_so_by_name(bus_and_tools):
     bus, tools = bus_and_tools
     rec = Recorder(bus)

@@ -82,11 +82,12 @@ class MCPConnection:
             try:
                 await asyncio.wait_for(asyncio.shield(ready), self.config.start_timeout)
             except asyncio.TimeoutError:
-                await self._halt()
-                self._fail(
+                message = (
                     f"MCP server '{self.name}' did not start within {self.config.start_timeout:g} s "
                     f"({self.config.target}){self._stderr_tail()}; check that it runs on its own, or raise start_timeout"
                 )
+                await self._halt(cancel=True)  # it never got going: nothing to close politely
+                self._fail(message)
             except MCPServerError as exc:
                 await self._halt()
                 self._fail(str(exc))
@@ -109,7 +110,7 @@ class MCPConnection:
         await self.stop()
         await self.start()
 
-    async def _halt(self) -> None:
+    async def _halt(self, *, cancel: bool = False) -> None:
         task, self._task = self._task, None
         if self._refresh is not None:
             self._refresh.cancel()
@@ -118,6 +119,8 @@ class MCPConnection:
             assert self._stop is not None
             self._stop.set()
             try:
+                if cancel:
+                    raise asyncio.TimeoutError
                 await asyncio.wait_for(asyncio.shield(task), 10)
             except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - a server that will not stop is cancelled
                 task.cancel()
