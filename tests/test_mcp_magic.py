@@ -90,8 +90,8 @@ async def test_an_image_an_mcp_tool_returns_is_shown_in_the_cell():
 
     from llmgine_nb import MessageBus, ToolManager
     from llmgine_nb.chat import ToolCall
-    from llmgine_nb.notebook.render import tool_box_html
     from llmgine_nb.notebook.blocks import ToolBlock
+    from llmgine_nb.notebook.render import tool_box_html
     from llmgine_nb.notebook.transcript import Transcript
     from llmgine_nb.tools import ToolFinished
 
