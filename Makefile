@@ -42,6 +42,8 @@ demo: $(STAMP)
 	$(BIN)/python -m llmgine_nb.demo
 
 test: $(STAMP)
+	$(BIN)/python -m ruff check llmgine_nb tests benchmarks
+	$(BIN)/python -m mypy
 	@# The browser tools need root for apt-get; elsewhere that test is skipped (never in CI).
 	bash .ci/install-browser.sh $(VENV) || [ -z "$$CI" ]
 	$(BIN)/python -m pytest

@@ -513,7 +513,7 @@ def test_redefining_the_same_function_replaces_it_like_a_rerun_notebook_cell():
 
         def probe() -> int:
             """Probe."""
-            return value
+            return value  # noqa: B023 - late binding is the point: both cells define one probe
 
         manager.register(probe)
     assert len(manager) == 1 and manager["probe"]() == 2
