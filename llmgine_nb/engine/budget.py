@@ -7,15 +7,19 @@ command the tools use, whether to spend more.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..bus import MessageBus
 from ..tools.approving import request_decision
 from ..tools.commands import RequestApproval
 from ..tools.events import ApprovalDecided, ApprovalExpired, ApprovalRequested
 from ..tools.pending import DisplayIds, args_hash
+from .events import BudgetExceeded
+from .turn import RunningTurn
 
-__all__ = ["Budget", "Overrun", "ask_to_spend"]
+__all__ = ["Budget", "Overrun", "ask_to_spend", "approve_spending"]
 
 
 @dataclass(frozen=True)
@@ -102,3 +106,35 @@ async def ask_to_spend(bus: MessageBus, *, session_id: str, turn_id: str, overru
         decided_by=decision.decided_by if decision is not None else None, **base,
     ))
     return approved
+
+
+async def approve_spending(
+    bus: MessageBus, budget: Budget, session_usage: Sequence[Any], turn: RunningTurn, *,
+    session_id: str, next_input_tokens: int, timeout: float | None, display_ids: DisplayIds,
+) -> bool:
+    """True when the next model call may run: within every limit, or each limit it crosses approved.
+
+    A limit approved once in a turn is not asked about again in that turn.
+    """
+    overruns = [
+        overrun
+        for overrun in budget.overruns(
+            turn_tokens=turn.usage.total_tokens, turn_cost=turn.cost or 0.0,
+            session_tokens=sum(row.total_tokens for row in session_usage),
+            session_cost=sum(row.cost for row in session_usage),
+            next_input_tokens=next_input_tokens,
+        )
+        if overrun.limit not in turn.approved_overruns
+    ]
+    for overrun in overruns:
+        approved = await ask_to_spend(
+            bus, session_id=session_id, turn_id=turn.id, overrun=overrun, timeout=timeout, display_ids=display_ids
+        )
+        await bus.publish(
+            BudgetExceeded(session_id=session_id, turn_id=turn.id, limit=overrun.limit,
+                           used=overrun.used, allowed=overrun.allowed, approved=approved)
+        )
+        if not approved:
+            return False
+        turn.approved_overruns.add(overrun.limit)
+    return True

@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..bus import MessageBus, Registration
-from ..chat import ChatMessage, Usage
+from ..chat import ChatMessage
 from ..context import ContextCompiler
 from ..llm import BaseLLM, LLMError, get_llm
 from ..llm.base import LLMResponse
@@ -34,9 +34,9 @@ from ..messages import use_metadata, use_session
 from ..secrets import Redactor
 from ..store import Store
 from ..text import clean_text
-from ..tools import ApprovalDecision, ApprovalQueue, ToolManager
-from ..tools.approval import restore_hidden
-from .budget import Budget, ask_to_spend
+from ..tools import ApprovalQueue, ToolManager
+from .answers import answer, decide
+from .budget import Budget, approve_spending
 from .commands import (
     AnswerQuestion,
     CancelTurn,
@@ -48,7 +48,6 @@ from .commands import (
     SwitchModel,
 )
 from .events import (
-    BudgetExceeded,
     ContextCompiled,
     ModelSwitched,
     SessionForked,
@@ -61,7 +60,7 @@ from .events import (
 )
 from .journal import PERSIST_FIRST, SessionJournal
 from .state import StateView
-from .turn import TurnResult
+from .turn import RunningTurn, TurnResult, TurnStatus
 
 __all__ = ["ChatEngine"]
 
@@ -76,37 +75,6 @@ _CANCELLED_CALL = "The user cancelled the turn before this call finished; it did
 
 class _InputError(ValueError):
     """The user's input cannot start a turn (not a bug: no traceback)."""
-
-
-class _Turn:
-    """The running state of one turn (what a cancellation must keep)."""
-
-    def __init__(self, turn_id: str, model: str) -> None:
-        self.id = turn_id
-        self.model = model
-        self.started = time.perf_counter()
-        self.steps = 0
-        self.usage = Usage()
-        self.cost: float | None = None
-        self.pieces: list[str] = []  # text streamed by the current model call so far, joined when read
-        self.draft: ChatMessage | None = None  # the partial reply as saved on disk while it streams
-        self.approved_overruns: set[str] = set()
-
-    def add(self, usage: Usage, cost: float | None) -> None:
-        self.usage = self.usage + usage
-        if cost is not None:
-            self.cost = (self.cost or 0.0) + cost
-
-    @property
-    def latency(self) -> float:
-        return time.perf_counter() - self.started
-
-    @property
-    def partial(self) -> str:
-        """The text streamed so far.  Kept as pieces: adding to one string copies it each time (quadratic)."""
-        if len(self.pieces) > 1:
-            self.pieces[:] = ["".join(self.pieces)]  # joined once; the next read only joins what came since
-        return self.pieces[0] if self.pieces else ""
 
 
 class ChatEngine:
@@ -182,7 +150,7 @@ class ChatEngine:
         self.journal: SessionJournal | None = None
         self._registrations: list[Registration] = []
         self._turn_task: asyncio.Task[TurnResult] | None = None
-        self._turn: _Turn | None = None
+        self._turn: RunningTurn | None = None
         self._cancel_reason = "cancelled by the user"
         self._cancelling = self._cancel_requested = False
         self._forwarding: list[Registration] = []  # notes left on sessions this engine moved away from
@@ -322,39 +290,11 @@ class ChatEngine:
         await asyncio.gather(task, return_exceptions=True)
         return True
 
-    def _queue(self) -> ApprovalQueue:
-        if self.approvals is None:
-            raise RuntimeError(
-                "this engine has no approval queue to answer; create it with "
-                "queue = ApprovalQueue(); queue.attach(bus); ChatEngine(..., approvals=queue)"
-            )
-        return self.approvals
-
     async def _on_decide(self, command: DecideApproval) -> str:
-        """Answer a pending approval through the engine's approval queue; returns the call's id.
-
-        Only this session's requests: a decision sent here never settles
-        another user's call.  Who decided travels on the decision to
-        ``ApprovalDecided.decided_by``; a hash of other arguments is refused.
-        """
-        queue = self._queue()
-        arguments = command.arguments if command.decision == "edit" else None
-        if arguments is not None:
-            # A secret the card showed as a marker and the person left alone runs as it was.
-            request = queue.find_approval(command.call_id, session_id=self.session_id)
-            arguments = restore_hidden(arguments, request.arguments, self.redactor.data)
-        decision = ApprovalDecision(
-            kind=command.decision, message=command.message, arguments=arguments, decided_by=command.decided_by,
-            args_hash=command.args_hash,
-        )
-        return queue.decide(command.call_id, decision, session_id=self.session_id).call_id
+        return decide(self.approvals, command, self.session_id, self.redactor)
 
     async def _on_answer(self, command: AnswerQuestion) -> str:
-        """Answer a tool's pending question (this session's only); returns the question's id."""
-        question = self._queue().answer(
-            command.question_id, command.answer, decided_by=command.decided_by, session_id=self.session_id
-        )
-        return question.id
+        return answer(self.approvals, command, self.session_id)
 
     async def _on_switch_model(self, command: SwitchModel) -> str:
         previous = self.model
@@ -400,7 +340,7 @@ class ChatEngine:
 
     async def _run_turn(self, command: SendMessage, *, retry: bool) -> TurnResult:
         llm = self._llm_for(command.model) if command.model else self.llm
-        turn = self._turn = _Turn(uuid.uuid4().hex, llm.model)
+        turn = self._turn = RunningTurn(uuid.uuid4().hex, llm.model)
         try:
             # Every event of the turn - ours, the model's, the tools' - belongs to
             # this session and carries metadata["turn_id"].
@@ -414,7 +354,7 @@ class ChatEngine:
             self.journal.flush_calls()
             self._save_state()
 
-    async def _run_turn_in_session(self, turn: _Turn, llm: BaseLLM, command: SendMessage, retry: bool) -> TurnResult:
+    async def _run_turn_in_session(self, turn: RunningTurn, llm: BaseLLM, command: SendMessage, retry: bool) -> TurnResult:
         assert self.journal is not None
         try:
             if self._cancel_requested:
@@ -439,7 +379,7 @@ class ChatEngine:
             return await self._failed(turn, "input", str(exc), str(exc), retryable=False)
         except LLMError as exc:
             # A stream that dropped keeps the text that arrived, marked interrupted, as a cancel does.
-            message_id = self._keep_partial(turn)
+            message_id = self.journal.keep_partial(turn)
             return await self._failed(
                 turn, exc.kind, f"{exc} Your message is kept: retry the turn.", repr(exc),
                 retryable=exc.retryable or exc.interrupted, text=turn.partial, message_id=message_id,
@@ -462,7 +402,7 @@ class ChatEngine:
         text = clean_text(self.compiler.expand(command.text, self.namespace))  # a lone surrogate cannot be stored
         return self.journal.clean(ChatMessage(role="user", content=text))
 
-    async def _loop(self, turn: _Turn, llm: BaseLLM, command: SendMessage) -> TurnResult:
+    async def _loop(self, turn: RunningTurn, llm: BaseLLM, command: SendMessage) -> TurnResult:
         assert self.journal is not None
         tools = self.tools.schemas() if command.use_tools and len(self.tools) else None
         system = command.system if command.system is not None else self.system_prompt
@@ -508,7 +448,7 @@ class ChatEngine:
         return await self._finished(turn, text, None, "step_limit")
 
     async def _stream(
-        self, turn: _Turn, llm: BaseLLM, messages: list[ChatMessage], tools: list[dict[str, Any]] | None
+        self, turn: RunningTurn, llm: BaseLLM, messages: list[ChatMessage], tools: list[dict[str, Any]] | None
     ) -> LLMResponse:
         turn.pieces.clear()
         save_at: float | None = None  # when to save the draft next; the clock starts at the first text
@@ -523,7 +463,7 @@ class ChatEngine:
         turn.pieces.clear()
         return stream.response
 
-    def _save_draft(self, turn: _Turn, model: str) -> float:
+    def _save_draft(self, turn: RunningTurn, model: str) -> float:
         """Save the reply so far; return when to save it next (never again after a failure)."""
         assert self.journal is not None and self.save_partial_every is not None
         try:
@@ -536,7 +476,7 @@ class ChatEngine:
         return time.monotonic() + self.save_partial_every
 
     async def _structured(
-        self, turn: _Turn, llm: BaseLLM, messages: list[ChatMessage], response_model: type[BaseModel]
+        self, turn: RunningTurn, llm: BaseLLM, messages: list[ChatMessage], response_model: type[BaseModel]
     ) -> TurnResult:
         assert self.journal is not None
         value = await llm.structured(messages, response_model, bus=self.bus)
@@ -570,11 +510,10 @@ class ChatEngine:
     # -- how a turn ends ------------------------------------------------------------------
 
     async def _finished(
-        self, turn: _Turn, text: str, message_id: str | None, status: str, structured: BaseModel | None = None
+        self, turn: RunningTurn, text: str, message_id: str | None, status: TurnStatus, structured: BaseModel | None = None
     ) -> TurnResult:
-        result = TurnResult(
-            turn_id=turn.id, session_id=self.session_id, status=status, text=text, model=turn.model,
-            steps=turn.steps, usage=turn.usage, cost_usd=turn.cost, latency_s=turn.latency, message_id=message_id,
+        result = turn.result(
+            self.session_id, status, text=text, message_id=message_id,
             reason=text if status == "step_limit" else None, structured=structured,
         )
         await self.bus.publish(
@@ -587,7 +526,7 @@ class ChatEngine:
         return result
 
     async def _failed(
-        self, turn: _Turn, kind: str, reason: str, error: str, retryable: bool = True,
+        self, turn: RunningTurn, kind: str, reason: str, error: str, retryable: bool = True,
         text: str = "", message_id: str | None = None,
     ) -> TurnResult:
         # Provider errors may echo what was sent, keys included.
@@ -596,66 +535,33 @@ class ChatEngine:
             TurnFailed(session_id=self.session_id, turn_id=turn.id, kind=kind, reason=reason, error=error,
                        retryable=retryable)
         )
-        return TurnResult(
-            turn_id=turn.id, session_id=self.session_id, status="failed", model=turn.model, steps=turn.steps,
-            usage=turn.usage, cost_usd=turn.cost, latency_s=turn.latency, reason=reason, error_kind=kind,
-            text=text, message_id=message_id,
+        return turn.result(
+            self.session_id, "failed", reason=reason, error_kind=kind, text=text, message_id=message_id
         )
 
-    def _keep_partial(self, turn: _Turn) -> str | None:
-        """Store the text streamed so far as an interrupted reply; its message id (None if there was none)."""
+    async def _cancelled(self, turn: RunningTurn) -> TurnResult:
         assert self.journal is not None
-        message_id = None
-        if turn.partial:
-            partial = ChatMessage(role="assistant", content=turn.partial, model=turn.model, status="interrupted")
-            message_id = self.journal.append(partial, replacing=turn.draft)[0].id
-        elif turn.draft is not None:
-            self.journal.discard_draft(turn.draft)
-        turn.draft = None
-        return message_id
-
-    async def _cancelled(self, turn: _Turn) -> TurnResult:
-        assert self.journal is not None
-        message_id = self._keep_partial(turn)
+        message_id = self.journal.keep_partial(turn)
         self.journal.close_unanswered(_CANCELLED_CALL)
         await self.bus.publish(
             TurnCancelled(session_id=self.session_id, turn_id=turn.id, partial_text=turn.partial,
                           reason=self._cancel_reason)
         )
-        return TurnResult(
-            turn_id=turn.id, session_id=self.session_id, status="cancelled", text=turn.partial, model=turn.model,
-            steps=turn.steps, usage=turn.usage, cost_usd=turn.cost, latency_s=turn.latency, message_id=message_id,
+        return turn.result(
+            self.session_id, "cancelled", text=turn.partial, message_id=message_id,
             reason=f"The turn was {self._cancel_reason}; the partial reply is kept.",
         )
 
     # -- budgets ----------------------------------------------------------------------------
 
-    async def _within_budget(self, turn: _Turn, next_input_tokens: int) -> bool:
+    async def _within_budget(self, turn: RunningTurn, next_input_tokens: int) -> bool:
         if self.budget == Budget():
             return True
-        totals = self.store.usage("session", session=self.session_id)
-        overruns = [
-            overrun
-            for overrun in self.budget.overruns(
-                turn_tokens=turn.usage.total_tokens, turn_cost=turn.cost or 0.0,
-                session_tokens=sum(row.total_tokens for row in totals), session_cost=sum(row.cost for row in totals),
-                next_input_tokens=next_input_tokens,
-            )
-            if overrun.limit not in turn.approved_overruns
-        ]
-        for overrun in overruns:
-            approved = await ask_to_spend(
-                self.bus, session_id=self.session_id, turn_id=turn.id, overrun=overrun,
-                timeout=self.tools.approval_timeout, display_ids=self.tools.display_ids,
-            )
-            await self.bus.publish(
-                BudgetExceeded(session_id=self.session_id, turn_id=turn.id, limit=overrun.limit,
-                               used=overrun.used, allowed=overrun.allowed, approved=approved)
-            )
-            if not approved:
-                return False
-            turn.approved_overruns.add(overrun.limit)
-        return True
+        return await approve_spending(
+            self.bus, self.budget, self.store.usage("session", session=self.session_id), turn,
+            session_id=self.session_id, next_input_tokens=next_input_tokens,
+            timeout=self.tools.approval_timeout, display_ids=self.tools.display_ids,
+        )
 
     # -- models, context, state, summaries ---------------------------------------------------
 
@@ -664,7 +570,7 @@ class ChatEngine:
             self._llms[model] = get_llm(model, bus=self.bus, **self.llm_options)
         return self._llms[model]
 
-    async def _publish_context(self, turn: _Turn, report: Any) -> None:
+    async def _publish_context(self, turn: RunningTurn, report: Any) -> None:
         await self.bus.publish(
             ContextCompiled(
                 session_id=self.session_id, turn_id=turn.id, total_tokens=report.total, budget_tokens=report.budget,

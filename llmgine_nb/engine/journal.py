@@ -19,6 +19,7 @@ from ..messages import Event
 from ..secrets import Redactor
 from ..store import LLMCall, Store
 from ..tools.events import ApprovalDecided, ToolFinished, ToolPermissionChecked, ToolStarted
+from .turn import RunningTurn
 
 __all__ = ["SessionJournal", "PERSIST_FIRST"]
 
@@ -112,6 +113,17 @@ class SessionJournal:
             self.store.record_turn(self.record, [], replacing=draft.id)
         except Exception:
             log.error("could not remove the draft of an unfinished reply (%s)", draft.id, exc_info=True)
+
+    def keep_partial(self, turn: RunningTurn) -> str | None:
+        """Store the text a turn streamed so far as an interrupted reply; its message id (None if there was none)."""
+        message_id = None
+        if turn.partial:
+            partial = ChatMessage(role="assistant", content=turn.partial, model=turn.model, status="interrupted")
+            message_id = self.append(partial, replacing=turn.draft)[0].id
+        elif turn.draft is not None:
+            self.discard_draft(turn.draft)
+        turn.draft = None
+        return message_id
 
     def flush_calls(self) -> None:
         """Write model calls that no message took along (a failed or cancelled turn)."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ..chat import Usage
+from ..chat import ChatMessage, Usage
 
-__all__ = ["TurnResult", "TurnStatus"]
+__all__ = ["RunningTurn", "TurnResult", "TurnStatus"]
 
 TurnStatus = Literal["complete", "step_limit", "failed", "cancelled"]
 
@@ -46,3 +47,41 @@ class TurnResult(BaseModel):
 
     def __str__(self) -> str:
         return self.text if self.ok else f"[{self.status}] {self.reason or self.text}"
+
+
+class RunningTurn:
+    """The running state of one turn (what a cancellation must keep)."""
+
+    def __init__(self, turn_id: str, model: str) -> None:
+        self.id = turn_id
+        self.model = model
+        self.started = time.perf_counter()
+        self.steps = 0
+        self.usage = Usage()
+        self.cost: float | None = None
+        self.pieces: list[str] = []  # text streamed by the current model call so far, joined when read
+        self.draft: ChatMessage | None = None  # the partial reply as saved on disk while it streams
+        self.approved_overruns: set[str] = set()
+
+    def add(self, usage: Usage, cost: float | None) -> None:
+        self.usage = self.usage + usage
+        if cost is not None:
+            self.cost = (self.cost or 0.0) + cost
+
+    @property
+    def latency(self) -> float:
+        return time.perf_counter() - self.started
+
+    @property
+    def partial(self) -> str:
+        """The text streamed so far.  Kept as pieces: adding to one string copies it each time (quadratic)."""
+        if len(self.pieces) > 1:
+            self.pieces[:] = ["".join(self.pieces)]  # joined once; the next read only joins what came since
+        return self.pieces[0] if self.pieces else ""
+
+    def result(self, session_id: str, status: TurnStatus, **fields: Any) -> TurnResult:
+        """How this turn ended, with what it used so far."""
+        return TurnResult(
+            turn_id=self.id, session_id=session_id, status=status, model=self.model, steps=self.steps,
+            usage=self.usage, cost_usd=self.cost, latency_s=self.latency, **fields,
+        )
