@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from llmgine_nb import MessageBus, secrets
+from llmgine_nb import MessageBus, dotenv_file
 from llmgine_nb.llm import (
     LiteLLMClient,
     LLMCallFailed,
@@ -114,7 +114,7 @@ def test_precedence_argument_then_environment_then_dotenv(tmp_path) -> None:
 
 def test_dotenv_never_overrides_or_enters_the_real_environment(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(secrets, "_dotenv_location", None)  # found again, here, as on first loading
+    monkeypatch.setattr(dotenv_file, "_dotenv_location", None)  # found again, here, as on first loading
     (tmp_path / ".env").write_text("LLMGINE_MODEL=from-dotenv\nLLMGINE_TEST_ONLY_VAR=1\n")
     monkeypatch.setenv("LLMGINE_MODEL", "from-env")
     assert choose_model().model == "from-env"  # the default Settings read ./.env
