@@ -190,10 +190,11 @@ def bench_session_load() -> Figure:
         value=value_ms,
         baseline=baseline_ms,
         unit="ms",
-        # Restated (issue 12): messages are built through pydantic's public API (model_validate)
-        # rather than by writing pydantic's private attributes, which cost the old ratio of 3.
-        goal="ratio <= 5 vs plain SELECT",
-        ok=value_ms / baseline_ms <= 5,
+        # The goal set with the store (issue 5).  Building messages through pydantic's public API
+        # (model_validate, issue 12) instead of its private attributes took the ratio from about 2.2
+        # to about 4 on this machine: missed until loading is made cheaper within public APIs.
+        goal="< 150 ms and ratio <= 3 vs plain SELECT",
+        ok=value_ms < 150 and value_ms / baseline_ms <= 3,
         note="10,000 messages as ChatMessages (pydantic model_validate), with pending tool calls",
     )
 
