@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
+
+from pydantic import TypeAdapter
 
 from ..chat import ChatMessage, ToolCall
 from . import search, tool_calls
@@ -21,7 +22,9 @@ from .rows import utc_text
 __all__ = ["MESSAGE_COLUMNS", "message_row", "messages_from_rows", "append", "load", "get", "update"]
 
 #: The columns every message SELECT reads, by these names (see ``messages_from_rows``).
-_NAMES = ("id", "role", "content", "tool_calls", "tool_call_id", "name", "model", "status", "pinned", "created")
+#: ``tool_calls`` comes last so that a row without any is read by the other names alone.
+_NAMES = ("id", "role", "content", "tool_call_id", "name", "model", "status", "pinned", "created", "tool_calls")
+_NAMES_NO_CALLS = _NAMES[:-1]
 MESSAGE_COLUMNS = ", ".join(_NAMES)
 
 _INSERT = (
@@ -81,26 +84,26 @@ def tool_calls_from_json(text: str | None) -> list[ToolCall]:
     return [ToolCall.model_validate(fields) for fields in _tool_call_fields(text)]
 
 
-_fromiso = datetime.fromisoformat
-_validate = ChatMessage.model_validate
+#: One validation for a whole list: pydantic's loop runs in compiled code, not ours.
+_MESSAGES = TypeAdapter(list[ChatMessage])
 
 
 def messages_from_rows(selected: Sequence[Sequence[Any]]) -> list[ChatMessage]:
     """ChatMessages from rows selected as ``MESSAGE_COLUMNS``, read by column name.
 
-    Built with pydantic's ``model_validate``: its compiled validation is
-    faster here than ``model_construct``'s Python loop over the fields, and
-    it is pydantic's public way in (``benchmarks/bench_store.py``,
-    ``session_load``).
+    The rows go to pydantic as they come from SQLite, validated as one list
+    through a public ``TypeAdapter``: pydantic turns the 0/1 ``pinned`` into a
+    bool and the ISO ``created`` text into a datetime in compiled code, and
+    only the few rows with tool calls are touched here.  This keeps
+    ``session_load`` (``benchmarks/bench_store.py``) within three times a
+    plain SELECT of the same rows.
     """
-    out: list[ChatMessage] = []
-    for row in selected:
-        fields = dict(zip(_NAMES, row))
-        fields["tool_calls"] = _tool_call_fields(fields["tool_calls"])
-        fields["pinned"] = fields["pinned"] == 1
-        fields["created"] = _fromiso(fields["created"])
-        out.append(_validate(fields))
-    return out
+    fields = [dict(zip(_NAMES_NO_CALLS if row[-1] is None else _NAMES, row)) for row in selected]
+    for message in fields:
+        if "tool_calls" in message:
+            message["tool_calls"] = _tool_call_fields(message["tool_calls"])
+    return _MESSAGES.validate_python(fields)
+
 
 
 def append(conn: sqlite3.Connection, session_id: str, messages: list[ChatMessage]) -> list[int]:
