@@ -280,3 +280,30 @@ async def test_a_router_alias_with_mock_response_is_not_blocked():
     llm = get_llm("fast", aliases={"fast": {"model": "openai/gpt-4o-mini", "mock_response": "mocked"}})
     with block_real_models():
         assert (await llm.complete("hi")).text == "mocked"
+
+
+def test_aliases_with_nothing_configured_are_the_offline_model_and_say_how_to_set_them(tmp_path) -> None:
+    nothing = Settings(env={}, dotenv_path=tmp_path / "none")
+    for alias in ("fast", "smart"):
+        choice = choose_model(alias, nothing)
+        assert choice.offline and choice.source == "offline"
+        assert f"alias '{alias}'" in choice.notice and "LLMGINE_FAST_MODEL" in choice.notice
+        assert isinstance(get_llm(alias, config=nothing), ScriptedLLM)
+    # An alias someone defined is not the offline model, nor is a plain model name.
+    assert not choose_model("fast", nothing, {"fast": "openai/gpt-4o-mini"}).offline
+    assert choose_model("openai/gpt-4o-mini", nothing).model == "openai/gpt-4o-mini"
+
+
+def test_an_alias_pointing_nowhere_beside_a_real_model_is_a_clear_error(tmp_path) -> None:
+    from llmgine_nb.llm import ModelConfigError
+
+    real = Settings(env={"LLMGINE_MODEL": "openai/gpt-4o-mini"}, dotenv_path=tmp_path / "none")
+    with pytest.raises(ModelConfigError) as raised:
+        get_llm("smart", config=real)
+    text = str(raised.value)
+    assert "No model is configured for the alias 'smart'" in text
+    assert "LLMGINE_SMART_MODEL" in text and "%llmgine model" in text
+    assert raised.value.kind == "config" and not raised.value.retryable
+    pointed = Settings(env={"LLMGINE_MODEL": "openai/gpt-4o-mini", "LLMGINE_SMART_MODEL": "openai/gpt-4.1"},
+                       dotenv_path=tmp_path / "none")
+    assert get_llm("smart", config=pointed).aliases["smart"] == "openai/gpt-4.1"

@@ -226,3 +226,45 @@ async def test_every_event_survives_the_json_round_trip() -> None:
     for event in seen:
         again = Message.from_json(event.to_json())
         assert type(again) is type(event) and again == event
+
+
+ADD_SCHEMA = [{"type": "function", "function": {"name": "add", "parameters": {"properties": {"a": {}, "b": {}}}}},
+              {"type": "function", "function": {"name": "note", "parameters": {"properties": {"text": {}}}}}]
+
+
+async def test_the_default_model_calls_the_tools_a_prompt_writes_out() -> None:
+    llm = ScriptedLLM()
+    reply = await llm.complete('Please add(a=1, b=2.5) then note("hi", ) and add(3, b=true)', tools=ADD_SCHEMA)
+    assert [(c.name, c.arguments) for c in reply.tool_calls] == [
+        ("add", {"a": 1, "b": 2.5}), ("note", {"text": "hi"}), ("add", {"a": 3, "b": True}),
+    ]
+    assert [c.id for c in reply.tool_calls] == ["call_1_0", "call_1_1", "call_1_2"]
+    assert reply.finish_reason == "tool_calls" and reply.text.startswith("Calling `add(a=1, b=2.5)`")
+    # A name that is not an offered tool is only text; without tools nothing is called.
+    assert not (await llm.complete("subtract(a=1)", tools=ADD_SCHEMA)).tool_calls
+    assert not (await llm.complete("add(a=1)")).tool_calls
+
+
+async def test_the_default_model_explains_a_call_it_cannot_read() -> None:
+    llm = ScriptedLLM()
+    for prompt, why in [("add(a=x)", "x in the call of add is not a plain value"),
+                        ("add(a=1", "not closed"), ("add(1, 2, 3)", "add takes 2 arguments")]:
+        reply = await llm.complete(prompt, tools=ADD_SCHEMA)
+        assert not reply.tool_calls and why in reply.text and "`add(a=..., b=...)`" in reply.text
+
+
+async def test_the_default_model_reports_tool_results_in_call_order_and_stops() -> None:
+    asked = ChatMessage(role="assistant", tool_calls=[ToolCall.from_raw("c1", "add", "{}"), ToolCall.from_raw("c2", "note", "{}")])
+    messages = [ChatMessage(role="user", content="add(a=1, b=2) note(text='x')"), asked,
+                ChatMessage(role="tool", tool_call_id="c2", content="noted"),
+                ChatMessage(role="tool", tool_call_id="c1", name="add", content="3")]
+    reply = await ScriptedLLM().complete(messages, tools=ADD_SCHEMA)
+    assert not reply.tool_calls
+    assert reply.text == 'The tools answered:\n\n- add returned "3"\n- note returned "noted"'
+    one = await ScriptedLLM().complete(messages[:3], tools=ADD_SCHEMA)
+    assert one.text == 'The tool answered: note returned "noted".'
+
+
+async def test_the_echo_names_a_tool_as_an_example_when_there_are_tools() -> None:
+    reply = await ScriptedLLM().complete("hello", tools=ADD_SCHEMA)
+    assert reply.text.startswith('You said: "hello".') and "`add(a=..., b=...)`" in reply.text

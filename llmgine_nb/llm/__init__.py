@@ -23,7 +23,17 @@ from typing import TYPE_CHECKING, Any
 from ._litellm import preload
 from .base import LLM, BaseLLM, LLMResponse, LLMStream, StreamDelta, to_messages
 from .blocking import allow_real_models, block_real_models, real_models_allowed
-from .config import OFFLINE_MODEL, ModelChoice, Settings, choose_model, key_status, mask_key, resolve_aliases
+from .config import (
+    ALIAS_SETTINGS,
+    OFFLINE_MODEL,
+    ModelChoice,
+    Settings,
+    alias_help,
+    choose_model,
+    key_status,
+    mask_key,
+    resolve_aliases,
+)
 from .errors import (
     BadResponseError,
     ContentFilterError,
@@ -133,7 +143,11 @@ def get_llm(
     one of ``aliases``) or ``"scripted"``; None means ``LLMGINE_MODEL``,
     else the ``fast`` model of a provider whose key is set, else the
     offline model (the client's ``notice`` then says so, and the first
-    call publishes it as an ``LLMNotice`` event).
+    call publishes it as an ``LLMNotice`` event).  ``fast`` and ``smart``
+    point at ``LLMGINE_FAST_MODEL`` / ``LLMGINE_SMART_MODEL``, else at the
+    defaults of a provider whose key is set; with no real model configured at
+    all they are the offline model (saying so), and otherwise an alias that
+    points nowhere is a ``ModelConfigError`` that says how to set it.
 
     An alias, ``fallbacks`` or ``num_retries`` give a ``RoutedLLM``
     (litellm's Router, which then owns retries: ``num_retries``, 2 unless
@@ -143,11 +157,13 @@ def get_llm(
     max_tokens ...) go with every call.
     """
     config = config or Settings()
-    choice = choose_model(model, config)
+    choice = choose_model(model, config, aliases)
     if choice.offline:
         llm: BaseLLM = ScriptedLLM(script, bus=bus, **settings)
     else:
         known = resolve_aliases(aliases, config)
+        if choice.model in ALIAS_SETTINGS and choice.model not in known:
+            raise ModelConfigError(f"No model is configured for the alias {choice.model!r}", what="", hint=alias_help())
         if choice.model in known or fallbacks or num_retries:
             routed: dict[str, Any] = dict(known)
             for name in [choice.model, *(t for targets in (fallbacks or {}).values() for t in targets)]:

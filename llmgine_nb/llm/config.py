@@ -39,6 +39,8 @@ __all__ = [
     "choose_model",
     "provider_of",
     "DEFAULT_ALIASES",
+    "ALIAS_SETTINGS",
+    "alias_help",
     "resolve_aliases",
     "read_dotenv",
     "key_in_use",
@@ -69,6 +71,9 @@ DEFAULT_ALIASES: dict[str, dict[str, str]] = {
     "mistral": {"fast": "mistral/mistral-small-latest", "smart": "mistral/mistral-large-latest"},
     "deepseek": {"fast": "deepseek/deepseek-chat", "smart": "deepseek/deepseek-reasoner"},
 }
+
+#: The built-in aliases and the setting that points each at a model of your choice.
+ALIAS_SETTINGS: dict[str, str] = {"fast": "LLMGINE_FAST_MODEL", "smart": "LLMGINE_SMART_MODEL"}
 
 #: The model used when only a provider's key is configured: its ``fast`` alias.
 DEFAULT_MODELS: dict[str, str] = {provider: aliases["fast"] for provider, aliases in DEFAULT_ALIASES.items()}
@@ -164,11 +169,37 @@ class ModelChoice:
         return self.model == OFFLINE_MODEL
 
 
-def choose_model(model: str | None = None, settings: Settings | None = None) -> ModelChoice:
-    """Pick the model: explicit, else ``LLMGINE_MODEL``, else a key's default, else offline."""
-    if model:
-        return ModelChoice(model, "argument")
+def alias_help(alias: str | None = None) -> str:
+    """One sentence on how the aliases are pointed at models (for notices and errors)."""
+    which = f"'{alias}' is an alias: " if alias else ""
+    return (
+        f"{which}Point fast and smart at models with LLMGINE_FAST_MODEL and LLMGINE_SMART_MODEL "
+        "(e.g. LLMGINE_FAST_MODEL=openai/gpt-4o-mini, in the environment or .env), or set a provider key "
+        "such as OPENAI_API_KEY for that provider's own fast and smart models; `%llmgine model` lists them."
+    )
+
+
+def choose_model(
+    model: str | None = None, settings: Settings | None = None, aliases: Mapping[str, Any] | None = None
+) -> ModelChoice:
+    """Pick the model: explicit, else ``LLMGINE_MODEL``, else a key's default, else offline.
+
+    A built-in alias (``fast``, ``smart``) that points nowhere while no real
+    model is configured at all is the offline model too, with a notice saying so:
+    the README's examples run as written on a machine with no key.
+    """
     settings = settings or Settings()
+    if model:
+        if model in ALIAS_SETTINGS and model not in resolve_aliases(aliases, settings):
+            fallback = choose_model(None, settings)
+            if fallback.offline:
+                return ModelChoice(
+                    OFFLINE_MODEL,
+                    "offline",
+                    f"No model is configured for the alias '{model}', so the offline model 'scripted' answers. "
+                    + alias_help(),
+                )
+        return ModelChoice(model, "argument")
     configured, source = settings.get("LLMGINE_MODEL")
     if configured:
         return ModelChoice(configured, source or "environment")
@@ -183,7 +214,7 @@ def choose_model(model: str | None = None, settings: Settings | None = None) -> 
     return ModelChoice(
         OFFLINE_MODEL,
         "offline",
-        "No model is configured, so the offline model 'scripted' answers (it only echoes). " + _HOW_TO_CONFIGURE,
+        "No model is configured, so the offline model 'scripted' answers (it echoes your prompt, and calls a tool when the prompt writes the call). " + _HOW_TO_CONFIGURE,
     )
 
 

@@ -43,6 +43,7 @@ ErrorKind = Literal[
     "bad_response",
     "connection",
     "server_error",
+    "config",
     "other",
 ]
 
@@ -80,6 +81,7 @@ class LLMError(Exception):
         error_type: str | None = None,
         retry_after: float | None = None,
         what: str | None = None,
+        hint: str | None = None,
     ) -> None:
         self.full_detail = message
         self.detail = _clip(message)
@@ -92,6 +94,8 @@ class LLMError(Exception):
         self.retry_after = retry_after
         if what is not None:
             self.what = what
+        if hint is not None:
+            self.hint = hint
         self.partial_text = ""
         super().__init__(message)
 
@@ -202,13 +206,16 @@ class StructuredOutputError(LLMError):
 class ModelConfigError(LLMError):
     """A model or alias is not configured the way the call needs."""
 
+    kind = "config"
+
 
 class ModelStringError(ModelConfigError):
     """The model string names no provider litellm knows (e.g. ``gpt4`` or ``llama3`` alone)."""
 
     hint = (
         "Model strings look like provider/model, e.g. 'openai/gpt-4o-mini', "
-        "'anthropic/claude-3-5-haiku-latest' or 'ollama/llama3'."
+        "'anthropic/claude-3-5-haiku-latest' or 'ollama/llama3'; or use an alias, fast or smart, "
+        "set with LLMGINE_FAST_MODEL / LLMGINE_SMART_MODEL (`%llmgine model` lists them)."
     )
 
 

@@ -2,13 +2,48 @@
 
     ScriptedLLM(["Hello!", ScriptedReply(tool_calls=[call("add", a=1, b=2)]), "Done."])
     ScriptedLLM(lambda messages, tools: f"You said {messages[-1].content}")
-    ScriptedLLM()   # answers every prompt by quoting it and saying it is the offline model
+    ScriptedLLM()   # the default behaviour below: echo, and tool calls written in the prompt
 
-It behaves like a real model on the bus: the same events, streamed in
-word-sized chunks (parallel tool calls interleaved, as real models send
-them), token usage estimated (about four characters a token) and a cost of
-zero.  A script that runs out raises ``ScriptExhaustedError``; a script item
-that is an exception is raised, to rehearse failures.
+Its whole behaviour, in one place (tutorial 1 shows each rule):
+
+* **Who answers.** It is the model when nothing else is configured (no
+  ``LLMGINE_MODEL``, no provider key), also for the aliases ``fast`` and ``smart``
+  then; the first call publishes an ``LLMNotice`` saying so.  ``model="scripted"``
+  asks for it by name.
+* **With no script** (``ScriptedLLM()``), it follows three rules, always the same
+  way for the same conversation (``offline.default_reply``):
+
+  1. *Tool calls written in the prompt.*  When the last user message writes a
+     call of an offered tool as Python does, ``add_expense(amount=18.4,
+     category="food")``, it calls that tool with those arguments (several such
+     calls: all in one reply, as parallel tool calls), so approval cards and
+     tool boxes appear with no key.  Arguments are Python or JSON literals
+     (strings, numbers, ``True``/``true``, lists, dicts); positional ones fill
+     the tool's parameters in order.  A call whose arguments are not plain
+     values is answered with a sentence saying how to write it.  A name that is
+     not an offered tool is just text.
+  2. *After tool results* it says what each tool returned, quoted (a denial's
+     message included), and calls nothing more, so a turn always ends.
+  3. *Otherwise it echoes*: ``You said: "..."`` (the prompt, whitespace
+     collapsed, cut to 200 characters) and a sentence saying it is the offline
+     model, naming an offered tool as an example when there are tools.
+
+* **With a script** (a list), it plays the replies in order: a string is text, a
+  ``ScriptedReply`` or ``call(...)`` dict carries tool calls, an exception is
+  raised (to rehearse failures).  A script that runs out raises
+  ``ScriptExhaustedError``.  **With a function** ``(messages, tools) -> reply``
+  (sync or async), the function decides each reply.
+* **Like a real model on the bus**: the same events, text streamed in
+  word-sized chunks (``delay_s`` between them), parallel tool calls' arguments
+  interleaved as real models send them, tool call ids ``call_<n>_<i>``
+  (deterministic, so saved notebook outputs compare equal).
+* **Usage and cost**: tokens estimated (about four characters a token, tool
+  schemas included); the cost is always zero, never "unknown".
+* **Text only**: it sees the text of each message; images and other content
+  parts do not reach it.
+* **Bounded memory**: ``calls`` keeps the most recent ``keep_calls`` requests
+  (100 by default; ``call_count`` counts them all), so a long session does not
+  keep every request it ever saw.
 """
 
 from __future__ import annotations
@@ -25,11 +60,12 @@ from ..chat import ChatMessage, ToolCall, Usage
 from .base import BaseLLM, CallRecorder, RawReply, StreamDelta, StreamEnd, estimate_tokens
 from .config import OFFLINE_MODEL
 from .errors import ScriptExhaustedError
+from .offline import default_reply
 
 if TYPE_CHECKING:
     from ..bus import MessageBus
 
-__all__ = ["ScriptedLLM", "ScriptedReply", "ScriptedCall", "call", "Reply", "ReplyFunction"]
+__all__ = ["ScriptedLLM", "ScriptedReply", "ScriptedCall", "call", "default_reply", "Reply", "ReplyFunction"]
 
 
 @dataclass
@@ -133,7 +169,7 @@ class ScriptedLLM(BaseLLM):
                 )
             reply = self.script[number]
         else:
-            reply = default_reply(messages)
+            reply = default_reply(messages, tools)
         return self._normalise(reply, number)
 
     def _normalise(self, reply: Any, number: int) -> tuple[str, list[ToolCall], str]:
@@ -213,13 +249,3 @@ class ScriptedLLM(BaseLLM):
                     yield StreamDelta("tool_call", index=index, arguments=queue.pop(0))
         yield StreamEnd(finish, self._usage(messages, tools, text, calls), 0.0)
 
-
-def default_reply(messages: list[ChatMessage]) -> str:
-    """The offline model's answer when it has no script: it quotes the prompt."""
-    prompt = next((m.content for m in reversed(messages) if m.role == "user" and m.content), None)
-    if prompt is None:
-        return "This is the offline model (scripted); it received no user message to answer."
-    quoted = " ".join(prompt.split())
-    if len(quoted) > 200:
-        quoted = quoted[:197] + "..."
-    return f'You said: "{quoted}". This is the offline model (scripted), so it can only echo your prompt.'

@@ -30,7 +30,7 @@ Sessions
   %llmgine history --search WORDS    search the messages of every session
 
 Model and tools
-  %llmgine model                     the current model and the aliases
+  %llmgine model                     the current model, the aliases and how to set them
   %llmgine model NAME                switch: openai/gpt-4o-mini, fast, smart, scripted ...
   %llmgine tools                     the tools the model may call, with schema and policy
   %llmgine mcp [help]                MCP servers' tools: add NAME -- COMMAND ARGS... | add NAME URL,
@@ -62,8 +62,11 @@ Settings
   %llmgine help                      this text
 
 Configuration comes from the environment or a .env file: LLMGINE_MODEL,
-LLMGINE_API_BASE, LLMGINE_DB and the providers' keys (OPENAI_API_KEY, ...).
-Without a model configured, the offline model 'scripted' answers.
+LLMGINE_API_BASE, LLMGINE_DB and the providers' keys (OPENAI_API_KEY, ...);
+LLMGINE_FAST_MODEL and LLMGINE_SMART_MODEL point the aliases fast and smart at
+models. Without a model configured, the offline model 'scripted' answers (fast
+and smart too): it echoes the prompt, and calls a tool when the prompt writes the
+call, e.g. %llmgine remove(path="a.txt").
 
 Everything here is also a Python API: llmgine_nb.notebook.runtime() is this
 kernel's NotebookRuntime (ask, ask_sync, approve, deny, sessions, usage, log ...).

@@ -198,9 +198,9 @@ class LLMgineMagics(Magics):
             name = rt.set_model(rest)
             say(f"Model for this session: {name}")
             return
-        from ..llm.config import resolve_aliases
+        from ..llm.config import choose_model, resolve_aliases
 
-        self._show(ModelReport(rt.model, resolve_aliases()))
+        self._show(ModelReport(rt.model, resolve_aliases(), offline=choose_model().offline))
 
     def _sessions(self, rest: str) -> None:
         self._show(self.runtime.sessions(parse_subcommand("sessions", rest).limit))

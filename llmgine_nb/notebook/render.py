@@ -249,9 +249,15 @@ def question_html(block: QuestionBlock, *, answer_hint: bool = False) -> str:
     )
 
 
+def _inline_code(text: str) -> str:
+    """Escaped text whose `backticked` pieces show as code, as Markdown would show them."""
+    return re.sub(r"`([^`]+)`", lambda m: f"<code>{m.group(1)}</code>", esc(text))
+
+
 def notice_html(block: NoticeBlock) -> str:
     colour = WARN if block.level == "warning" else MUTED
-    return f'<div style="color:{colour};font-size:.85em;margin:.3em 0">{"⚠ " if block.level == "warning" else "ℹ "}{esc(block.text)}</div>'
+    icon = "⚠ " if block.level == "warning" else "ℹ "
+    return f'<div style="color:{colour};font-size:.85em;margin:.3em 0">{icon}{_inline_code(block.text)}</div>'
 
 
 def failure_hint(kind: str, retryable: bool = True) -> str:
@@ -266,8 +272,8 @@ def error_html(kind: str, reason: str, retryable: bool = True) -> str:
     """A failed turn: what went wrong, in a sentence, and what to do."""
     title = _FAILURE_TITLES.get(kind, "The turn failed.")
     hint = failure_hint(kind, retryable)
-    hint_html = re.sub(r"`([^`]+)`", lambda m: f"<code>{m.group(1)}</code>", esc(hint))
-    reason_html = f"<div>{esc(reason)}</div>" if reason and reason != title else ""
+    hint_html = _inline_code(hint)
+    reason_html = f"<div>{_inline_code(reason)}</div>" if reason and reason != title else ""
     return (
         f'<div style="margin:.4em 0;padding:.5em .8em;border-left:4px solid {ERROR};background:{PANEL};'
         f'border-radius:4px"><div style="font-weight:600;color:{ERROR}">{esc(title)}</div>{reason_html}'

@@ -262,25 +262,40 @@ class ToolsReport(Report):
 
 
 class ModelReport(Report):
-    """``%llmgine model``: the model in use and the aliases that can be used instead."""
+    """``%llmgine model``: the model in use, the aliases that can be used instead and how to set them.
 
-    def __init__(self, model: str, aliases: dict[str, Any]) -> None:
+    ``offline``: no real model is configured, so an alias that points nowhere is the offline model.
+    """
+
+    def __init__(self, model: str, aliases: dict[str, Any], *, offline: bool = False) -> None:
+        from ..llm.config import ALIAS_SETTINGS
+
         self.model = model
         self.aliases = dict(aliases)
+        self.offline = offline
+        self.settings = dict(ALIAS_SETTINGS)
 
     def _alias_rows(self) -> list[list[str]]:
-        rows = [[name, target if isinstance(target, str) else str(target.get("model", target))]
-                for name, target in self.aliases.items()]
-        rows.append(["scripted", "the offline model (no key needed)"])
+        unset = "the offline model (nothing configured)" if self.offline else "not set"
+        names = [*self.settings, *(a for a in self.aliases if a not in self.settings)]
+        rows = []
+        for name in names:
+            target = self.aliases.get(name)
+            shown = unset if target is None else target if isinstance(target, str) else str(target.get("model", target))
+            rows.append([name, shown, self.settings.get(name, "-")])
+        rows.append(["scripted", "the offline model (no key needed)", "-"])
         return rows
 
+    _HOW = "switch with %llmgine model NAME (or -m NAME for one turn); set an alias in the environment or .env"
+
     def html(self) -> str:
-        rows = [[_code(a), esc(b)] for a, b in self._alias_rows()]
-        return (report_title(f"Model: {self.model}", "switch with %llmgine model NAME")
-                + html_table(("alias", "model"), rows))
+        rows = [[_code(a), esc(b), _code(c) if c != "-" else "-"] for a, b, c in self._alias_rows()]
+        return (report_title(f"Model: {self.model}", self._HOW)
+                + html_table(("alias", "model", "set with"), rows))
 
     def text(self) -> str:
-        return f"Model: {self.model}\n\n" + text_table(("alias", "model"), self._alias_rows())
+        return (f"Model: {self.model}\n\n" + text_table(("alias", "model", "set with"), self._alias_rows())
+                + f"\n\n{self._HOW}, e.g. LLMGINE_FAST_MODEL=openai/gpt-4o-mini")
 
 
 class KeysReport(Report):
