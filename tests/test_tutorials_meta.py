@@ -33,6 +33,9 @@ EXPECTED_TUTORIALS = [
 
 # Cells whose output nbval does not compare: (notebook, start of the cell's source) -> why.
 IGNORED_OUTPUTS = {
+    ("01-quickstart.ipynb", "%llmgine Please save_note"): (
+        "a turn that waits for a person: its output keeps updating after the cell has finished"
+    ),
     ("03-tools-and-approvals.ipynb", "%llmgine Record a team lunch"): (
         "a turn that waits for a person: its output keeps updating after the cell has finished"
     ),
