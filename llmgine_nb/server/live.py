@@ -66,6 +66,10 @@ async def _refuse(ws: WebSocket, code: int, message: str) -> None:
         await ws.close(code=code, reason=message[:120])
 
 
+#: Put on a socket's queue when its client has gone (events are JSON objects, never this).
+_LEFT = "left"
+
+
 @router.websocket("/sessions/{session_id}/ws")
 async def events_ws(ws: WebSocket, session_id: str) -> None:
     config: ServerConfig = ws.app.state.config
@@ -102,6 +106,8 @@ async def events_ws(ws: WebSocket, session_id: str) -> None:
 
     # Commands from the client (and its leaving) are read beside the events going out.
     leaving = asyncio.ensure_future(_listen(ws, user, session_id, send))
+    # Its leaving wakes the sender through the same queue (no second waiter per event).
+    leaving.add_done_callback(lambda _: queue.put_nowait(_LEFT))
     try:
         last = after
         for seq, text in hub.streams.replay(session_id, after):
@@ -109,12 +115,9 @@ async def events_ws(ws: WebSocket, session_id: str) -> None:
             last = seq
         await send(json.dumps({"control": "ready", "last_seq": last}))
         while True:
-            getting = asyncio.ensure_future(queue.get())
-            done, _ = await asyncio.wait({getting, leaving}, return_when=asyncio.FIRST_COMPLETED)
-            if leaving in done:
-                getting.cancel()
+            text = await queue.get()
+            if text == _LEFT:
                 return
-            text = getting.result()
             if text == OVERFLOW:
                 await _refuse(ws, CLOSE_BEHIND, "This stream fell too far behind; reconnect with the last seq you saw.")
                 return
@@ -159,7 +162,7 @@ async def _command(ws: WebSocket, user: User, session_id: str, text: str) -> dic
             message = request.get("text")
             if not isinstance(message, str):
                 raise ApiError(422, 'A send needs "text", a string.')
-            check_send(ws.app.state.config, hub, user, message)
+            check_send(ws.app.state.config, gate, hub, user, message)
             model = request.get("model") if isinstance(request.get("model"), str) else None
             return {"control": "accepted", "ref": ref, "turn_id": await hub.send(session_id, message, model)}
         if name == "cancel":

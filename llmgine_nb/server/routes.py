@@ -153,13 +153,13 @@ async def fork_session(request: Request, user: UserDep, session_id: str, body: F
     return _session_out(hub, record.id)
 
 
-def check_send(config: ServerConfig, hub: SessionHub, user: User, text: str) -> None:
+def check_send(config: ServerConfig, gate: Gate, hub: SessionHub, user: User, text: str) -> None:
     """The limits on starting a turn: message length (413) and turns running at once (429)."""
     if len(text) > config.max_message_chars:
         raise ApiError(413, f"The message is {len(text)} characters long; the limit is "
                             f"{config.max_message_chars}. Send a shorter one.")
-    busy = hub.running_sessions()
-    running = len(set(busy) & owned_sessions(hub.store, user.id)) if busy else 0
+    # Running sessions were opened by their owner, so ``owns`` answers from the gate's memory.
+    running = sum(1 for session_id in hub.running_sessions() if gate.owns(user, session_id))
     if running >= config.max_turns_per_user:
         raise ApiError(429, f"You have {running} turns running, the most allowed at once; wait for one to end.",
                        headers={"Retry-After": "2"})
@@ -173,7 +173,7 @@ def check_send(config: ServerConfig, hub: SessionHub, user: User, text: str) -> 
 async def send_message(request: Request, user: UserDep, session_id: str, body: SendBody) -> TurnStartedOut:
     """Start a turn; answers with its id at once.  The reply streams on the session's events."""
     hub = _own(request, user, session_id)
-    check_send(_config(request), hub, user, body.text)
+    check_send(_config(request), _gate(request), hub, user, body.text)
     try:
         turn_id = await hub.send(session_id, body.text, body.model)
     except HubError as exc:
