@@ -10,7 +10,8 @@
   turn latency over the wire are in the note.
 * ``serve_session_memory``: the server's resident memory per idle open
   session (an engine loaded and a WebSocket watching), beside the memory
-  of an idle in-process ``ChatEngine``; reported, no goal.
+  of an idle in-process ``ChatEngine``; reported, no goal.  The note has the
+  same with ``--max-engines 20``: idle engines unloaded, their sockets open.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 50
 TURNS = 10
 IDLE_SESSIONS = 200
+CAPPED_ENGINES = 20
 
 
 def _free_port() -> int:
@@ -56,7 +58,7 @@ def _rss_bytes(pid: int) -> int:
 class _Server:
     """``llmgine-nb serve`` in its own process, with one user, limits opened for load."""
 
-    def __init__(self) -> None:
+    def __init__(self, *extra_args: str) -> None:
         sys.path.insert(0, str(ROOT))
         from llmgine_nb.store import Store
         from llmgine_nb.store.users import add_user
@@ -70,7 +72,8 @@ class _Server:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "LLMGINE_BLOCK_REAL_MODELS": "1"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "llmgine_nb", "serve", "--db", str(self.db), "--port", str(self.port),
-             "--model", "scripted", "--requests-per-minute", "10000000", "--max-turns-per-user", "1000"],
+             "--model", "scripted", "--requests-per-minute", "10000000", "--max-turns-per-user", "1000",
+             *extra_args],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 60
@@ -211,12 +214,8 @@ asyncio.run(main())
 """
 
 
-def bench_serve_session_memory() -> Figure:
-    engine_bytes = float(subprocess.run(
-        [sys.executable, "-c", _ENGINE_MEMORY, str(ROOT), str(IDLE_SESSIONS)],
-        capture_output=True, text=True, check=True, env={**os.environ, "LLMGINE_BLOCK_REAL_MODELS": "1"},
-    ).stdout.strip())
-    server = _Server()
+def _server_bytes_per_idle_session(*serve_args: str) -> float:
+    server = _Server(*serve_args)
     try:
 
         async def measure() -> float:
@@ -229,13 +228,23 @@ def bench_serve_session_memory() -> Figure:
                 await ws.close()  # type: ignore[attr-defined]
             return (after - before) / IDLE_SESSIONS
 
-        per_session = asyncio.run(measure())
+        return asyncio.run(measure())
     finally:
         server.stop()
+
+
+def bench_serve_session_memory() -> Figure:
+    engine_bytes = float(subprocess.run(
+        [sys.executable, "-c", _ENGINE_MEMORY, str(ROOT), str(IDLE_SESSIONS)],
+        capture_output=True, text=True, check=True, env={**os.environ, "LLMGINE_BLOCK_REAL_MODELS": "1"},
+    ).stdout.strip())
+    per_session = _server_bytes_per_idle_session()  # the default cap (1000 engines) unloads none of them
+    capped = _server_bytes_per_idle_session("--max-engines", str(CAPPED_ENGINES))
     return Figure(
         "serve_session_memory", per_session / 1024, engine_bytes / 1024, "KiB/session",
         "reported (server: engine + stream + WebSocket; baseline: an idle in-process ChatEngine)", True,
-        note=f"{IDLE_SESSIONS} idle sessions",
+        note=f"{IDLE_SESSIONS} idle sessions; with --max-engines {CAPPED_ENGINES} (idle engines unloaded, "
+             f"sockets kept): {capped / 1024:.0f} KiB/session",
     )
 
 

@@ -228,3 +228,26 @@ def test_turns_sent_over_the_websocket_back_to_back(server, store):
         ws.send("not json")
         assert "JSON" in read_until(ws, lambda r: r.get("control") == "refused")[-1]["error"]
     assert len(api.get(f"/api/sessions/{session_id}/messages").json()) == 10
+
+
+def test_a_decision_on_other_arguments_is_refused_and_the_call_stays_pending(server, store):
+    _, token = add_user(store, "alice")
+    api = server.client(token)
+    session_id = new_session(api)
+    with server.websocket(session_id, token) as ws:
+        api.post(f"/api/sessions/{session_id}/messages", json={"text": "note: buy milk"})
+        request = read_until(ws, lambda r: short(r) == "ApprovalRequested")[-1]
+        assert request["args_hash"]
+        url = f"/api/sessions/{session_id}/approvals/{request['call_id']}"
+        stale = api.post(url, json={"decision": "approve", "args_hash": "0" * len(request["args_hash"])})
+        assert stale.status_code == 409, stale.text
+        error = stale.json()["error"]
+        assert "other arguments" in error and "save_note" in error and error.endswith(".")
+        pending = api.get(f"/api/sessions/{session_id}/pending").json()
+        assert [(p["call_id"], p["args_hash"]) for p in pending] == [(request["call_id"], request["args_hash"])]
+        # Decided on what the card showed, it runs.
+        assert api.post(url, json={"decision": "approve", "args_hash": request["args_hash"]}).status_code == 200
+        events = read_until(ws, finished)
+    assert short(events[-1]) == "TurnFinished"
+    assert next(e for e in events if short(e) == "ApprovalDecided")["approved"] is True
+    assert next(e for e in events if short(e) == "ToolFinished")

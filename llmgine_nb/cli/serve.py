@@ -19,6 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="allow pages from ORIGIN to call the API (repeat for several; default: none)")
     parser.add_argument("--max-turns-per-user", type=int, default=4, help="turns one user may run at once")
     parser.add_argument("--requests-per-minute", type=int, default=600, help="per user, before 429")
+    parser.add_argument("--idle-unload", type=float, default=900.0, metavar="SECONDS",
+                        help="unload a session's engine after this long idle (0: never; default 900)")
+    parser.add_argument("--max-engines", type=int, default=1000, metavar="N",
+                        help="engines kept loaded at most, the least recently used idle ones unloaded (0: no cap)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from ..store import Store
 
     config = ServerConfig(cors_origins=list(args.cors_origin), max_turns_per_user=args.max_turns_per_user,
-                          requests_per_minute=args.requests_per_minute)
+                          requests_per_minute=args.requests_per_minute,
+                          idle_unload_s=args.idle_unload or None, max_engines=args.max_engines or None)
     store = Store(args.db)
     options: dict = {"config": config, "model": args.model}
     if args.demo:

@@ -28,6 +28,7 @@ from .auth import Gate
 from .config import ServerConfig
 from .errors import BodyLimit, install_error_handlers
 from .hub import SessionHub
+from .hub_api import Hub
 from .openapi import install_openapi
 
 __all__ = ["create_app", "STATIC"]
@@ -54,17 +55,22 @@ def create_app(
     tools: Iterable[Any] = (),
     system_prompt: str | None = None,
     approval_timeout: float | None = 300.0,
+    hub_factory: Callable[[Store], Hub] | None = None,
 ) -> FastAPI:
-    """The server app over ``store`` (default: ``Store()``, i.e. ``LLMGINE_DB``)."""
+    """The server app over ``store`` (default: ``Store()``, i.e. ``LLMGINE_DB``).
+
+    ``hub_factory(store)`` makes the hub instead of an in-process ``SessionHub``
+    (the other engine arguments are then the factory's business).
+    """
     store = store if store is not None else Store()
     config = config or ServerConfig()
     tools = list(tools)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.hub = SessionHub(
+        app.state.hub = hub_factory(store) if hub_factory is not None else SessionHub(
             store, model=model, llm_factory=llm_factory, tools=tools, system_prompt=system_prompt,
-            approval_timeout=approval_timeout,
+            approval_timeout=approval_timeout, idle_unload_s=config.idle_unload_s, max_engines=config.max_engines,
         )
         try:
             yield

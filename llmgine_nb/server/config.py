@@ -18,6 +18,8 @@ class ServerConfig:
     ``cors_origins``: origins allowed to call the API from another site's page (none: CORS off).
     ``ws_origins``: origins besides the server's own whose pages may open its streams.
     ``ticket_ttl_s``: how long a stream ticket (for EventSource/WebSocket) stays valid.
+    ``idle_unload_s``: an engine idle this long is unloaded (None: never); the next request reloads it.
+    ``max_engines``: engines kept loaded at most; beyond, the least recently used idle ones are unloaded.
     """
 
     max_body_bytes: int = 256 * 1024
@@ -28,3 +30,5 @@ class ServerConfig:
     ws_origins: list[str] = field(default_factory=list)
     ticket_ttl_s: float = 30.0
     first_message_timeout_s: float = 10.0
+    idle_unload_s: float | None = 900.0
+    max_engines: int | None = 1000

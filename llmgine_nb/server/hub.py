@@ -10,13 +10,19 @@ The hub is a front end like the notebook: it sends the engine's commands
 nothing itself; the events reach watchers through ``SessionStreams``.  It
 knows nothing of HTTP: ``llmgine_nb.server.app`` puts it behind FastAPI and
 ``llmgine_nb.terminal`` drives it in process.  An engine is made for a
-session the first time it is used (a session loaded from disk resumes).
+session the first time it is used (a session loaded from disk resumes),
+and unloaded again when the session has been idle for ``idle_unload_s`` or
+when more than ``max_engines`` are loaded (least recently used first).  An
+idle session has no turn running, so nothing waits in it: no approval is
+lost, and its history is on disk for the next request to load.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -29,28 +35,15 @@ from ..messages import CommandResult
 from ..secrets import Redactor
 from ..store import SessionRecord, Store
 from ..tools import ApprovalQueue, ToolManager
+from .hub_api import HubError, NotPending, StaleDecision, TurnRunning
 from .pending import pending_items
 from .stream import SessionStreams
 
-__all__ = ["SessionHub", "HubError", "TurnRunning"]
+__all__ = ["SessionHub", "HubError", "TurnRunning", "NotPending"]
 
 log = logging.getLogger("llmgine_nb.server")
 
 LLMFactory = Callable[[str | None], BaseLLM]
-
-
-class HubError(Exception):
-    """A request the hub cannot carry out; the message says what to do instead."""
-
-    status = 400
-
-
-class TurnRunning(HubError):
-    status = 409
-
-
-class NotPending(HubError):
-    status = 404
 
 
 class SessionHub:
@@ -61,6 +54,7 @@ class SessionHub:
     model object for each engine instead (tests and demos script it).
     ``tools`` are shared by every session.  ``approval_timeout`` is how long
     an approval waits for its owner (seconds; the call is denied after).
+    ``idle_unload_s`` and ``max_engines`` (None: never) unload idle engines.
     """
 
     def __init__(
@@ -74,6 +68,8 @@ class SessionHub:
         approval_timeout: float | None = 300.0,
         redactor: Redactor | None = None,
         delta_flush_s: float = 0.05,
+        idle_unload_s: float | None = 900.0,
+        max_engines: int | None = 1000,
     ) -> None:
         self.store = store
         self.model = model
@@ -91,14 +87,19 @@ class SessionHub:
         # Sessions whose running turn has published its end (its task is only tidying up).
         self._ended: set[str] = set()
         self._opening: dict[str, asyncio.Lock] = {}
+        self.idle_unload_s = idle_unload_s
+        self.max_engines = max_engines
+        self._last_used: dict[str, float] = {}  # loaded session -> when last asked for (monotonic)
+        self._sweeper: asyncio.Task[None] | None = None
         self._registration = self.bus.subscribe(TurnEvent, self._on_turn_event, inline=True)  # settles loop futures
 
     # -- sessions ----------------------------------------------------------------
 
     async def open(self, session_id: str) -> ChatEngine:
-        """The engine of a stored session, started on first use."""
+        """The engine of a stored session, started on first use (or reloaded after it was unloaded)."""
         engine = self.engines.get(session_id)
         if engine is not None:
+            self._last_used[session_id] = time.monotonic()
             return engine
         lock = self._opening.setdefault(session_id, asyncio.Lock())
         async with lock:
@@ -115,9 +116,66 @@ class SessionHub:
                 )
                 await engine.start()
                 self.engines[record.id] = engine
+                self._last_used[record.id] = time.monotonic()
                 if self.store.pending_tool_calls(record.id):
                     await self._resume_cut_turn(record.id, engine)
+                await self._unload_over_cap()
+                self._start_sweeper()
         return engine
+
+    # -- unloading idle engines ------------------------------------------------------
+
+    def idle(self, session_id: str) -> bool:
+        """No turn running (so nothing pending) and nobody starting one."""
+        return not self.running(session_id) and session_id not in self._starting
+
+    async def unload(self, session_id: str) -> bool:
+        """Stop an idle session's engine to free its memory; the next request loads it again.
+
+        Its stream stays numbered while someone watches it, so a watcher sees
+        the reloaded session's events without reconnecting.
+        """
+        if session_id not in self.engines or not self.idle(session_id):
+            return False
+        engine = self.engines.pop(session_id)
+        self._last_used.pop(session_id, None)
+        self.turns.pop(session_id, None)
+        self._ended.discard(session_id)
+        await engine.close()
+        self.streams.flush()
+        if not self.streams.watched(session_id):
+            self.streams.untrack(session_id)
+        self._opening.pop(session_id, None)
+        log.debug("unloaded the idle engine of session %s", session_id)
+        return True
+
+    async def unload_idle(self, older_than_s: float) -> int:
+        """Unload every idle engine not asked for in ``older_than_s`` seconds; how many were."""
+        cutoff = time.monotonic() - older_than_s
+        stale = [session_id for session_id, used in list(self._last_used.items()) if used <= cutoff]
+        return sum([await self.unload(session_id) for session_id in stale])
+
+    async def _unload_over_cap(self) -> None:
+        if self.max_engines is None or len(self.engines) <= self.max_engines:
+            return
+        oldest_first = sorted(self.engines, key=lambda s: self._last_used.get(s, 0.0))
+        for session_id in oldest_first:
+            if len(self.engines) <= self.max_engines:
+                return
+            await self.unload(session_id)
+
+    def _start_sweeper(self) -> None:
+        if self.idle_unload_s is None or (self._sweeper is not None and not self._sweeper.done()):
+            return
+        self._sweeper = asyncio.ensure_future(self._sweep(self.idle_unload_s))
+
+    async def _sweep(self, idle_s: float) -> None:
+        while True:
+            await asyncio.sleep(max(0.05, min(idle_s / 4, 60.0)))  # an engine outlives its idle time by a quarter at most
+            try:
+                await self.unload_idle(idle_s)
+            except Exception:  # a failed unload must not stop the sweeping
+                log.warning("could not unload idle engines", exc_info=True)
 
     async def _resume_cut_turn(self, session_id: str, engine: ChatEngine) -> None:
         """A turn cut by a restart left tool calls undecided: run it again, so they are asked again now.
@@ -155,6 +213,7 @@ class SessionHub:
     async def close_session(self, session_id: str) -> None:
         """Stop the session's engine (cancelling its turn); the session stays on disk."""
         engine = self.engines.pop(session_id, None)
+        self._last_used.pop(session_id, None)
         if engine is not None:
             await engine.close()
         self.streams.flush()
@@ -250,7 +309,10 @@ class SessionHub:
                            message=message, arguments=arguments, decided_by=decided_by, args_hash=args_hash)
         )
         if not result.success:
-            raise NotPending(_first_sentence(result.error) or "That approval could not be decided.")
+            sentence = _first_sentence(result.error) or "That approval could not be decided."
+            if (result.error or "").startswith("ArgumentsMismatch:"):
+                raise StaleDecision(sentence[:1].upper() + sentence[1:] + ".")
+            raise NotPending(sentence)
 
     async def answer(self, session_id: str, question_id: str, answer: Any, *, decided_by: str = "user") -> None:
         """Answer a tool's question (confirm: true/false; choice: one of its options, or null)."""
@@ -264,6 +326,10 @@ class SessionHub:
     # -- shutting down -----------------------------------------------------------------
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         for session_id in list(self.engines):
             await self.close_session(session_id)
         self.streams.detach()

@@ -12,7 +12,7 @@ The server answers ``{"control": "ready", "last_seq": N}`` once the replay is
 sent.  A page from another origin is refused before anything is read.
 After that the socket also takes commands, the same as the REST routes and
 under the same limits: ``{"command": "send", "text": "...", "ref": 1}``,
-``{"command": "cancel"}``, ``{"command": "decide", "call_id": ..., "decision": ...}``;
+``{"command": "cancel"}``, ``{"command": "decide", "call_id": ..., "decision": ..., "args_hash": ...}``;
 each is answered ``{"control": "accepted", "ref": 1, "turn_id": ...}`` or
 ``{"control": "refused", "ref": 1, "error": "sentence"}``.
 
@@ -36,7 +36,7 @@ from ..store.users import User
 from .auth import Gate
 from .config import ServerConfig
 from .errors import ApiError, error_responses
-from .hub import HubError, SessionHub
+from .hub_api import Hub, HubError
 from .routes import check_send
 from .stream import OVERFLOW
 
@@ -74,7 +74,7 @@ _LEFT = "left"
 async def events_ws(ws: WebSocket, session_id: str) -> None:
     config: ServerConfig = ws.app.state.config
     gate: Gate = ws.app.state.gate
-    hub: SessionHub = ws.app.state.hub
+    hub: Hub = ws.app.state.hub
     if not origin_allowed(ws.headers.get("origin"), ws.headers.get("host"), config):
         await ws.close(code=1008, reason="this page's origin may not open the stream")
         return
@@ -146,7 +146,7 @@ async def _listen(ws: WebSocket, user: User, session_id: str, send: Any) -> None
 
 
 async def _command(ws: WebSocket, user: User, session_id: str, text: str) -> dict[str, Any]:
-    hub: SessionHub = ws.app.state.hub
+    hub: Hub = ws.app.state.hub
     gate: Gate = ws.app.state.gate
     try:
         request = json.loads(text)
@@ -173,8 +173,9 @@ async def _command(ws: WebSocket, user: User, session_id: str, text: str) -> dic
                 raise ApiError(422, 'A decide needs "call_id" and "decision" (approve, deny, edit or always).')
             arguments = request.get("arguments") if isinstance(request.get("arguments"), dict) else None
             message_text = request.get("message") if isinstance(request.get("message"), str) else None
+            args_hash = request.get("args_hash") if isinstance(request.get("args_hash"), str) else None
             await hub.decide(session_id, call_id, decision, message=message_text, arguments=arguments,
-                             decided_by=user.name)
+                             decided_by=user.name, args_hash=args_hash)
             return {"control": "accepted", "ref": ref}
         raise ApiError(422, f"There is no command {name!r} here; use send, cancel or decide.")
     except ApiError as exc:
@@ -198,7 +199,7 @@ async def events_sse(
     authorization: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     gate: Gate = request.app.state.gate
-    hub: SessionHub = request.app.state.hub
+    hub: Hub = request.app.state.hub
     user = gate.redeem_ticket(ticket, session_id) if ticket else None
     if user is None:
         if authorization:

@@ -19,7 +19,7 @@ from ..store.users import User, forget_owner, owned_sessions, set_owner
 from .auth import Gate
 from .config import ServerConfig
 from .errors import ApiError, error_responses
-from .hub import HubError, SessionHub
+from .hub_api import Hub, HubError
 from .schemas import (
     AnswerBody,
     DecideBody,
@@ -45,7 +45,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api", responses=error_responses(401, 404, 422, 429))
 
 
-def _hub(request: Request) -> SessionHub:
+def _hub(request: Request) -> Hub:
     return request.app.state.hub
 
 
@@ -64,7 +64,7 @@ def current_user(request: Request, authorization: Annotated[str | None, Header()
 UserDep = Annotated[User, Depends(current_user)]
 
 
-def _own(request: Request, user: User, session_id: str) -> SessionHub:
+def _own(request: Request, user: User, session_id: str) -> Hub:
     _gate(request).check_owner(user, session_id)
     return _hub(request)
 
@@ -73,7 +73,7 @@ def _hub_error(exc: HubError) -> ApiError:
     return ApiError(exc.status, str(exc))
 
 
-def _session_out(hub: SessionHub, session_id: str) -> SessionOut:
+def _session_out(hub: Hub, session_id: str) -> SessionOut:
     record = hub.store.get_session(session_id)
     return SessionOut.of(record, running=hub.running(session_id), last_seq=hub.streams.last_seq(session_id))
 
@@ -153,7 +153,7 @@ async def fork_session(request: Request, user: UserDep, session_id: str, body: F
     return _session_out(hub, record.id)
 
 
-def check_send(config: ServerConfig, gate: Gate, hub: SessionHub, user: User, text: str) -> None:
+def check_send(config: ServerConfig, gate: Gate, hub: Hub, user: User, text: str) -> None:
     """The limits on starting a turn: message length (413) and turns running at once (429)."""
     if len(text) > config.max_message_chars:
         raise ApiError(413, f"The message is {len(text)} characters long; the limit is "
@@ -217,7 +217,8 @@ async def pending(request: Request, user: UserDep, session_id: str) -> list[Pend
     return [PendingItem(**item) for item in hub.pending(session_id)]
 
 
-@router.post("/sessions/{session_id}/approvals/{call_id}", response_model=OkOut, responses=error_responses(400))
+@router.post("/sessions/{session_id}/approvals/{call_id}", response_model=OkOut,
+             responses=error_responses(400, 404, 409))
 async def decide(request: Request, user: UserDep, session_id: str, call_id: str, body: DecideBody) -> OkOut:
     """Approve, deny (``message`` is told to the model), edit (``arguments``) or always allow."""
     hub = _own(request, user, session_id)

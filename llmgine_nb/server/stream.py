@@ -103,6 +103,9 @@ class SessionStreams:
         self._subscribers.setdefault(session_id, set()).add(queue)
         return queue
 
+    def watched(self, session_id: str) -> bool:
+        return bool(self._subscribers.get(session_id))
+
     def unsubscribe(self, session_id: str, queue: asyncio.Queue[str]) -> None:
         queues = self._subscribers.get(session_id)
         if queues is not None:
