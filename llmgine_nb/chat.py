@@ -7,6 +7,7 @@ and from the OpenAI chat format, which litellm speaks for every provider.
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from datetime import datetime, timezone
@@ -16,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from .text import clean_text, clean_value
 
-__all__ = ["ToolCall", "ChatMessage", "Usage", "Role", "MessageStatus"]
+__all__ = ["ToolCall", "ChatMessage", "ImageRef", "Usage", "Role", "MessageStatus", "IMAGE_URL_SCHEME"]
 
 Role = Literal["system", "user", "assistant", "tool"]
 MessageStatus = Literal["complete", "interrupted"]
@@ -51,6 +52,45 @@ class ToolCall(BaseModel):
         return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.raw_arguments}}
 
 
+#: How an image whose bytes are not at hand is named in a request (hashing it, showing it):
+#: its content address, never its bytes.
+IMAGE_URL_SCHEME = "llmgine-image:sha256:"
+
+
+class ImageRef(BaseModel):
+    """An image in a message, as data: its content address (sha256), format, size and label.
+
+    The bytes live in the store (``Store.put_image``), once per hash.  ``data``
+    holds them only on the way to a model (``Store.with_image_data``): it is
+    excluded from every dump, so an event, a record or a wire never carries them.
+    """
+
+    sha256: str
+    mime: str
+    size: int  # bytes
+    width: int = 0
+    height: int = 0
+    label: str | None = None  # where it came from: a variable's name, a path, Out[3]
+    data: bytes | None = Field(default=None, exclude=True, repr=False)
+
+    @property
+    def format(self) -> str:
+        """PNG, JPEG, GIF or WEBP."""
+        return self.mime.rpartition("/")[2].upper()
+
+    def describe(self) -> str:
+        """``PNG 640x480, 12.3 kB`` (with its label in front when it has one)."""
+        size = f"{self.size / 1000:.1f} kB" if self.size >= 1000 else f"{self.size} bytes"
+        text = f"{self.format} {self.width}x{self.height}, {size}"
+        return f"{self.label}: {text}" if self.label else text
+
+    def url(self) -> str:
+        """A data URL when the bytes are at hand, else the image's content address."""
+        if self.data is None:
+            return IMAGE_URL_SCHEME + self.sha256
+        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+
 class Usage(BaseModel):
     """Token counts for one model call (or a sum of several)."""
 
@@ -82,11 +122,16 @@ class ChatMessage(BaseModel):
     model: str | None = None  # for role="assistant": the model that wrote it
     status: MessageStatus = "complete"
     pinned: bool = False  # pinned messages survive every context cut
+    images: list[ImageRef] = Field(default_factory=list)  # sent after the text, as image parts
     created: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 
     def to_openai(self) -> dict[str, Any]:
         """The message as the OpenAI chat API (and litellm) expects it."""
         out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.images:  # OpenAI content parts: the text, then each image
+            parts: list[dict[str, Any]] = [{"type": "text", "text": self.content}] if self.content else []
+            parts += [{"type": "image_url", "image_url": {"url": image.url()}} for image in self.images]
+            out["content"] = parts
         if self.tool_calls:
             out["tool_calls"] = [call.to_openai() for call in self.tool_calls]
         if self.role == "tool":

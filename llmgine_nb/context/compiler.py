@@ -36,7 +36,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..chat import ChatMessage
+from ..chat import ChatMessage, ImageRef
+from ..images import image_tokens
 from .history import HistoryIndex, latest_turn_start, next_turn_start, pinned_units
 from .notebook import NotebookContext
 from .tokens import TokenCounter
@@ -120,6 +121,14 @@ class ContextReport:
     summarised: list[str] = field(default_factory=list)
     summary_reused: bool = False
     summary_created: bool = False
+    # What was sent, sized by what is sent: the parts the compiler wrote (system, memory,
+    # summary), the pinned messages older than the cut, the history from the cut on.
+    written: list[tuple[str, ChatMessage]] = field(default_factory=list)
+    pinned_ids: list[str] = field(default_factory=list)
+    history_from_id: str | None = None
+    history_to_id: str | None = None
+    images: list[ImageRef] = field(default_factory=list)
+    image_tokens: int = 0
 
     @property
     def total(self) -> int:
@@ -253,6 +262,12 @@ class ContextCompiler:
         if namespace is None or not self.interpolate:
             return text
         return NotebookContext(namespace, interpolate=True, cell_refs=self.cell_refs).expand(text)
+
+    def images_in(self, text: str, namespace: Mapping[str, Any] | None) -> list[tuple[str, Any]]:
+        """The images ``{name}`` / ``{Out[n]}`` in ``text`` refer to, as (label, value) pairs."""
+        if namespace is None or not self.interpolate:
+            return []
+        return NotebookContext(namespace, interpolate=True, cell_refs=self.cell_refs).images_in(text)
 
     # -- compiling -----------------------------------------------------------------
 
@@ -465,7 +480,16 @@ class ContextCompiler:
         messages.extend(kept_pinned)
         messages.extend(recent)
         plan.tokens["history"] = sum(count(m) for i, m in enumerate(recent, cut) if i not in plan.pinned_all)
+        kinds = {"llmgine-context-system": "system", "llmgine-context-memory": "memory",
+                 "llmgine-context-summary": "summary"}
+        images = [image for m in messages if m.images for image in m.images]
         report = ContextReport(
+            written=[(kinds[m.id], m) for m in messages if m.id in kinds],
+            pinned_ids=[m.id for m in kept_pinned],
+            history_from_id=recent[0].id if recent else None,
+            history_to_id=recent[-1].id if recent else None,
+            images=images,
+            image_tokens=sum(image_tokens(i.width, i.height) for i in images),
             model=self.model,
             budget=self.budget,
             reserve=self.reserve,

@@ -8,6 +8,9 @@
 - ``{In[3]}`` / ``{Out[3]}`` are replaced by that cell's source / output;
   a bare mention such as ``In[3]`` keeps the text and appends the cell
   below the message, so the model sees what the user refers to.
+- an image (a matplotlib figure, a PIL image, an image file's path, an
+  image output) becomes ``[image name]`` in the text; ``images_in`` lists
+  them, and the engine sends each with the message as an image part;
 - pandas DataFrames and Series are summarised (shape, columns and dtypes,
   a few rows) instead of pasted whole; other long values are cut short.
 """
@@ -20,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..images import is_image
 from ..text import clip
 
 __all__ = ["NotebookContext", "describe_value", "summarise_dataframe"]
@@ -90,6 +94,8 @@ class NotebookContext:
             return None
         outputs = self.namespace.get("Out")
         if isinstance(outputs, Mapping) and number in outputs:
+            if is_image(outputs[number]):
+                return f"[image Out[{number}]]"
             return describe_value(outputs[number], max_chars=self.max_chars, rows=self.dataframe_rows)
         return None
 
@@ -105,7 +111,26 @@ class NotebookContext:
         name = match.group(3)
         if name not in self.namespace:
             return token  # not ours to interpret: leave it as typed
+        if is_image(self.namespace[name]):
+            return f"[image {name}]"  # the image itself goes with the message (images_in)
         return describe_value(self.namespace[name], name=name, max_chars=self.max_chars, rows=self.dataframe_rows)
+
+    def images_in(self, text: str) -> list[tuple[str, Any]]:
+        """The images ``{name}`` and ``{Out[n]}`` references in ``text`` stand for: (label, value) pairs."""
+        if not self.interpolate:
+            return []
+        found: dict[str, Any] = {}
+        outputs = self.namespace.get("Out")
+        for match in _BRACED.finditer(text):
+            if match.group(1) == "Out" and isinstance(outputs, Mapping):
+                label, value = f"Out[{match.group(2)}]", outputs.get(int(match.group(2)))
+            elif match.group(3):
+                label, value = match.group(3), self.namespace.get(match.group(3))
+            else:
+                continue
+            if value is not None and is_image(value):
+                found.setdefault(label, value)
+        return list(found.items())
 
     def expand(self, text: str) -> str:
         """``text`` with variables interpolated and referenced cells attached."""

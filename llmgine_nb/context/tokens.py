@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..chat import ChatMessage
+from ..images import image_tokens
 from ..text import estimate_tokens
 
 __all__ = ["TokenCounter", "is_offline_model", "estimate_text_tokens"]
@@ -103,18 +104,23 @@ class TokenCounter:
         return (message.role, message.name, hash(message.content))
 
     def count(self, message: ChatMessage) -> int:
-        """Tokens of one message as sent (content, tool calls and framing)."""
+        """Tokens of one message as sent (content, tool calls, images and framing)."""
         key = self._key(message)
+        if message.images:
+            key += tuple(image.sha256 for image in message.images)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
         self.counted += 1
+        # Images are counted by the provider's rule for their size, whichever way the text is counted.
+        images = sum(image_tokens(image.width, image.height) for image in message.images)
+        text = message.model_copy(update={"images": []}) if message.images else message
         if self.estimate:
-            tokens = _estimate_message(message)
+            tokens = _estimate_message(text) + images
         else:
-            tokens = self._safe_litellm_count([message.to_openai()]) - self.priming
+            tokens = self._safe_litellm_count([text.to_openai()]) - self.priming + images
             if self.estimate:  # litellm just failed: fall back for this one too
-                tokens = _estimate_message(message)
+                tokens = _estimate_message(text) + images
         if len(self._cache) >= self.max_cached:
             self._cache.clear()  # crude but bounded; a long-lived kernel must not grow forever
         self._cache[key] = tokens

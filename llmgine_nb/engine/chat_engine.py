@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from ..bus import MessageBus, Registration
 from ..chat import ChatMessage
 from ..context import ContextCompiler
+from ..images import ImageError
 from ..llm import BaseLLM, LLMError, get_llm
 from ..llm.base import LLMResponse
 from ..llm.events import LLMCallFinished
@@ -48,7 +49,6 @@ from .commands import (
     SwitchModel,
 )
 from .events import (
-    ContextCompiled,
     ModelSwitched,
     SessionForked,
     SessionReset,
@@ -59,6 +59,7 @@ from .events import (
     TurnStarted,
 )
 from .journal import PERSIST_FIRST, SessionJournal
+from .requests import TurnRequests
 from .state import StateView
 from .turn import RunningTurn, TurnResult, TurnStatus
 
@@ -93,6 +94,8 @@ class ChatEngine:
     ``save_partial_every`` (seconds) writes a reply that is still streaming
     to the store that often, marked interrupted, so that a crash of the
     kernel keeps what had arrived; None writes replies only when they end.
+    ``request_cache=True`` replays the stored answer to a request sent before
+    exactly as now (model, messages, tools, options) instead of paying again.
     """
 
     def __init__(
@@ -116,6 +119,7 @@ class ChatEngine:
         approvals: ApprovalQueue | None = None,
         redactor: Redactor | None = None,
         save_partial_every: float | None = 2.0,
+        request_cache: bool = False,
     ) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1 (one model call per turn)")
@@ -140,6 +144,8 @@ class ChatEngine:
         self.approvals = approvals
         self.redactor = redactor or Redactor()
         self.save_partial_every = save_partial_every
+        # What is sent: the request's hash and event, images' bytes, the opt-in cache (requests.py).
+        self.requests = TurnRequests(self.store, bus, cache=request_cache)
         self.compiler = ContextCompiler(
             self.llm.model, budget=context_tokens, summariser=self._summarise, summaries=self.store
         )
@@ -375,7 +381,7 @@ class ChatEngine:
             return await self._loop(turn, llm, command)
         except asyncio.CancelledError:
             return await self._cancelled(turn)
-        except _InputError as exc:
+        except (_InputError, ImageError) as exc:
             return await self._failed(turn, "input", str(exc), str(exc), retryable=False)
         except LLMError as exc:
             # A stream that dropped keeps the text that arrived, marked interrupted, as a cancel does.
@@ -400,7 +406,8 @@ class ChatEngine:
         if not command.text.strip():
             raise _InputError("The message is empty; type something to send.")
         text = clean_text(self.compiler.expand(command.text, self.namespace))  # a lone surrogate cannot be stored
-        return self.journal.clean(ChatMessage(role="user", content=text))
+        images = self.requests.user_images(command, self.compiler, self.namespace)  # ImageError: bad input
+        return self.journal.clean(ChatMessage(role="user", content=text, images=images))
 
     async def _loop(self, turn: RunningTurn, llm: BaseLLM, command: SendMessage) -> TurnResult:
         assert self.journal is not None
@@ -409,13 +416,11 @@ class ChatEngine:
         while turn.steps < self.max_steps:
             turn.steps += 1
             compiled = await self.compiler.compile(
-                self.history,
-                system=system,
-                memory=self.store.memory(self.session_id),
-                session_id=self.session_id,
-                namespace=self.namespace,
+                self.history, system=system, memory=self.store.memory(self.session_id),
+                session_id=self.session_id, namespace=self.namespace,
             )
-            await self._publish_context(turn, compiled.report)
+            await self.requests.publish(turn, self.session_id, llm, self.compiler, compiled, tools,
+                                        command.response_schema)
             if not await self._within_budget(turn, compiled.report.total):
                 return await self._failed(
                     turn, "budget", "The budget was reached and more spending was not approved. "
@@ -452,7 +457,8 @@ class ChatEngine:
     ) -> LLMResponse:
         turn.pieces.clear()
         save_at: float | None = None  # when to save the draft next; the clock starts at the first text
-        stream = llm.stream(messages, tools=tools, bus=self.bus)
+        source = await self.requests.source(turn, llm)
+        stream = source.stream(self.requests.sendable(messages), tools=tools, bus=self.bus)
         async for delta in stream:
             if delta.kind == "text":
                 turn.pieces.append(delta.text)
@@ -461,6 +467,7 @@ class ChatEngine:
                 elif time.monotonic() >= save_at:
                     save_at = self._save_draft(turn, llm.model)
         turn.pieces.clear()
+        self.requests.remember(turn, llm.model, stream.response)
         return stream.response
 
     def _save_draft(self, turn: RunningTurn, model: str) -> float:
@@ -479,7 +486,7 @@ class ChatEngine:
         self, turn: RunningTurn, llm: BaseLLM, messages: list[ChatMessage], response_model: type[BaseModel]
     ) -> TurnResult:
         assert self.journal is not None
-        value = await llm.structured(messages, response_model, bus=self.bus)
+        value = await llm.structured(self.requests.sendable(messages), response_model, bus=self.bus)
         (assistant,) = self.journal.append(
             ChatMessage(role="assistant", content=value.model_dump_json(indent=2), model=llm.model)
         )
@@ -521,6 +528,7 @@ class ChatEngine:
                 session_id=self.session_id, turn_id=turn.id, text=text, model=turn.model, status=status,
                 steps=turn.steps, usage=turn.usage, cost_usd=turn.cost, latency_s=result.latency_s,
                 message_id=message_id, structured=structured.model_dump(mode="json") if structured else None,
+                request_hash=turn.request_hash, replayed=turn.replayed,
             )
         )
         return result
@@ -570,17 +578,8 @@ class ChatEngine:
             self._llms[model] = get_llm(model, bus=self.bus, **self.llm_options)
         return self._llms[model]
 
-    async def _publish_context(self, turn: RunningTurn, report: Any) -> None:
-        await self.bus.publish(
-            ContextCompiled(
-                session_id=self.session_id, turn_id=turn.id, total_tokens=report.total, budget_tokens=report.budget,
-                parts=dict(report.tokens), dropped_messages=len(report.dropped),
-                summarised_messages=len(report.summarised),
-            )
-        )
-
     async def _summarise(self, messages: list[ChatMessage]) -> str:
-        prompt = [ChatMessage(role="system", content=_SUMMARY_PROMPT), *messages]
+        prompt = [ChatMessage(role="system", content=_SUMMARY_PROMPT), *self.requests.sendable(messages)]
         return (await self.llm.complete(prompt, bus=self.bus)).text
 
     def _load_state(self, stored: dict[str, Any] | None) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from ..chat import ImageRef
 from ..messages import Command
 
 __all__ = [
@@ -45,6 +46,7 @@ class SendMessage(Command):
     """
 
     text: str
+    images: list[ImageRef] = Field(default_factory=list)  # stored already (Store.put_image): sent by reference
     model: str | None = None  # this turn only; SwitchModel changes the default
     system: str | None = None  # replaces the session's system prompt for this turn
     use_tools: bool = True

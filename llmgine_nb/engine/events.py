@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from ..chat import Usage
+from ..chat import ImageRef, Usage
 from ..messages import Event
 
 __all__ = [
@@ -21,6 +21,8 @@ __all__ = [
     "SessionReset",
     "SessionForked",
     "ContextCompiled",
+    "SentPart",
+    "RequestReplayed",
 ]
 
 
@@ -48,6 +50,8 @@ class TurnFinished(TurnEvent):
     latency_s: float = 0.0
     message_id: str | None = None
     structured: Any = None  # the validated output, as JSON, when one was asked for
+    request_hash: str | None = None  # of the last request sent (see ContextCompiled.request_hash)
+    replayed: bool = False  # the last answer came from the request cache
 
 
 class TurnFailed(TurnEvent):
@@ -93,11 +97,51 @@ class SessionForked(Event):
     at_message_id: str | None = None
 
 
+class SentPart(BaseModel):
+    """A message the context compiler wrote (system prompt, memory, summary), as it was sent."""
+
+    kind: str
+    role: str
+    tokens: int
+    text: str = ""
+
+
 class ContextCompiled(TurnEvent):
-    """What was sent to the model: tokens per part, and what was dropped or summarised."""
+    """What was sent to the model: tokens per part, and what was dropped or summarised.
+
+    Sized by what is sent, never by the whole history: the stored messages
+    sent are named by a range (``history_from_id`` .. ``history_to_id``, in
+    the session's order) plus ``pinned_ids`` older than it; the parts the
+    compiler wrote travel whole (``written``).  ``request_hash`` is the
+    sha256 of the exact request (model, messages, tools, options; images by
+    their content hash), the key of the request cache and of an answer's
+    provenance.
+    """
 
     total_tokens: int
     budget_tokens: int
     parts: dict[str, int] = Field(default_factory=dict)
     dropped_messages: int = 0
     summarised_messages: int = 0
+    model: str | None = None
+    request_hash: str | None = None
+    written: list[SentPart] = Field(default_factory=list)
+    history_from_id: str | None = None
+    history_to_id: str | None = None
+    pinned_ids: list[str] = Field(default_factory=list)
+    images: list[ImageRef] = Field(default_factory=list)
+    image_tokens: int = 0
+    tools: dict[str, int] = Field(default_factory=dict)  # each tool's schema and its tokens
+
+
+class RequestReplayed(TurnEvent):
+    """The answer to this exact request came from the request cache: nothing was paid for it.
+
+    ``usage`` and ``cost_usd`` are what the original call used and cost.
+    """
+
+    request_hash: str
+    model: str
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float | None = None
+    cached_at: str | None = None

@@ -62,6 +62,8 @@ class RunningTurn:
         self.pieces: list[str] = []  # text streamed by the current model call so far, joined when read
         self.draft: ChatMessage | None = None  # the partial reply as saved on disk while it streams
         self.approved_overruns: set[str] = set()
+        self.request_hash: str | None = None  # of the request sent last (engine/requests.py)
+        self.replayed = False  # its answer came from the request cache
 
     def add(self, usage: Usage, cost: float | None) -> None:
         self.usage = self.usage + usage

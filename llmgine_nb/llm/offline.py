@@ -8,7 +8,8 @@
    Python or JSON literals; positional ones fill the tool's parameters in order.
    A call whose arguments cannot be read is answered with a sentence saying so.
 3. Anything else is echoed: the prompt quoted, and a sentence saying this is the
-   offline model.
+   offline model; with the images of that message listed (label, format, size,
+   the bytes that arrived), as it cannot look at them.
 
 Pure functions of the messages and the offered tools: the same conversation
 always gets the same reply.
@@ -22,7 +23,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..chat import ChatMessage
+from ..chat import ChatMessage, ImageRef
 
 __all__ = ["default_reply", "calls_in_prompt", "PromptCallError"]
 
@@ -132,9 +133,10 @@ def default_reply(messages: Sequence[ChatMessage], tools: Sequence[dict[str, Any
         if len(said) == 1:
             return f"The tool answered: {said[0]}."
         return "The tools answered:\n\n" + "\n".join(f"- {line}" for line in said)
-    prompt = next((m.content for m in reversed(messages) if m.role == "user" and m.content), None)
-    if prompt is None:
+    asked = next((m for m in reversed(messages) if m.role == "user" and (m.content or m.images)), None)
+    if asked is None:
         return "This is the offline model (scripted); it received no user message to answer."
+    prompt = asked.content or ""
     offered = _tool_names(tools)
     try:
         calls = calls_in_prompt(prompt, tools)
@@ -150,8 +152,22 @@ def default_reply(messages: Sequence[ChatMessage], tools: Sequence[dict[str, Any
         return (
             f'You said: "{_quote(prompt)}". This is the offline model (scripted): it echoes your prompt, '
             f"and calls a tool when the prompt writes the call with its arguments, e.g. `{example}`."
+            + _images_seen(asked.images)
         )
-    return f'You said: "{_quote(prompt)}". This is the offline model (scripted), so it can only echo your prompt.'
+    return (f'You said: "{_quote(prompt)}". This is the offline model (scripted), so it can only echo your prompt.'
+            + _images_seen(asked.images))
+
+
+def _images_seen(images: Sequence[ImageRef]) -> str:
+    """`` It received 2 images: fig (PNG 640x480, 12,345 bytes); ...`` (nothing without images)."""
+    if not images:
+        return ""
+    seen = []
+    for image in images:
+        size = f"{image.format} {image.width}x{image.height}"
+        size += f", {len(image.data):,} bytes" if image.data is not None else " (by reference only: no bytes arrived)"
+        seen.append(f"{image.label} ({size})" if image.label else size)
+    return f" It received {len(images)} image{'s' if len(images) > 1 else ''}: {'; '.join(seen)}."
 
 
 def _example(name: str, parameters: list[str]) -> str:

@@ -39,8 +39,10 @@ Its whole behaviour, in one place (tutorial 1 shows each rule):
   (deterministic, so saved notebook outputs compare equal).
 * **Usage and cost**: tokens estimated (about four characters a token, tool
   schemas included); the cost is always zero, never "unknown".
-* **Text only**: it sees the text of each message; images and other content
-  parts do not reach it.
+* **Images**: it cannot look at them, but when the last user message has
+  images it says which arrived: label, format, size and the bytes it got
+  (``It received 1 image: fig (PNG 640x480, 12,345 bytes).``), so every image
+  path is testable offline; their tokens count in its usage.
 * **Bounded memory**: ``calls`` keeps the most recent ``keep_calls`` requests
   (100 by default; ``call_count`` counts them all), so a long session does not
   keep every request it ever saw.
@@ -57,6 +59,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..chat import ChatMessage, ToolCall, Usage
+from ..images import image_tokens
 from .base import BaseLLM, CallRecorder, RawReply, StreamDelta, StreamEnd, estimate_tokens
 from .config import OFFLINE_MODEL
 from .errors import ScriptExhaustedError
@@ -206,6 +209,7 @@ class ScriptedLLM(BaseLLM):
     @staticmethod
     def _usage(messages: list[ChatMessage], tools: list[dict[str, Any]] | None, text: str, calls: list[ToolCall]) -> Usage:
         prompt = sum(estimate_tokens(m.content) + 4 for m in messages)
+        prompt += sum(image_tokens(i.width, i.height) for m in messages for i in m.images)
         prompt += sum(estimate_tokens(json.dumps(t)) for t in tools or ())
         output = estimate_tokens(text) + sum(estimate_tokens(c.name) + estimate_tokens(c.raw_arguments) for c in calls)
         return Usage(input_tokens=prompt, output_tokens=output)

@@ -30,6 +30,8 @@ class NotebookConfig:
     * ``user``: who decisions are recorded as made by.
     * ``approval_timeout``: seconds an approval may wait (then it is denied).
     * ``max_steps``: model calls per turn before the engine stops.
+    * ``request_cache``: replay the stored answer to a request sent before
+      exactly as now (model, messages, tools, options) instead of paying again.
     """
 
     ui: str = "auto"
@@ -39,6 +41,7 @@ class NotebookConfig:
     user: str = ""
     approval_timeout: float = 300.0
     max_steps: int = 10
+    request_cache: bool = False
 
     def set(self, name: str, value: Any) -> Any:
         """Set one setting from text or a value, checked; returns the value set."""

@@ -19,6 +19,8 @@ Ask
   "run all" and nbval), asking approvals with input(). In a prompt, {name} is
   replaced by the value of variable `name` (DataFrames are summarised) and
   In[3] / Out[3] attach that cell. A question may end with "?": it stays a question.
+  Images: {fig} in a prompt sends the figure, PIL image or image file `fig` holds
+  as an image part; --image NAME|Out[N]|_|PATH (repeatable) sends one too.
   Functions decorated with @tool in the notebook are the model's tools.
 
 Sessions
@@ -50,6 +52,8 @@ Approvals and questions
 
 Looking back
   %llmgine usage [--all]             tokens and cost per model, with a chart over time
+  %llmgine context                   exactly what the last request sent: each part with
+                                     its tokens, images, tools, what was dropped or summarised
   %llmgine log [TYPE ...]            the session's events: filterable table and timeline
   %llmgine export PATH [--force]     write the session to PATH (.ipynb or .md); --force
                                      replaces an existing file
@@ -57,7 +61,9 @@ Looking back
 Settings
   %llmgine config                    settings, model, database, environment (no secrets)
   %llmgine config NAME=VALUE ...     change a setting: ui, approval_prompt, format, user,
-                                     updates_per_second, approval_timeout, max_steps
+                                     updates_per_second, approval_timeout, max_steps,
+                                     request_cache (on: an identical request replays
+                                     its stored answer instead of paying again)
   %llmgine keys                      which providers have an API key (masked)
   %llmgine help                      this text
 

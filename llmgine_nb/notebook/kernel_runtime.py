@@ -27,6 +27,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -176,6 +177,7 @@ class NotebookRuntime:
         out: str | None = None,
         wait: bool = False,
         timeout: float | None = None,
+        images: Sequence[Any] = (),
     ) -> TurnHandle:
         """Start a turn and return at once; the output (if ``display``) updates in place.
 
@@ -184,7 +186,10 @@ class NotebookRuntime:
         model class the answer must fit (structured output).  ``session``:
         the session (id or name; created if new) - default the current one.
         ``out``: a variable of the user's namespace set to the answer's
-        value when the turn ends.
+        value when the turn ends.  ``images``: figures, PIL images, file
+        paths, or names of them (a variable, ``Out[N]``, ``_``), sent with
+        the prompt as image parts (a ``{name}`` in the text holding an image
+        is sent too).
 
         ``wait=True`` blocks until the turn ends (at most ``timeout``
         seconds), asking approvals with ``input()``; the live output then
@@ -192,7 +197,8 @@ class NotebookRuntime:
         sent (nbval) see the answer, not the first update.
         """
         return self._turns.ask(text, model=model, system=system, tools=tools, format=format, schema=schema,
-                               session=session, display=display, out=out, wait=wait, timeout=timeout)
+                               session=session, display=display, out=out, wait=wait, timeout=timeout,
+                               images=images)
 
     def retry(
         self, *, format: str | None = None, display: bool = True, wait: bool = False, timeout: float | None = None
@@ -330,6 +336,16 @@ class NotebookRuntime:
             self._event_log.flush()
         return lookback.log_report(self.store, session_id, types=types, limit=limit)
 
+    def context(self, *, session: str | None = None) -> Any:
+        """Exactly what the last model call of a session sent: each part with its tokens, images, tools."""
+        from .context_view import context_view
+
+        session_id = self._sessions.session_id_of(session)
+        if self._event_log is not None:
+            self._event_log.flush()
+        counter = self.engine.compiler.counter if session_id == self.current_session else None
+        return context_view(self.store, session_id, counter)
+
     def settings(self) -> Any:
         """Configuration: the notebook settings, the model, the database, the environment (no secrets)."""
         current = self.current_session
@@ -344,6 +360,8 @@ class NotebookRuntime:
                 self.tools.approval_timeout = self.config.approval_timeout
             if name == "max_steps":
                 self._sessions.set_max_steps(self.config.max_steps)
+            if name == "request_cache":
+                self._sessions.set_request_cache(self.config.request_cache)
         return self.config
 
     def keys(self) -> Any:

@@ -52,6 +52,7 @@ SUBCOMMANDS = {
     "stop": "_stop",
     "retry": "_retry",
     "usage": "_usage",
+    "context": "_context",
     "log": "_log",
     "config": "_config",
     "keys": "_keys",
@@ -110,6 +111,8 @@ class LLMgineMagics(Magics):
     @argument("--schema", help="a pydantic model in your namespace the answer must fit")
     @argument("-o", "--out", help="a variable to set to the answer's value when the turn ends")
     @argument("-w", "--wait", action="store_true", help="block until the turn ends (approvals by input())")
+    @argument("-i", "--image", action="append", default=[], metavar="IMAGE",
+              help="send an image with the prompt: a variable (figure, PIL image), Out[N], _ or a file path; repeatable")
     @argument("prompt", nargs=argparse.REMAINDER,
               help="the question, after the options (in %%%%llmgine: the cell body); -- ends the options")
     @_with_doc(HELP)  # magic_arguments puts the options after this text: that is %llmgine?
@@ -168,6 +171,7 @@ class LLMgineMagics(Magics):
             self.runtime.ask(
                 prompt.strip("\n"), model=args.model, system=args.system, tools=not args.no_tools,
                 format=args.format, schema=schema, session=args.session, out=args.out, wait=args.wait,
+                images=args.image,
             )
         except KeyboardInterrupt:
             pass  # a kernel interrupt while waiting cancelled the turn; its output shows what was kept
@@ -227,6 +231,9 @@ class LLMgineMagics(Magics):
                 pass
         session_id = self.runtime.fork(at, name)
         say(f"Forked into session {name + ' ' if name else ''}({session_id}); it is now the current one.")
+
+    def _context(self, rest: str) -> None:
+        self._show(self.runtime.context(session=rest or None))
 
     def _history(self, rest: str) -> None:
         args = parse_subcommand("history", rest)

@@ -291,6 +291,8 @@ def footer_text(t: Transcript, *, latency: bool = True) -> str:
     ]
     if latency and t.latency_s is not None:
         parts.append(fmt_duration(t.latency_s))
+    if t.provenance.get("replayed"):
+        parts.append("replayed from the request cache")
     return " · ".join(parts)
 
 
@@ -424,9 +426,11 @@ def transcript_text(t: Transcript, fmt: str = "markdown") -> str:
 
 
 def turn_metadata(t: Transcript) -> dict[str, Any]:
-    """What the final output carries in its metadata: model, usage, cost, latency, status."""
+    """The answer's provenance, in its output's metadata (a saved notebook keeps it): model, session, turn,
+    tokens, cost, latency, status, the sha256 of the request sent, and whether the answer was replayed."""
     return {
         "llmgine": {
+            "session_id": t.provenance.get("session_id"),
             "turn_id": t.turn_id,
             "status": t.status,
             "model": t.model,
@@ -436,6 +440,8 @@ def turn_metadata(t: Transcript) -> dict[str, Any]:
             "latency_s": t.latency_s,
             "steps": t.steps,
             "message_id": t.message_id,
+            "request_hash": t.provenance.get("request_hash"),
+            "replayed": bool(t.provenance.get("replayed")),
         }
     }
 

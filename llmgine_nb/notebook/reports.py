@@ -160,6 +160,8 @@ class HistoryReport(Report):
         if message.tool_calls:
             calls = ", ".join(f"{c.name}({clip(c.raw_arguments, 60, one_line=True)})" for c in message.tool_calls)
             text = (text + "\n" if text else "") + f"→ calls {calls}"
+        for image in message.images:
+            text = (text + "\n" if text else "") + f"[image {image.describe()}]"
         if message.status == "interrupted":
             text += " [stopped: partial]"
         return text

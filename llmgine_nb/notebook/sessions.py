@@ -128,6 +128,7 @@ class SessionEngines:
             session_name=session_name,
             notebook=self.notebook,
             max_steps=self.config.max_steps,
+            request_cache=self.config.request_cache,
             namespace=self.namespace,
             approvals=self.approvals,
             redactor=self.redactor,
@@ -230,6 +231,10 @@ class SessionEngines:
     def set_max_steps(self, max_steps: int) -> None:
         for engine in self._engines.values():
             engine.max_steps = max_steps
+
+    def set_request_cache(self, on: bool) -> None:
+        for engine in self._engines.values():
+            engine.requests.cache = on
 
     # -- the end ----------------------------------------------------------------------------------
 

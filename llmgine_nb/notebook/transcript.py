@@ -97,6 +97,7 @@ class Transcript:
         self.cancel_reason: str | None = None
         self.structured: Any = None
         self.message_id: str | None = None
+        self.provenance: dict[str, Any] = {}  # what TurnFinished says of how the answer was made
         self.steps = 0
         self.started = time.perf_counter()
         self.version = 0
@@ -440,6 +441,7 @@ class Transcript:
         self.model = event.model or self.model
         self.structured = event.structured
         self.message_id = event.message_id
+        self.provenance = {"session_id": event.session_id, "request_hash": event.request_hash, "replayed": event.replayed}
         self.steps = max(self.steps, event.steps)
         # The final text is authoritative (e.g. a structured answer); keep what streamed otherwise.
         if event.text and not self.final_text:

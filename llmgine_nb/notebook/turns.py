@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..engine.commands import CancelTurn, RetryTurn, SendMessage
@@ -27,6 +27,7 @@ from .config import FORMATS
 from .handle import TurnHandle
 from .interrupt import InterruptHook
 from .live import DisplaySink, LiveCell, NullSink
+from .prompt_images import store_images
 from .text_sink import TextSink
 from .transcript import Transcript
 from .voice import error_sentence
@@ -86,6 +87,7 @@ class TurnRunner:
     def ask(
         self, text: str, *, model: str | None, system: str | None, tools: bool, format: str | None,
         schema: type | None, session: str | None, display: bool, out: str | None, wait: bool, timeout: float | None,
+        images: Sequence[Any] = (),
     ) -> TurnHandle:
         """Start a turn (see ``NotebookRuntime.ask``)."""
         if not isinstance(text, str) or not text.strip():
@@ -95,6 +97,7 @@ class TurnRunner:
         command = SendMessage(
             session_id=engine.session_id, text=text, model=model, system=system, use_tools=tools,
             response_model=schema,
+            images=store_images(images, getattr(self.shell, "user_ns", None) or {}, self.sessions.store),
         )
         return self._start(engine, text, command, model=model, fmt=fmt, schema=schema, display=display,
                            out=out, wait=wait, timeout=timeout)

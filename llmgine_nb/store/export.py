@@ -11,6 +11,7 @@ their outcome, and each tool result follows as its own cell.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 import nbformat
 
-from ..chat import ChatMessage
+from ..chat import ChatMessage, ImageRef
 from .records import SessionRecord, ToolCallRecord
 from .store import Store
 
@@ -93,32 +94,57 @@ def _message_text(message: ChatMessage, calls: list[ToolCallRecord]) -> str:
     elif message.content:
         parts.append(message.content)
     parts.extend(_tool_call_text(call) for call in calls)
+    # Images by attachment name; the notebook attaches the bytes, Markdown inlines them.
+    parts.extend(f"![{image.describe()}](attachment:{_attachment_name(image)})" for image in message.images)
     return "\n\n".join(parts)
 
 
-def _cells(store: Store, session: str | SessionRecord) -> tuple[SessionRecord, list[str]]:
+def _attachment_name(image: ImageRef) -> str:
+    return f"{image.sha256[:16]}.{image.mime.rpartition('/')[2]}"
+
+
+_Cell = tuple[str, dict[str, dict[str, str]]]  # Markdown, and its attachments: name -> {mime: base64}
+
+
+def _cells(store: Store, session: str | SessionRecord) -> tuple[SessionRecord, list[_Cell]]:
     loaded = store.load_session(session)
     calls_by_message: dict[str, list[ToolCallRecord]] = {}
     for call in store.tool_calls(loaded.session.id):
         calls_by_message.setdefault(call.message_id or "", []).append(call)
-    cells = [_header(loaded.session)]
-    cells.extend(_message_text(m, calls_by_message.get(m.id, [])) for m in loaded.messages)
+    cells: list[_Cell] = [(_header(loaded.session), {})]
+    for m in loaded.messages:
+        attachments = {
+            _attachment_name(image): {image.mime: base64.b64encode(store.image_data(image.sha256)).decode("ascii")}
+            for image in m.images
+        }
+        cells.append((_message_text(m, calls_by_message.get(m.id, [])), attachments))
     return loaded.session, cells
 
 
 def session_notebook(store: Store, session: str | SessionRecord) -> Any:
-    """The session as an nbformat v4 notebook of Markdown cells."""
+    """The session as an nbformat v4 notebook of Markdown cells (images as cell attachments)."""
     record, cells = _cells(store, session)
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell(text) for text in cells]
+    nb.cells = []
+    for text, attachments in cells:
+        cell = nbformat.v4.new_markdown_cell(text)
+        if attachments:
+            cell.attachments = attachments
+        nb.cells.append(cell)
     nb.metadata["llmgine"] = {"session_id": record.id, "name": record.name, "model": record.model}
     return nb
 
 
 def session_markdown(store: Store, session: str | SessionRecord) -> str:
-    """The session as one Markdown document."""
+    """The session as one Markdown document (images inline, as data URLs)."""
     _, cells = _cells(store, session)
-    return "\n\n---\n\n".join(cells) + "\n"
+    texts = []
+    for text, attachments in cells:
+        for name, bundle in attachments.items():
+            ((mime, data),) = bundle.items()
+            text = text.replace(f"(attachment:{name})", f"(data:{mime};base64,{data})")
+        texts.append(text)
+    return "\n\n---\n\n".join(texts) + "\n"
 
 
 def export_session(

@@ -22,15 +22,24 @@ from .rows import utc_text
 __all__ = ["MESSAGE_COLUMNS", "message_row", "messages_from_rows", "append", "load", "get", "update"]
 
 #: The columns every message SELECT reads, by these names (see ``messages_from_rows``).
-#: ``tool_calls`` comes last so that a row without any is read by the other names alone.
-_NAMES = ("id", "role", "content", "tool_call_id", "name", "model", "status", "pinned", "created", "tool_calls")
-_NAMES_NO_CALLS = _NAMES[:-1]
+#: ``tool_calls`` and ``images`` come last so that a row without either is read by the other names alone.
+_NAMES = ("id", "role", "content", "tool_call_id", "name", "model", "status", "pinned", "created", "tool_calls",
+          "images")
+_PLAIN = _NAMES[:-2]
 MESSAGE_COLUMNS = ", ".join(_NAMES)
 
 _INSERT = (
     "INSERT INTO messages (id, session_id, seq, role, content, tool_calls, tool_call_id, name, model, "
-    "status, pinned, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    "status, pinned, created, images) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+
+
+def images_json(message: ChatMessage) -> str | None:
+    """The ``images`` column: the message's image references (never their bytes), or NULL."""
+    if not message.images:
+        return None
+    return json.dumps([image.model_dump(mode="json", exclude_none=True) for image in message.images],
+                      separators=(",", ":"))
 
 
 def tool_calls_json(calls: list[ToolCall]) -> str | None:
@@ -45,7 +54,7 @@ def tool_calls_json(calls: list[ToolCall]) -> str | None:
 
 def message_row(message: ChatMessage, session_id: str, seq: int) -> tuple[Any, ...]:
     """Values for ``_INSERT``: (id, session_id, seq, role, content, tool_calls, tool_call_id,
-    name, model, status, pinned, created)."""
+    name, model, status, pinned, created, images)."""
     return (
         message.id,
         session_id,
@@ -59,6 +68,7 @@ def message_row(message: ChatMessage, session_id: str, seq: int) -> tuple[Any, .
         message.status,
         1 if message.pinned else 0,
         utc_text(message.created),
+        images_json(message),
     )
 
 
@@ -98,10 +108,11 @@ def messages_from_rows(selected: Sequence[Sequence[Any]]) -> list[ChatMessage]:
     ``session_load`` (``benchmarks/bench_store.py``) within three times a
     plain SELECT of the same rows.
     """
-    fields = [dict(zip(_NAMES_NO_CALLS if row[-1] is None else _NAMES, row)) for row in selected]
+    fields = [dict(zip(_PLAIN if row[-1] is None and row[-2] is None else _NAMES, row)) for row in selected]
     for message in fields:
         if "tool_calls" in message:
             message["tool_calls"] = _tool_call_fields(message["tool_calls"])
+            message["images"] = json.loads(message["images"]) if message["images"] else []
     return _MESSAGES.validate_python(fields)
 
 
@@ -136,7 +147,7 @@ def append(conn: sqlite3.Connection, session_id: str, messages: list[ChatMessage
                 "or change the stored one with Store.update_message()"
             ) from exc
         positions.append(seq)
-        created = row[-1]
+        created = row[11]
         if message.tool_calls:
             tool_calls.record_requested(conn, session_id, message.id, message.tool_calls, created, new_id)
         if message.role == "tool" and message.tool_call_id:

@@ -235,12 +235,32 @@ def m005_server_streams_and_users(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_session_owners_user ON session_owners(user_id)")
 
 
+def m006_images_and_request_cache(db: sqlite_utils.Database) -> None:
+    """Images stored once by content (sha256), the images of each message, and the opt-in request cache.
+
+    ``messages.images`` is the message's ``ImageRef`` list as JSON (NULL for
+    none); the bytes are in ``images``.  ``request_cache`` maps the hash of an
+    exact request (model, messages, tools, options) to the answer it got.
+    See ``store/images.py`` and ``store/request_cache.py``.
+    """
+    db.execute(
+        "CREATE TABLE images (sha256 TEXT PRIMARY KEY, mime TEXT NOT NULL, size INTEGER NOT NULL, "
+        "width INTEGER NOT NULL, height INTEGER NOT NULL, data BLOB NOT NULL, created TEXT NOT NULL)"
+    )
+    db.execute("ALTER TABLE messages ADD COLUMN images TEXT")
+    db.execute(
+        "CREATE TABLE request_cache (request_hash TEXT PRIMARY KEY, model TEXT NOT NULL, "
+        "response TEXT NOT NULL, created TEXT NOT NULL, hits INTEGER NOT NULL DEFAULT 0)"
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial,
     m002_message_search,
     m003_memory_and_summaries,
     m004_deferred_search_index,
     m005_server_streams_and_users,
+    m006_images_and_request_cache,
 ]
 
 

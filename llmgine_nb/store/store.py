@@ -33,12 +33,14 @@ from typing import Any, Literal
 
 import sqlite_utils
 
-from ..chat import ChatMessage
+from ..chat import ChatMessage, ImageRef
 from ..messages import Message
 from . import events as event_table
+from . import images as image_table
 from . import llm_calls as llm_call_table
 from . import memory as memory_table
 from . import messages as message_table
+from . import request_cache
 from . import search as search_index
 from . import sessions as session_table
 from . import tool_calls as tool_call_table
@@ -57,6 +59,7 @@ from .records import (
     SessionRecord,
     SessionSummary,
     StoredSummary,
+    StoreError,
     ToolCallRecord,
     UsageRow,
 )
@@ -264,6 +267,55 @@ class Store:
     def pin_message(self, message_id: str, pinned: bool = True) -> ChatMessage:
         """Pin (or unpin) a message: pinned messages survive every context cut."""
         return self.update_message(message_id, pinned=pinned)
+
+    # -- images and the request cache ------------------------------------------------
+
+    def put_image(self, image: Any, *, label: str | None = None) -> ImageRef:
+        """Keep an image once (by sha256) and return its reference for a message.
+
+        ``image``: a matplotlib figure, a PIL image, a path, bytes, an
+        ``IPython.display.Image`` or a ``LoadedImage`` (``llmgine_nb.images``).
+        """
+        from ..images import LoadedImage, load_image
+
+        loaded = image if isinstance(image, LoadedImage) else load_image(image, label=label)
+        ref = loaded.ref()
+        with self.transaction() as conn:
+            image_table.put(conn, ref, loaded.data)
+        return ref
+
+    def image_data(self, sha256: str) -> bytes:
+        """The stored bytes of an image (``StoreError`` when it is not here)."""
+        with self.database.locked() as conn:
+            found = image_table.get_data(conn, [sha256])
+        if sha256 not in found:
+            raise StoreError(f"no stored image has the sha256 {sha256!r}")
+        return found[sha256]
+
+    def with_image_data(self, messages: list[ChatMessage]) -> list[ChatMessage]:
+        """``messages`` with their images' bytes at hand, as a model call needs them."""
+        if not any(m.images for m in messages):
+            return messages
+        with self.database.locked() as conn:
+            return image_table.with_data(conn, messages)
+
+    def image_count(self) -> int:
+        with self.database.locked() as conn:
+            return image_table.count(conn)
+
+    def cached_response(self, request_hash: str) -> dict[str, Any] | None:
+        """The answer stored for this exact request (see ``ChatEngine(request_cache=True)``), or None."""
+        with self.transaction() as conn:
+            return request_cache.get(conn, request_hash)
+
+    def cache_response(self, request_hash: str, model: str, response: dict[str, Any]) -> None:
+        with self.transaction() as conn:
+            request_cache.put(conn, request_hash, model, response)
+
+    def clear_request_cache(self) -> int:
+        """Forget every cached answer; return how many there were."""
+        with self.transaction() as conn:
+            return request_cache.clear(conn)
 
     # -- tool calls and approvals -------------------------------------------------
 
