@@ -72,9 +72,10 @@ def test_the_readme_notebook_examples_run_as_written_with_no_key(kernel):
             if "remove(path=" in code:  # the offline model calls the tool: approve it on its card
                 kernel.click(kernel.wait_for_widget("ButtonModel", description="Approve", within=cell, timeout=15)).wait()
             turns.append(final_output(kernel, cell))
-    assert [t["metadata"]["llmgine"]["status"] for t in turns] == ["complete"] * 3
+    assert [t["metadata"]["llmgine"]["status"] for t in turns] == ["complete"] * 4
     assert all(t["metadata"]["llmgine"]["model"] == "scripted" for t in turns)
-    capital, summary, tidy = (t["data"]["text/plain"] for t in turns)
+    capital, summary, tidy, plot = (t["data"]["text/plain"] for t in turns)
+    assert "It received 1 image: fig (PNG " in plot, "the figure reached the model as an image"
     assert 'You said: "What is the capital of Western Australia?"' in capital
     assert "No model is configured for the alias 'fast', so the offline model 'scripted' answers" in summary
     assert "LLMGINE_FAST_MODEL" in summary and "Perth" in summary, "the DataFrame reached the prompt"
