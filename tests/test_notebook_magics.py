@@ -217,13 +217,15 @@ def test_reload_ext_leaves_no_duplicate_handlers_and_continues_the_session(tmp_p
         ('-m smart  Say  "hi"   twice, it\'s fine', {"model": "smart"}, 'Say  "hi"   twice, it\'s fine'),
         ("--model=smart -- -5 degrees: cold?", {"model": "smart"}, "-5 degrees: cold?"),
         ("-w", {"wait": True}, ""),
+        ("--image fig -i Out[3] -i 'my plot.png' Compare them", {"image": ["fig", "Out[3]", "my plot.png"]},
+         "Compare them"),
     ],
 )
 def test_prompt_options_are_parsed_by_argparse_and_the_rest_kept_as_typed(line, options, prompt):
     args, rest = parse_prompt_options(line)
     assert rest == prompt
     defaults = {"model": None, "session": None, "system": None, "no_tools": False, "format": None, "schema": None,
-                "out": None, "wait": False}
+                "out": None, "wait": False, "image": []}
     assert vars(args) == {**defaults, **options}
 
 
