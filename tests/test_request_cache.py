@@ -12,6 +12,7 @@ from llmgine_nb import MessageBus
 from llmgine_nb.engine import ChatEngine, ContextCompiled, TurnFinished
 from llmgine_nb.engine.events import RequestReplayed
 from llmgine_nb.llm import LLMCallFinished, ScriptedLLM, ScriptedReply, call
+from llmgine_nb.secrets import Redactor
 from llmgine_nb.store import Store
 from llmgine_nb.tools import ToolManager
 
@@ -104,6 +105,19 @@ async def test_tools_are_part_of_the_request_and_replayed_tool_calls_run_again(w
     assert "shout" in compiled[0].tools and compiled[0].tools["shout"] > 0
     await ask(bus, store, llm, "shout hey", request_cache=True)  # no tools offered: other requests
     assert llm.call_count == 4 and len(of(RequestReplayed, seen)) == 2  # both its steps paid for
+
+
+async def test_a_secret_the_model_echoes_is_not_kept_in_the_cache(world, tmp_path):
+    bus, store, seen = world
+    secret = "sk-test-cache-0123456789abcdefABCDEF"
+    redactor = Redactor()
+    redactor.add(secret)
+    llm = ScriptedLLM([f"Your key is {secret}."])
+    await ask(bus, store, llm, "what is my key?", request_cache=True, redactor=redactor)
+    replayed = await ask(bus, store, llm, "what is my key?", request_cache=True, redactor=redactor)
+    assert llm.call_count == 1 and replayed.text == "Your key is [REDACTED]."
+    store.close()
+    assert secret.encode() not in (tmp_path / "db.sqlite").read_bytes()
 
 
 async def test_a_failed_or_empty_answer_is_not_cached(world):

@@ -145,7 +145,7 @@ class ChatEngine:
         self.redactor = redactor or Redactor()
         self.save_partial_every = save_partial_every
         # What is sent: the request's hash and event, images' bytes, the opt-in cache (requests.py).
-        self.requests = TurnRequests(self.store, bus, cache=request_cache)
+        self.requests = TurnRequests(self.store, bus, self.redactor, cache=request_cache)
         self.compiler = ContextCompiler(
             self.llm.model, budget=context_tokens, summariser=self._summarise, summaries=self.store
         )

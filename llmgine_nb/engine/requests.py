@@ -32,6 +32,7 @@ from .turn import RunningTurn
 if TYPE_CHECKING:
     from ..bus import MessageBus
     from ..context import CompiledContext, ContextCompiler
+    from ..secrets import Redactor
     from ..store import Store
 
 __all__ = ["TurnRequests", "request_hash", "ReplayedLLM"]
@@ -64,9 +65,10 @@ class ReplayedLLM(ScriptedLLM):
 class TurnRequests:
     """The engine's part that knows what a request is (see the module's docstring)."""
 
-    def __init__(self, store: Store, bus: MessageBus, *, cache: bool = False) -> None:
+    def __init__(self, store: Store, bus: MessageBus, redactor: Redactor, *, cache: bool = False) -> None:
         self.store = store
         self.bus = bus
+        self.redactor = redactor  # a stored answer is kept as the journal keeps it: without known secrets
         self.cache = cache
 
     async def publish(
@@ -130,9 +132,11 @@ class TurnRequests:
             return
         if response.finish_reason in ("interrupted", "error") or not (response.text or response.tool_calls):
             return
+        redact = self.redactor.text
+        calls = [ToolCall.from_raw(c.id, c.name, redact(c.raw_arguments)) for c in response.tool_calls]
         self.store.cache_response(turn.request_hash, model, {
-            "text": response.text,
-            "tool_calls": [call.model_dump(mode="json") for call in response.tool_calls],
+            "text": redact(response.text),
+            "tool_calls": [call.model_dump(mode="json") for call in calls],
             "finish_reason": response.finish_reason,
             "usage": response.usage.model_dump(mode="json"),
             "cost_usd": response.cost_usd,
