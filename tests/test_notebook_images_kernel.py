@@ -86,7 +86,7 @@ def test_context_shows_each_part_with_its_tokens_and_the_images(kernel):
     assert "history  user       " in shown and "And this? [image fig: PNG" in shown
     assert f"{tokens:,}" in shown and image_tokens > 0
     assert f"Images: 1 image, {image_tokens:,} tokens" in shown
-    assert "Left out to fit: nothing." in shown
+    assert "Left out to fit: nothing." in shown and "model calls" not in shown  # one call in this turn
     # The parts add up to the total the compiler reported (the framing overhead is 0 offline).
     rows = re.findall(r"^(?:history|pinned|system|memory|summary)\s+\w+\s+([\d,]+)", shown, re.M)
     total = int(re.search(r": ([\d,]+) of", shown).group(1).replace(",", ""))
@@ -118,3 +118,21 @@ def test_an_image_that_cannot_be_found_is_a_sentence_and_nothing_is_sent(kernel)
     assert cell.error["ename"] == "UsageError"
     assert cell.error["evalue"].startswith("--image nowhere.png: no variable of that name, no such Out[N] and no such file")
     assert value(kernel, "len(rt.store.messages(rt.session_id))") == 0
+
+
+def test_context_after_a_tool_call_shows_the_tools_offered_and_the_last_call_of_the_turn(kernel):
+    run(kernel, '''
+        from llmgine_nb import tool
+
+        @tool
+        def shout(word: str) -> str:
+            """Say a word loudly."""
+            return word.upper()
+    ''')
+    run(kernel, "rt.new_session('context-tools')")
+    run(kernel, '%llmgine -w Please shout(word="hey")')
+    shown = run(kernel, "%llmgine context").text
+    assert "This was the last of the turn's 2 model calls" in shown
+    assert "history  assistant" in shown and "→ calls shout" in shown and "history  tool" in shown
+    tokens = int(re.search(r"shout \(([\d,]+)\)", shown).group(1).replace(",", ""))
+    assert tokens > 0 and "Tools offered (" in shown

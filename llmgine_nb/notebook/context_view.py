@@ -37,9 +37,10 @@ def _describe(message: ChatMessage) -> str:
 class ContextView(Report):
     """The parts of the last request, as a table (HTML) or aligned text."""
 
-    def __init__(self, event: ContextCompiled | None, rows: Sequence[tuple[str, str, int, str]]) -> None:
+    def __init__(self, event: ContextCompiled | None, rows: Sequence[tuple[str, str, int, str]], calls: int = 1) -> None:
         self.event = event
         self.rows = list(rows)
+        self.calls = calls  # model calls the turn made (a tool call's results go back in another)
 
     def _summary(self) -> list[str]:
         e = self.event
@@ -52,6 +53,9 @@ class ContextView(Report):
         if e.dropped_messages:
             left_out.append(f"{plural(e.dropped_messages, 'older message')} dropped")
         lines.append("Left out to fit: " + (", ".join(left_out) if left_out else "nothing") + ".")
+        if self.calls > 1:
+            lines.append(f"This was the last of the turn's {self.calls} model calls (the others sent less: "
+                         "the same parts before the tool results).")
         if e.images:
             lines.append(f"Images: {plural(len(e.images), 'image')}, {e.image_tokens:,} tokens (counted in their messages).")
         if e.tools:
@@ -94,9 +98,10 @@ def context_view(store: Any, session_id: str, counter: TokenCounter | None = Non
     if not found:
         return ContextView(None, [])
     event = found[-1]
+    calls = sum(1 for e in found if e.turn_id == event.turn_id)
     if counter is None or counter.model != event.model:
         counter = TokenCounter(event.model)
     rows = [(part.kind, part.role, part.tokens, clip(part.text, 90, one_line=True)) for part in event.written]
     for kind, message in _sent_messages(store.messages(session_id), event):
         rows.append((kind, message.role, counter.count(message), _describe(message)))
-    return ContextView(event, rows)
+    return ContextView(event, rows, calls)
