@@ -18,3 +18,6 @@ for _name in [n for n in os.environ if n.endswith("_API_KEY") or n == "LLMGINE_M
     del os.environ[_name]
 
 from fake_openai import fake_openai  # noqa: E402,F401 - the fake OpenAI server fixture, for every module
+
+# PostgreSQL and Redis fixtures, and the store on both backends (tests/services.py).
+pytest_plugins = ["services"]

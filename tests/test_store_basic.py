@@ -33,8 +33,9 @@ class NoteTaken(Event):
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "llmgine.db")
+def store(db_target: str | Path) -> Store:
+    """A new store on each backend (tests/services.py: a SQLite file, a PostgreSQL schema)."""
+    s = Store(db_target)
     yield s
     s.close()
 
@@ -91,6 +92,7 @@ def test_opening_a_file_that_is_not_a_database_says_what_to_do(tmp_path):
         Store(bad)
 
 
+@pytest.mark.sqlite_only
 def test_pragmas_wal_and_busy_timeout(store):
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
@@ -179,6 +181,20 @@ def test_update_and_pin(store):
         store.update_message("zzz", content="x")
 
 
+def everything_stored(store: Store, tmp_path: Path) -> bytes:
+    """All the store keeps, as bytes: its SQLite files, or every row of every PostgreSQL table as text.
+
+    Closes the store (SQLite's WAL is folded into the file on close)."""
+    if store.backend == "sqlite":
+        store.close()
+        return b"".join(p.read_bytes() for p in tmp_path.glob("llmgine.db*"))
+    tables = [r[0] for r in store.database.read("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")]
+    assert "sessions" in tables and "events" in tables
+    text = "".join(row[0] for table in tables for row in store.database.read(f"SELECT t::text FROM {table} t"))
+    store.close()
+    return text.encode()
+
+
 def test_engine_state_and_metadata_keep_secrets_out(store, tmp_path):
     s = store.create_session("s", metadata={"api_key": "sk-live-123", "team": "x"})
     store.set_engine_state(s, {"model": "gpt", "OPENAI_API_KEY": "sk-live-456", "nested": {"password": "pw"}})
@@ -191,8 +207,7 @@ def test_engine_state_and_metadata_keep_secrets_out(store, tmp_path):
         settings: dict[str, str]
 
     store.log_event(Configured(session_id=s.id, settings={"api_key": "sk-live-000", "model": "gpt"}))
-    store.close()
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("llmgine.db*"))
+    raw = everything_stored(store, tmp_path)
     assert b"team" in raw and b"sk-live" not in raw
 
 
@@ -238,8 +253,7 @@ def test_new_secret_names_never_reach_the_disk(store, tmp_path):
     got = store.get_session("s")
     assert {got.metadata[n] for n in SECRET_NAMES} == {"[REDACTED]"}
     assert (got.metadata["input_tokens"], got.metadata["max_tokens"]) == (5, 9)
-    store.close()
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("llmgine.db*"))
+    raw = everything_stored(store, tmp_path)
     assert b"input_tokens" in raw and b"sk-live" not in raw
 
 
@@ -471,12 +485,12 @@ def test_events_come_back_typed_and_filtered(store):
 
 
 def test_unknown_event_types_are_kept_not_dropped(store):
-    store.conn.execute(
-        "INSERT INTO events (id, type, session_id, payload, created) VALUES (?,?,?,?,?)",
-        ("x1", "some_app.events.Gone", "s", '{"id": "x1", "session_id": "s", "type": "some_app.events.Gone", '
-         '"timestamp": "2025-01-01T00:00:00Z", "metadata": {}, "size": 3}', "2025-01-01T00:00:00.000000+00:00"),
-    )
-    store.conn.commit()
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO events (id, type, session_id, payload, created) VALUES (?,?,?,?,?)",
+            ("x1", "some_app.events.Gone", "s", '{"id": "x1", "session_id": "s", "type": "some_app.events.Gone", '
+             '"timestamp": "2025-01-01T00:00:00Z", "metadata": {}, "size": 3}', "2025-01-01T00:00:00.000000+00:00"),
+        )
     (event,) = store.events("s")
     assert isinstance(event, UnknownEvent)
     assert event.stored_type == "some_app.events.Gone" and event.payload["size"] == 3
@@ -518,7 +532,10 @@ def test_transaction_rolls_back_on_error(store):
             store.add_memory("also inside", session=s)
             raise RuntimeError("boom")
     assert store.messages(s) == [] and store.memory(s) == []
-    assert not store.conn.in_transaction
+    store.append_message(s, user("after"))  # the connection is out of the failed transaction
+    assert [m.content for m in store.messages(s)] == ["after"]
+    if store.backend == "sqlite":
+        assert not store.conn.in_transaction
 
 
 # -- search, memory, housekeeping ------------------------------------------------------------
@@ -537,12 +554,17 @@ def test_full_text_search_with_snippets(store):
     assert store.search("pasta", session="travel") == []
     assert store.search("what's the best") and store.search('"quoted" -dash OR')  == []  # typed text is safe
     assert [h.role for h in store.search("boil AND minutes", raw=True)] == ["assistant"]
-    with pytest.raises(StoreError, match="raw=False"):
-        store.search('"unbalanced', raw=True)
     # The index follows edits and deletions.
     hit = store.search("Bergen")[0]
     store.update_message(hit.message_id, content="Take the night train")
     assert store.search("Bergen") == [] and store.search("night")
+
+
+@pytest.mark.sqlite_only  # FTS5's query syntax; PostgreSQL's web-search syntax has no errors
+def test_raw_fts5_syntax_errors_say_what_to_do(store):
+    store.append_message(store.create_session(), user("How long should I boil pasta?"))
+    with pytest.raises(StoreError, match="raw=False"):
+        store.search('"unbalanced', raw=True)
 
 
 @settings(max_examples=25, deadline=None)
@@ -620,9 +642,10 @@ def test_delete_session_removes_every_row_and_vacuum_shrinks(store):
     assert store.search("word") and all(h.session_id == keep.id for h in store.search("word"))
     assert len(store.messages("keep")) == 2
 
-    pages_before = store.conn.execute("PRAGMA page_count").fetchone()[0]
+    pages_before = store.conn.execute("PRAGMA page_count").fetchone()[0] if store.backend == "sqlite" else 0
     store.vacuum()
-    assert store.conn.execute("PRAGMA page_count").fetchone()[0] <= pages_before
+    if store.backend == "sqlite":
+        assert store.conn.execute("PRAGMA page_count").fetchone()[0] <= pages_before
     assert store.integrity_check() == []
     assert store.search("word")  # rowids survived VACUUM: the index still matches
     assert store.messages("keep")[0].content.startswith("word")
@@ -737,6 +760,7 @@ def test_writing_to_a_session_deleted_meanwhile_says_so(store):
     assert store.llm_calls() == []
 
 
+@pytest.mark.sqlite_only  # SQLite's deferred FTS5 index (PostgreSQL indexes each row as it is written)
 def test_a_long_queue_of_new_messages_is_indexed_in_short_transactions(store):
     s = store.create_session()
     # A queue as an older version left it: rows written without indexing any of them.

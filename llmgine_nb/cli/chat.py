@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import os
 import sys
-from pathlib import Path
 
 HELP = "chat in the terminal (an in-process engine, or --server URL --token T)"
 
@@ -15,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server", metavar="URL", default=None, help="talk to a server (llmgine-nb serve) instead")
     parser.add_argument("--token", default=None,
                         help="API token for --server (default: the LLMGINE_TOKEN environment variable)")
-    parser.add_argument("--db", type=Path, default=None, help="in process: SQLite file (default: LLMGINE_DB or the per-user one)")
+    parser.add_argument("--db", default=None, help="in process: SQLite file or postgresql:// URL (default: LLMGINE_DB or the per-user file)")
     parser.add_argument("--model", default=None, help="in process: the model (default: from the environment)")
     parser.add_argument("--demo", action="store_true", help="in process: the offline demo model and tools")
     parser.add_argument("--resume", metavar="ID", default=None, help="continue this session instead of a new one")

@@ -20,8 +20,8 @@ HELP = "run the task assistant as a Discord bot (token from DISCORD_TOKEN)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--board", type=Path, default=Path("darcy-board.db"), help="the task board's SQLite file")
-    parser.add_argument("--db", type=Path, default=None,
-                        help="the chat sessions' SQLite file (default: LLMGINE_DB or the user's llmgine.db)")
+    parser.add_argument("--db", default=None,
+                        help="the chat sessions' SQLite file or postgresql:// URL (default: LLMGINE_DB or the user's llmgine.db)")
     parser.add_argument("--demo", action="store_true",
                         help="seed the demo organisation into an empty board (its two demo links pre-confirmed)")
     parser.add_argument("--guild", type=int, default=None,

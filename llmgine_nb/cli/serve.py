@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 HELP = "run the server: REST and event streams for many users' sessions, and the web chat page"
 
@@ -11,7 +10,7 @@ HELP = "run the server: REST and event streams for many users' sessions, and the
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    parser.add_argument("--db", type=Path, default=None, help="SQLite file (default: LLMGINE_DB or the per-user one)")
+    parser.add_argument("--db", default=None, help="SQLite file or postgresql:// URL (default: LLMGINE_DB or the per-user file)")
     parser.add_argument("--model", default=None, help="default model of new sessions (default: from the environment)")
     parser.add_argument("--demo", action="store_true",
                         help="the offline demo: a scripted model and two tools (one asks approval, one a choice)")

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 HELP = "manage the server's users and API tokens: add, list, token, revoke"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", type=Path, default=None, help="SQLite file (default: LLMGINE_DB or the per-user one)")
+    parser.add_argument("--db", default=None, help="SQLite file or postgresql:// URL (default: LLMGINE_DB or the per-user file)")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     add = actions.add_parser("add", help="add a user and print their first token (shown once)")
     add.add_argument("name")

@@ -122,7 +122,7 @@ class NotebookRuntime:
         if self._store is None:
             from ..store import Store
 
-            self._store = Store(None if self._db is None else Path(self._db))
+            self._store = Store(self._db)
         if self._event_log is None:
             from ..observe.eventlog import EventLogObserver
 

@@ -13,8 +13,15 @@ a busy timeout), runs the migrations, and hands out:
   no second connection to offer; there ``reading()`` shares the writer's.
 
 The record modules (``sessions``, ``messages``, ``tool_calls`` ...) are plain
-functions over a ``sqlite3.Connection``; they read rows by column name
-(``rows()`` returns ``sqlite3.Row`` objects).
+functions over a ``Connection``: a ``sqlite3.Connection`` here, or the
+PostgreSQL connection of ``postgres.py``, which takes the same SQL (``?``
+placeholders; the few statements the two dialects spell differently are
+written in the subset both read).  They read rows by column name (``rows()``).
+``serialise_session`` is the one point where the backends differ in kind:
+what keeps two writers of one session from taking the same position.
+
+``open_database`` picks the backend from the target: a ``postgresql://`` URL
+opens ``PostgresDatabase``, anything else this SQLite ``Database``.
 """
 
 from __future__ import annotations
@@ -26,30 +33,90 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlite_utils
 
+from . import search
 from .migrations import migrate
-from .paths import MEMORY
+from .paths import MEMORY, is_postgres_url
 from .records import StoreError
 
-__all__ = ["Database", "rows", "one", "new_id"]
+if TYPE_CHECKING:
+    from .postgres import PostgresDatabase
+
+__all__ = [
+    "Connection", "Cursor", "Database", "INTEGRITY_ERRORS", "is_sqlite", "new_id", "one", "open_database", "rows",
+    "serialise_session",
+]
+
+
+class Cursor(Protocol):
+    """What the record modules use of a DB-API cursor."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    """What the record modules use of a connection: SQL with ``?`` placeholders."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Any: ...
+
+    def executemany(self, sql: str, parameters: Any, /) -> Any: ...
+
+
+def _integrity_errors() -> tuple[type[Exception], ...]:
+    try:
+        import psycopg
+    except ImportError:  # the postgres extra is not installed: only SQLite's
+        return (sqlite3.IntegrityError,)
+    return (sqlite3.IntegrityError, psycopg.IntegrityError)
+
+
+#: A unique or foreign key refused a row, on either backend.
+INTEGRITY_ERRORS = _integrity_errors()
+
+
+def is_sqlite(conn: Connection) -> bool:
+    return isinstance(conn, sqlite3.Connection)
+
+
+def serialise_session(conn: Connection, session_id: str) -> None:
+    """Inside a write transaction: wait until no other transaction writes this session's numbered rows.
+
+    Positions (``messages.seq``) and stream numbers (``events.seq``) are the
+    last one plus one; two writers must not both read the same "last".  On
+    SQLite every write transaction already holds the database's one write
+    lock (``BEGIN IMMEDIATE``).  On PostgreSQL, writers of different sessions
+    run at once and those of one session queue on a transaction-scoped
+    advisory lock keyed by the session (see ``postgres.py``).
+    """
+    if not is_sqlite(conn):
+        conn.execute("SELECT pg_advisory_xact_lock(7481, hashtext(?))", (session_id,))
 
 
 def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-    """The rows of a query, each readable by column name (``row["created"]``)."""
+def rows(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    """The rows of a query, each readable by column name (``row["created"]``) and by position."""
+    if not isinstance(conn, sqlite3.Connection):
+        return list(conn.execute(sql, params).fetchall())  # Postgres rows are read by name already
     cursor = conn.cursor()
     cursor.row_factory = sqlite3.Row
     return cursor.execute(sql, params).fetchall()
 
 
-def one(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+def one(conn: Connection, sql: str, params: Sequence[Any] = ()) -> Any:
     """The first row of a query (by column name), or None."""
+    if not isinstance(conn, sqlite3.Connection):
+        return conn.execute(sql, params).fetchone()
     cursor = conn.cursor()
     cursor.row_factory = sqlite3.Row
     row: sqlite3.Row | None = cursor.execute(sql, params).fetchone()
@@ -91,6 +158,9 @@ class Database:
     ``path`` is a file path or ``":memory:"``; ``timeout`` is how long (seconds) a
     write waits for another writer.
     """
+
+    #: The search functions for this backend (``search.py``: SQLite FTS5).
+    search = search
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
         self.path = path
@@ -197,3 +267,24 @@ class Database:
                 yield reader
             finally:
                 reader.rollback()  # nothing was written; ends the snapshot
+
+    def vacuum(self) -> None:
+        """Reclaim the space of deleted rows (rewrites the file; run it when idle)."""
+        with self.lock:
+            if not self.memory:
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.db.vacuum()
+
+    def integrity_check(self) -> list[str]:
+        """Problems SQLite finds in the file (an empty list when it is sound)."""
+        found = [row[0] for row in self.read("PRAGMA integrity_check")]
+        return [] if found == ["ok"] else found
+
+
+def open_database(target: str | Path, *, timeout: float = 30.0) -> Database | PostgresDatabase:
+    """The database for ``target``: PostgreSQL for a ``postgresql://`` URL, else a SQLite file."""
+    if is_postgres_url(target):
+        from .postgres import PostgresDatabase  # psycopg is an optional extra
+
+        return PostgresDatabase(str(target), timeout=timeout)
+    return Database(target, timeout=timeout)

@@ -1,6 +1,6 @@
 """The event log: every bus message worth keeping, as JSON, with credential-named fields blanked.
 
-Plain functions over a ``sqlite3.Connection``.  Events are keyed by bus
+Plain functions over a ``Connection`` (``database.py``: SQLite or PostgreSQL).  Events are keyed by bus
 session id (a bus session need not have a stored session record).
 """
 
@@ -8,21 +8,20 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
 from ..messages import Message, UnknownEvent, UnknownMessageType
 from ..secrets import json_names_secret, redact_named
-from .database import rows
+from .database import Connection, rows
 from .rows import utc_text
 
 __all__ = ["UnknownEvent", "row", "insert", "select", "prune"]
 
 log = logging.getLogger("llmgine_nb.store")
 
-_INSERT = "INSERT OR IGNORE INTO events (id, type, session_id, payload, created) VALUES (?,?,?,?,?)"
+_INSERT = "INSERT INTO events (id, type, session_id, payload, created) VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING"
 
 
 def row(event: Message, payload: str | None = None) -> tuple[Any, ...]:
@@ -34,7 +33,7 @@ def row(event: Message, payload: str | None = None) -> tuple[Any, ...]:
     return (event.id, event.type_name, event.session_id, payload, utc_text(event.timestamp))
 
 
-def insert(conn: sqlite3.Connection, values: Sequence[tuple[Any, ...]]) -> None:
+def insert(conn: Connection, values: Sequence[tuple[Any, ...]]) -> None:
     """Append events (logging the same event twice keeps one row)."""
     conn.executemany(_INSERT, values)
 
@@ -55,7 +54,7 @@ def _from_row(type_name: str, payload: str) -> Message:
 
 
 def select(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     session_id: str | None,
     types: Sequence[type[Message] | str] | None,
@@ -88,7 +87,7 @@ def select(
     return [_from_row(r["type"], r["payload"]) for r in rows(conn, sql, params)]
 
 
-def prune(conn: sqlite3.Connection, before: datetime | date) -> int:
+def prune(conn: Connection, before: datetime | date) -> int:
     """Delete events logged before ``before``; return how many."""
     deleted: int = conn.execute("DELETE FROM events WHERE created < ?", (utc_text(before),)).rowcount
     return deleted

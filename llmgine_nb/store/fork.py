@@ -8,14 +8,13 @@ again.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from . import search, sessions
+from .database import Connection, rows
 from .database import new_id as make_id
-from .database import rows
 from .records import SessionRecord, StoreError
 from .rows import utc_text
 
@@ -30,7 +29,7 @@ _APPROVAL_COLUMNS = "call_id, decision, who, edited_arguments, reason, created"
 
 
 def copy_history(
-    conn: sqlite3.Connection, source_id: str, target_id: str, *, upto_seq: int, new_id: Callable[[], str]
+    conn: Connection, source_id: str, target_id: str, *, upto_seq: int, new_id: Callable[[], str]
 ) -> dict[str, str]:
     """Copy a session's messages (seq <= upto_seq) and what belongs to them; return old->new message ids."""
     messages = rows(
@@ -103,7 +102,7 @@ def copy_history(
     return ids
 
 
-def fork(conn: sqlite3.Connection, source_id: str, at_message_id: str, *, name: str | None) -> SessionRecord:
+def fork(conn: Connection, source_id: str, at_message_id: str, *, name: str | None) -> SessionRecord:
     """A new session (inside the caller's transaction) copying the source's history up to ``at_message_id``."""
     source = sessions.find(conn, source_id)
     assert source is not None

@@ -1,22 +1,22 @@
 """Images: bytes stored once per sha256; messages refer to them by ``ImageRef``.
 
-Plain functions over a ``sqlite3.Connection`` (the ``Store`` facade holds
+Plain functions over a ``Connection`` (``database.py``: SQLite or PostgreSQL) (the ``Store`` facade holds
 the lock and the transaction).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 
 from ..chat import ChatMessage, ImageRef
+from .database import Connection
 from .records import StoreError
 from .rows import utc_text
 
 __all__ = ["put", "get_data", "with_data", "count"]
 
 
-def put(conn: sqlite3.Connection, image: ImageRef, data: bytes) -> bool:
+def put(conn: Connection, image: ImageRef, data: bytes) -> bool:
     """Keep ``data`` under ``image.sha256`` unless it is there already; True when it was new."""
     cursor = conn.execute(
         "INSERT INTO images (sha256, mime, size, width, height, data, created) VALUES (?,?,?,?,?,?,?) "
@@ -26,7 +26,7 @@ def put(conn: sqlite3.Connection, image: ImageRef, data: bytes) -> bool:
     return cursor.rowcount == 1
 
 
-def get_data(conn: sqlite3.Connection, hashes: Iterable[str]) -> dict[str, bytes]:
+def get_data(conn: Connection, hashes: Iterable[str]) -> dict[str, bytes]:
     """The stored bytes of each of ``hashes`` that is stored."""
     wanted = sorted(set(hashes))
     if not wanted:
@@ -36,7 +36,7 @@ def get_data(conn: sqlite3.Connection, hashes: Iterable[str]) -> dict[str, bytes
     return {sha: bytes(data) for sha, data in found}
 
 
-def with_data(conn: sqlite3.Connection, messages: list[ChatMessage]) -> list[ChatMessage]:
+def with_data(conn: Connection, messages: list[ChatMessage]) -> list[ChatMessage]:
     """``messages`` with the bytes of their images at hand (copies; messages without images as they are)."""
     data = get_data(conn, (image.sha256 for m in messages for image in m.images if image.data is None))
     out = []
@@ -58,6 +58,6 @@ def with_data(conn: sqlite3.Connection, messages: list[ChatMessage]) -> list[Cha
     return out
 
 
-def count(conn: sqlite3.Connection) -> int:
+def count(conn: Connection) -> int:
     (n,) = conn.execute("SELECT count(*) FROM images").fetchone()
     return int(n)

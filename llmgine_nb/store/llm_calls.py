@@ -1,16 +1,15 @@
 """Model calls (usage, cost, timings) and the usage totals built from them.
 
-Plain functions over a ``sqlite3.Connection``, on session ids.
+Plain functions over a ``Connection`` (``database.py``: SQLite or PostgreSQL), on session ids.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from .database import new_id, rows
+from .database import Connection, new_id, rows
 from .records import LLMCall, UsageRow
 from .rows import utc_text
 from .sessions import UNPRICED
@@ -43,11 +42,11 @@ def row(call: LLMCall, session_id: str | None) -> tuple[Any, ...]:
     )
 
 
-def insert(conn: sqlite3.Connection, values: Sequence[tuple[Any, ...]]) -> None:
+def insert(conn: Connection, values: Sequence[tuple[Any, ...]]) -> None:
     conn.executemany(_INSERT, values)
 
 
-def select(conn: sqlite3.Connection, session_id: str | None) -> list[LLMCall]:
+def select(conn: Connection, session_id: str | None) -> list[LLMCall]:
     """Stored model calls, oldest first (of one session when given)."""
     if session_id is None:
         found = rows(conn, f"SELECT {_COLUMNS} FROM llm_calls ORDER BY created")
@@ -76,7 +75,7 @@ def select(conn: sqlite3.Connection, session_id: str | None) -> list[LLMCall]:
 _USAGE_KEYS = {"session": "session_id", "model": "model", "day": "substr(created, 1, 10)"}
 
 
-def usage(conn: sqlite3.Connection, by: str, *, session_id: str | None, since: str | None) -> list[UsageRow]:
+def usage(conn: Connection, by: str, *, session_id: str | None, since: str | None) -> list[UsageRow]:
     """Token, cost and call totals grouped by session, model or UTC day."""
     key = _USAGE_KEYS[by]
     where, params = [], []
@@ -87,10 +86,10 @@ def usage(conn: sqlite3.Connection, by: str, *, session_id: str | None, since: s
         where.append("created >= ?")
         params.append(since)
     sql = f"""
-        SELECT {key} AS key, count(*) AS calls, sum(error IS NOT NULL) AS errors,
+        SELECT {key} AS key, count(*) AS calls, sum(CASE WHEN error IS NOT NULL THEN 1 ELSE 0 END) AS errors,
                coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens,
-               coalesce(sum(cached_tokens), 0) AS cached_tokens, total(cost) AS cost,
-               avg(latency_ms) AS mean_latency_ms, sum({UNPRICED}) AS unpriced_calls
+               coalesce(sum(cached_tokens), 0) AS cached_tokens, coalesce(sum(cost), 0.0) AS cost,
+               avg(latency_ms) AS mean_latency_ms, coalesce(sum({UNPRICED}), 0) AS unpriced_calls
         FROM llm_calls
         {"WHERE " + " AND ".join(where) if where else ""}
         GROUP BY key

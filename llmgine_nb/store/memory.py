@@ -1,21 +1,20 @@
 """Memory notes (per session, or global) and stored summaries.
 
-Plain functions over a ``sqlite3.Connection``, on session ids.
+Plain functions over a ``Connection`` (``database.py``: SQLite or PostgreSQL), on session ids.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 
-from .database import new_id, rows
+from .database import Connection, new_id, rows
 from .records import MemoryNote, StoredSummary, StoreError
 from .rows import utc_text
 
 __all__ = ["add", "notes", "delete", "save_summary", "latest_summary"]
 
 
-def add(conn: sqlite3.Connection, text: str, session_id: str | None) -> MemoryNote:
+def add(conn: Connection, text: str, session_id: str | None) -> MemoryNote:
     now = utc_text()
     note = MemoryNote(id=new_id(), session_id=session_id, text=text, created=datetime.fromisoformat(now))
     conn.execute(
@@ -24,7 +23,7 @@ def add(conn: sqlite3.Connection, text: str, session_id: str | None) -> MemoryNo
     return note
 
 
-def notes(conn: sqlite3.Connection, session_id: str | None, *, include_global: bool) -> list[MemoryNote]:
+def notes(conn: Connection, session_id: str | None, *, include_global: bool) -> list[MemoryNote]:
     """A session's notes (plus the global ones), or only the global ones, oldest first."""
     columns = "id, session_id, text, created"
     if session_id is None:
@@ -38,12 +37,12 @@ def notes(conn: sqlite3.Connection, session_id: str | None, *, include_global: b
     ]
 
 
-def delete(conn: sqlite3.Connection, note_id: str) -> None:
+def delete(conn: Connection, note_id: str) -> None:
     if conn.execute("DELETE FROM memory WHERE id = ?", (note_id,)).rowcount == 0:
         raise StoreError(f"no memory note has the id {note_id!r}")
 
 
-def save_summary(conn: sqlite3.Connection, session_id: str, upto_message_id: str, text: str, covered: int) -> StoredSummary:
+def save_summary(conn: Connection, session_id: str, upto_message_id: str, text: str, covered: int) -> StoredSummary:
     now = utc_text()
     summary = StoredSummary(
         id=new_id(),
@@ -60,7 +59,7 @@ def save_summary(conn: sqlite3.Connection, session_id: str, upto_message_id: str
     return summary
 
 
-def latest_summary(conn: sqlite3.Connection, session_id: str) -> StoredSummary | None:
+def latest_summary(conn: Connection, session_id: str) -> StoredSummary | None:
     found = rows(
         conn,
         "SELECT id, session_id, upto_message_id, text, covered, created FROM summaries "

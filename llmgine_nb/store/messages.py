@@ -1,13 +1,12 @@
 """Messages: append in order (with the tool calls they request or answer), load, change.
 
-Plain functions over a ``sqlite3.Connection``, on session ids (the ``Store``
+Plain functions over a ``Connection`` (``database.py``: SQLite or PostgreSQL), on session ids (the ``Store``
 facade resolves names and holds the lock and the transaction).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +14,7 @@ from pydantic import TypeAdapter
 
 from ..chat import ChatMessage, ToolCall
 from . import search, tool_calls
-from .database import new_id
+from .database import INTEGRITY_ERRORS, Connection, new_id, serialise_session
 from .records import SessionNotFound, StoreError
 from .rows import utc_text
 
@@ -117,12 +116,13 @@ def messages_from_rows(selected: Sequence[Sequence[Any]]) -> list[ChatMessage]:
 
 
 
-def append(conn: sqlite3.Connection, session_id: str, messages: list[ChatMessage]) -> list[int]:
+def append(conn: Connection, session_id: str, messages: list[ChatMessage]) -> list[int]:
     """Add messages at the end of the session; return their positions (0-based).
 
     An assistant message's tool calls are recorded as requested; a tool
     message completes the call it answers.
     """
+    serialise_session(conn, session_id)
     (last,) = conn.execute("SELECT max(seq) FROM messages WHERE session_id = ?", (session_id,)).fetchone()
     seq = -1 if last is None else last
     positions = []
@@ -136,8 +136,8 @@ def append(conn: sqlite3.Connection, session_id: str, messages: list[ChatMessage
         row = message_row(message, session_id, seq)
         try:
             conn.execute(_INSERT, row)
-        except sqlite3.IntegrityError as exc:
-            if "FOREIGN KEY" in str(exc):  # a SessionRecord whose session was deleted meanwhile
+        except INTEGRITY_ERRORS as exc:
+            if "foreign key" in str(exc).lower():  # a SessionRecord whose session was deleted meanwhile
                 raise SessionNotFound(
                     f"session {session_id!r} no longer exists (deleted by another notebook or process?); "
                     "start a new session"
@@ -157,7 +157,7 @@ def append(conn: sqlite3.Connection, session_id: str, messages: list[ChatMessage
     return positions
 
 
-def load(conn: sqlite3.Connection, session_id: str, last: int | None = None) -> list[ChatMessage]:
+def load(conn: Connection, session_id: str, last: int | None = None) -> list[ChatMessage]:
     """The session's messages in order (only the ``last`` N when given)."""
     if last is None:
         selected = conn.execute(
@@ -172,7 +172,7 @@ def load(conn: sqlite3.Connection, session_id: str, last: int | None = None) -> 
     return messages_from_rows(selected)
 
 
-def get(conn: sqlite3.Connection, message_id: str) -> ChatMessage:
+def get(conn: Connection, message_id: str) -> ChatMessage:
     selected = conn.execute(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,)).fetchall()
     if not selected:
         raise StoreError(f"no stored message has the id {message_id!r}")
@@ -188,7 +188,7 @@ def changes(given: dict[str, Any]) -> dict[str, Any]:
     return given
 
 
-def update(conn: sqlite3.Connection, message_id: str, changes: dict[str, Any]) -> None:
+def update(conn: Connection, message_id: str, changes: dict[str, Any]) -> None:
     """Set the given columns of a stored message."""
     assignments = ", ".join(f"{column} = ?" for column in changes)
     cursor = conn.execute(f"UPDATE messages SET {assignments} WHERE id = ?", (*changes.values(), message_id))
@@ -196,5 +196,5 @@ def update(conn: sqlite3.Connection, message_id: str, changes: dict[str, Any]) -
         raise StoreError(f"no stored message has the id {message_id!r}")
 
 
-def delete_in_session(conn: sqlite3.Connection, message_id: str, session_id: str) -> None:
+def delete_in_session(conn: Connection, message_id: str, session_id: str) -> None:
     conn.execute("DELETE FROM messages WHERE id = ? AND session_id = ?", (message_id, session_id))

@@ -1,6 +1,6 @@
 """The opt-in request cache: the answer an exact request got, by the request's hash.
 
-Plain functions over a ``sqlite3.Connection``.  The hash covers the model and
+Plain functions over a ``Connection`` (``database.py``: SQLite or PostgreSQL).  The hash covers the model and
 everything sent (messages, tools, options; see ``engine/requests.py``), so a
 stored answer is only replayed for the very same request.
 """
@@ -8,15 +8,15 @@ stored answer is only replayed for the very same request.
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
+from .database import Connection
 from .rows import utc_text
 
 __all__ = ["get", "put", "clear"]
 
 
-def get(conn: sqlite3.Connection, request_hash: str) -> dict[str, Any] | None:
+def get(conn: Connection, request_hash: str) -> dict[str, Any] | None:
     """The stored answer to this request (its ``response`` fields), counting the hit, or None."""
     found = conn.execute("SELECT response FROM request_cache WHERE request_hash = ?", (request_hash,)).fetchone()
     if found is None:
@@ -26,7 +26,7 @@ def get(conn: sqlite3.Connection, request_hash: str) -> dict[str, Any] | None:
     return response
 
 
-def put(conn: sqlite3.Connection, request_hash: str, model: str, response: dict[str, Any]) -> None:
+def put(conn: Connection, request_hash: str, model: str, response: dict[str, Any]) -> None:
     """Keep the answer to this request (a later answer to the same request replaces it)."""
     conn.execute(
         "INSERT INTO request_cache (request_hash, model, response, created) VALUES (?,?,?,?) "
@@ -35,6 +35,6 @@ def put(conn: sqlite3.Connection, request_hash: str, model: str, response: dict[
     )
 
 
-def clear(conn: sqlite3.Connection) -> int:
+def clear(conn: Connection) -> int:
     """Forget every stored answer; return how many there were."""
     return conn.execute("DELETE FROM request_cache").rowcount

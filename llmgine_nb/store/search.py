@@ -51,8 +51,13 @@ _INDEX_PENDING = (
 )
 
 
-def index_pending_if_due(conn: sqlite3.Connection) -> None:
-    """Inside a write transaction: index the waiting messages when ``BATCH`` of them have piled up."""
+def index_pending_if_due(conn: Any) -> None:
+    """Inside a write transaction: index the waiting messages when ``BATCH`` of them have piled up.
+
+    Only SQLite queues messages for its index; PostgreSQL indexes each with its row.
+    """
+    if not isinstance(conn, sqlite3.Connection):
+        return
     (waiting,) = conn.execute(
         "SELECT count(*) FROM (SELECT 1 FROM messages_fts_pending LIMIT ?)", (BATCH,)
     ).fetchone()

@@ -1,18 +1,17 @@
 """Session records: create, find, resolve a name to an id, rename, list with totals, delete.
 
-Plain functions over a ``sqlite3.Connection`` (the ``Store`` facade holds the
+Plain functions over a ``Connection`` (``database.py``: SQLite or PostgreSQL) (the ``Store`` facade holds the
 lock and the transaction).  ``resolve_id`` turns a session id, name or
 ``SessionRecord`` into the id, once, at the edge: everything below works on ids.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 from typing import Any
 
 from ..secrets import redact_named
-from .database import one, rows
+from .database import INTEGRITY_ERRORS, Connection, one, rows
 from .records import SessionNotFound, SessionRecord, SessionSummary, StoreError
 from .rows import from_json, to_json, utc_text
 
@@ -36,7 +35,7 @@ COLUMNS = "id, name, model, created, notebook, forked_from_session, forked_from_
 _OWNED_TABLES = ("approvals", "tool_calls", "messages", "llm_calls", "events", "memory", "summaries")
 
 
-def from_row(row: sqlite3.Row) -> SessionRecord:
+def from_row(row: Any) -> SessionRecord:
     return SessionRecord(
         id=row["id"],
         name=row["name"],
@@ -61,7 +60,7 @@ def new_record(record: SessionRecord) -> SessionRecord:
     )
 
 
-def insert(conn: sqlite3.Connection, record: SessionRecord) -> None:
+def insert(conn: Connection, record: SessionRecord) -> None:
     if record.name is not None and find(conn, record.name) is not None:
         raise StoreError(
             f"a session named {record.name!r} already exists; resume it with "
@@ -82,11 +81,11 @@ def insert(conn: sqlite3.Connection, record: SessionRecord) -> None:
                 to_json(record.metadata),
             ),
         )
-    except sqlite3.IntegrityError as exc:
+    except INTEGRITY_ERRORS as exc:
         raise StoreError(f"a session with id {record.id!r} already exists; omit id= to get a new one") from exc
 
 
-def find(conn: sqlite3.Connection, ref: str) -> SessionRecord | None:
+def find(conn: Connection, ref: str) -> SessionRecord | None:
     """The session whose id, else whose name, is ``ref``."""
     row = one(conn, f"SELECT {COLUMNS} FROM sessions WHERE id = ?", (ref,))
     if row is None:
@@ -94,7 +93,7 @@ def find(conn: sqlite3.Connection, ref: str) -> SessionRecord | None:
     return None if row is None else from_row(row)
 
 
-def resolve_id(conn: sqlite3.Connection, ref: str | SessionRecord) -> str:
+def resolve_id(conn: Connection, ref: str | SessionRecord) -> str:
     """The id of the session ``ref`` names; raises ``SessionNotFound``."""
     if isinstance(ref, SessionRecord):
         return ref.id
@@ -107,7 +106,7 @@ def resolve_id(conn: sqlite3.Connection, ref: str | SessionRecord) -> str:
     return session_id
 
 
-def rename(conn: sqlite3.Connection, session_id: str, name: str | None) -> None:
+def rename(conn: Connection, session_id: str, name: str | None) -> None:
     if name is not None:
         other = find(conn, name)
         if other is not None and other.id != session_id:
@@ -115,11 +114,11 @@ def rename(conn: sqlite3.Connection, session_id: str, name: str | None) -> None:
     conn.execute("UPDATE sessions SET name = ? WHERE id = ?", (name, session_id))
 
 
-def set_engine_state(conn: sqlite3.Connection, session_id: str, state: dict[str, Any]) -> None:
+def set_engine_state(conn: Connection, session_id: str, state: dict[str, Any]) -> None:
     conn.execute("UPDATE sessions SET engine_state = ? WHERE id = ?", (to_json(redact_named(state)), session_id))
 
 
-def update_metadata(conn: sqlite3.Connection, session_id: str, values: dict[str, Any]) -> None:
+def update_metadata(conn: Connection, session_id: str, values: dict[str, Any]) -> None:
     row = one(conn, "SELECT metadata FROM sessions WHERE id = ?", (session_id,))
     merged = {**from_json(row["metadata"] if row else None, {}), **values}
     conn.execute("UPDATE sessions SET metadata = ? WHERE id = ?", (to_json(redact_named(merged)), session_id))
@@ -128,15 +127,19 @@ def update_metadata(conn: sqlite3.Connection, session_id: str, values: dict[str,
 # A call whose price is unknown (cost NULL) is counted, not summed as $0: ``cost``
 # stays the sum of the known costs and front ends say "cost unknown" or ">= $x".
 # A failed call that used no tokens was not billed, so it is not "unpriced".
-UNPRICED = "(cost IS NULL AND (error IS NULL OR coalesce(input_tokens, 0) + coalesce(output_tokens, 0) > 0))"
+# 1 for such a call, 0 for the others (an integer: summed alike by SQLite and PostgreSQL).
+UNPRICED = (
+    "CASE WHEN cost IS NULL AND (error IS NULL OR coalesce(input_tokens, 0) + coalesce(output_tokens, 0) > 0) "
+    "THEN 1 ELSE 0 END"
+)
 
 _SUMMARIES = """
 SELECT s.id, s.name, s.model, s.created, s.notebook, s.forked_from_session, s.forked_from_message,
        s.engine_state, s.metadata,
        (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count,
-       max(s.created,
-           coalesce((SELECT created FROM messages m WHERE m.session_id = s.id ORDER BY seq DESC LIMIT 1), ''),
-           coalesce(c.last_call, '')) AS last_activity,
+       (SELECT max(moment) FROM (SELECT s.created AS moment
+           UNION ALL SELECT (SELECT created FROM messages m WHERE m.session_id = s.id ORDER BY seq DESC LIMIT 1)
+           UNION ALL SELECT c.last_call) AS activity) AS last_activity,
        coalesce(c.calls, 0) AS llm_calls, coalesce(c.input_tokens, 0) AS input_tokens,
        coalesce(c.output_tokens, 0) AS output_tokens, coalesce(c.cached_tokens, 0) AS cached_tokens,
        coalesce(c.cost, 0.0) AS cost, coalesce(c.unpriced_calls, 0) AS unpriced_calls
@@ -144,7 +147,7 @@ FROM sessions s
 LEFT JOIN (
     SELECT session_id, count(*) AS calls, sum(input_tokens) AS input_tokens,
            sum(output_tokens) AS output_tokens, sum(cached_tokens) AS cached_tokens,
-           total(cost) AS cost, sum({unpriced}) AS unpriced_calls, max(created) AS last_call
+           coalesce(sum(cost), 0.0) AS cost, sum({unpriced}) AS unpriced_calls, max(created) AS last_call
     FROM llm_calls GROUP BY session_id
 ) c ON c.session_id = s.id
 {where}
@@ -153,7 +156,7 @@ ORDER BY last_activity DESC
 """
 
 
-def summaries(conn: sqlite3.Connection, *, limit: int | None, notebook: str | None) -> list[SessionSummary]:
+def summaries(conn: Connection, *, limit: int | None, notebook: str | None) -> list[SessionSummary]:
     """Sessions with message counts, last activity and usage totals, most recent first."""
     params: list[Any] = []
     where = ""
@@ -177,7 +180,7 @@ def summaries(conn: sqlite3.Connection, *, limit: int | None, notebook: str | No
     ]
 
 
-def delete(conn: sqlite3.Connection, session_id: str) -> None:
+def delete(conn: Connection, session_id: str) -> None:
     """Delete a session and every row that belongs to it."""
     for table in _OWNED_TABLES:
         conn.execute(f"DELETE FROM {table} WHERE session_id = ?", (session_id,))

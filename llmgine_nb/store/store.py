@@ -1,15 +1,17 @@
-"""The store: one SQLite database (through sqlite-utils) holding every session.
+"""The store: one database holding every session, a SQLite file (the default) or PostgreSQL.
 
     store = Store()                       # LLMGINE_DB, or the per-user default
     session = store.create_session("analysis", model="gpt-4o-mini")
     store.append_message(session.id, ChatMessage(role="user", content="hi"))
     resumed = store.load_session("analysis")   # after a kernel restart
+    shared = Store("postgresql://llmgine@db/llmgine")   # many processes, many machines
 
 ``Store`` is a thin facade.  Each kind of record has its own module of plain
 functions over a connection (``sessions``, ``messages``, ``tool_calls``,
 ``llm_calls``, ``events``, ``memory``, ``search``, ``fork``); all of them
-share one ``Database`` (``database.py``): the connection, its lock and the
-transactions.  A method here resolves the session named by the caller (id,
+share one database object: ``Database`` (``database.py``, SQLite) or
+``PostgresDatabase`` (``postgres.py``), which offer the same connection, lock
+and transactions, so the record modules' SQL runs on either.  A method here resolves the session named by the caller (id,
 name or record) to its id once, then calls those functions in one
 transaction or one read.
 
@@ -19,17 +21,16 @@ Search reads on a connection of its own, so it never holds a writer up.
 
 A ``Store`` may be shared between threads (the notebook's main thread and the
 bus's background loop).  Open one ``Store`` per process; several processes
-may open the same file.
+may open the same file or PostgreSQL database.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlite_utils
 
@@ -41,13 +42,12 @@ from . import llm_calls as llm_call_table
 from . import memory as memory_table
 from . import messages as message_table
 from . import request_cache
-from . import search as search_index
 from . import sessions as session_table
 from . import tool_calls as tool_call_table
-from .database import Database, new_id
+from .database import Connection, Database, new_id, open_database
 from .events import UnknownEvent
 from .fork import fork
-from .paths import MEMORY, resolve_db_path
+from .paths import display_target, resolve_db_path
 from .records import (
     ApprovalRecord,
     Decision,
@@ -66,6 +66,9 @@ from .records import (
 from .rows import utc_text
 from .turns import record_turn
 
+if TYPE_CHECKING:
+    from .postgres import PostgresDatabase
+
 __all__ = ["Store", "UnknownEvent"]
 
 SessionRef = str | SessionRecord  # a session's id, its name, or its record
@@ -76,21 +79,22 @@ _UNSET: Any = object()
 class Store:
     """Persistence for sessions, messages, tool calls, approvals, LLM calls and events.
 
-    ``path`` is a file path or ``":memory:"``; by default ``LLMGINE_DB`` or
-    the per-user location described in ``llmgine_nb.store.paths``.
+    ``path`` is a file path, ``":memory:"`` or a URL (``postgresql://...``
+    opens the store on PostgreSQL, see ``postgres.py``); by default
+    ``LLMGINE_DB`` or the per-user location described in ``llmgine_nb.store.paths``.
     ``timeout`` is how long (seconds) a write waits for another writer.
     """
 
-    def __init__(self, path: str | Path | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout: float = 30.0) -> None:
         self.path = resolve_db_path(path)
-        self.database = Database(self.path, timeout=timeout)
+        self.database: Database | PostgresDatabase = open_database(self.path, timeout=timeout)
         self._index_backlog()
 
     def _index_backlog(self) -> None:
         # A database left by an older version may hold a long queue of messages waiting for the
         # search index; index it now, so that searches stay quick.
         with self.database.locked() as conn:
-            if search_index.backlog(conn):
+            if self.database.search.backlog(conn):
                 self.index_for_search()
 
     def index_for_search(self, per_transaction: int = 500) -> None:
@@ -102,17 +106,25 @@ class Store:
         more = True
         while more:
             with self.transaction() as conn:
-                more = search_index.index_waiting(conn, per_transaction)
+                more = self.database.search.index_waiting(conn, per_transaction)
 
     # -- the database ---------------------------------------------------------
 
     @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return "sqlite" if isinstance(self.database, Database) else "postgresql"
+
+    @property
     def db(self) -> sqlite_utils.Database:
-        """The sqlite-utils database (the writer connection)."""
+        """The sqlite-utils database (the writer connection); SQLite only."""
+        if not isinstance(self.database, Database):
+            raise StoreError("this store is on PostgreSQL; sqlite-utils reads SQLite files only (use Store.conn)")
         return self.database.db
 
     @property
-    def conn(self) -> sqlite3.Connection:
+    def conn(self) -> Any:
+        """The writer connection (``sqlite3.Connection``, or the PostgreSQL one taking the same SQL)."""
         return self.database.conn
 
     def close(self) -> None:
@@ -126,10 +138,10 @@ class Store:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Store({str(self.path)!r})"
+        return f"Store({display_target(self.path)!r})"
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Connection]:
         """One atomic write: everything inside commits together or not at all (nested: a savepoint)."""
         with self.database.transaction() as conn:
             yield conn
@@ -509,14 +521,16 @@ class Store:
     ) -> list[SearchHit]:
         """Full-text search over message content, best matches first, with snippets.
 
-        The words are searched as typed; ``raw=True`` passes SQLite FTS5 query
-        syntax (``AND``, ``OR``, ``NEAR``, ``prefix*``) through instead.  Only
+        The words are searched as typed; ``raw=True`` passes the backend's query
+        syntax through instead: on SQLite FTS5's (``AND``, ``OR``, ``NEAR``,
+        ``prefix*``), on PostgreSQL web-search syntax (``postgres_search.py``).  Only
         reads, on a connection of its own: a long search never holds a write up.
         """
-        search_index.match_text(query, raw=raw)  # a query with nothing to look for says so before any I/O
+        backend = self.database.search
+        backend.match_text(query, raw=raw)  # a query with nothing to look for says so before any I/O
         with self.database.reading() as conn:
             session_id = session_table.resolve_id(conn, session) if session is not None else None
-            return search_index.search(conn, query, session_id=session_id, limit=limit, raw=raw, highlight=highlight)
+            return backend.search(conn, query, session_id=session_id, limit=limit, raw=raw, highlight=highlight)
 
     def usage(
         self,
@@ -536,12 +550,8 @@ class Store:
 
     def vacuum(self) -> None:
         """Reclaim the space of deleted rows (rewrites the file; run it when idle)."""
-        with self.database.locked():
-            if self.path != MEMORY:
-                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self.db.vacuum()
+        self.database.vacuum()
 
     def integrity_check(self) -> list[str]:
-        """Problems SQLite finds in the file (an empty list when it is sound)."""
-        found = [row[0] for row in self.database.read("PRAGMA integrity_check")]
-        return [] if found == ["ok"] else found
+        """Problems the database finds in itself (an empty list when it is sound)."""
+        return self.database.integrity_check()

@@ -2,18 +2,17 @@
 
 One row per call a model requested (``call_id`` is the model's id, which need
 not be unique, so each row has its own ``id``); approvals record who decided
-what.  Plain functions over a ``sqlite3.Connection``, on session ids.
+what.  Plain functions over a ``Connection`` (``database.py``: SQLite or PostgreSQL), on session ids.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from ..chat import ToolCall
-from .database import new_id, rows
+from .database import Connection, new_id, rows
 from .records import ApprovalRecord, Decision, ToolCallNotFound, ToolCallRecord
 from .rows import from_json, parse_time, to_json, utc_text
 
@@ -50,7 +49,7 @@ _UNSETTLED = "status IN ('requested', 'approved', 'running') AND result_message_
 
 
 def record_requested(
-    conn: sqlite3.Connection,
+    conn: Connection,
     session_id: str,
     message_id: str,
     calls: Sequence[ToolCall],
@@ -63,12 +62,12 @@ def record_requested(
 
 
 def complete(
-    conn: sqlite3.Connection, session_id: str, call_id: str, result_message_id: str, result: str | None, when: str
+    conn: Connection, session_id: str, call_id: str, result_message_id: str, result: str | None, when: str
 ) -> None:
     conn.execute(_COMPLETE, (result_message_id, result, when, session_id, call_id))
 
 
-def row_id(conn: sqlite3.Connection, session_id: str, call_id: str) -> str:
+def row_id(conn: Connection, session_id: str, call_id: str) -> str:
     """The store's id of the latest call with this model-given id in the session."""
     row = conn.execute(
         "SELECT id FROM tool_calls WHERE session_id = ? AND call_id = ? ORDER BY rowid DESC LIMIT 1",
@@ -83,7 +82,7 @@ def row_id(conn: sqlite3.Connection, session_id: str, call_id: str) -> str:
     return found
 
 
-def _from_row(row: sqlite3.Row, approval: ApprovalRecord | None) -> ToolCallRecord:
+def _from_row(row: Any, approval: ApprovalRecord | None) -> ToolCallRecord:
     return ToolCallRecord(
         id=row["id"],
         call_id=row["call_id"],
@@ -104,7 +103,7 @@ def _from_row(row: sqlite3.Row, approval: ApprovalRecord | None) -> ToolCallReco
     )
 
 
-def _approval_from_row(row: sqlite3.Row) -> ApprovalRecord:
+def _approval_from_row(row: Any) -> ApprovalRecord:
     return ApprovalRecord(
         id=row["id"],
         tool_call=row["tool_call"],
@@ -118,7 +117,7 @@ def _approval_from_row(row: sqlite3.Row) -> ApprovalRecord:
     )
 
 
-def select(conn: sqlite3.Connection, where: str, params: Sequence[Any]) -> list[ToolCallRecord]:
+def select(conn: Connection, where: str, params: Sequence[Any]) -> list[ToolCallRecord]:
     """Tool calls matching ``where``, in order, each with its latest decision."""
     calls = rows(conn, f"SELECT {_COLUMNS} FROM tool_calls WHERE {where} ORDER BY rowid", params)
     if not calls:
@@ -134,17 +133,17 @@ def select(conn: sqlite3.Connection, where: str, params: Sequence[Any]) -> list[
     return [_from_row(call, latest.get(call["id"])) for call in calls]
 
 
-def in_session(conn: sqlite3.Connection, session_id: str) -> list[ToolCallRecord]:
+def in_session(conn: Connection, session_id: str) -> list[ToolCallRecord]:
     return select(conn, "session_id = ?", (session_id,))
 
 
-def pending(conn: sqlite3.Connection, session_id: str) -> list[ToolCallRecord]:
+def pending(conn: Connection, session_id: str) -> list[ToolCallRecord]:
     """Calls that never reached a result (requested, approved but not started, or left running)."""
     return select(conn, f"session_id = ? AND {_UNSETTLED}", (session_id,))
 
 
 def record_approval(
-    conn: sqlite3.Connection,
+    conn: Connection,
     session_id: str,
     call_id: str,
     decision: Decision,
@@ -177,7 +176,7 @@ def record_approval(
     return record
 
 
-def started(conn: sqlite3.Connection, session_id: str, call_id: str) -> None:
+def started(conn: Connection, session_id: str, call_id: str) -> None:
     now = utc_text()
     conn.execute(
         "UPDATE tool_calls SET status = 'running', started = ? WHERE id = ?", (now, row_id(conn, session_id, call_id))
@@ -185,7 +184,7 @@ def started(conn: sqlite3.Connection, session_id: str, call_id: str) -> None:
 
 
 def finished(
-    conn: sqlite3.Connection,
+    conn: Connection,
     session_id: str,
     call_id: str,
     *,
@@ -194,8 +193,12 @@ def finished(
     duration_ms: float | None,
 ) -> None:
     now = utc_text()
+    call = row_id(conn, session_id, call_id)
+    if duration_ms is None:  # measured from the recorded start, when there is one
+        (started_at,) = conn.execute("SELECT started FROM tool_calls WHERE id = ?", (call,)).fetchone()
+        if started_at is not None:
+            duration_ms = (datetime.fromisoformat(now) - datetime.fromisoformat(started_at)).total_seconds() * 1000.0
     conn.execute(
-        "UPDATE tool_calls SET status = ?, result = ?, error = ?, finished = ?, "
-        "duration_ms = coalesce(?, (julianday(?) - julianday(started)) * 86400000.0) WHERE id = ?",
-        ("error" if error is not None else "done", result, error, now, duration_ms, now, row_id(conn, session_id, call_id)),
+        "UPDATE tool_calls SET status = ?, result = ?, error = ?, finished = ?, duration_ms = ? WHERE id = ?",
+        ("error" if error is not None else "done", result, error, now, duration_ms, call),
     )

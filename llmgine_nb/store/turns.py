@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from ..chat import ChatMessage
 from . import events, llm_calls, messages
+from .database import Connection
 from .records import LLMCall
 
 __all__ = ["record_turn"]
 
 
 def record_turn(
-    conn: sqlite3.Connection,
+    conn: Connection,
     session_id: str,
     new_messages: list[ChatMessage],
     calls: Sequence[LLMCall],

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .database import Connection
 from .records import StoreError
 from .rows import utc_text
 
@@ -76,7 +76,7 @@ def add_user(store: Store, name: str) -> tuple[User, str]:
     return user, token
 
 
-def _insert_token(conn: sqlite3.Connection, user_id: str, token: str) -> None:
+def _insert_token(conn: Connection, user_id: str, token: str) -> None:
     conn.execute(
         "INSERT INTO api_tokens (id, user_id, token_hash, created) VALUES (?,?,?,?)",
         (uuid.uuid4().hex, user_id, hash_token(token), utc_text()),
@@ -135,7 +135,8 @@ def user_for_token(store: Store, token: str) -> User | None:
 
 def set_owner(store: Store, session_id: str, user_id: str) -> None:
     with store.transaction() as conn:
-        conn.execute("INSERT OR REPLACE INTO session_owners (session_id, user_id) VALUES (?,?)", (session_id, user_id))
+        conn.execute("INSERT INTO session_owners (session_id, user_id) VALUES (?,?) "
+            "ON CONFLICT (session_id) DO UPDATE SET user_id = excluded.user_id", (session_id, user_id))
 
 
 def owner_of(store: Store, session_id: str) -> str | None:
