@@ -33,11 +33,12 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
 from . import search
+from .connection import Connection
 from .migrations import migrate
 from .paths import MEMORY, is_postgres_url
 from .records import StoreError
@@ -46,28 +47,9 @@ if TYPE_CHECKING:
     from .postgres import PostgresDatabase
 
 __all__ = [
-    "Connection", "Cursor", "Database", "INTEGRITY_ERRORS", "is_sqlite", "new_id", "one", "open_database", "rows",
+    "Connection", "Database", "INTEGRITY_ERRORS", "is_sqlite", "new_id", "one", "open_database", "rows",
     "serialise_session",
 ]
-
-
-class Cursor(Protocol):
-    """What the record modules use of a DB-API cursor."""
-
-    @property
-    def rowcount(self) -> int: ...
-
-    def fetchone(self) -> Any: ...
-
-    def fetchall(self) -> list[Any]: ...
-
-
-class Connection(Protocol):
-    """What the record modules use of a connection: SQL with ``?`` placeholders."""
-
-    def execute(self, sql: str, parameters: Any = ..., /) -> Any: ...
-
-    def executemany(self, sql: str, parameters: Any, /) -> Any: ...
 
 
 def _integrity_errors() -> tuple[type[Exception], ...]:

@@ -22,12 +22,9 @@ at once migrate it exactly once.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
+from .connection import Connection
 from .rows import utc_text
-
-if TYPE_CHECKING:
-    from .postgres import PgConnection
 
 __all__ = ["MIGRATIONS", "INDEXED_CHARACTERS", "migrate", "applied_migrations"]
 
@@ -112,7 +109,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
 _TABLE = "_llmgine_migrations"
 
 
-def applied_migrations(conn: PgConnection) -> list[str]:
+def applied_migrations(conn: Connection) -> list[str]:
     """Names of the migrations recorded in this database, in the order applied."""
     (table,) = conn.execute("SELECT to_regclass(?)", (_TABLE,)).fetchone()
     if table is None:
@@ -120,7 +117,7 @@ def applied_migrations(conn: PgConnection) -> list[str]:
     return [row[0] for row in conn.execute(f"SELECT name FROM {_TABLE} ORDER BY rowid").fetchall()]
 
 
-def migrate(conn: PgConnection, migrations: list[tuple[str, list[str]]] | None = None) -> list[str]:
+def migrate(conn: Connection, migrations: list[tuple[str, list[str]]] | None = None) -> list[str]:
     """Apply every migration not yet recorded (call inside a transaction); return the names applied now."""
     steps = MIGRATIONS if migrations is None else migrations
     already = set(applied_migrations(conn))
@@ -135,7 +132,7 @@ def migrate(conn: PgConnection, migrations: list[tuple[str, list[str]]] | None =
         if name in already:
             continue
         for statement in statements:
-            conn.raw.execute(statement)  # DDL as written: no placeholders to convert
+            conn.execute(statement)
         conn.execute(f"INSERT INTO {_TABLE} (name, applied) VALUES (?, ?)", (name, utc_text()))
         done_now.append(name)
     known = {name for name, _ in steps}
