@@ -85,8 +85,8 @@ def test_image_tokens_follow_openais_tile_rule():
 # -- the store ---------------------------------------------------------------------------------
 
 
-def test_an_image_is_stored_once_and_messages_carry_only_its_reference(tmp_path, figure):
-    store = Store(tmp_path / "db.sqlite")
+def test_an_image_is_stored_once_and_messages_carry_only_its_reference(db_target, figure):
+    store = Store(db_target)  # each backend: a SQLite file, a PostgreSQL schema (tests/services.py)
     first = store.put_image(figure, label="fig")
     again = store.put_image(figure, label="same figure again")
     assert first.sha256 == again.sha256 and store.image_count() == 1
@@ -107,8 +107,8 @@ def test_an_image_is_stored_once_and_messages_carry_only_its_reference(tmp_path,
     store.close()
 
 
-def test_exports_carry_the_images(tmp_path, figure):
-    store = Store(tmp_path / "db.sqlite")
+def test_exports_carry_the_images(db_target, figure):
+    store = Store(db_target)
     ref = store.put_image(figure, label="fig")
     session = store.create_session("s")
     store.append_message(session.id, ChatMessage(role="user", content="look", images=[ref]))
@@ -135,12 +135,12 @@ def test_the_compiler_counts_images_and_reports_them(figure):
     assert report.history_from_id == report.history_to_id == with_image.id
 
 
-async def test_a_figure_named_in_the_prompt_reaches_the_model_as_an_image_part(tmp_path, figure):
+async def test_a_figure_named_in_the_prompt_reaches_the_model_as_an_image_part(db_target, figure):
     bus = MessageBus()
     compiled: list[ContextCompiled] = []
     bus.subscribe(ContextCompiled, compiled.append)
     llm = ScriptedLLM()
-    store = Store(tmp_path / "db.sqlite")
+    store = Store(db_target)
     engine = ChatEngine(bus, store=store, llm=llm, namespace={"fig": figure})
     await engine.start()
     result = await engine.send("What does {fig} show?")

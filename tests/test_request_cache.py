@@ -1,6 +1,7 @@
 """The opt-in request cache and the request hash: the same exact request replays; any difference pays.
 
-The engine runs its real turn loop over a SQLite store on disk; the model
+The engine runs its real turn loop over a store on each backend (a SQLite
+file, a PostgreSQL schema); the model
 is the offline one, whose ``call_count`` says whether it was really asked.
 """
 
@@ -18,12 +19,12 @@ from llmgine_nb.tools import ToolManager
 
 
 @pytest.fixture
-def world(tmp_path):
+def world(db_target):
     bus = MessageBus()
     seen: list = []
     for kind in (ContextCompiled, RequestReplayed, TurnFinished, LLMCallFinished):
         bus.subscribe(kind, seen.append)
-    store = Store(tmp_path / "db.sqlite")
+    store = Store(db_target)  # each backend: a SQLite file, a PostgreSQL schema (tests/services.py)
     yield bus, store, seen
     store.close()
 
@@ -107,7 +108,7 @@ async def test_tools_are_part_of_the_request_and_replayed_tool_calls_run_again(w
     assert llm.call_count == 4 and len(of(RequestReplayed, seen)) == 2  # both its steps paid for
 
 
-async def test_a_secret_the_model_echoes_is_not_kept_in_the_cache(world, tmp_path):
+async def test_a_secret_the_model_echoes_is_not_kept_in_the_cache(world):
     bus, store, seen = world
     secret = "sk-test-cache-0123456789abcdefABCDEF"
     redactor = Redactor()
@@ -116,8 +117,8 @@ async def test_a_secret_the_model_echoes_is_not_kept_in_the_cache(world, tmp_pat
     await ask(bus, store, llm, "what is my key?", request_cache=True, redactor=redactor)
     replayed = await ask(bus, store, llm, "what is my key?", request_cache=True, redactor=redactor)
     assert llm.call_count == 1 and replayed.text == "Your key is [REDACTED]."
-    store.close()
-    assert secret.encode() not in (tmp_path / "db.sqlite").read_bytes()
+    (stored,) = store.conn.execute("SELECT response FROM request_cache").fetchall()
+    assert secret not in stored[0] and "[REDACTED]" in stored[0]
 
 
 async def test_a_failed_or_empty_answer_is_not_cached(world):
