@@ -83,7 +83,8 @@ async def test_missing_openai_key_is_an_authentication_error_not_a_server_failur
                                   api_base="http://127.0.0.1:9", max_retries=0)
     assert "credentials" in str(raised.value).lower()
     error = from_exception(raised.value, model="openai/gpt-4o-mini")
-    assert isinstance(error, LLMAuthenticationError) and error.kind == "authentication" and not error.retryable
+    # Its own kind, so that front ends head it "No API key", not "the provider refused the key".
+    assert isinstance(error, LLMAuthenticationError) and error.kind == "no_api_key" and not error.retryable
     assert "server failed" not in str(error)
     assert "OPENAI_API_KEY" in str(error) and "%llmgine keys" in str(error)
 

@@ -238,8 +238,9 @@ async def test_malformed_stream_is_a_clear_error_and_the_next_call_works(fake_op
     with pytest.raises(BadResponseError):
         await llm.stream("hi").get_response()
     # A non-SSE body where a stream was asked for: litellm sees no chunks at all.
-    with pytest.raises(BadResponseError, match="without sending a reply"):
+    with pytest.raises(BadResponseError, match="without sending a reply") as empty:
         await llm.stream("hi").get_response()
+    assert "not a valid reply" not in str(empty.value), "an empty stream is not called garbage too"
     assert (await llm.complete("hi")).text == "recovered"
     assert [e.error_kind for e in of(LLMCallFailed, seen)] == ["bad_response", "bad_response"]
 

@@ -200,7 +200,7 @@ def test_stop_cancels_a_streaming_turn_and_keeps_the_partial_reply(kernel):
     cell = run(kernel, "%llmgine Talk for a while")
     kernel.wait_until(lambda: "w5" in markdown(cell), timeout=10, what="some streamed text")
     stopped = run(kernel, "%llmgine stop")
-    assert "Stopped 1 turn" in stopped.stdout
+    assert "Stopped the turn; the partial reply is kept" in stopped.stdout
     final = turn_done(kernel, cell)
     assert final["metadata"]["llmgine"]["status"] == "cancelled"
     md = final["data"]["text/markdown"]

@@ -169,7 +169,7 @@ async def test_failed_turn_renders_a_sentence_and_what_to_do_not_a_traceback():
     assert result.status == "failed"
     t = fold(events)
     md = render.transcript_markdown(t)
-    assert "The model provider rejected the API key." in md
+    assert "The model provider refused the API key." in md
     assert "%llmgine keys" in md and "Traceback" not in md
     assert "Error:" in render.transcript_text(t)
 
@@ -285,3 +285,13 @@ async def test_text_sink_prints_the_stream_and_how_to_answer():
     assert "result: removed a.txt" in shown
     assert "Done: **a.txt** is gone." in shown
     assert re.search(r"-- scripted · \d+ in / \d+ out tokens · \$0\.00 · ", shown)
+
+
+def test_costs_keep_two_significant_digits_and_never_round_to_zero():
+    from llmgine_nb.notebook.style import fmt_cost, fmt_total_cost
+
+    assert [fmt_cost(c) for c in (0, 0.00004, 0.0000412, 0.00123, 0.0999, 0.5, 0.012, 3.14159, 1234.5)] == [
+        "$0.00", "$0.00004", "$0.000041", "$0.0012", "$0.10", "$0.50", "$0.012", "$3.14", "$1,234.50",
+    ]
+    assert fmt_cost(None) == fmt_cost(0.1, known=False) == "cost unknown"
+    assert fmt_total_cost(0.00004, 2) == ">= $0.00004 (+2 unpriced)"

@@ -368,3 +368,11 @@ def test_usage_never_shows_unpriced_calls_as_free(runtime):
     row = next(line for line in text.splitlines() if line.startswith("ollama/llama3"))
     assert "cost unknown" in row and "$0.00" not in row
     assert "(+1 unpriced)" in text or "cost unknown" in text.splitlines()[-1]
+    runtime.store.record_llm_call(LLMCall.from_usage("openai/gpt-4o-mini", Usage(input_tokens=10, output_tokens=5)),
+                                  session=sid)
+    runtime.store.record_llm_call(LLMCall.from_usage("openai/gpt-4o-mini", Usage(input_tokens=10, output_tokens=5),
+                                                     cost=0.00004), session=sid)
+    text = runtime.usage().text()
+    row = next(line for line in text.splitlines() if line.startswith("openai/gpt-4o-mini"))
+    assert ">= $0.00004 (+1 unpriced)" in row, "a tiny cost keeps its digits"
+    assert "(+N unpriced): N model calls whose price is not known" in text, "the report explains what it shows"

@@ -132,6 +132,13 @@ class NotebookContext:
                 found.setdefault(label, value)
         return list(found.items())
 
+    def missing_names(self, text: str) -> list[str]:
+        """The ``{name}`` references in ``text`` that no variable answers (they are sent as typed)."""
+        if not self.interpolate:
+            return []
+        names = [m.group(3) for m in _BRACED.finditer(text) if m.group(3) and m.group(3) not in self.namespace]
+        return list(dict.fromkeys(names))
+
     def expand(self, text: str) -> str:
         """``text`` with variables interpolated and referenced cells attached."""
         if not self.interpolate:

@@ -557,7 +557,8 @@ class ChatEngine:
         )
         return turn.result(
             self.session_id, "cancelled", text=turn.partial, message_id=message_id,
-            reason=f"The turn was {self._cancel_reason}; the partial reply is kept.",
+            reason=f"The turn was {self._cancel_reason}; "
+            + ("the partial reply is kept." if turn.partial else "nothing had arrived, so nothing is kept."),
         )
 
     # -- budgets ----------------------------------------------------------------------------

@@ -322,6 +322,13 @@ class BaseLLM(ABC):
 
     # -- what subclasses provide
 
+    def _interrupted_end(
+        self, end: StreamEnd, messages: list[ChatMessage], tools: list[dict[str, Any]] | None, text: str,
+        calls: list[ToolCall],
+    ) -> StreamEnd:
+        """What a stream left early used and cost, where the client can tell (here: what the stream said)."""
+        return end
+
     @abstractmethod
     async def _request(
         self,
@@ -454,6 +461,7 @@ class BaseLLM(ABC):
             except BaseException:
                 # Closed early (GeneratorExit) or cancelled: what arrived is an interrupted reply.
                 if not call.closed:
+                    end = self._interrupted_end(end, chat, tools, assembler.text, assembler.tool_calls())
                     end.finish_reason = "interrupted"
                     await call.finished(call.response(assembler.text, assembler.tool_calls(), end))
                 raise
@@ -463,7 +471,7 @@ class BaseLLM(ABC):
                     await close()  # releases the HTTP connection of a stream left early
             break
         if assembler.empty and end.finish_reason is None:
-            error = BadResponseError("The model's server ended the stream without sending a reply", model=call.model)
+            error = BadResponseError("The model's server ended the stream without sending a reply", model=call.model, what="")
             await call.failed(error)
             raise error
         response = call.response(assembler.text, assembler.tool_calls(), end)

@@ -19,6 +19,7 @@ __all__ = [
     "ErrorKind",
     "LLMError",
     "LLMAuthenticationError",
+    "MissingAPIKeyError",
     "LLMRateLimitError",
     "LLMTimeoutError",
     "ContextTooLongError",
@@ -36,6 +37,7 @@ __all__ = [
 
 ErrorKind = Literal[
     "authentication",
+    "no_api_key",
     "rate_limit",
     "timeout",
     "context_too_long",
@@ -132,12 +134,20 @@ def _clip(text: str) -> str:
 
 
 class LLMAuthenticationError(LLMError):
-    kind = "authentication"
+    kind: ErrorKind = "authentication"
     what = "The provider refused the API key"
     hint = (
         "Check the API key for this provider: `%llmgine keys` (or llmgine_nb.llm.key_status()) "
         "shows which keys are set."
     )
+
+
+class MissingAPIKeyError(LLMAuthenticationError):
+    """No API key is configured for the provider (nothing was sent)."""
+
+    kind = "no_api_key"
+    what = ""
+    hint = "Set the key in the environment or a .env file: `%llmgine keys` (or llmgine_nb.llm.key_status()) shows which are set."
 
 
 class LLMRateLimitError(LLMError):
@@ -164,7 +174,8 @@ class ContentFilterError(LLMError):
 
 class BadResponseError(LLMError):
     kind = "bad_response"
-    hint = "The model's server sent something that is not a valid reply; try again or check the server (api_base)."
+    what = "The model's server sent something that is not a valid reply"
+    hint = "Try again; if it keeps happening, check the model's server (api_base)."
 
 
 class LLMConnectionError(LLMError):
@@ -266,18 +277,17 @@ _MISSING_KEY = re.compile(
 _NO_PROVIDER = "llm provider not provided"
 
 
-def _missing_key(message: str, provider: str | None, common: dict[str, Any]) -> LLMAuthenticationError:
+def _missing_key(message: str, provider: str | None, common: dict[str, Any]) -> MissingAPIKeyError:
     from .config import PROVIDER_KEYS  # config imports nothing of ours; lazy keeps this module standalone
 
     names = PROVIDER_KEYS.get(provider or "", ())
     where = f" for {provider}" if provider else ""
     common = {**common, "provider": provider}
     if names:
-        return LLMAuthenticationError(
-            f"No API key was found{where}: set {' or '.join(names)} in the environment or a .env file",
-            what="", **common,
+        return MissingAPIKeyError(
+            f"No API key was found{where}: set {' or '.join(names)} in the environment or a .env file", **common,
         )
-    return LLMAuthenticationError(f"No API key was found{where} ({message.rstrip('.')})", what="", **common)
+    return MissingAPIKeyError(f"No API key was found{where} ({message.rstrip('.')})", **common)
 
 
 def _status(exc: BaseException) -> int | None:

@@ -154,7 +154,7 @@ async def stream_pieces(
             await close()
     if usage is None and out_chars == 0 and not saw_tool_call:
         # litellm turns a body that was no event stream at all into an empty "stop": not a reply.
-        raise BadResponseError("The model's server ended the stream without sending a reply", model=model)
+        raise BadResponseError("The model's server ended the stream without sending a reply", model=model, what="")
     if usage is None:
         # The server reported none (e.g. no stream_options support): estimate, never leave it blank.
         usage = Usage(

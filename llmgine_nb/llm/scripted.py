@@ -216,6 +216,13 @@ class ScriptedLLM(BaseLLM):
 
     # -- the hooks
 
+    def _interrupted_end(
+        self, end: StreamEnd, messages: list[ChatMessage], tools: list[dict[str, Any]] | None, text: str,
+        calls: list[ToolCall],
+    ) -> StreamEnd:
+        # Stopped half way, the offline model is still free: never "cost unknown".
+        return StreamEnd(end.finish_reason, self._usage(messages, tools, text, calls), 0.0)
+
     async def _request(
         self,
         call: CallRecorder,

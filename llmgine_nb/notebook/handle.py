@@ -77,17 +77,7 @@ class TurnHandle:
     @property
     def value(self) -> Any:
         """The answer as a value: the structured object, parsed JSON, extracted code, or the text."""
-        result = self.result
-        if result.structured is not None:
-            return result.structured
-        if self.format == "json":
-            try:
-                return parse_json_reply(result.text)
-            except ValueError:
-                return result.text
-        if self.format == "code":
-            return extract_code(result.text)[1]
-        return result.text
+        return answer_value(self.result, self.format)
 
     def wait(self, timeout: float | None = None) -> TurnResult:
         """Block until the turn ends; answers approvals with ``input()`` meanwhile (clicks cannot arrive)."""
@@ -122,3 +112,17 @@ class TurnHandle:
     def __repr__(self) -> str:
         prompt = self.prompt if len(self.prompt) <= 40 else self.prompt[:39] + "…"
         return f"<TurnHandle {prompt!r} {self.status}>"
+
+
+def answer_value(result: TurnResult, fmt: str) -> Any:
+    """A turn's answer as a value: the structured object, parsed JSON, extracted code, or the text."""
+    if result.structured is not None:
+        return result.structured
+    if fmt == "json":
+        try:
+            return parse_json_reply(result.text)
+        except ValueError:
+            return result.text
+    if fmt == "code":
+        return extract_code(result.text)[1]
+    return result.text

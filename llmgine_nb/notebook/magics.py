@@ -292,11 +292,19 @@ class LLMgineMagics(Magics):
         say(f"Answered: {question.question}")
 
     def _stop(self, rest: str) -> None:
+        last = self.runtime.last
         stopped = self.runtime.stop()
-        if stopped:
-            say(f"Stopped {stopped} turn{'s' if stopped > 1 else ''}; the partial reply is kept, marked as stopped.")
-        else:
+        if not stopped:
             say("No turn is running.")
+        elif stopped == 1 and last is not None:
+            try:
+                kept = last.future.result(timeout=10).text  # the stopped turn ends at once
+            except Exception:  # noqa: BLE001 - it failed or is still ending: nothing to show of it
+                kept = ""
+            say("Stopped the turn; " + ("the partial reply is kept, marked as stopped." if kept
+                                        else "nothing had arrived, so nothing is kept."))
+        else:
+            say(f"Stopped {stopped} turns; what had arrived of each reply is kept, marked as stopped.")
 
     def _retry(self, rest: str) -> None:
         wait = parse_subcommand("retry", rest).wait

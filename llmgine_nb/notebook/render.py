@@ -100,18 +100,25 @@ _TEXT_ICON = {
 }
 
 _FAILURE_TITLES = {
-    "authentication": "The model provider rejected the API key.",
-    "rate_limit": "The model provider is limiting requests right now.",
+    "authentication": "The model provider refused the API key.",
+    "no_api_key": "No API key is set for this model's provider.",
+    "rate_limit": "Rate limited: the model provider is limiting requests right now.",
+    "server_error": "Server error: the model's server failed on its side.",
     "timeout": "The model took too long to answer.",
     "context_too_long": "The conversation is too long for this model.",
     "content_filter": "The provider's content filter blocked the reply.",
     "bad_response": "The model's reply could not be used.",
     "connection": "The model's server could not be reached.",
+    "other": "The model call failed.",
+    "internal": "Something went wrong inside llmgine-nb.",
     "budget": "The turn would exceed its budget.",
     "config": "The model is not configured the way this call needs.",
 }
 _FAILURE_HINTS = {
     "authentication": "Check which keys are set with `%llmgine keys`, fix the key, then `%llmgine retry`.",
+    "no_api_key": "Set the key in the environment or a `.env` file (`%llmgine keys` shows which are set), "
+    "or switch model with `%llmgine model NAME`; then `%llmgine retry`.",
+    "server_error": "This is usually temporary: wait a moment, then `%llmgine retry`.",
     "rate_limit": "Wait a moment, then `%llmgine retry` (or first switch model with `%llmgine model NAME`).",
     "timeout": "`%llmgine retry` runs it again; if it keeps happening, try a faster model with `%llmgine model NAME`.",
     "context_too_long": "Start a fresh session with `%llmgine new`, or fork an earlier point with `%llmgine fork`.",
@@ -156,7 +163,7 @@ def decision_sentence(approval: Approval, *, with_time: bool = True) -> str:
     verb = {
         "approve": "Approved",
         "always": "Approved (always, for this session)",
-        "edit": "Approved with edited arguments",
+        "edit": "Approved with edits",
         "deny": "Denied",
     }.get(approval.decision or "", approval.decision or "Decided")
     if approval.decision == "always" and not approval.allow_always:
@@ -180,7 +187,7 @@ def tool_box_html(block: ToolBlock, *, open: bool = False, answer_hint: bool = F
     if block.duration_s is not None:
         extra.append(fmt_duration(block.duration_s))
     if block.approval is not None and not block.approval.pending:
-        verdict = "approved" if block.approval.approved else "denied"
+        verdict = ("approved with edits" if block.approval.decision == "edit" else "approved") if block.approval.approved else "denied"
         extra.append(f"{verdict} by {block.approval.decided_by or 'you'}")
     summary = (
         f'<summary style="cursor:pointer;padding:.3em .6em;list-style-position:inside">'

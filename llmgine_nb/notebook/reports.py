@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ..text import clip
-from .style import BORDER, CODE_FONT, MUTED, PANEL, esc, fmt_duration, fmt_total_cost, pretty_json, risk_label
+from .style import BORDER, CODE_FONT, MUTED, PANEL, esc, fmt_duration, fmt_total_cost, pretty_json, risk_label, unpriced_note
 from .svg import line_chart
 
 __all__ = [
@@ -74,6 +74,10 @@ def text_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 def report_title(text: str, note: str = "") -> str:
     note_html = f' <span style="color:{MUTED};font-weight:400;font-size:12px">{esc(note)}</span>' if note else ""
     return f'<div style="font-weight:600;margin:.2em 0 .3em">{esc(text)}{note_html}</div>'
+
+
+def _note_html(note: str) -> str:
+    return f'<div style="color:{MUTED};font-size:12px;margin:.2em 0">{esc(note)}</div>' if note else ""
 
 
 def _when(value: datetime | None) -> str:
@@ -136,12 +140,18 @@ class SessionsReport(Report):
             return report_title("No sessions yet", "ask something and one starts")
         rows = [[esc(c) if i != 2 else _code(c) for i, c in enumerate(r)] for r in self._rows()]
         note = "resume one with %llmgine resume NAME or ID"
-        return report_title(plural(len(self.summaries), "session"), note) + html_table(self._HEADERS, rows, numeric=(4, 6, 7))
+        return (report_title(plural(len(self.summaries), "session"), note) + html_table(self._HEADERS, rows, numeric=(4, 6, 7))
+                + _note_html(self._unpriced_note()))
+
+    def _unpriced_note(self) -> str:
+        return unpriced_note([row[-1] for row in self._rows()])
 
     def text(self) -> str:
         if not self.summaries:
             return "No sessions yet."
-        return text_table(self._HEADERS, self._rows()) + "\n(resume one with %llmgine resume NAME or ID)"
+        note = self._unpriced_note()
+        return (text_table(self._HEADERS, self._rows()) + "\n(resume one with %llmgine resume NAME or ID)"
+                + (f"\n{note}" if note else ""))
 
 
 _ROLE_COLOUR = {"user": "#4e79a7", "assistant": "#59a14f", "tool": "#f28e2b", "system": "#9c755f"}
@@ -381,9 +391,14 @@ class UsageReport(Report):
             + line_chart(cost, title="Cost over time (cumulative, USD)", money=True, width=460)
             + "</div>"
         )
-        return report_title(f"Usage · {self.scope}") + html_table(self._HEADERS, rows, numeric=(1, 2, 3, 4, 5, 6)) + charts
+        return (report_title(f"Usage · {self.scope}") + html_table(self._HEADERS, rows, numeric=(1, 2, 3, 4, 5, 6))
+                + _note_html(self._unpriced_note()) + charts)
+
+    def _unpriced_note(self) -> str:
+        return unpriced_note([row[5] for row in self._table_rows()])
 
     def text(self) -> str:
         if not self.rows:
             return f"No model calls yet ({self.scope})."
-        return f"Usage · {self.scope}\n" + text_table(self._HEADERS, self._table_rows())
+        note = self._unpriced_note()
+        return f"Usage · {self.scope}\n" + text_table(self._HEADERS, self._table_rows()) + (f"\n{note}" if note else "")

@@ -99,6 +99,8 @@ class Transcript:
         self.message_id: str | None = None
         self.provenance: dict[str, Any] = {}  # what TurnFinished says of how the answer was made
         self.steps = 0
+        #: The variable ``-o NAME`` sets to the answer; a turn that fails or stops says it was not set.
+        self.out: str | None = None
         self.started = time.perf_counter()
         self.version = 0
         self._text: dict[str, TextBlock] = {}
@@ -252,6 +254,7 @@ class Transcript:
         self.failure = Failure(kind, self.redact(reason), self.redact(error))
         self.status = "failed"
         self._interrupt_open_text()
+        self._out_not_set()
         self.version += 1
 
     # text
@@ -451,6 +454,7 @@ class Transcript:
         self.failure = Failure(event.kind, event.reason, event.error, event.retryable)
         self.status = "failed"
         self._interrupt_open_text()
+        self._out_not_set()
         self._close_latency()
 
     def _turn_cancelled(self, event: TurnCancelled) -> None:
@@ -459,7 +463,15 @@ class Transcript:
         if event.partial_text and not self.text:
             self.blocks.append(TextBlock("partial", self.model, final=event.partial_text))
         self._interrupt_open_text()
+        self._out_not_set()
         self._close_latency()
+
+    def _out_not_set(self) -> None:
+        if self.out:
+            why = "was stopped" if self.status == "cancelled" else "failed"
+            self.blocks.append(NoticeBlock(
+                f"`{self.out}` was not set: the turn {why}, so there is no answer to put in it "
+                f"(`{self.out}` is left undefined rather than set to an empty string).", "warning"))
 
     def _interrupt_open_text(self) -> None:
         for block in reversed(self.blocks):

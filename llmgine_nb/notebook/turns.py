@@ -21,10 +21,12 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..context.notebook import NotebookContext
 from ..engine.commands import CancelTurn, RetryTurn, SendMessage
 from ..engine.turn import TurnResult
+from .blocks import NoticeBlock
 from .config import FORMATS
-from .handle import TurnHandle
+from .handle import TurnHandle, answer_value
 from .interrupt import InterruptHook
 from .live import DisplaySink, LiveCell, NullSink
 from .prompt_images import store_images
@@ -100,7 +102,17 @@ class TurnRunner:
             images=store_images(images, getattr(self.shell, "user_ns", None) or {}, self.sessions.store),
         )
         return self._start(engine, text, command, model=model, fmt=fmt, schema=schema, display=display,
-                           out=out, wait=wait, timeout=timeout)
+                           out=out, wait=wait, timeout=timeout, warnings=self._unknown_variables(engine, text))
+
+    def _unknown_variables(self, engine: ChatEngine, text: str) -> list[str]:
+        """A warning for each ``{name}`` in the prompt that names no variable (it goes to the model as typed)."""
+        if self.namespace is None or not engine.compiler.interpolate:
+            return []
+        return [
+            f"`{{{name}}}` is not a variable in this notebook, so it was sent as typed: define `{name}` and ask "
+            f"again, or write `{{{{{name}}}}}` for literal braces."
+            for name in NotebookContext(self.namespace).missing_names(text)
+        ]
 
     def retry(self, *, format: str | None, display: bool, wait: bool, timeout: float | None) -> TurnHandle:
         """Run the current session's last message again (see ``NotebookRuntime.retry``)."""
@@ -127,12 +139,15 @@ class TurnRunner:
     def _start(
         self, engine: ChatEngine, prompt: str, command: SendMessage | None, *, model: str | None, fmt: str,
         schema: type | None, display: bool, out: str | None, wait: bool, timeout: float | None,
+        warnings: list[str] | None = None,
     ) -> TurnHandle:
         """Show the turn's cell and run ``command`` (None: the engine's retry) in the background."""
         self.refresh_tools()
         self.interrupt.install(self.shell)
         session_id = engine.session_id
         transcript = Transcript(prompt, model=model or engine.model, redactor=self.redactor)
+        transcript.blocks.extend(NoticeBlock(warning, "warning") for warning in warnings or ())
+        transcript.out = out
         if not self._active.get(session_id):
             transcript.mark_running()  # nothing ahead of it: it starts now, not "waiting"
         blocking = wait or (self.config.approval_prompt == "input" and self.ui() != "widgets")
@@ -141,7 +156,7 @@ class TurnRunner:
         cell.start()
         with self._active_lock:
             self._active[session_id] = self._active.get(session_id, 0) + 1
-        future = self.bus.background.submit(self._run(session_id, cell, command))
+        future = self.bus.background.submit(self._run(session_id, cell, command, out=out, fmt=fmt))
 
         def finished(_: Any) -> None:  # runs on the loop thread: it must not wait for the main thread's locks
             with self._active_lock:
@@ -151,13 +166,13 @@ class TurnRunner:
         handle = TurnHandle(prompt, session_id, cell, future, fmt, schema,
                             answer_while_waiting=self.answerer.answer_while_waiting, cancel=self.cancel)
         self._handles = [h for h in self._handles[-20:] if not h.done()] + [handle]
-        if out:
-            self._assign_when_done(handle, out)
         if blocking:
             handle.wait(timeout)
         return handle
 
-    async def _run(self, session_id: str, cell: LiveCell, command: SendMessage | None) -> TurnResult:
+    async def _run(
+        self, session_id: str, cell: LiveCell, command: SendMessage | None, *, out: str | None = None, fmt: str = "markdown"
+    ) -> TurnResult:
         lock = self._locks.setdefault(session_id, asyncio.Lock())
         async with lock:  # one turn at a time per session; a second ask waits its turn
             self.cells.open(session_id, cell)
@@ -167,11 +182,16 @@ class TurnRunner:
             finally:
                 self.cells.close(session_id, cell)
         if result.success:  # a TurnResult, or its JSON when the command crossed a wire
+            turn = TurnResult.read(result.result, command.output_type() if command is not None else None)
+            if out:
+                self._assign(out, turn, fmt)
             cell.finish()
-            return TurnResult.read(result.result, command.output_type() if command is not None else None)
+            return turn
         # The engine refused the turn before it began (e.g. an empty message).
         reason = error_sentence(result.error or "the turn could not start")
         cell.change(lambda t: t.fail_locally("internal", reason[:1].upper() + reason[1:], result.error or ""))
+        if out:
+            self._assign(out, None, fmt)
         cell.finish()
         return TurnResult(turn_id="", session_id=session_id, status="failed", reason=reason, error_kind="internal")
 
@@ -186,18 +206,14 @@ class TurnRunner:
             user=self.config.user, blocking=blocking,
         )
 
-    def _assign_when_done(self, handle: TurnHandle, name: str) -> None:
-        namespace = self.namespace
-
-        def assign(_: Any) -> None:
-            if namespace is None:
-                return
-            try:
-                namespace[name] = handle.value
-            except Exception:  # noqa: BLE001 - a failed turn has no value to assign
-                log.debug("no value to assign to %s", name, exc_info=True)
-
-        handle.future.add_done_callback(assign)
+    def _assign(self, name: str, turn: TurnResult | None, fmt: str) -> None:
+        """Set ``name`` to the answer; after a failed or stopped turn, leave it undefined (its output says so)."""
+        if self.namespace is None:
+            return
+        if turn is not None and turn.status not in ("failed", "cancelled"):
+            self.namespace[name] = answer_value(turn, fmt)
+        else:
+            self.namespace.pop(name, None)  # an older answer must not pass for this one
 
     # -- stopping -------------------------------------------------------------------------
 

@@ -29,8 +29,8 @@ and our own ``llmgine.cost_usd`` (only when the price is known),
 
 A failure sets the span's status to ERROR and ``error.type`` to a low-cardinality
 kind: for model calls the LLM error kind (``rate_limit``, ``timeout``,
-``authentication``, ``context_too_long``, ``content_filter``, ``bad_response``,
-``connection``, ``other``); for tools the status (``error``, ``timeout``,
+``authentication``, ``no_api_key``, ``context_too_long``, ``content_filter``, ``bad_response``,
+``connection``, ``server_error``, ``config``, ``other``); for tools the status (``error``, ``timeout``,
 ``denied``, ``invalid``); for turns the engine's failure kind.  A cancelled
 turn is not an error: its status stays unset and ``llmgine.turn.status`` says
 ``cancelled``.
