@@ -17,14 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from ..chat import Usage
-from ..engine.events import (
-    BudgetExceeded,
-    StepLimitReached,
-    TurnCancelled,
-    TurnFailed,
-    TurnFinished,
-    TurnStarted,
-)
+from ..engine.events import BudgetExceeded, StepLimitReached, TurnCancelled, TurnFailed, TurnFinished, TurnStarted
 from ..llm.events import (
     LLMCallFailed,
     LLMCallFinished,
@@ -50,16 +43,7 @@ from ..tools.events import (
     ToolStarted,
     ToolValidationFailed,
 )
-from .blocks import (
-    Approval,
-    Block,
-    Failure,
-    NoticeBlock,
-    QuestionBlock,
-    TextBlock,
-    ToolBlock,
-    TurnStatus,
-)
+from .blocks import Approval, Block, Failure, NoticeBlock, QuestionBlock, TextBlock, ToolBlock, TurnStatus
 
 __all__ = [
     "Approval",
