@@ -15,6 +15,7 @@ NBVAL   = --nbval --nbval-current-env --nbval-cell-timeout 120 --nbval-sanitize-
 .PHONY: demo test bench lab clean lock
 
 $(BIN)/python:
+	@echo "Creating $(VENV) (first run only)..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
@@ -22,8 +23,10 @@ $(BIN)/python:
 # hash, nothing else (--no-deps); then the project itself, editable and without dependencies
 # (hash checking cannot cover `-e .`).  `pip check` fails when pyproject.toml names a
 # dependency the lock lacks: run `make lock`.
+# pip prints each package as it installs it: the first run takes a few minutes, and shows it is working.
 $(STAMP): $(BIN)/python pyproject.toml $(LOCK)
-	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	@echo "Installing llmgine-nb's dependencies into $(VENV) from $(LOCK) (about 200 packages; only when they change)..."
+	$(BIN)/python -m pip install --progress-bar on --require-hashes --no-deps -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check || { echo "$(LOCK) is missing a dependency of pyproject.toml: run 'make lock'"; exit 1; }
 	touch $(STAMP)

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 from pathlib import Path
 
 HELP = "play the task assistant's four flows with the offline model"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", type=Path, default=None, help="SQLite file to use (default: a temporary one)")
+    parser.add_argument("--db", type=Path, default=None, help="SQLite file to use and keep (default: a temporary one)")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..demo import main
 
-    db = args.db or Path(tempfile.mkdtemp()) / "llmgine.db"
-    asyncio.run(main(db))
+    asyncio.run(main(args.db))
     return 0
