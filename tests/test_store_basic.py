@@ -353,8 +353,8 @@ def test_reused_call_ids_resolve_to_the_latest_call(store):
     assert [c.status for c in store.tool_calls(s)] == ["done", "requested"]
 
 
-def test_resume_after_restart_presents_the_undecided_call_again(tmp_path):
-    path = tmp_path / "resume.db"
+def test_resume_after_restart_presents_the_undecided_call_again(db_target):
+    path = db_target
     with Store(path) as first:
         s = first.create_session("trip", model="scripted")
         history = [
@@ -693,12 +693,12 @@ def test_sqlite_is_reachable_with_plain_sqlite3(tmp_path):
     assert conn.execute("SELECT content FROM messages").fetchall() == [("readable",)]
 
 
-def test_resume_in_a_fresh_process_after_the_writer_exited(tmp_path):
+def test_resume_in_a_fresh_process_after_the_writer_exited(db_target):
     """The kernel that wrote the session is gone; a new process picks it up."""
     import subprocess
     import sys
 
-    path = tmp_path / "kernel.db"
+    path = db_target
     writer = (
         "import sys\n"
         "from llmgine_nb.chat import ChatMessage, ToolCall\n"

@@ -32,10 +32,10 @@ print("done", flush=True)
 """
 
 
-def test_two_processes_write_1000_messages_each(tmp_path):
+def test_two_processes_write_1000_messages_each(tmp_path, db_target):
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
-    db = tmp_path / "shared.db"
+    db = db_target
     procs = [
         subprocess.Popen(
             [sys.executable, str(script), str(db), name, str(PER_WRITER)],

@@ -11,8 +11,8 @@ from llmgine_nb.store.export import export_session, session_markdown, session_no
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "export.db")
+def store(db_target):
+    s = Store(db_target)
     session = s.create_session("Weather chat", model="gpt-4o-mini", notebook="weather.ipynb")
     s.append_messages(
         session,

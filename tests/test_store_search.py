@@ -14,7 +14,6 @@ from services import BACKENDS, postgres_schema
 
 from llmgine_nb.chat import ChatMessage
 from llmgine_nb.store import Store, StoreError
-from llmgine_nb.store import search as search_index
 
 
 def user(text: str) -> ChatMessage:
@@ -73,8 +72,8 @@ def test_every_query_string_gets_results_or_a_sentence(filled: Store, query: str
     assert all(hit.session_name == "notes" for hit in hits)
 
 
-def test_snippet_of_a_long_message_marks_the_match(tmp_path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_snippet_of_a_long_message_marks_the_match(db_target) -> None:
+    store = Store(db_target)
     session = store.create_session()
     long_text = "filler words " * 200_000 + "the heron flew off " + "more filler " * 100_000  # about 3.8 MB
     store.append_messages(session, [user(long_text), user("a heron, short")])
@@ -87,19 +86,20 @@ def test_snippet_of_a_long_message_marks_the_match(tmp_path) -> None:
     assert {h.snippet for h in store.search("herons")} == {h.snippet for h in hits.values()}
 
 
-def test_a_search_in_progress_does_not_hold_up_writers(tmp_path, monkeypatch) -> None:
-    store = Store(tmp_path / "s.db")
+def test_a_search_in_progress_does_not_hold_up_writers(db_target, monkeypatch) -> None:
+    store = Store(db_target)
     session = store.create_session()
     store.append_message(session, user("herons at dawn"))
     inside, release = threading.Event(), threading.Event()
-    real_search = search_index.search
+    backend = store.database.search  # search.py (SQLite) or postgres_search.py
+    real_search = backend.search
 
     def slow_search(*args, **kwargs):
         inside.set()
         release.wait(30)  # a search that takes its time (a huge message, a slow disk)
         return real_search(*args, **kwargs)
 
-    monkeypatch.setattr(search_index, "search", slow_search)
+    monkeypatch.setattr(backend, "search", slow_search)
     results: list = []
     searcher = threading.Thread(target=lambda: results.append(store.search("herons")))
     searcher.start()

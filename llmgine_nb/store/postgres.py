@@ -11,6 +11,8 @@
   themselves keep to what both dialects read (``ON CONFLICT``, ``coalesce``,
   ``CASE``, a ``rowid`` column standing for SQLite's implicit one);
 * rows come back readable by column name and by position, like ``sqlite3.Row``;
+* text cannot hold NUL characters in PostgreSQL: they are stored as U+FFFD
+  (the rest of the row is kept; SQLite keeps them as they are);
 * a transaction is psycopg's ``Connection.transaction()`` (nested: a
   savepoint) on an autocommit connection, under one lock per ``Store``, as on
   SQLite; many processes (engine workers) share one database, and writers of
@@ -97,6 +99,12 @@ def named_row(cursor: Any) -> RowMaker[Any]:
     return cls
 
 
+def _storable(values: Sequence[Any]) -> tuple[Any, ...]:
+    """``values`` with NUL characters in text replaced by U+FFFD: PostgreSQL text cannot hold them,
+    and refusing the whole row would lose the rest of it."""
+    return tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) and "\x00" in v else v for v in values)
+
+
 class PgConnection:
     """A psycopg connection that takes the record modules' SQL (``?`` placeholders)."""
 
@@ -104,11 +112,13 @@ class PgConnection:
         self.raw = raw
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
-        return self.raw.execute(to_psycopg(sql), tuple(parameters) if parameters else None)
+        if not parameters:  # sent as written: psycopg reads no placeholders without parameters
+            return self.raw.execute(sql)
+        return self.raw.execute(to_psycopg(sql), _storable(parameters))
 
     def executemany(self, sql: str, parameters: Any) -> psycopg.Cursor[Any]:
         cursor = self.raw.cursor()
-        values = [tuple(p) for p in parameters]
+        values = [_storable(p) for p in parameters]
         if values:
             cursor.executemany(to_psycopg(sql), values)
         return cursor
@@ -192,6 +202,7 @@ class PostgresDatabase:
                 self._reader = PgConnection(_connect(self.path, self.timeout))
             reader = self._reader
             reader.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            reader.raw.execute("SELECT 1")  # the snapshot is taken by the first statement: now
             try:
                 yield reader
             finally:

@@ -14,6 +14,11 @@ module's SQL reads both.  Two differences, both deliberate:
 * search is a stored ``tsvector`` column kept by PostgreSQL itself (see
   ``postgres_search.py``) instead of an FTS5 table and its queue.
 
+A ``tsvector`` holds at most 1 MB.  ``llmgine_search_vector`` indexes the whole
+message whenever it fits (a long message of repeated words does: 10 MB of
+"filler words" is a few hundred bytes of vector), and otherwise its first
+``INDEXED_CHARACTERS``; a message is always stored, whatever its size.
+
 All pending migrations run in one transaction (PostgreSQL's DDL is
 transactional) under an advisory lock, so processes opening a new database
 at once migrate it exactly once.
@@ -30,9 +35,10 @@ __all__ = ["MIGRATIONS", "INDEXED_CHARACTERS", "migrate", "applied_migrations"]
 
 log = logging.getLogger("llmgine_nb.store")
 
-#: Only the first this many characters of a message go into its search vector: a
-#: ``tsvector`` holds at most 1 MB, and a longer message must still be stored.
-INDEXED_CHARACTERS = 200_000
+#: Up to this many characters a message's search vector always fits in a ``tsvector`` (1 MB,
+#: even for short distinct words of four-byte letters); a longer message whose vector does not
+#: fit is indexed by its first this many characters.
+INDEXED_CHARACTERS = 100_000
 
 _ROWID = "rowid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE"
 
@@ -75,8 +81,15 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         "CREATE TEXT SEARCH CONFIGURATION llmgine_search (COPY = english)",
         "ALTER TEXT SEARCH CONFIGURATION llmgine_search ALTER MAPPING FOR asciiword, asciihword, hword_asciipart, "
         "word, hword, hword_part WITH llmgine_stem",
-        "ALTER TABLE messages ADD COLUMN search tsvector GENERATED ALWAYS AS "
-        f"(to_tsvector('llmgine_search', left(coalesce(content, ''), {INDEXED_CHARACTERS}))) STORED",
+        # Immutable as a generated column needs: its configuration and search_path are fixed here.
+        "CREATE FUNCTION llmgine_search_vector(content text) RETURNS tsvector "
+        "LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path FROM CURRENT AS $$ BEGIN "
+        "IF content IS NULL THEN RETURN ''::tsvector; END IF; "
+        f"IF length(content) <= {INDEXED_CHARACTERS} THEN RETURN to_tsvector('llmgine_search', content); END IF; "
+        "BEGIN RETURN to_tsvector('llmgine_search', content); "
+        "EXCEPTION WHEN program_limit_exceeded THEN "
+        f"RETURN to_tsvector('llmgine_search', left(content, {INDEXED_CHARACTERS})); END; END $$",
+        "ALTER TABLE messages ADD COLUMN search tsvector GENERATED ALWAYS AS (llmgine_search_vector(content)) STORED",
         "CREATE INDEX idx_messages_search ON messages USING gin (search)",
     ]),
     ("m003_memory_and_summaries", [

@@ -1,8 +1,8 @@
 """History search on PostgreSQL: a stored ``tsvector`` per message, ``websearch_to_tsquery``, ``ts_headline``.
 
 The index needs no upkeep: ``messages.search`` is a generated column (migration
-m002 in ``postgres_schema.py``) over the first ``INDEXED_CHARACTERS`` of each
-message, with a GIN index, so a message is searchable once its transaction
+m002 in ``postgres_schema.py``) over each message (its first
+``INDEXED_CHARACTERS`` when the whole does not fit in a ``tsvector``), with a GIN index, so a message is searchable once its transaction
 commits and an edit or a delete changes the index with the row.
 
 The same guarantees as SQLite's search (``search.py``) for any query string:
@@ -16,7 +16,10 @@ fails to parse.
 
 Snippets come from ``ts_headline`` (at most 16 words around the best match,
 the match between the ``highlight`` marks, ``…`` where text was cut), run on
-the page of results only, never on every match.  Ranks are ``-ts_rank``, so
+the page of results only, never on every match.  A long message (over
+``SNIPPET_DIRECT_LIMIT`` characters) is cut into pieces as on SQLite
+(``search.pieces_of``) and the headline comes from its best-matching piece, so
+a match far into a 10 MB message is shown, at a cost linear in its length.  Ranks are ``-ts_rank``, so
 that lower is better as with SQLite's.
 """
 
@@ -28,9 +31,8 @@ from typing import Any
 
 import psycopg
 
-from .postgres_schema import INDEXED_CHARACTERS
 from .records import SearchHit, StoreError
-from .search import clean
+from .search import SNIPPET_DIRECT_LIMIT, clean, pieces_of
 from .search import match_text as _typed_words
 
 __all__ = ["match_text", "search", "backlog", "index_waiting"]
@@ -63,7 +65,8 @@ def index_waiting(conn: Any, per_transaction: int = 500) -> bool:
 
 _SEARCH = f"""
 SELECT top.*, s.name AS session_name,
-       ts_headline('llmgine_search', left(top.content, {INDEXED_CHARACTERS}), top.q, ?) AS snippet
+       CASE WHEN length(top.content) <= {SNIPPET_DIRECT_LIMIT}
+            THEN ts_headline('llmgine_search', top.content, top.q, ?) END AS snippet
 FROM (
     SELECT m.id AS message_id, m.session_id, m.seq, m.role, m.content, m.created, q,
            -ts_rank(m.search, q) AS rank
@@ -88,8 +91,9 @@ def search(
 ) -> list[SearchHit]:
     """Best matches first, with snippets (run on a read connection, inside one snapshot)."""
     text = match_text(query, raw=raw)
+    parser = "websearch_to_tsquery" if raw else "plainto_tsquery"
     sql = _SEARCH.format(
-        parser="websearch_to_tsquery" if raw else "plainto_tsquery",
+        parser=parser,
         where="AND m.session_id = ?" if session_id is not None else "",
     )
     params: list[Any] = [_HEADLINE_OPTIONS, text]
@@ -98,31 +102,60 @@ def search(
     params.append(int(limit))
     try:
         found = conn.execute(sql, params).fetchall()
+        marks = (clean(highlight[0]), clean(highlight[1]))
+        return [_hit(row, marks, _long_headline(conn, row["content"], parser, text)) for row in found]
     except psycopg.Error as exc:
         raise StoreError(f"searching for {query!r} failed ({str(exc).strip()}); try other words") from exc
-    marks = (clean(highlight[0]), clean(highlight[1]))
-    return [_hit(row, marks) for row in found]
 
 
-def _snippet(headline: str, content: str, marks: tuple[str, str]) -> str:
-    plain = headline.replace(_OPEN, "").replace(_CLOSE, "")
+_BEST_PIECE = """
+SELECT p.n, ts_headline('llmgine_search', p.piece, q, ?) AS snippet
+FROM unnest(?::text[]) WITH ORDINALITY AS p(piece, n), {parser}('llmgine_search', ?) AS q
+WHERE to_tsvector('llmgine_search', p.piece) @@ q
+ORDER BY ts_rank(to_tsvector('llmgine_search', p.piece), q) DESC, p.n
+LIMIT 1
+"""
+
+
+def _long_headline(conn: Any, content: str | None, parser: str, text: str) -> tuple[str, bool, bool] | None:
+    """For a long message: the headline of its best-matching piece, and whether text was cut before
+    and after it; None for a short one (its headline came with the search)."""
+    if content is None or len(content) <= SNIPPET_DIRECT_LIMIT:
+        return None
+    pieces = pieces_of(content)
+    found = conn.execute(_BEST_PIECE.format(parser=parser), (_HEADLINE_OPTIONS, pieces, text)).fetchone()
+    if found is None:  # the match spans two pieces (a phrase cut in two): show the beginning
+        return " ".join(content[:200].split()[:16]), False, True
+    number = int(found[0])
+    return found[1], number > 1, number < len(pieces)
+
+
+def _marked(headline: str, marks: tuple[str, str], before: bool, after: bool) -> str:
+    """The headline with the caller's marks, and ``…`` where the message goes on before or after it."""
     text = headline.replace(_OPEN, marks[0]).replace(_CLOSE, marks[1])
-    body = content.strip()
-    if plain and not body.startswith(plain[: min(len(plain), 40)]):
-        text = _ELLIPSIS + text
-    if plain and not body.endswith(plain[-min(len(plain), 40):]):
-        text += _ELLIPSIS
-    return text
+    return (_ELLIPSIS if before else "") + text + (_ELLIPSIS if after else "")
 
 
-def _hit(row: Any, marks: tuple[str, str]) -> SearchHit:
+def _snippet(row: Any, marks: tuple[str, str], long_headline: tuple[str, bool, bool] | None) -> str:
+    if long_headline is not None:
+        headline, before, after = long_headline
+        return _marked(headline, marks, before, after)
+    headline = row["snippet"] or ""
+    plain = headline.replace(_OPEN, "").replace(_CLOSE, "")
+    body = (row["content"] or "").strip()
+    edge = min(len(plain), 40)
+    return _marked(headline, marks, bool(plain) and not body.startswith(plain[:edge]),
+                   bool(plain) and not body.endswith(plain[len(plain) - edge:]))
+
+
+def _hit(row: Any, marks: tuple[str, str], long_headline: tuple[str, bool, bool] | None) -> SearchHit:
     return SearchHit(
         message_id=row["message_id"],
         session_id=row["session_id"],
         session_name=row["session_name"],
         seq=row["seq"],
         role=row["role"],
-        snippet=_snippet(row["snippet"] or "", row["content"] or "", marks),
+        snippet=_snippet(row, marks, long_headline),
         content=row["content"],
         created=datetime.fromisoformat(row["created"]),
         rank=float(row["rank"]),

@@ -211,7 +211,7 @@ def _hit(conn: sqlite3.Connection, row: sqlite3.Row, params: dict[str, Any]) -> 
     )
 
 
-def _pieces(text: str, size: int) -> list[str]:
+def pieces_of(text: str, size: int = _PIECE) -> list[str]:
     """``text`` cut into pieces of about ``size`` characters, at spaces where there are any."""
     pieces, start, end_of_text = [], 0, len(text)
     while start < end_of_text:
@@ -235,7 +235,7 @@ def long_snippet(conn: sqlite3.Connection, content: str, match: str, open_mark: 
     """
     conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.snippet_pieces USING fts5(content, tokenize='porter')")
     conn.execute("DELETE FROM temp.snippet_pieces")
-    pieces = _pieces(content, _PIECE)
+    pieces = pieces_of(content)
     conn.executemany("INSERT INTO temp.snippet_pieces (rowid, content) VALUES (?, ?)", enumerate(pieces))
     best = conn.execute(
         f"SELECT rowid, snippet(snippet_pieces, 0, ?, ?, '{_ELLIPSIS}', 16) FROM snippet_pieces "
