@@ -62,6 +62,7 @@ def test_both_backends_know_the_same_migrations(fresh_postgres_url):
     with Store(fresh_postgres_url.replace("postgresql://postgres@", "postgresql://postgres:s3cret-pass@")) as store:
         assert store.backend == "postgresql"
         assert "s3cret-pass" not in repr(store) and "[REDACTED]" in repr(store)
+        assert "s3cret-pass" not in store.location  # what `serve` prints and `%llmgine config` shows
         with store.database.locked() as conn:
             assert postgres_schema.applied_migrations(conn) == [fn.__name__ for fn in MIGRATIONS]
     with Store(fresh_postgres_url) as again, again.database.locked() as conn:  # opening again applies nothing
@@ -108,3 +109,26 @@ def test_a_message_too_varied_for_one_search_vector_is_stored_and_found_by_its_b
         assert hit.snippet.startswith("**heron**")
         assert store.search(words[-1]) == []  # past the first INDEXED_CHARACTERS: not in its vector
         assert store.search(words[100]) != []
+
+
+def test_a_connection_the_server_dropped_is_opened_again(fresh_postgres_url, postgres_url):
+    import psycopg
+
+    with Store(fresh_postgres_url) as store:
+        s = store.create_session("kept")
+        (pid,) = store.database.read("SELECT pg_backend_pid()")[0]
+        with psycopg.connect(postgres_url, autocommit=True) as admin:  # what a server restart does to it
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        store.append_message(s, ChatMessage(role="user", content="after the drop"))
+        assert [m.content for m in store.messages(s)] == ["after the drop"]
+        (pid_now,) = store.database.read("SELECT pg_backend_pid()")[0]
+        assert pid_now != pid
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid_now,))
+        assert store.database.read("SELECT count(*) FROM messages")[0][0] == 1  # a lone read, too
+        assert store.search("drop")  # the search's own connection ...
+        with store.database.reading() as reader:
+            (reader_pid,) = reader.execute("SELECT pg_backend_pid()").fetchone()
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (reader_pid,))
+        assert [h.content for h in store.search("drop")] == ["after the drop"]  # ... is opened again as well

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
         options.update(llm_factory=lambda model: demo_llm(delay_s=0.02), tools=demo_tools())
     app = create_app(store, **options)
-    print(f"llmgine-nb server on http://{args.host}:{args.port}/ (database {store.path}); "
+    print(f"llmgine-nb server on http://{args.host}:{args.port}/ (database {store.location}); "
           "make a user with: llmgine-nb users add NAME", flush=True)
     # Access logs carry no tokens: tokens travel in headers or first messages, never in URLs.
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", ws="websockets-sansio",

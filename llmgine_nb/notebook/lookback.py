@@ -72,7 +72,7 @@ def settings_report(config: NotebookConfig, store: Store, *, model: str | None, 
     rows += [
         ("model", model or choice.model, "this session" if model else f"from {choice.source}"),
         ("session", session_id or "(none yet)", "current session id"),
-        ("database", str(store.path), "LLMGINE_DB" if os.environ.get("LLMGINE_DB") else "default location"),
+        ("database", store.location, "LLMGINE_DB" if os.environ.get("LLMGINE_DB") else "default location"),
     ]
     for name in ("LLMGINE_MODEL", "LLMGINE_API_BASE", "LLMGINE_FAST_MODEL", "LLMGINE_SMART_MODEL"):
         value, source = env.get(name)

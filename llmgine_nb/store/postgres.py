@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import psycopg
@@ -126,7 +126,10 @@ class PgConnection:
 
 def _connect(url: str, timeout: float) -> psycopg.Connection[Any]:
     try:
-        return psycopg.connect(url, autocommit=True, row_factory=named_row, connect_timeout=max(1, int(timeout)))
+        conn = psycopg.connect(url, autocommit=True, row_factory=named_row, connect_timeout=max(1, int(timeout)))
+        # A write that waits longer than ``timeout`` for another one's lock fails, as on SQLite.
+        conn.execute(f"SET lock_timeout = {int(timeout * 1000)}")
+        return conn
     except psycopg.Error as exc:
         raise StoreError(
             f"cannot open the llmgine database {display_target(url)}: "
@@ -147,8 +150,6 @@ class PostgresDatabase:
         self.lock = threading.RLock()
         self._raw = _connect(url, timeout)
         self._conn = PgConnection(self._raw)
-        # A write that waits longer than ``timeout`` for another one's lock fails, as on SQLite.
-        self._raw.execute(f"SET lock_timeout = {int(timeout * 1000)}")
         with self.transaction() as conn:
             migrate(conn)
         self._reader: PgConnection | None = None
@@ -167,21 +168,33 @@ class PostgresDatabase:
         with self.lock:
             self._raw.close()
 
-    def _live(self) -> PgConnection:
-        # A connection lost (the server restarted, a network cut) is opened again for the next use;
-        # what was in flight failed with an error, nothing is replayed.
-        if self._raw.closed or self._raw.broken:
+    def _live(self, *, reconnect: bool = False) -> PgConnection:
+        # A connection lost (the server restarted, an idle timeout, a network cut) is opened
+        # again.  What was in flight failed with an error and is not replayed; only a start
+        # (BEGIN, or a lone read) that finds the connection dead is tried once more.
+        if reconnect or self._raw.closed or self._raw.broken:
+            self._raw.close()
             self._raw = _connect(self.path, self.timeout)
             self._conn = PgConnection(self._raw)
         return self._conn
 
+    def _idle(self) -> bool:
+        return self._raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
     @contextmanager
     def transaction(self) -> Iterator[PgConnection]:
         """One atomic write: everything inside commits together or not at all (nested: a savepoint)."""
-        with self.lock:
+        with self.lock, ExitStack() as stack:
             conn = self._live()
-            with conn.raw.transaction():
-                yield conn
+            outermost = self._idle()
+            try:
+                stack.enter_context(conn.raw.transaction())
+            except psycopg.OperationalError:
+                if not outermost:
+                    raise
+                conn = self._live(reconnect=True)
+                stack.enter_context(conn.raw.transaction())
+            yield conn
 
     @contextmanager
     def locked(self) -> Iterator[PgConnection]:
@@ -192,22 +205,36 @@ class PostgresDatabase:
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """A quick read on the writer connection (sees this process's latest commit)."""
         with self.lock:
-            return list(self._live().execute(sql, params).fetchall())
+            conn = self._live()
+            if not self._idle():
+                return list(conn.execute(sql, params).fetchall())
+            try:
+                return list(conn.execute(sql, params).fetchall())
+            except psycopg.OperationalError:
+                return list(self._live(reconnect=True).execute(sql, params).fetchall())
 
     @contextmanager
     def reading(self) -> Iterator[PgConnection]:
         """A connection for a long read, inside one read-only snapshot that holds no writer up."""
         with self._reader_lock:
-            if self._reader is None or self._reader.raw.closed or self._reader.raw.broken:
-                self._reader = PgConnection(_connect(self.path, self.timeout))
-            reader = self._reader
-            reader.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            reader.raw.execute("SELECT 1")  # the snapshot is taken by the first statement: now
+            try:
+                reader = self._begin_reading(reconnect=False)
+            except psycopg.OperationalError:  # dropped while idle: once more on a new connection
+                reader = self._begin_reading(reconnect=True)
             try:
                 yield reader
             finally:
-                if not reader.raw.closed:
+                if not (reader.raw.closed or reader.raw.broken):
                     reader.raw.execute("ROLLBACK")
+
+    def _begin_reading(self, *, reconnect: bool) -> PgConnection:
+        if reconnect or self._reader is None or self._reader.raw.closed or self._reader.raw.broken:
+            if self._reader is not None:
+                self._reader.raw.close()
+            self._reader = PgConnection(_connect(self.path, self.timeout))
+        self._reader.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        self._reader.raw.execute("SELECT 1")  # the snapshot is taken by the first statement: now
+        return self._reader
 
     def vacuum(self) -> None:
         """Reclaim the space of deleted rows and refresh the planner's statistics."""

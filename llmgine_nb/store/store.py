@@ -137,8 +137,13 @@ class Store:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    @property
+    def location(self) -> str:
+        """Where the database is, as it may be shown or logged (a URL's password replaced by a marker)."""
+        return display_target(self.path)
+
     def __repr__(self) -> str:
-        return f"Store({display_target(self.path)!r})"
+        return f"Store({self.location!r})"
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
