@@ -103,18 +103,18 @@ def bench_store_turn() -> Figure:
                     seq += 1
                     conn.execute(
                         "INSERT INTO messages (id, session_id, seq, role, content, tool_calls, tool_call_id, name, "
-                        "model, status, pinned, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                        "model, status, pinned, created, images) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (row[0], row[1], seq, *row[2:]),
                     )
                 conn.execute(
                     "INSERT INTO tool_calls (id, call_id, session_id, message_id, tool, arguments, status, requested) "
                     "VALUES (?,?,?,?,?,?,'requested',?)",
-                    (uuid.uuid4().hex, call.id, plain_session, call_msg, call.name, call.raw_arguments, rows[1][-1]),
+                    (uuid.uuid4().hex, call.id, plain_session, call_msg, call.name, call.raw_arguments, rows[1][10]),
                 )
                 conn.execute(
                     "UPDATE tool_calls SET result_message_id = ?, result = ?, status = 'done', finished = ? "
                     "WHERE session_id = ? AND call_id = ?",
-                    (result_msg, rows[2][4], rows[2][-1], plain_session, call.id),
+                    (result_msg, rows[2][3], rows[2][10], plain_session, call.id),
                 )
                 conn.execute(
                     "INSERT INTO llm_calls (id, session_id, message_id, model, provider, input_tokens, output_tokens, "
