@@ -1,4 +1,4 @@
-"""Token counting: litellm for real models (imported lazily), an estimate offline, cached per message."""
+"""Token counting: litellm for real models once it is loaded, an estimate until then and offline, cached per message."""
 
 from __future__ import annotations
 
@@ -39,8 +39,9 @@ def test_counts_are_cached_per_message_and_content():
 
 
 def test_real_models_are_counted_by_litellm():
-    from litellm import token_counter
+    from llmgine_nb.llm._litellm import load_litellm
 
+    token_counter = load_litellm().token_counter
     counter = TokenCounter("gpt-4o-mini")
     assert not counter.estimate
     msg = ChatMessage(role="user", content="The quick brown fox jumps over the lazy dog.")
@@ -60,8 +61,38 @@ def test_importing_the_context_package_does_not_import_litellm():
     assert out.strip() == "False"
 
 
+_UNTIL_LOADED = """
+import sys
+from llmgine_nb.chat import ChatMessage
+from llmgine_nb.context import ContextCompiler
+from llmgine_nb.llm._litellm import load_litellm
+
+compiler = ContextCompiler("gpt-4o-mini")
+history = [ChatMessage(role="user", content="The quick brown fox jumps over the lazy dog. " * 20)]
+before = compiler.compile_sync(history).report.tokens["history"]
+print(compiler.counter.estimate, "litellm" in sys.modules, before)
+litellm = load_litellm()
+after = compiler.compile_sync(history).report.tokens["history"]
+exact = litellm.token_counter(model="gpt-4o-mini", messages=[history[0].to_openai()]) - compiler.counter.priming
+print(compiler.counter.estimate, after == exact, after != before)
+"""
+
+
+def test_a_real_model_is_estimated_until_litellm_is_loaded_then_counted_exactly():
+    out = subprocess.run([sys.executable, "-c", _UNTIL_LOADED], capture_output=True, text=True, check=True).stdout
+    first, second = out.strip().splitlines()
+    estimating, imported, before = first.split()
+    # Before: no litellm imported by counting, and the estimate (4 framing + 900 chars / 4).
+    assert (estimating, imported, int(before)) == ("True", "False", 4 + 900 // 4)
+    # After: the same history, counted again by litellm's tokenizer (the cache was emptied).
+    assert second.split() == ["False", "True", "True"]
+
+
 def test_switching_the_compilers_model_switches_its_tokenizer():
     from llmgine_nb.context import ContextCompiler
+    from llmgine_nb.llm._litellm import load_litellm
+
+    load_litellm()
 
     compiler = ContextCompiler("scripted")
     assert compiler.counter.estimate

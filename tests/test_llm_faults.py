@@ -1,6 +1,7 @@
 """Provider faults, handled as users expect (issue 13, item 9), over the real wire.
 
-litellm calls ``fake_openai`` (a real HTTP server on 127.0.0.1): rate limits,
+litellm and the openai SDK (each test runs through both) call ``fake_openai``
+(a real HTTP server on 127.0.0.1): rate limits,
 server errors and dropped connections are retried by default with backoff,
 honouring ``Retry-After``, within a few tries and a total time, each retry
 an event; the SDK beneath never retries on its own.  A stream that drops
@@ -35,6 +36,7 @@ from llmgine_nb.llm import (
     LLMRateLimitError,
     LLMRetry,
     LLMServerError,
+    OpenAIClient,
     RetryPolicy,
 )
 from llmgine_nb.store import Store
@@ -42,8 +44,18 @@ from llmgine_nb.store import Store
 QUICK = RetryPolicy(base_delay=0.01, max_delay=0.05)
 
 
-def client(server: FakeOpenAI, bus: MessageBus | None = None, **kw) -> LiteLLMClient:
-    return LiteLLMClient("openai/gpt-4o-mini", bus=bus, api_base=server.base_url, api_key=server.api_key, **kw)
+CLIENT: type[LiteLLMClient | OpenAIClient] = LiteLLMClient
+
+
+@pytest.fixture(autouse=True, params=[LiteLLMClient, OpenAIClient], ids=["litellm", "openai-sdk"])
+def each_client(request, monkeypatch) -> type:
+    """Every test runs through litellm and through the openai SDK: the same faults, the same handling."""
+    monkeypatch.setitem(globals(), "CLIENT", request.param)
+    return request.param
+
+
+def client(server: FakeOpenAI, bus: MessageBus | None = None, **kw):
+    return CLIENT("openai/gpt-4o-mini", bus=bus, api_base=server.base_url, api_key=server.api_key, **kw)
 
 
 @pytest.fixture

@@ -1,6 +1,8 @@
-"""Real-wire tests: litellm calling an OpenAI-compatible server on 127.0.0.1 over real HTTP.
+"""Real-wire tests: litellm and the openai SDK calling an OpenAI-compatible server on 127.0.0.1 over real HTTP.
 
-The server (``fake_openai.py``) is started by each test on a free port; the
+Tests marked ``each_client`` run twice: through ``LiteLLMClient`` and through
+``OpenAIClient`` (the openai SDK path ``get_llm`` takes for OpenAI models), so
+both give the same replies, events, errors and sentences.  The server (``fake_openai.py``) is started by each test on a free port; the
 requests litellm sends and the answers it gets are real JSON and real
 server-sent events.  Nothing here reaches the network.
 """
@@ -45,6 +47,7 @@ from llmgine_nb.llm import (
     LLMTextDelta,
     LLMTimeoutError,
     LLMToolCallDelta,
+    OpenAIClient,
     RetryPolicy,
     RoutedLLM,
     Settings,
@@ -79,8 +82,21 @@ def events() -> tuple[MessageBus, list[LLMEvent]]:
     return bus, seen
 
 
-def client(server: FakeOpenAI, bus: MessageBus | None = None, model: str = "openai/gpt-4o-mini", **kw) -> LiteLLMClient:
-    return LiteLLMClient(model, bus=bus, api_base=server.base_url, api_key=server.api_key, **kw)
+CLIENT: type[LiteLLMClient | OpenAIClient] = LiteLLMClient
+
+
+@pytest.fixture(params=[LiteLLMClient, OpenAIClient], ids=["litellm", "openai-sdk"])
+def each_client(request, monkeypatch) -> type:
+    """Run the test once per client class: ``client()`` makes one of that class."""
+    monkeypatch.setitem(globals(), "CLIENT", request.param)
+    return request.param
+
+
+each = pytest.mark.usefixtures("each_client")
+
+
+def client(server: FakeOpenAI, bus: MessageBus | None = None, model: str = "openai/gpt-4o-mini", **kw):
+    return CLIENT(model, bus=bus, api_base=server.base_url, api_key=server.api_key, **kw)
 
 
 def of(kind: type, seen: list[LLMEvent]) -> list:
@@ -90,6 +106,7 @@ def of(kind: type, seen: list[LLMEvent]) -> list:
 # -- replies -------------------------------------------------------------------------------
 
 
+@each
 async def test_plain_reply_over_http(fake_openai: FakeOpenAI, events) -> None:
     bus, seen = events
     fake_openai.add(Reply("Hello from the wire", prompt_tokens=21, completion_tokens=5, cached_tokens=4))
@@ -112,6 +129,7 @@ async def test_plain_reply_over_http(fake_openai: FakeOpenAI, events) -> None:
     assert fake_openai.api_key not in json.dumps([e.to_record() for e in seen])
 
 
+@each
 async def test_streaming_reply_over_server_sent_events(fake_openai: FakeOpenAI, events) -> None:
     bus, seen = events
     text = "Streaming works one small chunk at a time."
@@ -129,6 +147,7 @@ async def test_streaming_reply_over_server_sent_events(fake_openai: FakeOpenAI, 
     assert len({e.call_id for e in seen}) == 1
 
 
+@each
 async def test_single_tool_call(fake_openai: FakeOpenAI, events) -> None:
     bus, seen = events
     fake_openai.add(Reply(tool_calls=[ToolCallSpec("get_weather", {"city": "Perth"}, id="call_w1")]))
@@ -155,6 +174,7 @@ async def test_single_tool_call(fake_openai: FakeOpenAI, events) -> None:
     assert sent[2] == {"role": "tool", "content": "sunny", "tool_call_id": "call_w1", "name": "get_weather"}
 
 
+@each
 async def test_two_parallel_tool_calls_with_interleaved_fragments_in_one_stream(fake_openai: FakeOpenAI, events) -> None:
     bus, seen = events
     weather = {"city": "Perth", "units": "metric", "detail": "full forecast please"}
@@ -186,6 +206,7 @@ async def test_two_parallel_tool_calls_with_interleaved_fragments_in_one_stream(
 # -- cost ------------------------------------------------------------------------------------
 
 
+@each
 async def test_cost_of_a_known_model_and_unknown_for_an_unknown_one(fake_openai: FakeOpenAI, events) -> None:
     bus, seen = events
     fake_openai.add(Reply("a", prompt_tokens=1000, completion_tokens=1000), Reply("b"), Reply("c"), Reply("d"))
@@ -204,6 +225,7 @@ async def test_cost_of_a_known_model_and_unknown_for_an_unknown_one(fake_openai:
 # -- failures ------------------------------------------------------------------------------
 
 
+@each
 @pytest.mark.parametrize(
     ("behaviour", "error_type", "kind", "words"),
     [
@@ -231,6 +253,7 @@ async def test_errors_map_to_our_kinds_with_readable_messages(
     assert failed.error_kind == kind and failed.will_retry is False and failed.message == str(error)
 
 
+@each
 async def test_malformed_stream_is_a_clear_error_and_the_next_call_works(fake_openai: FakeOpenAI, events) -> None:
     bus, seen = events
     fake_openai.add(Malformed(stream=True), Malformed(), Reply("recovered"))
@@ -245,6 +268,7 @@ async def test_malformed_stream_is_a_clear_error_and_the_next_call_works(fake_op
     assert [e.error_kind for e in of(LLMCallFailed, seen)] == ["bad_response", "bad_response"]
 
 
+@each
 async def test_timeout(fake_openai: FakeOpenAI, events) -> None:
     bus, seen = events
     fake_openai.add(Delay(5, Reply("too late")))
@@ -257,8 +281,9 @@ async def test_timeout(fake_openai: FakeOpenAI, events) -> None:
     assert of(LLMCallFailed, seen)[0].error_kind == "timeout"
 
 
+@each
 async def test_nothing_listening_is_a_connection_error(unused_tcp_port: int) -> None:
-    llm = LiteLLMClient("openai/x", api_base=f"http://127.0.0.1:{unused_tcp_port}/v1", api_key="sk-none-000000000")
+    llm = CLIENT("openai/x", api_base=f"http://127.0.0.1:{unused_tcp_port}/v1", api_key="sk-none-000000000")
     with pytest.raises(LLMConnectionError) as info:
         await llm.complete("hi")
     assert "api_base" in str(info.value)
@@ -357,7 +382,7 @@ async def test_get_llm_routes_an_openai_compatible_server_from_the_environment(f
     )
     fake_openai.add(Reply("local answer"))
     llm = get_llm(config=config)
-    assert isinstance(llm, LiteLLMClient) and llm.notice is None
+    assert isinstance(llm, OpenAIClient) and llm.notice is None  # an OpenAI model: the openai SDK, no litellm
     assert (await llm.complete("hi")).text == "local answer"
     assert fake_openai.requests[0].body["model"] == "local-model"
 
@@ -370,6 +395,7 @@ class Forecast(BaseModel):
     high_c: float
 
 
+@each
 async def test_structured_output_over_the_wire_with_one_corrective_retry(fake_openai: FakeOpenAI) -> None:
     fake_openai.add(Reply('{"city": "Perth"}'), Reply('{"city": "Perth", "high_c": 31.5}'))
     forecast = await client(fake_openai).structured("Forecast for Perth", Forecast)
@@ -383,6 +409,7 @@ async def test_structured_output_over_the_wire_with_one_corrective_retry(fake_op
 # -- interrupting --------------------------------------------------------------------------------
 
 
+@each
 async def test_cancelling_a_stream_midway_records_the_partial_reply(fake_openai: FakeOpenAI, events) -> None:
     bus, seen = events
     fake_openai.add(Reply("one two three four five six seven", chunk_size=4, chunk_delay=0.2))
@@ -404,6 +431,7 @@ async def test_cancelling_a_stream_midway_records_the_partial_reply(fake_openai:
     assert not of(LLMCallFailed, seen)
 
 
+@each
 async def test_cancelling_a_complete_call_records_an_interrupted_call(fake_openai: FakeOpenAI, events) -> None:
     bus, seen = events
     fake_openai.add(Delay(5))
@@ -463,6 +491,7 @@ def test_litellm_prints_nothing_to_the_users_output(tmp_path) -> None:
     assert result.stderr == ""
 
 
+@each
 async def test_a_tool_call_with_broken_json_keeps_the_raw_arguments(fake_openai: FakeOpenAI) -> None:
     fake_openai.add(Reply(tool_calls=[ToolCallSpec("get_weather", '{"city": "Per')]))
     fake_openai.add(Reply(tool_calls=[ToolCallSpec("get_weather", '{"city": "Per')]))

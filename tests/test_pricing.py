@@ -61,6 +61,6 @@ def test_known_prices_and_unknown_models() -> None:
     usage = Usage(input_tokens=1_000, output_tokens=1_000, cached_tokens=400)
     assert pricing.cost_of("openai/gpt-4o-mini", usage) == pytest.approx(600 * 0.15e-6 + 400 * 0.075e-6 + 1000 * 0.6e-6)
     # ... through the flat prices learned once, not by asking litellm each time.
-    assert isinstance(pricing._prices["openai/gpt-4o-mini"], pricing._FlatPrices)
+    assert isinstance(pricing._prices["openai/gpt-4o-mini"], pricing.FlatPrices)
     assert pricing.cost_of("openai/my-local-model", usage) is None
     assert pricing.cost_of("openai/my-local-model", usage) is None  # asked once, remembered

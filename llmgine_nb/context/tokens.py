@@ -1,7 +1,13 @@
-"""Counting tokens: litellm's tokenizers for real models, a quick estimate offline.
+"""Counting tokens: litellm's tokenizers for real models once litellm is loaded, a quick estimate until then.
 
-Counts are cached per message (its id plus a hash of what it says), so a
-long history is counted once and each later turn only counts what is new.
+litellm takes seconds to import, and a model spoken to through the openai
+SDK never needs it: a real model's messages are estimated (as offline ones
+are) until litellm is loaded for some other reason (another provider,
+routing, the user), and counted by its tokenizer from then on.  The switch
+empties the cache, so a history is never counted half one way and half the
+other.  Counts are cached per message (its role and a hash of what it
+says), so a long history is counted once and each later turn only counts
+what is new.
 """
 
 from __future__ import annotations
@@ -28,6 +34,12 @@ MESSAGE_OVERHEAD = 4
 estimate_text_tokens = estimate_tokens
 
 
+def _litellm_loaded() -> bool:
+    from ..llm._litellm import litellm_loaded
+
+    return litellm_loaded()
+
+
 def _load_litellm() -> Any:
     """litellm, imported on first use through the LLM layer's loader (offline cost
     map, litellm's log lines kept out of cell output)."""
@@ -52,18 +64,41 @@ class TokenCounter:
     """Counts tokens of ChatMessages for one model, caching each message's count.
 
     ``model`` is a litellm model name; ``estimate=True`` forces the quick
-    estimate (the default for offline models).  litellm is imported on the
-    first real count, never before.
+    estimate (the default for offline models).  A real model is estimated
+    until litellm has been loaded (the counter never imports it), then
+    counted by litellm's tokenizer; ``estimate`` says which applies now.
     """
 
     def __init__(self, model: str | None = None, *, estimate: bool | None = None, max_cached: int = 200_000) -> None:
         self.model = model
-        self.estimate = is_offline_model(model) if estimate is None else estimate
+        #: Estimate for good: an offline model, asked for, or litellm could not count this model.
+        self._estimate_only = is_offline_model(model) if estimate is None else estimate
+        self._exact = False  # counting with litellm (it was loaded when last asked)
         self.max_cached = max_cached
         self._cache: dict[tuple[Any, ...], int] = {}
         self._litellm_counter: Any = None
         self._priming: int | None = None
         self.counted = 0  # messages actually counted (cache misses); lets tests see the cache work
+
+    @property
+    def estimate(self) -> bool:
+        """Whether counts are estimates now (rather than litellm's tokenizer's)."""
+        if self._estimate_only:
+            return True
+        if not self._exact and _litellm_loaded():
+            # litellm arrived: from now on count exactly, starting again so no history mixes the two.
+            self._exact = True
+            self._cache.clear()
+            self._priming = None
+        return not self._exact
+
+    @estimate.setter
+    def estimate(self, value: bool) -> None:
+        self._estimate_only = value
+        if value:
+            self._exact = False
+            self._cache.clear()
+            self._priming = None
 
     # -- the two ways of counting ------------------------------------------
 

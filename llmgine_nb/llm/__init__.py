@@ -1,9 +1,10 @@
-"""The LLM layer: one protocol for every model, litellm for real ones, an offline one for the rest.
+"""The LLM layer: one protocol for every model; the openai SDK or litellm for real ones, an offline one for the rest.
 
     from llmgine_nb.llm import get_llm
 
     llm = get_llm(bus=bus)                    # LLMGINE_MODEL, a key's default, or the offline model
-    llm = get_llm("openai/gpt-4o-mini")       # one model through litellm
+    llm = get_llm("openai/gpt-4o-mini")       # OpenAI (or an OpenAI-compatible api_base) through the openai SDK
+    llm = get_llm("anthropic/claude-haiku-4-5")   # any other provider through litellm
     llm = get_llm("smart", fallbacks={"smart": ["fast"]}, num_retries=2)   # litellm's Router
     llm = get_llm("scripted", script=["Hello!"])                           # offline, deterministic
 
@@ -12,26 +13,32 @@
         ...
     answer = await llm.structured("Name a colour", Colour)   # a validated pydantic instance
 
-Importing this package does not import litellm; the first real call does.
+Importing this package imports neither litellm nor the openai SDK; the
+first call of a model that needs one does (litellm only for what only it
+does: other providers, routing and fallbacks).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..replies import is_on
 from ._litellm import preload
 from .base import LLM, BaseLLM, LLMResponse, LLMStream, StreamDelta, to_messages
 from .blocking import allow_real_models, block_real_models, real_models_allowed
 from .config import (
     ALIAS_SETTINGS,
     OFFLINE_MODEL,
+    USE_LITELLM,
     ModelChoice,
     Settings,
     alias_help,
     choose_model,
     key_status,
     mask_key,
+    provider_of,
     resolve_aliases,
 )
 from .errors import (
@@ -61,6 +68,7 @@ from .events import (
     LLMToolCallDelta,
 )
 from .litellm_client import LiteLLMClient
+from .openai_client import OpenAIClient, load_openai_sdk
 from .retry import NO_RETRIES, RetryPolicy
 from .router import RoutedLLM
 from .scripted import ScriptedLLM, ScriptedReply, call
@@ -79,12 +87,14 @@ __all__ = [
     "LLMStream",
     "StreamDelta",
     "LiteLLMClient",
+    "OpenAIClient",
     "RoutedLLM",
     "ScriptedLLM",
     "ScriptedReply",
     "call",
     "to_messages",
     "preload",
+    "preload_for",
     # configuration
     "Settings",
     "ModelChoice",
@@ -151,9 +161,12 @@ def get_llm(
 
     An alias, ``fallbacks`` or ``num_retries`` give a ``RoutedLLM``
     (litellm's Router, which then owns retries: ``num_retries``, 2 unless
-    given); a plain model string gives a ``LiteLLMClient``, which retries
-    rate limits, server errors and failed connections itself (``retry=``, a
-    ``RetryPolicy``; each retry is an event).  ``settings`` (temperature,
+    given).  A plain ``openai/...`` model string gives an ``OpenAIClient``
+    (the openai SDK: no waiting for litellm's import), unless
+    ``LLMGINE_USE_LITELLM`` is on or a litellm-only setting such as
+    ``mock_response`` is given; any other model string a ``LiteLLMClient``.
+    Both retry rate limits, server errors and failed connections themselves
+    (``retry=``, a ``RetryPolicy``; each retry is an event).  ``settings`` (temperature,
     max_tokens ...) go with every call.
     """
     config = config or Settings()
@@ -187,8 +200,33 @@ def get_llm(
                 **settings,
             )
         else:
-            llm = LiteLLMClient(
+            client = OpenAIClient if _through_openai_sdk(choice.model, config, settings) else LiteLLMClient
+            llm = client(
                 choice.model, bus=bus, api_base=api_base, api_key=api_key, timeout=timeout, config=config, **settings
             )
     llm.notice = choice.notice
     return llm
+
+
+def _through_openai_sdk(model: str, config: Settings, settings: Mapping[str, Any]) -> bool:
+    """Whether ``model`` is spoken to through the openai SDK rather than litellm."""
+    if provider_of(model) != "openai" or "mock_response" in settings:
+        return False
+    return not is_on(config.get(USE_LITELLM)[0] or "")
+
+
+def preload_for(model: str | None = None, *, config: Settings | None = None) -> threading.Thread | None:
+    """Start importing, in a background thread, the library ``model`` will be spoken to through.
+
+    The openai SDK for an OpenAI model (half a second), litellm for the rest
+    (seconds); nothing for the offline model.  ``model`` as for ``get_llm``.
+    """
+    config = config or Settings()
+    choice = choose_model(model, config)
+    if choice.offline:
+        return None
+    if choice.model not in resolve_aliases(None, config) and _through_openai_sdk(choice.model, config, {}):
+        thread = threading.Thread(target=load_openai_sdk, name="llmgine-openai-import", daemon=True)
+        thread.start()
+        return thread
+    return preload()

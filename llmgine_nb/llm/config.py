@@ -44,6 +44,8 @@ __all__ = [
     "resolve_aliases",
     "read_dotenv",
     "key_in_use",
+    "endpoint_of",
+    "USE_LITELLM",
 ]
 
 OFFLINE_MODEL = "scripted"
@@ -71,6 +73,9 @@ DEFAULT_ALIASES: dict[str, dict[str, str]] = {
     "mistral": {"fast": "mistral/mistral-small-latest", "smart": "mistral/mistral-large-latest"},
     "deepseek": {"fast": "deepseek/deepseek-chat", "smart": "deepseek/deepseek-reasoner"},
 }
+
+#: Set (1, true, on) to speak to OpenAI models through litellm instead of the openai SDK.
+USE_LITELLM = "LLMGINE_USE_LITELLM"
 
 #: The built-in aliases and the setting that points each at a model of your choice.
 ALIAS_SETTINGS: dict[str, str] = {"fast": "LLMGINE_FAST_MODEL", "smart": "LLMGINE_SMART_MODEL"}
@@ -113,6 +118,26 @@ def key_in_use(key: str | None) -> str | None:
     """``key`` as a model client is about to use it: from now on every redactor hides it."""
     remember(key)
     return key
+
+
+def endpoint_of(
+    settings: Settings, provider: str | None, api_base: str | None = None, api_key: str | None = None
+) -> tuple[str | None, str | None]:
+    """``(api_base, key)`` a client of ``provider`` uses: the arguments, else the settings.
+
+    The address: ``api_base``, else ``LLMGINE_API_BASE``, else (for openai)
+    ``OPENAI_BASE_URL`` / ``OPENAI_API_BASE`` (None: the provider's own).  An
+    OpenAI-compatible server of one's own usually takes no key, but the SDK
+    insists on one, so it gets a placeholder.  The key is remembered by every
+    redactor from here on.
+    """
+    base = settings.value("LLMGINE_API_BASE", api_base)
+    if base is None and provider == "openai":
+        base = settings.value("OPENAI_BASE_URL") or settings.value("OPENAI_API_BASE")
+    key = api_key or settings.api_key(provider)
+    if key is None and base and provider == "openai" and "api.openai.com" not in base:
+        key = "no-key-needed"
+    return base, key_in_use(key)
 
 
 class Settings:

@@ -237,6 +237,9 @@ _PREFIXES = re.compile(
 )
 
 
+# The openai SDK opens its messages with the status: "Error code: 429 - Rate limit reached ...".
+_STATUS_PREFIX = re.compile(r"^Error code: \d{3} - ")
+
 _CHAIN = re.compile(r"\s*(?:Original exception|Received Model Group|Available Model Group Fallbacks)\b.*", re.DOTALL)
 
 
@@ -247,7 +250,7 @@ def clean_message(text: str) -> str:
     becomes "Connection error."
     """
     first = text.strip().split("\n\n", 1)[0]  # litellm appends debug paragraphs after a blank line
-    cleaned = _PREFIXES.sub("", first).strip()
+    cleaned = _STATUS_PREFIX.sub("", _PREFIXES.sub("", first).strip()).strip()
     unchained = _CHAIN.sub("", cleaned).strip()
     if unchained:
         cleaned = unchained
@@ -353,7 +356,7 @@ def from_exception(exc: BaseException, *, model: str | None = None, provider: st
 
     if _NO_PROVIDER in lowered:
         return ModelStringError("The model string names no provider litellm knows", **common)
-    if isa("ContextWindowExceededError"):
+    if isa("ContextWindowExceededError") or getattr(exc, "code", None) == "context_length_exceeded":
         return ContextTooLongError(message, **common)
     if isa("ContentPolicyViolationError") or any(h in lowered for h in _FILTER_HINTS):
         return ContentFilterError(message, **common)

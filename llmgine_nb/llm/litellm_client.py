@@ -24,7 +24,7 @@ from ..text import estimate_tokens, tokens_for_chars
 from ._litellm import aload_litellm, load_litellm
 from .base import BaseLLM, CallRecorder, RawReply, StreamDelta, StreamEnd, public_settings
 from .blocking import check_real_call, is_loopback_url, real_models_allowed
-from .config import Settings, key_in_use, provider_of
+from .config import Settings, endpoint_of, provider_of
 from .errors import BadResponseError
 from .pricing import cost_of
 from .retry import RetryPolicy
@@ -186,15 +186,10 @@ class LiteLLMClient(BaseLLM):
         **settings: Any,
     ) -> None:
         super().__init__(model, bus=bus, **settings)
-        config = config or Settings()
         self.provider = provider_of(model)
-        self.api_base = config.value("LLMGINE_API_BASE", api_base)
+        # The key is private: never in repr, events or logs; every redactor hides it.
+        self.api_base, self.__api_key = endpoint_of(config or Settings(), self.provider, api_base, api_key)
         self.timeout = timeout
-        key = api_key or config.api_key(self.provider)
-        if key is None and self.api_base and self.provider == "openai":
-            # OpenAI-compatible local servers take no key, but the SDK insists on one.
-            key = "no-key-needed"
-        self.__api_key = key_in_use(key)  # private: never in repr, events or logs; every redactor hides it
         self._warmed = False
 
     def __repr__(self) -> str:

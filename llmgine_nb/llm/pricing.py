@@ -1,5 +1,11 @@
 """What a model call cost, from litellm's price list.
 
+Before litellm is imported (a model spoken to through the openai SDK needs
+no litellm), prices come from litellm's price list read as a data file
+(``price_list.py``): milliseconds instead of seconds.  Once litellm is
+loaded, litellm itself prices calls (so prices registered with
+``litellm.register_model`` count), as follows.
+
 ``litellm.cost_per_token`` takes ~80 us a call (it resolves the model name
 and walks its pricing rules every time), which on a short turn is a tenth of
 the engine's whole overhead.  Most models are priced per token, flat: cost =
@@ -15,10 +21,10 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from dataclasses import dataclass
 
 from ..chat import Usage
-from ._litellm import load_litellm
+from ._litellm import litellm_loaded, load_litellm
+from .price_list import FlatPrices, flat_prices
 
 __all__ = ["cost_of"]
 
@@ -29,19 +35,8 @@ _UNIT = 1_000
 _CHECKS = ((37, 11, 5), (1_000_000, 300_000, 400_000))
 
 
-@dataclass(frozen=True)
-class _FlatPrices:
-    input: float
-    output: float
-    cached: float
-
-    def cost(self, usage: Usage) -> float:
-        uncached = usage.input_tokens - usage.cached_tokens
-        return uncached * self.input + usage.cached_tokens * self.cached + usage.output_tokens * self.output
-
-
 _ASK_LITELLM = object()  # the model's prices are not flat: ask litellm on every call
-_prices: dict[str, object] = {}  # model -> _FlatPrices, _ASK_LITELLM, or None (no price)
+_prices: dict[str, object] = {}  # model -> FlatPrices, _ASK_LITELLM, or None (no price)
 _lock = threading.Lock()
 
 
@@ -57,7 +52,7 @@ def _litellm_cost(model: str, input_tokens: int, output_tokens: int, cached_toke
 
 def _learn_prices(model: str) -> object:
     try:
-        flat = _FlatPrices(
+        flat = FlatPrices(
             input=_litellm_cost(model, _UNIT, 0, 0) / _UNIT,
             output=_litellm_cost(model, 0, _UNIT, 0) / _UNIT,
             cached=_litellm_cost(model, _UNIT, 0, _UNIT) / _UNIT,
@@ -75,6 +70,13 @@ def _learn_prices(model: str) -> object:
 
 def cost_of(model: str, usage: Usage) -> float | None:
     """The cost in USD of ``usage`` on ``model`` from litellm's price list; None if unknown."""
+    if not litellm_loaded():
+        from_file = flat_prices(model, usage)
+        if from_file is None:
+            return None
+        if isinstance(from_file, FlatPrices):
+            return from_file.cost(usage)
+        # Pricing the file reading does not cover (tiers this usage reaches): litellm's rules decide.
     if model not in _prices:
         with _lock:
             if model not in _prices:
@@ -83,7 +85,7 @@ def cost_of(model: str, usage: Usage) -> float | None:
     if prices is None:
         return None
     # Cached tokens are part of the input tokens; a usage saying otherwise is litellm's to price.
-    if isinstance(prices, _FlatPrices) and usage.cached_tokens <= usage.input_tokens:
+    if isinstance(prices, FlatPrices) and usage.cached_tokens <= usage.input_tokens:
         return prices.cost(usage)
     try:
         return _litellm_cost(model, usage.input_tokens, usage.output_tokens, usage.cached_tokens)

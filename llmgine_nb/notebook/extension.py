@@ -49,18 +49,19 @@ def load(shell: Any) -> None:
 
 
 def _preload_model_library() -> None:
-    """Start importing litellm in a thread now when a real model is configured.
+    """Start importing the configured model's library in a thread, without waiting for it.
 
-    The import takes seconds; started here, it is usually done by the time
-    the first ``%llmgine`` cell runs, instead of delaying that first reply.
-    The offline model needs no litellm, and neither do test runs that block
-    real models.
+    The openai SDK for an OpenAI model (or an OpenAI-compatible server),
+    litellm for other providers: started here, the import is usually done
+    by the time the first ``%llmgine`` cell runs, and ``%load_ext`` itself
+    returns at once.  The offline model needs neither, and test runs that
+    block real models need none.
     """
-    from ..llm import choose_model, preload
+    from ..llm import preload_for
     from ..llm.blocking import real_models_allowed
 
-    if real_models_allowed() and not choose_model().offline:
-        preload()
+    if real_models_allowed():
+        preload_for()
 
 
 def unload(shell: Any) -> None:
