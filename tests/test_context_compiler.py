@@ -283,7 +283,9 @@ def test_second_turn_counts_only_what_is_new():
 
 
 def test_real_model_budgets_use_litellm_counts():
-    from litellm import token_counter
+    from llmgine_nb.llm._litellm import load_litellm
+
+    token_counter = load_litellm().token_counter  # once litellm is loaded, its tokenizer counts
 
     history = [m for i in range(50) for m in (user(f"question {i} " * 10), reply(f"answer {i} " * 10))]
     compiled = ContextCompiler("gpt-4o-mini", budget=1000).compile_sync(history, system="Be brief.")

@@ -1,8 +1,8 @@
 """Counting tokens: litellm's tokenizers for real models once litellm is loaded, a quick estimate until then.
 
 litellm takes seconds to import, and a model spoken to through the openai
-SDK never needs it: a real model's messages are estimated (as offline ones
-are) until litellm is loaded for some other reason (another provider,
+SDK never needs it: a real model's messages are estimated (three characters
+a token, erring high so a budget is not overrun) until litellm is loaded for some other reason (another provider,
 routing, the user), and counted by its tokenizer from then on.  The switch
 empties the cache, so a history is never counted half one way and half the
 other.  Counts are cached per message (its role and a hash of what it
@@ -13,7 +13,7 @@ what is new.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..chat import ChatMessage
@@ -53,10 +53,20 @@ def is_offline_model(model: str | None) -> bool:
     return model is None or model.startswith(_OFFLINE_PREFIXES)
 
 
-def _estimate_message(message: ChatMessage) -> int:
-    tokens = MESSAGE_OVERHEAD + estimate_text_tokens(message.content)
+def cautious_text_tokens(text: str | None) -> int:
+    """An estimate that errs high, for a real model until its tokenizer is there.
+
+    Three characters a token rather than four: real text often has fewer
+    characters a token than four (numbers, code, other languages), and a
+    context budget must not be overrun because of an estimate.
+    """
+    return -(-len(text) // 3) if text else 0
+
+
+def _estimate_message(message: ChatMessage, estimate: Callable[[str | None], int] = estimate_text_tokens) -> int:
+    tokens = MESSAGE_OVERHEAD + estimate(message.content)
     for call in message.tool_calls:
-        tokens += MESSAGE_OVERHEAD + estimate_text_tokens(call.name) + estimate_text_tokens(call.raw_arguments)
+        tokens += MESSAGE_OVERHEAD + estimate(call.name) + estimate(call.raw_arguments)
     return tokens
 
 
@@ -99,6 +109,11 @@ class TokenCounter:
             self._exact = False
             self._cache.clear()
             self._priming = None
+
+    @property
+    def _estimator(self) -> Callable[[str | None], int]:
+        """The plain estimate where it is the way to count; the cautious one while waiting for litellm."""
+        return estimate_text_tokens if self._estimate_only else cautious_text_tokens
 
     # -- the two ways of counting ------------------------------------------
 
@@ -151,7 +166,7 @@ class TokenCounter:
         images = sum(image_tokens(image.width, image.height) for image in message.images)
         text = message.model_copy(update={"images": []}) if message.images else message
         if self.estimate:
-            tokens = _estimate_message(text) + images
+            tokens = _estimate_message(text, self._estimator) + images
         else:
             tokens = self._safe_litellm_count([text.to_openai()]) - self.priming + images
             if self.estimate:  # litellm just failed: fall back for this one too
@@ -168,7 +183,7 @@ class TokenCounter:
     def count_text(self, text: str) -> int:
         """Tokens of a bare string (no message framing)."""
         if self.estimate:
-            return estimate_text_tokens(text)
+            return self._estimator(text)
         try:
             return int(_load_litellm().token_counter(model=self.model, text=text))
         except Exception as exc:
