@@ -13,6 +13,7 @@ import pytest
 from llmgine_nb import MessageBus, dotenv_file
 from llmgine_nb.llm import (
     LiteLLMClient,
+    OpenAIClient,
     LLMCallFailed,
     LLMEvent,
     RealModelsBlockedError,
@@ -61,22 +62,38 @@ def test_first_real_use_imports_litellm_offline_and_quietly() -> None:
 _LOAD_EXT_THEN_WAIT = r"""
 import sys, time
 from IPython.core.interactiveshell import InteractiveShell
+
+def loaded():
+    return [name for name, attr in (("litellm", "acompletion"), ("openai", "AsyncOpenAI"))
+            if hasattr(sys.modules.get(name), attr)]
+
 InteractiveShell.instance().run_line_magic("load_ext", "llmgine_nb")
 deadline = time.time() + float(sys.argv[1])
-while time.time() < deadline and not hasattr(sys.modules.get("litellm"), "acompletion"):
+while time.time() < deadline and sys.argv[2] not in loaded():
     time.sleep(0.05)
-print(hasattr(sys.modules.get("litellm"), "acompletion"))
+time.sleep(0.5)  # anything else on its way in arrives too
+print(" ".join(loaded()) or "nothing")
 """
 
 
-@pytest.mark.parametrize(("model", "wait", "imported"), [("openai/gpt-4o-mini", "60", "True"), ("", "1.5", "False")])
-def test_load_ext_starts_importing_litellm_only_for_a_real_model(tmp_path, model, wait, imported) -> None:
-    # A real model configured: the import starts at %load_ext, in a thread, so the
-    # first %llmgine cell does not wait seconds for it.  The offline model never needs it.
+@pytest.mark.parametrize(
+    ("model", "wait", "imported"),
+    [
+        ("openai/gpt-4o-mini", "60", "openai"),
+        ("anthropic/claude-haiku-4-5", "60", "litellm openai"),  # litellm imports the openai SDK itself
+        ("", "1.5", "nothing"),
+    ],
+    ids=["openai-sdk", "litellm", "offline"],
+)
+def test_load_ext_starts_importing_only_the_library_the_model_needs(tmp_path, model, wait, imported) -> None:
+    # A real model configured: its library's import starts at %load_ext, in a thread, so the
+    # first %llmgine cell does not wait for it: the openai SDK for an OpenAI model (litellm
+    # never), litellm for another provider.  The offline model needs neither.
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != BLOCK_ENV}
     env.update(LLMGINE_MODEL=model, LLMGINE_DB=str(tmp_path / "x.db"))
     result = subprocess.run(
-        [sys.executable, "-c", _LOAD_EXT_THEN_WAIT, wait], capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", _LOAD_EXT_THEN_WAIT, wait, imported.split()[0]], capture_output=True, text=True,
+        timeout=120,
         env=env, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
@@ -151,7 +168,12 @@ def test_aliases_from_keys_environment_and_arguments(tmp_path) -> None:
 
 def test_get_llm_picks_the_client_kind(tmp_path) -> None:
     config = Settings(env={"OPENAI_API_KEY": SECRET}, dotenv_path=tmp_path / "none")
-    assert isinstance(get_llm("openai/gpt-4o-mini", config=config), LiteLLMClient)
+    assert isinstance(get_llm("openai/gpt-4o-mini", config=config), OpenAIClient)  # the openai SDK
+    assert isinstance(get_llm("gpt-4o-mini", config=config), OpenAIClient)
+    assert isinstance(get_llm("anthropic/claude-haiku-4-5", config=config), LiteLLMClient)
+    assert isinstance(get_llm("openai/gpt-4o-mini", config=config, mock_response="hi"), LiteLLMClient)
+    via_litellm = Settings(env={"OPENAI_API_KEY": SECRET, "LLMGINE_USE_LITELLM": "1"}, dotenv_path=tmp_path / "none")
+    assert isinstance(get_llm("openai/gpt-4o-mini", config=via_litellm), LiteLLMClient)
     routed = get_llm("fast", config=config)
     assert isinstance(routed, RoutedLLM) and routed.aliases["fast"] == "openai/gpt-4o-mini"
     with_fallback = get_llm("openai/gpt-4o", fallbacks={"openai/gpt-4o": ["fast"]}, config=config)
@@ -161,6 +183,8 @@ def test_get_llm_picks_the_client_kind(tmp_path) -> None:
 
 def test_keys_never_appear_in_reprs_or_event_settings(tmp_path) -> None:
     client = LiteLLMClient("openai/gpt-4o-mini", api_key=SECRET, config=Settings(env={}, dotenv_path=tmp_path / "n"))
+    sdk = OpenAIClient("openai/gpt-4o-mini", api_key=SECRET, config=Settings(env={}, dotenv_path=tmp_path / "n"))
+    assert SECRET not in repr(sdk)
     routed = RoutedLLM({"fast": {"model": "openai/gpt-4o-mini", "api_key": SECRET}})
     assert SECRET not in repr(client) and SECRET not in repr(routed) and SECRET not in str(vars(routed).get("aliases"))
     shown = public_settings(
