@@ -13,9 +13,9 @@ import pytest
 from llmgine_nb import MessageBus, dotenv_file
 from llmgine_nb.llm import (
     LiteLLMClient,
-    OpenAIClient,
     LLMCallFailed,
     LLMEvent,
+    OpenAIClient,
     RealModelsBlockedError,
     RoutedLLM,
     ScriptedLLM,
