@@ -108,3 +108,19 @@ async def test_model_without_provider_is_a_configuration_error_with_an_example()
         await client.complete("hi")
     assert isinstance(raised.value, ModelStringError) and not raised.value.retryable
     assert "no provider" in str(raised.value) and "openai/gpt-4o-mini" in str(raised.value)
+
+
+async def test_missing_openai_key_through_the_openai_sdk_is_the_same_sentence(monkeypatch, tmp_path) -> None:
+    # OpenAI itself (no api_base of our own) and no key anywhere: the SDK refuses to make a client,
+    # before any request; the sentence is the one the litellm path gives.
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE", "LLMGINE_API_BASE"):
+        monkeypatch.delenv(name, raising=False)
+    from llmgine_nb.llm import OpenAIClient, Settings, allow_real_models
+    from llmgine_nb.llm.errors import LLMAuthenticationError
+
+    client = OpenAIClient("openai/gpt-4o-mini", config=Settings(env={}, dotenv_path=tmp_path / "none"))
+    with allow_real_models(), pytest.raises(LLMAuthenticationError) as raised:
+        await client.stream("hi").get_response()
+    error = raised.value
+    assert error.kind == "no_api_key" and not error.retryable and error.provider == "openai"
+    assert "OPENAI_API_KEY" in str(error) and "%llmgine keys" in str(error)
