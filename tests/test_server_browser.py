@@ -38,6 +38,8 @@ def test_ask_stream_approve_and_see_the_result_in_the_page(served):
     server, token, store = served
     with ChromiumBrowser() as browser:
         page = browser.new_page()
+        asked_pending: list[str] = []  # the page draws cards from the stream; it asks /pending only on opening
+        page.on("request", lambda request: asked_pending.append(request.url) if request.url.endswith("/pending") else None)
         page.goto(server.url + "/")
         page.fill("#token", "lnb_wrong")
         page.click("#signin-form button")
@@ -58,6 +60,7 @@ def test_ask_stream_approve_and_see_the_result_in_the_page(served):
         card = page.wait_for_selector(".card:has-text('Approve save_note?')")
         assert '"buy milk"' in page.input_value(".card textarea")
         shot(page, "2-approval-card")
+        page.wait_for_timeout(1500)  # a turn waiting on a person: long enough for any polling to show
         card.query_selector("button:has-text('Approve')").click()
         page.wait_for_selector(".card.decided:has-text('Approved')")
         page.wait_for_selector(".msg.assistant:has-text('Done. The tool said')")
@@ -68,7 +71,10 @@ def test_ask_stream_approve_and_see_the_result_in_the_page(served):
         page.click("#send")
         page.click(".card button:has-text('green')")
         page.wait_for_selector(".msg.assistant:has-text('the user picked green')")
+        page.wait_for_selector(".card.decided:has-text('Answered: green')")
         shot(page, "4-choice")
+        # Three turns, an approval and a choice: no polling, only the one look when the session opened.
+        assert len(asked_pending) == 1, asked_pending
         assert not [line for line in browser.console if line.startswith("pageerror")], browser.console
 
     (call,) = [c for s in store.list_sessions() for c in store.tool_calls(s.session.id) if c.tool == "save_note"]

@@ -26,15 +26,23 @@ def spawn(*args: str, tmp_path: Path) -> pexpect.spawn:
     return child
 
 
+def final_frame(output: str) -> str:
+    """The last drawing of a reply that was re-drawn in place while it streamed (rich erases the line first)."""
+    return output.rsplit("\x1b[2K", 1)[-1]
+
+
 def converse(child: pexpect.spawn) -> None:
     """The same conversation whichever engine answers: a reply, an approval, a choice, slash commands."""
     child.expect_exact("you> ")
     child.sendline("hello there")
     child.expect_exact('You said: "hello there"')
     child.expect(r"\[scripted · \d+ in / \d+ out tokens")
+    # The reply's Markdown was rendered: the bold words are there, their asterisks are not.
+    shown = final_frame(child.before)
+    assert "Offline demo." in shown and "**" not in shown, shown
     child.expect_exact("you> ")
     child.sendline("note: buy milk")
-    child.expect(r"Approval needed \[[0-9a-z]+\]")  # the short display id the engine gave the card
+    child.expect(r"Approval needed \[[0-9a-z]+\]")  # the short display id the engine gave the card, on a box
     child.expect_exact('save_note {"text": "buy milk"}')
     child.expect_exact("approve? [y]es / [n]o / [a]lways / [e]dit > ")
     child.sendline("n")
@@ -47,12 +55,18 @@ def converse(child: pexpect.spawn) -> None:
     child.sendline("e")
     child.expect_exact("new arguments as JSON > ")
     child.sendline('{"text": "buy rye bread"}')
-    child.expect_exact("[tool save_note: ok] (The user changed the arguments before approving")
+    child.expect(r"─ tool save_note: ok ─+")  # the result's box
+    child.expect_exact("(The user changed the arguments before approving")
     child.expect(r"saved note #\d+: buy rye bread")
     child.expect_exact("Done. The tool said:")
+    child.expect(r"\[scripted · \d+ in / \d+ out tokens")
+    shown = final_frame(child.before)
+    assert "saved note #" in shown and "*" not in shown, shown  # emphasised, without its asterisks
     child.expect_exact("you> ")
     child.sendline("pick a colour")
-    child.expect_exact("Question from pick_colour: Which colour?")
+    child.expect_exact("Question from pick_colour")
+    child.expect_exact("Which colour?")
+    child.expect_exact("3) blue")
     child.expect_exact("your choice (number, or empty for none) > ")
     child.sendline("3")
     child.expect_exact("the user picked blue")
@@ -87,11 +101,19 @@ def test_chat_against_a_server_through_a_pseudo_terminal(tmp_path):
     store = Store(tmp_path / "server.db")
     _, token = add_user(store, "carol")
     app = create_app(store, llm_factory=lambda model: demo_llm(delay_s=0.005), tools=demo_tools())
-    with LiveServer(app) as server:
+    asked_pending: list[str] = []  # the client draws cards from the stream's events; it never polls
+
+    async def counting(scope, receive, send):
+        if scope["type"] == "http" and scope["path"].endswith("/pending"):
+            asked_pending.append(scope["path"])
+        await app(scope, receive, send)
+
+    with LiveServer(counting) as server:
         child = spawn("--server", server.url, "--token", token, tmp_path=tmp_path)
         child.expect_exact("Signed in to")
         child.expect_exact("as carol.")
         converse(child)
+    assert asked_pending == []
     (call,) = [c for s in store.list_sessions() for c in store.tool_calls(s.session.id) if c.status == "done"
                and c.tool == "save_note"]
     assert call.approval is not None and call.approval.who == "carol"

@@ -118,33 +118,32 @@ class TerminalChat:
         self._turn_running = True
         try:
             while True:
-                try:
-                    record = await asyncio.wait_for(self.inbox.get(), 0.5)
-                except asyncio.TimeoutError:
-                    await self.ask_pending()  # questions have no event of their own yet
-                    continue
+                record = await self.inbox.get()
                 self.out.event(record)
-                name = kind(record)
-                if name == "ApprovalRequested":
-                    await self.ask_pending()
-                elif name in ("ChoiceRequested", "ConfirmationRequested"):
-                    await self.ask_pending()
-                if name in _ENDS and record.get("turn_id") == turn_id:
+                item = waiting_item(record)  # approvals and questions arrive as events: no polling
+                if item is not None:
+                    await self.ask_item(item)
+                if kind(record) in _ENDS and record.get("turn_id") == turn_id:
+                    self.out.end_reply()
                     return
         finally:
             self._turn_running = False
 
     async def ask_pending(self) -> None:
-        """Ask each approval and question waiting in this session, once."""
+        """Ask what already waited when the session was resumed (later ones come as events)."""
         assert self.session_id is not None
         for item in await self.conn.pending(self.session_id):
-            if item["id"] in self._asked:
-                continue
-            self._asked.add(item["id"])
-            if item["kind"] == "approval":
-                await self.ask_approval(item)
-            else:
-                await self.ask_question(item)
+            await self.ask_item(item)
+
+    async def ask_item(self, item: dict[str, Any]) -> None:
+        """Ask an approval or a question once (a replayed event does not ask it again)."""
+        if item["id"] in self._asked:
+            return
+        self._asked.add(item["id"])
+        if item["kind"] == "approval":
+            await self.ask_approval(item)
+        else:
+            await self.ask_question(item)
 
     async def ask_approval(self, item: dict[str, Any]) -> None:
         assert self.session_id is not None
@@ -173,7 +172,8 @@ class TerminalChat:
                 self.out.notice("Answer y, n, a or e.")
                 continue
             try:
-                await self.conn.decide(self.session_id, item["call_id"], decision, message=message, arguments=arguments)
+                await self.conn.decide(self.session_id, item["call_id"], decision, message=message, arguments=arguments,
+                                       args_hash=item.get("args_hash"))
             except ConnectionError_ as exc:
                 self.out.error(str(exc))
             return
@@ -263,3 +263,20 @@ class TerminalChat:
         if await self.conn.pending(session["id"]):
             self.out.notice("Something in this session waits for you:")
             await self.ask_pending()
+
+
+def waiting_item(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The card to ask for an ``ApprovalRequested``/``ConfirmationRequested``/``ChoiceRequested`` record,
+    shaped as the pending endpoint's items (so both are asked the same way); None for other events."""
+    name = kind(record)
+    if name == "ApprovalRequested":
+        return {"kind": "approval", "id": record["call_id"], "call_id": record["call_id"],
+                "display_id": record.get("display_id") or None, "args_hash": record.get("args_hash") or None,
+                "tool_name": record.get("tool_name"), "arguments": record.get("arguments") or {},
+                "reason": record.get("reason"), "preview": record.get("preview")}
+    if name in ("ConfirmationRequested", "ChoiceRequested"):
+        return {"kind": "choice" if name == "ChoiceRequested" else "confirm", "id": record["question_id"],
+                "call_id": record.get("call_id"), "tool_name": record.get("tool_name"),
+                "display_id": record.get("display_id") or None, "question": record.get("question"),
+                "options": list(record.get("options") or [])}
+    return None

@@ -16,7 +16,10 @@ import asyncio
 import getpass
 import json
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..server.hub_api import Hub
 
 __all__ = ["Connection", "LocalConnection", "RemoteConnection", "ConnectionError_"]
 
@@ -33,7 +36,7 @@ class Connection(Protocol):
     async def send(self, session_id: str, text: str) -> str: ...
     async def cancel(self, session_id: str) -> bool: ...
     async def decide(self, session_id: str, call_id: str, decision: str, *, message: str | None = None,
-                     arguments: dict[str, Any] | None = None) -> None: ...
+                     arguments: dict[str, Any] | None = None, args_hash: str | None = None) -> None: ...
     async def answer(self, session_id: str, question_id: str, answer: Any) -> None: ...
     async def pending(self, session_id: str) -> list[dict[str, Any]]: ...
     async def usage(self, session_id: str) -> list[dict[str, Any]]: ...
@@ -45,7 +48,7 @@ class Connection(Protocol):
 class LocalConnection:
     """An in-process ``SessionHub`` over a store: no server, no network."""
 
-    def __init__(self, hub: Any) -> None:
+    def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.who = getpass.getuser()
 
@@ -67,9 +70,9 @@ class LocalConnection:
         return bool(await self.hub.cancel(session_id))
 
     async def decide(self, session_id: str, call_id: str, decision: str, *, message: str | None = None,
-                     arguments: dict[str, Any] | None = None) -> None:
+                     arguments: dict[str, Any] | None = None, args_hash: str | None = None) -> None:
         await self._call(self.hub.decide(session_id, call_id, decision, message=message, arguments=arguments,
-                                         decided_by=self.who))
+                                         decided_by=self.who, args_hash=args_hash))
 
     async def answer(self, session_id: str, question_id: str, answer: Any) -> None:
         await self._call(self.hub.answer(session_id, question_id, answer, decided_by=self.who))
@@ -156,8 +159,10 @@ class RemoteConnection:
         return bool((await self._request("POST", f"/api/sessions/{session_id}/cancel"))["ok"])
 
     async def decide(self, session_id: str, call_id: str, decision: str, *, message: str | None = None,
-                     arguments: dict[str, Any] | None = None) -> None:
+                     arguments: dict[str, Any] | None = None, args_hash: str | None = None) -> None:
         body: dict[str, Any] = {"decision": decision}
+        if args_hash is not None:
+            body["args_hash"] = args_hash
         if message is not None:
             body["message"] = message
         if arguments is not None:

@@ -1,7 +1,10 @@
-"""Event records as terminal text: streamed reply, tool lines, approval cards, the usage footer.
+"""Event records as terminal output (rich): streamed Markdown, tool boxes, approval cards, the usage footer.
 
-Plain text with a few ANSI colours (none when the output is not a terminal
-or ``NO_COLOR`` is set); the reply streams as the Markdown the model wrote.
+The reply streams as Markdown re-rendered in place while it grows (a rich
+``Live``), and is left as its final rendering when anything else is shown.
+Tool calls, their results, approvals and questions are boxes; the usage
+footer is a dim line.  Colours follow the terminal (none when the output is
+not one or ``NO_COLOR`` is set); the layout is the same either way.
 """
 
 from __future__ import annotations
@@ -9,9 +12,19 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from typing import Any, TextIO
 
+from rich.console import Console
+from rich.live import Live
+from rich.markdown import Markdown
+from rich.panel import Panel
+from rich.text import Text
+
 __all__ = ["Renderer", "kind"]
+
+#: Re-render the growing reply at most this often (seconds); the last state is always drawn.
+REDRAW_S = 1 / 15
 
 
 def kind(record: dict[str, Any]) -> str:
@@ -21,52 +34,80 @@ def kind(record: dict[str, Any]) -> str:
 
 class Renderer:
     def __init__(self, out: TextIO | None = None, colour: bool | None = None) -> None:
-        self.out = out or sys.stdout
+        out = out or sys.stdout
         if colour is None:
-            colour = self.out.isatty() and not os.environ.get("NO_COLOR")
-        self.colour = colour
-        self.mid_line = False  # the reply is streaming on the current line
+            colour = out.isatty() and not os.environ.get("NO_COLOR")
+        self.console = Console(file=out, no_color=not colour, highlight=False, emoji=False)
+        self._reply = ""  # the Markdown streamed so far by the current model call
+        self._reply_call: str | None = None
+        self._live: Live | None = None
+        self._drawn_at = 0.0
 
-    def _style(self, text: str, code: str) -> str:
-        return f"\x1b[{code}m{text}\x1b[0m" if self.colour else text
+    # -- the streaming reply ------------------------------------------------------
 
-    def write(self, text: str) -> None:
-        self.out.write(text)
-        self.out.flush()
+    def _stream(self, call_id: str | None, text: str) -> None:
+        if call_id != self._reply_call:
+            self.end_reply()
+            self._reply_call = call_id
+        self._reply += text
+        if self._live is None:
+            self._live = Live(Markdown(self._reply), console=self.console, auto_refresh=False,
+                              transient=False, redirect_stdout=False, redirect_stderr=False,
+                              vertical_overflow="visible")
+            self._live.start(refresh=True)
+            self._drawn_at = time.monotonic()
+        elif time.monotonic() - self._drawn_at >= REDRAW_S:
+            self._live.update(Markdown(self._reply), refresh=True)
+            self._drawn_at = time.monotonic()
+
+    def end_reply(self) -> None:
+        """Draw the reply's final state and leave it there (before anything else is shown)."""
+        if self._live is not None:
+            self._live.update(Markdown(self._reply), refresh=True)
+            self._live.stop()
+            self._live = None
+        self._reply, self._reply_call = "", None
+
+    # -- lines and boxes --------------------------------------------------------------
 
     def line(self, text: str = "", style: str | None = None) -> None:
-        if self.mid_line:
-            self.write("\n")
-            self.mid_line = False
-        self.write((self._style(text, style) if style else text) + "\n")
+        self.end_reply()
+        self.console.print(Text(text, style=style or ""), soft_wrap=True)
 
     def notice(self, text: str) -> None:
-        self.line(text, "2")
+        self.line(text, "dim")
 
     def error(self, text: str) -> None:
-        self.line(f"! {text}", "31")
+        self.line(f"! {text}", "red")
+
+    def box(self, body: str, title: str, style: str) -> None:
+        self.end_reply()
+        self.console.print(Panel(Text(body), title=Text(title), title_align="left", border_style=style, expand=False))
 
     def event(self, record: dict[str, Any]) -> None:
         name = kind(record)
         if name == "LLMTextDelta":
-            self.write(record.get("text", ""))
-            self.mid_line = not record.get("text", "").endswith("\n")
+            self._stream(record.get("call_id"), str(record.get("text", "")))
         elif name == "ToolStarted":
-            self.line(f"[tool {record['tool_name']} {_arguments(record.get('arguments'))}]", "36")
+            self.box(_arguments(record.get("arguments")), f"tool {record['tool_name']}", "cyan")
         elif name == "ToolFinished":
             result = record.get("result") or {}
-            content = str(result.get("content", ""))
-            self.line(f"[tool {record['tool_name']}: {result.get('status', '?')}] {content[:300]}", "36")
+            self.box(str(result.get("content", ""))[:600], f"tool {record['tool_name']}: {result.get('status', '?')}",
+                     "cyan")
         elif name == "ApprovalDecided":
             verdict = "approved" if record.get("approved") else "denied"
             reason = f" ({record['message']})" if record.get("message") else ""
-            self.line(f"[{record['tool_name']}: {verdict}{reason}]", "33")
+            self.line(f"[{record['tool_name']}: {verdict}{reason}]", "yellow")
+        elif name == "ApprovalExpired":
+            self.line(f"[{record['tool_name']}: nobody decided in time; denied]", "yellow")
+        elif name == "QuestionExpired":
+            self.line(f"[{record.get('tool_name') or 'a tool'}: the question expired unanswered]", "yellow")
         elif name == "TurnFinished":
-            self.line(self.footer(record), "2")
+            self.line(self.footer(record), "dim")
         elif name == "TurnFailed":
             self.error(record.get("reason", "The turn failed."))
         elif name == "TurnCancelled":
-            self.line("[stopped; the partial reply is kept]", "33")
+            self.line("[stopped; the partial reply is kept]", "yellow")
         elif name == "ModelSwitched":
             self.notice(f"[model: {record.get('model')}]")
 
@@ -78,17 +119,16 @@ class Renderer:
                 f" · {price} · {float(record.get('latency_s') or 0):.2f} s]")
 
     def approval_card(self, item: dict[str, Any]) -> None:
-        self.line(f"Approval needed [{item.get('display_id') or item['call_id']}]: {item['tool_name']} "
-                  f"{_arguments(item.get('arguments'))}", "1;33")
+        body = f"{item['tool_name']} {_arguments(item.get('arguments'))}"
         if item.get("reason"):
-            self.line(f"  why: {item['reason']}")
+            body += f"\nwhy: {item['reason']}"
         if item.get("preview"):
-            self.line(f"  preview:\n{item['preview']}")
+            body += f"\npreview:\n{item['preview']}"
+        self.box(body, f"Approval needed [{item.get('display_id') or item['call_id']}]", "yellow")
 
     def question(self, item: dict[str, Any]) -> None:
-        self.line(f"Question from {item.get('tool_name') or 'a tool'}: {item.get('question')}", "1;33")
-        for number, option in enumerate(item.get("options") or [], 1):
-            self.line(f"  {number}) {option}")
+        options = "".join(f"\n  {number}) {option}" for number, option in enumerate(item.get("options") or [], 1))
+        self.box(f"{item.get('question')}{options}", f"Question from {item.get('tool_name') or 'a tool'}", "yellow")
 
 
 def _arguments(arguments: Any) -> str:

@@ -5,7 +5,7 @@
   "use strict";
   var $ = function (id) { return document.getElementById(id); };
   var state = { token: sessionStorage.getItem("llmgine-token"), session: null, ws: null, lastSeq: 0,
-                bubbles: {}, cards: {}, asked: {}, running: false, pollTimer: null };
+                bubbles: {}, cards: {}, asked: {}, running: false };
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -88,7 +88,7 @@
     state.lastSeq = fresh.last_seq || 0;
     setRunning(fresh.running);
     connect();
-    await askPending();
+    await askPending();  // what waited before this page (re)opened; new ones arrive as events
   }
   function showStoredMessage(m) {
     if (m.role === "user") log(el("div", "msg user", m.content || ""));
@@ -142,17 +142,20 @@
       log(el("div", "msg tool", "[" + record.tool_name + ": " + result.status + "] " + (result.content || "")));
     } else if (name === "ApprovalRequested") {
       approvalCard({ call_id: record.call_id, id: record.call_id, tool_name: record.tool_name,
-                     arguments: record.arguments, reason: record.reason, preview: record.preview });
+                     arguments: record.arguments, reason: record.reason, preview: record.preview,
+                     args_hash: record.args_hash });
     } else if (name === "ApprovalDecided") {
-      var card = state.cards[record.call_id];
-      if (card) {
-        card.className = "msg card decided";
-        card.querySelector(".buttons").textContent = (record.approved ? "Approved" : "Denied") +
-          (record.message ? " (" + record.message + ")" : "");
-      }
+      closeCard(state.cards[record.call_id], (record.approved ? "Approved" : "Denied") +
+                (record.message ? " (" + record.message + ")" : ""));
+    } else if (name === "ApprovalExpired") {
+      closeCard(state.cards[record.call_id], "Expired: " + (record.reason || "nobody decided in time") + "; denied");
     } else if (name === "ChoiceRequested" || name === "ConfirmationRequested") {
       questionCard({ id: record.question_id, kind: name === "ChoiceRequested" ? "choice" : "confirm",
                      question: record.question, options: record.options || [], tool_name: record.tool_name });
+    } else if (name === "QuestionAnswered") {
+      closeCard(state.asked[record.question_id], "Answered: " + answerText(record.answer));
+    } else if (name === "QuestionExpired") {
+      closeCard(state.asked[record.question_id], "Expired: " + (record.reason || "nobody answered in time"));
     } else if (name === "TurnFinished") {
       var usage = record.usage || {};
       var cost = typeof record.cost_usd === "number" ? "$" + record.cost_usd.toFixed(6) : "cost unknown";
@@ -168,7 +171,18 @@
     }
   }
 
-  // -- approvals and questions ---------------------------------------------------------
+  // -- approvals and questions: cards drawn from the stream's events ---------------------
+  function closeCard(card, text) {
+    if (!card) return;
+    card.className = "msg card decided";
+    card.querySelector(".buttons").textContent = text;
+  }
+  function answerText(answer) {
+    if (answer === true) return "Yes";
+    if (answer === false) return "No";
+    return answer === null || answer === undefined ? "None of these" : String(answer);
+  }
+
   function approvalCard(item) {
     if (state.cards[item.call_id]) return;
     var card = log(el("div", "msg card"));
@@ -187,6 +201,7 @@
     var buttons = el("div", "buttons");
     function decide(decision) {
       var body = { decision: decision };
+      if (item.args_hash) body.args_hash = item.args_hash;  // runs only with the arguments this card showed
       if (decision === "deny" && reason.value.trim()) body.message = reason.value.trim();
       if (decision === "edit") {
         try { body.arguments = JSON.parse(args.value); } catch (e) { status("The arguments are not valid JSON; fix them and try again."); return; }
@@ -205,8 +220,8 @@
 
   function questionCard(item) {
     if (state.asked[item.id]) return;
-    state.asked[item.id] = true;
     var card = log(el("div", "msg card"));
+    state.asked[item.id] = card;
     card.appendChild(el("div", "", (item.tool_name || "A tool") + " asks: " + item.question));
     var buttons = el("div", "buttons");
     var options = item.kind === "choice" ? item.options.map(function (o) { return [o, o]; }).concat([["None of these", null]])
@@ -216,7 +231,7 @@
       button.type = "button";
       button.addEventListener("click", function () {
         api("POST", "/api/sessions/" + state.session.id + "/questions/" + encodeURIComponent(item.id), { answer: option[1] })
-          .then(function () { card.className = "msg card decided"; buttons.textContent = "Answered: " + option[0]; })
+          .then(function () { closeCard(card, "Answered: " + option[0]); })
           .catch(function (e) { status(e.message); });
       });
       buttons.appendChild(button);
@@ -237,9 +252,6 @@
     state.running = running;
     $("stop").disabled = !running;
     status(running ? "Working ..." : "");
-    clearInterval(state.pollTimer);
-    // Questions have no stream event yet: look for them while a turn runs.
-    if (running) state.pollTimer = setInterval(function () { askPending().catch(function () {}); }, 700);
   }
   async function send() {
     var text = $("message").value;
