@@ -107,3 +107,57 @@ def test_a_pending_approval_is_asked_again_after_a_crash(tmp_path):
     with Store(db) as store:
         (call,) = store.tool_calls(session_id)
         assert call.status == "done" and call.approval is not None and call.approval.who == "erin"
+
+
+def test_a_turn_cut_by_a_crash_is_marked_interrupted_with_its_partial_reply_kept(tmp_path):
+    db = tmp_path / "server.db"
+    with Store(db) as store:
+        _, token = add_user(store, "erin")
+    headers = {"Authorization": f"Bearer {token}"}
+    long_text = "tell me " + " ".join(f"word{i}" for i in range(300))  # streams word by word for seconds
+    first = ServeProcess(db, tmp_path / "serve.log").start()
+    try:
+        session_id = httpx.post(first.url + "/api/sessions", json={}, headers=headers).json()["id"]
+        with stream(first.url, session_id, token, 0) as ws:
+            ws.send(json.dumps({"token": token, "after": 0}))
+            turn_id = httpx.post(first.url + f"/api/sessions/{session_id}/messages", json={"text": long_text},
+                                 headers=headers).json()["turn_id"]
+            seen = read_until(ws, lambda r: short(r) == "LLMTextDelta")
+            seen += read_until(ws, lambda r: short(r) == "LLMTextDelta")
+            first.kill()  # mid-reply, no goodbye
+    finally:
+        first.stop()
+    seen = [r for r in seen if "seq" in r]
+    streamed = "".join(r["text"] for r in seen if short(r) == "LLMTextDelta")
+    assert streamed and "word299" not in streamed
+
+    second = ServeProcess(db, tmp_path / "serve.log").start()
+    try:
+        last = seen[-1]["seq"]
+        with stream(second.url, session_id, token, last) as ws:
+            ws.send(json.dumps({"token": token, "after": last}))
+            rest = [r for r in read_until(ws, lambda r: short(r) in ("TurnFinished", "TurnFailed", "TurnCancelled"))
+                    if "seq" in r]
+        ended = rest[-1]
+        assert short(ended) == "TurnCancelled" and ended["turn_id"] == turn_id
+        assert "server restarted" in ended["reason"]
+        # The partial reply is everything the stream had: what this client saw, and any text written after it.
+        assert ended["partial_text"].startswith(streamed) and "word299" not in ended["partial_text"]
+        numbers = [r["seq"] for r in seen + rest]
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))  # one stream across the crash
+        messages = httpx.get(second.url + f"/api/sessions/{session_id}/messages", headers=headers).json()
+        assert [(m["role"], m["status"]) for m in messages] == [("user", "complete"), ("assistant", "interrupted")]
+        assert messages[1]["content"] == ended["partial_text"]
+        # Opened again later, the turn is not cut a second time; the session goes on.
+        sent = httpx.post(second.url + f"/api/sessions/{session_id}/messages", json={"text": "hello again"},
+                          headers=headers)
+        assert sent.status_code == 202, sent.text
+        deadline = time.monotonic() + 30
+        while httpx.get(second.url + f"/api/sessions/{session_id}", headers=headers).json()["running"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        kinds = [short(r) for r in httpx.get(second.url + f"/api/sessions/{session_id}/events",
+                                             headers=headers).json()]
+        assert kinds.count("TurnCancelled") == 1 and kinds[-1] == "TurnFinished"
+    finally:
+        second.stop()

@@ -37,6 +37,7 @@ from ..store import SessionRecord, Store
 from ..tools import ApprovalQueue, ToolManager
 from .hub_api import HubError, NotPending, StaleDecision, TurnRunning
 from .pending import pending_items
+from .recovery import cut_turn
 from .stream import SessionStreams
 
 __all__ = ["SessionHub", "HubError", "TurnRunning", "NotPending"]
@@ -107,6 +108,7 @@ class SessionHub:
             if engine is None:
                 record = self.store.get_session(session_id)
                 self.streams.track(record.id)
+                cut = cut_turn(self.store, record.id)  # before the engine loads the history it fixes
                 llm = self.llm_factory(record.model) if self.llm_factory is not None else None
                 engine = ChatEngine(
                     self.bus, store=self.store, tools=self.tools, llm=llm,
@@ -117,6 +119,8 @@ class SessionHub:
                 await engine.start()
                 self.engines[record.id] = engine
                 self._last_used[record.id] = time.monotonic()
+                if cut is not None:
+                    await self.bus.publish(cut)  # watchers see the cut turn end, numbered like any event
                 if self.store.pending_tool_calls(record.id):
                     await self._resume_cut_turn(record.id, engine)
                 await self._unload_over_cap()

@@ -1,0 +1,76 @@
+"""A turn cut by a server restart: found in the session's numbered stream, ended as interrupted.
+
+    cut = cut_turn(store, session_id)      # before the session's engine loads
+    if cut is not None:
+        await bus.publish(cut)              # a TurnCancelled: numbered and shown like any other
+
+The stream is written as the turn runs (text deltas within 50 ms), so it
+knows what a crash cut short: a ``TurnStarted`` with no end after it.  The
+text the cut model call had streamed is kept as the session's last reply,
+marked interrupted: the engine's draft of it is brought up to date, or the
+reply is written when no draft was saved yet.  Nothing is asked of the
+model again; the person sees where the reply stopped and may retry.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from ..chat import ChatMessage
+from ..engine.events import TurnCancelled, TurnFailed, TurnFinished, TurnStarted
+from ..llm.events import LLMCallFinished, LLMCallStarted, LLMTextDelta
+from ..messages import message_type_name
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+__all__ = ["cut_turn", "RESTART_REASON"]
+
+RESTART_REASON = "The server restarted during this turn; the reply so far is kept, marked interrupted."
+
+_TURN_TYPES = [message_type_name(cls) for cls in (TurnStarted, TurnFinished, TurnFailed, TurnCancelled)]
+_STARTED = message_type_name(TurnStarted)
+_CALL_START, _CALL_END, _DELTA = (message_type_name(cls) for cls in (LLMCallStarted, LLMCallFinished, LLMTextDelta))
+
+
+def cut_turn(store: Store, session_id: str) -> TurnCancelled | None:
+    """The ``TurnCancelled`` that ends the session's cut turn (its partial reply stored), or None."""
+    marks = ",".join("?" * len(_TURN_TYPES))
+    last = store.database.read(
+        f"SELECT seq, payload FROM events WHERE session_id = ? AND seq IS NOT NULL AND type IN ({marks}) "
+        "ORDER BY seq DESC LIMIT 1", (session_id, *_TURN_TYPES))
+    if not last or json.loads(last[0]["payload"]).get("type") != _STARTED:
+        return None
+    started = json.loads(last[0]["payload"])
+    partial, model = _streamed_since(store, session_id, int(last[0]["seq"]))
+    if partial:
+        _keep(store, session_id, partial, model or started.get("model"))
+    return TurnCancelled(session_id=session_id, turn_id=started["turn_id"], partial_text=partial,
+                         reason=RESTART_REASON)
+
+
+def _streamed_since(store: Store, session_id: str, after: int) -> tuple[str, str | None]:
+    """The text the last, unfinished model call streamed after ``after`` ("" if its call finished), its model."""
+    rows = store.database.read(
+        "SELECT type, payload FROM events WHERE session_id = ? AND seq > ? AND type IN (?,?,?) ORDER BY seq",
+        (session_id, after, _CALL_START, _CALL_END, _DELTA))
+    pieces: list[str] = []
+    model: str | None = None
+    for row in rows:
+        record = json.loads(row["payload"])
+        if row["type"] == _DELTA:
+            pieces.append(str(record.get("text", "")))
+        else:  # a call started or finished: what came before is not the cut call's
+            pieces = []
+            model = record.get("model") or model
+    return "".join(pieces), model
+
+
+def _keep(store: Store, session_id: str, partial: str, model: str | None) -> None:
+    messages = store.messages(session_id, last=1)
+    draft = messages[-1] if messages and messages[-1].role == "assistant" else None
+    if draft is not None and draft.status == "interrupted" and partial.startswith(draft.content or ""):
+        store.update_message(draft.id, content=partial)  # the engine's draft, saved before the rest arrived
+        return
+    store.record_turn(session_id, [ChatMessage(role="assistant", content=partial, model=model, status="interrupted")])
