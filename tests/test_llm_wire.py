@@ -40,6 +40,7 @@ from llmgine_nb.llm import (
     LLMCallFinished,
     LLMCallStarted,
     LLMConnectionError,
+    LLMError,
     LLMEvent,
     LLMFallback,
     LLMRateLimitError,
@@ -251,6 +252,23 @@ async def test_errors_map_to_our_kinds_with_readable_messages(
     assert len(fake_openai.requests) == 1  # one request: no hidden retries underneath
     (failed,) = of(LLMCallFailed, seen)
     assert failed.error_kind == kind and failed.will_retry is False and failed.message == str(error)
+
+
+@pytest.mark.parametrize(
+    "behaviour",
+    [unauthorized(), context_too_long(), content_filtered(), rate_limited(), server_error(), Malformed()],
+    ids=["401", "context", "content-filter", "429", "500", "malformed-json"],
+)
+async def test_both_clients_say_the_same_sentence_for_the_same_failure(fake_openai: FakeOpenAI, behaviour) -> None:
+    said = []
+    for kind in (LiteLLMClient, OpenAIClient):
+        fake_openai.add(behaviour)
+        llm = kind("openai/gpt-4o-mini", api_base=fake_openai.base_url, api_key=fake_openai.api_key,
+                   retry=RetryPolicy(tries=1))
+        with pytest.raises(LLMError) as info:
+            await llm.complete("hi")
+        said.append((info.value.kind, str(info.value)))
+    assert said[0] == said[1]
 
 
 @each
