@@ -2,8 +2,8 @@
 
 Real parts throughout: matplotlib (Agg) and Pillow make the images, the
 store is SQLite on disk, the engine runs its real turn loop on the offline
-model, and the wire test has litellm send the request over HTTP to the
-OpenAI-compatible server in ``fake_openai.py``.
+model, and the wire test has the openai SDK client and litellm each send the
+request over HTTP to the OpenAI-compatible server in ``fake_openai.py``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from llmgine_nb.chat import IMAGE_URL_SCHEME, ChatMessage
 from llmgine_nb.context import ContextCompiler
 from llmgine_nb.engine import ChatEngine, ContextCompiled
 from llmgine_nb.images import ImageError, image_tokens, is_image, load_image, sniff
-from llmgine_nb.llm import LiteLLMClient, ScriptedLLM
+from llmgine_nb.llm import LiteLLMClient, OpenAIClient, ScriptedLLM
 from llmgine_nb.store import Store
 from llmgine_nb.store.export import session_markdown, session_notebook
 
@@ -173,11 +173,12 @@ async def test_a_bad_image_fails_the_turn_with_a_sentence_and_keeps_nothing_half
 # -- the wire ---------------------------------------------------------------------------------------
 
 
-async def test_an_openai_compatible_server_receives_the_image_part(fake_openai: FakeOpenAI, tmp_path, figure):
+@pytest.mark.parametrize("client", [OpenAIClient, LiteLLMClient])
+async def test_an_openai_compatible_server_receives_the_image_part(fake_openai: FakeOpenAI, tmp_path, figure, client):
     fake_openai.add(Reply("A line that goes up, then down."))
     bus = MessageBus()
     store = Store(tmp_path / "db.sqlite")
-    llm = LiteLLMClient("openai/gpt-4o-mini", bus=bus, api_base=fake_openai.base_url, api_key=fake_openai.api_key)
+    llm = client("openai/gpt-4o-mini", bus=bus, api_base=fake_openai.base_url, api_key=fake_openai.api_key)
     engine = ChatEngine(bus, store=store, llm=llm, namespace={"fig": figure})
     await engine.start()
     result = await engine.send("Describe {fig} in one line.")
