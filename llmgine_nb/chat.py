@@ -123,6 +123,7 @@ class ChatMessage(BaseModel):
     status: MessageStatus = "complete"
     pinned: bool = False  # pinned messages survive every context cut
     images: list[ImageRef] = Field(default_factory=list)  # sent after the text, as image parts
+    forgotten: bool = False  # left out of what the model is sent; still stored and shown in the history
     created: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 
     def to_openai(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ EXPECTED_TUTORIALS = [
     "05-observability.ipynb",
     "06-task-assistant.ipynb",
     "07-real-models.ipynb",
+    "08-notebook-power-tools.ipynb",
     "09-mcp.ipynb",
 ]
 

@@ -129,6 +129,7 @@ class ContextReport:
     history_to_id: str | None = None
     images: list[ImageRef] = field(default_factory=list)
     image_tokens: int = 0
+    forgotten: list[str] = field(default_factory=list)  # ids of messages the user told it to forget
 
     @property
     def total(self) -> int:
@@ -147,6 +148,8 @@ class ContextReport:
             line += f"; {len(self.summarised):,} older messages summarised ({how})"
         if self.dropped:
             line += f"; {len(self.dropped):,} older messages dropped"
+        if self.forgotten:
+            line += f"; {len(self.forgotten):,} forgotten messages left out"
         if self.over_budget:
             line += "; OVER BUDGET: the parts never cut (system prompt, memory, pinned messages, latest turn) do not fit"
         return line
@@ -286,12 +289,13 @@ class ContextCompiler:
         ``MemoryNote``); ``namespace`` expands notebook references in the
         system prompt and memory; ``session_id`` keys stored summaries.
         """
+        history, forgotten = remembered(history)
         plan = self._plan(history, system, memory, session_id, namespace)
         if plan.to_summarise:
             assert self.summariser is not None
             result = self.summariser(self._summariser_input(plan))
             plan.summary_text = await result if inspect.isawaitable(result) else result
-        return self._finish(history, plan, session_id)
+        return self._finish(history, plan, session_id, forgotten)
 
     def compile_sync(
         self,
@@ -303,6 +307,7 @@ class ContextCompiler:
         namespace: Mapping[str, Any] | None = None,
     ) -> CompiledContext:
         """``compile`` for synchronous callers; needs a plain (non-async) summariser if any."""
+        history, forgotten = remembered(history)
         plan = self._plan(history, system, memory, session_id, namespace)
         if plan.to_summarise:
             assert self.summariser is not None
@@ -312,7 +317,7 @@ class ContextCompiler:
                     result.close()
                 raise TypeError("this summariser is async: use `await compiler.compile(...)` instead of compile_sync")
             plan.summary_text = result
-        return self._finish(history, plan, session_id)
+        return self._finish(history, plan, session_id, forgotten)
 
     # -- the plan: fixed parts, pinned units, the cut ------------------------------------
 
@@ -450,7 +455,9 @@ class ContextCompiler:
 
     # -- finishing: store a new summary, fit it, assemble ------------------------------------
 
-    def _finish(self, history: Sequence[ChatMessage], plan: _Plan, session_id: str | None) -> CompiledContext:
+    def _finish(
+        self, history: Sequence[ChatMessage], plan: _Plan, session_id: str | None, forgotten: list[str]
+    ) -> CompiledContext:
         count = self.counter.count
         created = False
         if plan.to_summarise and plan.summary_text is not None:
@@ -499,5 +506,18 @@ class ContextCompiler:
             summarised=summarised,
             summary_reused=plan.summary_reused,
             summary_created=created,
+            forgotten=forgotten,
         )
         return CompiledContext(messages=messages, report=report)
+
+
+def remembered(history: Sequence[ChatMessage]) -> tuple[Sequence[ChatMessage], list[str]]:
+    """The history without the messages the user told it to forget, and their ids.
+
+    The same list when nothing is forgotten, so the history's index keeps
+    reading only what is new.
+    """
+    forgotten = [m.id for m in history if m.forgotten]
+    if not forgotten:
+        return history, []
+    return [m for m in history if not m.forgotten], forgotten

@@ -198,7 +198,7 @@ class ChatEngine:
 
     def _bind(self, session_id: str) -> None:
         self._unbind()
-        self.journal = SessionJournal(self.bus, self.store, session_id, self.redactor)
+        self.journal = SessionJournal(self.bus, self.store, session_id, self.redactor, busy=lambda: self.running)
         self.session_id = session_id
         self._check_pending = self.journal.had_pending_calls
         self._load_state(self.journal.record.engine_state)

@@ -27,6 +27,9 @@ __all__ = [
     "SwitchModel",
     "ResetSession",
     "ForkSession",
+    "ForgetMessage",
+    "EditMessage",
+    "PinMessage",
     "resolve_model_name",
 ]
 
@@ -169,3 +172,28 @@ class ForkSession(Command):
 
     at_message_id: str | None = None
     name: str | None = None
+
+
+# -- editing the dialog: what the model is sent from now on (the store keeps every change) --------
+
+
+class ForgetMessage(Command):
+    """Leave the exchange holding ``message_id`` (a user message and the replies to it) out of what the model
+    is sent; ``forgotten=False`` brings it back.  It stays in the history.  The result: the ids changed."""
+
+    message_id: str  # an id, or a unique prefix of one
+    forgotten: bool = True
+
+
+class EditMessage(Command):
+    """Replace the text of a past message; the model sees the new text from the next turn on."""
+
+    message_id: str
+    text: str
+
+
+class PinMessage(Command):
+    """Pin (or unpin) a message: a pinned message is sent on every turn, however long the history grows."""
+
+    message_id: str
+    pinned: bool = True

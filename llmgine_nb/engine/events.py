@@ -23,6 +23,9 @@ __all__ = [
     "ContextCompiled",
     "SentPart",
     "RequestReplayed",
+    "MessagesForgotten",
+    "MessageEdited",
+    "MessagePinned",
 ]
 
 
@@ -132,6 +135,7 @@ class ContextCompiled(TurnEvent):
     images: list[ImageRef] = Field(default_factory=list)
     image_tokens: int = 0
     tools: dict[str, int] = Field(default_factory=dict)  # each tool's schema and its tokens
+    forgotten_ids: list[str] = Field(default_factory=list)  # messages left out because the user forgot them
 
 
 class RequestReplayed(TurnEvent):
@@ -145,3 +149,21 @@ class RequestReplayed(TurnEvent):
     usage: Usage = Field(default_factory=Usage)
     cost_usd: float | None = None
     cached_at: str | None = None
+
+
+class MessagesForgotten(Event):
+    """An exchange was left out of (or, ``forgotten=False``, brought back into) what the model is sent."""
+
+    message_ids: list[str]
+    forgotten: bool = True
+
+
+class MessageEdited(Event):
+    message_id: str
+    text: str
+    previous: str = ""
+
+
+class MessagePinned(Event):
+    message_id: str
+    pinned: bool = True

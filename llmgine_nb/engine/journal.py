@@ -19,6 +19,7 @@ from ..messages import Event
 from ..secrets import Redactor
 from ..store import LLMCall, Store
 from ..tools.events import ApprovalDecided, ToolFinished, ToolPermissionChecked, ToolStarted
+from .dialog import DialogEdits
 from .turn import RunningTurn
 
 __all__ = ["SessionJournal", "PERSIST_FIRST"]
@@ -32,7 +33,11 @@ PERSIST_FIRST = 100
 class SessionJournal:
     """The history of one session, kept in memory and on disk in step."""
 
-    def __init__(self, bus: MessageBus, store: Store, session_id: str, redactor: Redactor) -> None:
+    def __init__(
+        self, bus: MessageBus, store: Store, session_id: str, redactor: Redactor, *,
+        busy: Callable[[], bool] | None = None,
+    ) -> None:
+        """``busy`` says whether a turn is running (the dialog is not edited under a running turn)."""
         self.store = store
         self.session_id = session_id
         self.redactor = redactor
@@ -55,6 +60,7 @@ class SessionJournal:
             bus.subscribe(kind, handler, session_id=session_id, priority=PERSIST_FIRST, inline=True)
             for kind, handler in handlers
         ]
+        self._registrations += DialogEdits(bus, self, busy).register()  # forget, edit, pin: dialog.py
 
     def close(self) -> None:
         self.flush_calls()

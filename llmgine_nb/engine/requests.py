@@ -90,6 +90,7 @@ class TurnRequests:
                 history_from_id=report.history_from_id, history_to_id=report.history_to_id,
                 pinned_ids=report.pinned_ids, images=report.images, image_tokens=report.image_tokens,
                 tools={_tool_name(t): counter.count_text(json.dumps(t)) for t in tools or ()},
+                forgotten_ids=report.forgotten,
             )
         )
         return turn.request_hash

@@ -38,7 +38,8 @@ Its whole behaviour, in one place (tutorial 1 shows each rule):
   interleaved as real models send them, tool call ids ``call_<n>_<i>``
   (deterministic, so saved notebook outputs compare equal).
 * **Usage and cost**: tokens estimated (about four characters a token, tool
-  schemas included); the cost is always zero, never "unknown".
+  schemas included); the cost is zero, never "unknown" (or ``cost_per_call``
+  dollars a call, to rehearse budgets and cost caps offline).
 * **Images**: it cannot look at them, but when the last user message has
   images it says which arrived: label, format, size and the bytes it got
   (``It received 1 image: fig (PNG 640x480, 12,345 bytes).``), so every image
@@ -116,6 +117,7 @@ class ScriptedLLM(BaseLLM):
         bus: MessageBus | None = None,
         model: str = OFFLINE_MODEL,
         delay_s: float = 0.0,
+        cost_per_call: float = 0.0,
         keep_calls: int = 100,
         **settings: Any,
     ) -> None:
@@ -129,6 +131,7 @@ class ScriptedLLM(BaseLLM):
                 raise TypeError("a script is a list of replies; wrap a single reply in a list: ScriptedLLM([reply])")
             self.script = list(script)
         self.delay_s = delay_s
+        self.cost_per_call = cost_per_call  # what each call reports it cost: budgets and caps rehearsed offline
         #: What the model was asked, the most recent ``keep_calls`` calls (a long session must not
         #: keep every request it ever saw); ``call_count`` counts them all.
         self.calls: list[ScriptedCall] = []
@@ -233,7 +236,7 @@ class ScriptedLLM(BaseLLM):
         text, calls, finish = await self._next_reply(messages, tools, settings)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        end = StreamEnd(finish, self._usage(messages, tools, text, calls), 0.0)
+        end = StreamEnd(finish, self._usage(messages, tools, text, calls), self.cost_per_call)
         return RawReply(text, calls, end)
 
     async def _request_stream(
@@ -258,5 +261,5 @@ class ScriptedLLM(BaseLLM):
                 if queue:
                     await asyncio.sleep(self.delay_s)
                     yield StreamDelta("tool_call", index=index, arguments=queue.pop(0))
-        yield StreamEnd(finish, self._usage(messages, tools, text, calls), 0.0)
+        yield StreamEnd(finish, self._usage(messages, tools, text, calls), self.cost_per_call)
 

@@ -148,7 +148,7 @@ class Answerer:
 
     # -- asking with input() while a cell waits ---------------------------------------------
 
-    def answer_while_waiting(self, session_id: str) -> None:
+    def answer_while_waiting(self, session_id: str | None) -> None:
         """While a cell blocks on a turn, nobody can click: ask with ``input()``.
 
         Where the front end takes no input (ipykernel raises

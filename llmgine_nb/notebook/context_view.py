@@ -56,6 +56,8 @@ class ContextView(Report):
         if self.calls > 1:
             lines.append(f"This was the last of the turn's {self.calls} model calls (the others sent less: "
                          "the same parts before the tool results).")
+        if e.forgotten_ids:
+            lines.append(f"Left out because you forgot them: {plural(len(e.forgotten_ids), 'message')} (%llmgine forget).")
         if e.images:
             lines.append(f"Images: {plural(len(e.images), 'image')}, {e.image_tokens:,} tokens (counted in their messages).")
         if e.tools:
@@ -88,7 +90,8 @@ def _sent_messages(messages: list[ChatMessage], event: ContextCompiled) -> list[
     ids = [m.id for m in messages]
     if event.history_from_id in by_id and event.history_to_id in by_id:
         start, end = ids.index(event.history_from_id), ids.index(event.history_to_id)
-        sent += [("pinned" if m.pinned else "history", m) for m in messages[start : end + 1]]
+        forgotten = set(event.forgotten_ids)  # inside the range, but left out of the request
+        sent += [("pinned" if m.pinned else "history", m) for m in messages[start : end + 1] if m.id not in forgotten]
     return sent
 
 

@@ -23,6 +23,23 @@ Ask
   as an image part; --image NAME|Out[N]|_|PATH (repeatable) sends one too.
   Functions decorated with @tool in the notebook are the model's tools.
 
+Code and fixes
+  %llmgine -f code Write a function that ...
+                                     the answer's code goes into a new cell below (not run);
+                                     the cell waits for the answer
+  %llmgine fix                       explain the last exception (traceback, the failing cell,
+                                     the values it used) and put a corrected cell below
+  %llmgine explain N [-w]            explain cell N and its output
+
+Prompts over data
+  %llmgine map DATA [options] -- TEMPLATE
+                                     run TEMPLATE ({column}, {item}; {name}/{text} of files)
+                                     over the rows of DataFrame / list DATA or a glob of files:
+                                     -c 8 at a time, --max-cost USD (asks before going past it),
+                                     --retries 2, --schema MODEL (its fields become columns),
+                                     -n NAME, -o VAR, -w; running it again asks only the rows
+                                     not answered yet (after a kernel restart too)
+
 Sessions
   %llmgine sessions [N]              recent sessions (the current one is marked)
   %llmgine new [NAME]                start a new session
@@ -30,6 +47,10 @@ Sessions
   %llmgine fork [MESSAGE_ID] [NAME]  continue in a copy of this session
   %llmgine history [N]               this session's messages (the last N)
   %llmgine history --search WORDS    search the messages of every session
+  %llmgine forget ID [--undo]        leave the exchange holding message ID out of what the
+                                     model is sent (it stays in the history, marked)
+  %llmgine edit ID NEW TEXT          replace a message's text (ID: a message, not a card)
+  %llmgine pin ID [--off]            send message ID on every turn, however long the history
 
 Model and tools
   %llmgine model                     the current model, the aliases and how to set them

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..bus import MessageBus
+from ..engine.commands import EditMessage, ForgetMessage, PinMessage
 from ..engine.turn import TurnResult
 from ..messages import Event
 from ..secrets import Redactor
@@ -44,11 +45,13 @@ from .handle import TurnHandle
 from .namespace_tools import NamespaceTools
 from .sessions import SessionEngines, notebook_name
 from .turns import TurnRunner
+from .voice import error_sentence
 
 if TYPE_CHECKING:
     from ..engine import ChatEngine
     from ..store import Store
     from ..tools.commands import RequestApproval, ToolQuestion
+    from .mapping import MapHandle
 
 __all__ = ["NotebookRuntime", "TurnHandle", "NotebookConfig", "UI_MODES", "APPROVAL_PROMPTS"]
 
@@ -182,7 +185,9 @@ class NotebookRuntime:
         """Start a turn and return at once; the output (if ``display``) updates in place.
 
         ``model``/``system``: for this turn only.  ``tools=False``: no tools.
-        ``format``: markdown, text, code or json.  ``schema``: a pydantic
+        ``format``: markdown, text, code or json (code: the answer's code also
+        goes into a new cell below, not run; the cell waits for the answer,
+        since that new cell travels in its reply).  ``schema``: a pydantic
         model class the answer must fit (structured output).  ``session``:
         the session (id or name; created if new) - default the current one.
         ``out``: a variable of the user's namespace set to the answer's
@@ -199,6 +204,24 @@ class NotebookRuntime:
         return self._turns.ask(text, model=model, system=system, tools=tools, format=format, schema=schema,
                                session=session, display=display, out=out, wait=wait, timeout=timeout,
                                images=images)
+
+    def fix(self, *, model: str | None = None, timeout: float | None = None) -> TurnHandle:
+        """Explain the last exception and put a corrected cell below (not run); waits for the answer.
+
+        The prompt: the traceback, the failing cell, its variables' values, within a token budget (``fixes.py``).
+        """
+        from .fixes import fix_prompt
+
+        return self._turns.ask(fix_prompt(self.namespace or {}), model=model, system=None, tools=False,
+                               format=None, schema=None, session=None, display=True, out=None, wait=True,
+                               timeout=timeout, code_cell=True)
+
+    def explain(self, number: int, *, model: str | None = None, wait: bool = False, display: bool = True) -> TurnHandle:
+        """Explain cell ``number`` (its ``In[n]`` code and ``Out[n]`` value); returns at once, like ``ask``."""
+        from .fixes import explain_prompt
+
+        return self.ask(explain_prompt(self.namespace or {}, number), model=model, tools=False, wait=wait,
+                        display=display)
 
     def retry(
         self, *, format: str | None = None, display: bool = True, wait: bool = False, timeout: float | None = None
@@ -222,6 +245,38 @@ class NotebookRuntime:
     def stop(self) -> int:
         """Cancel every running turn (partial replies are kept, marked); returns how many."""
         return self._turns.stop()
+
+    # -- a prompt over data ------------------------------------------------------------------
+
+    def map(
+        self,
+        template: str,
+        rows: Any,
+        *,
+        name: str | None = None,
+        schema: type | None = None,
+        model: str | None = None,
+        concurrency: int = 8,
+        max_cost: float | None = None,
+        retries: int = 2,
+        display: bool = True,
+        wait: bool = False,
+        timeout: float | None = None,
+        out: str | None = None,
+    ) -> MapHandle:
+        """Run ``template`` over ``rows`` (a DataFrame, a list, or a glob of files); returns at once.
+
+        ``{column}`` names a row's value (``{item}``: a plain value; ``{path}``, ``{name}``, ``{text}``: a file).
+        ``concurrency`` rows at once; ``max_cost`` (USD) asks before spending past it; a failing row is tried
+        ``retries`` more times; ``schema`` (pydantic) gives structured answers, columns in ``to_frame()``.
+        Answered rows are kept in the store under the job's ``name`` (default: from the template and the rows):
+        running it again, after a kernel restart too, asks only the rest.  ``wait=True`` blocks until it ends.
+        """
+        from .mapping import map_in_notebook
+
+        return map_in_notebook(self, template, rows, self._answers.answer_while_waiting, name=name, schema=schema,
+                               model=model, concurrency=concurrency, max_cost=max_cost, retries=retries,
+                               display=display, wait=wait, timeout=timeout, out=out)
 
     # -- approvals and questions -------------------------------------------------------------
 
@@ -310,6 +365,30 @@ class NotebookRuntime:
     def find_message(self, ref: str) -> str:
         """The id of the current session's message ``ref`` (an id or a unique prefix of one)."""
         return self._sessions.find_message(ref)
+
+    # -- editing the dialog (each a command the session's engine answers; see engine/dialog.py) ----
+
+    def forget(self, ref: str, *, forgotten: bool = True) -> list[str]:
+        """Leave the exchange holding message ``ref`` (an id or unique prefix) out of what the model is sent.
+
+        The exchange is the user message and the replies to it; it stays in the
+        history, marked.  ``forgotten=False`` brings it back.  Returns the ids changed.
+        """
+        return self._dialog(ForgetMessage(session_id=self.session_id, message_id=ref, forgotten=forgotten))
+
+    def edit_message(self, ref: str, text: str) -> str:
+        """Replace the text of message ``ref``; the model sees the new text from the next turn on."""
+        return self._dialog(EditMessage(session_id=self.session_id, message_id=ref, text=text))
+
+    def pin(self, ref: str, *, pinned: bool = True) -> str:
+        """Pin message ``ref``: it is sent on every turn, however long the history grows (``pinned=False`` unpins)."""
+        return self._dialog(PinMessage(session_id=self.session_id, message_id=ref, pinned=pinned))
+
+    def _dialog(self, command: Any) -> Any:
+        result = self.bus.execute_sync(command, timeout=30)
+        if not result.success:
+            raise LookupError(error_sentence(result.error or "the change was not made"))
+        return result.result
 
     # -- looking back --------------------------------------------------------------------------------
 

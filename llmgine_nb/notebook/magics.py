@@ -58,6 +58,11 @@ SUBCOMMANDS = {
     "keys": "_keys",
     "export": "_export",
     "mcp": "_mcp",
+    "map": "_map",
+    "fix": "_fix",
+    "forget": "_forget",
+    "pin": "_pin",
+    "explain": "_explain",
 }
 
 def _with_doc(doc: str) -> Callable[[Any], Any]:
@@ -276,6 +281,10 @@ class LLMgineMagics(Magics):
 
     def _edit(self, rest: str) -> None:
         call_id, _, raw = rest.partition(" ")
+        if call_id and not _is_pending_approval(self.runtime.pending(), call_id):
+            message_id = self.runtime.edit_message(call_id, raw.strip())  # a message of the dialog
+            say(f"Edited message {message_id[:12]}; the model sees the new text from the next turn on.")
+            return
         try:
             arguments = json.loads(raw)
         except ValueError as exc:
@@ -351,6 +360,38 @@ class LLMgineMagics(Magics):
 
         self._show(mcp_command(self.runtime, rest))
 
+    def _forget(self, rest: str) -> None:
+        from .reports import plural
+
+        args = parse_subcommand("forget", rest)
+        changed = self.runtime.forget(args.message, forgotten=not args.undo)
+        if args.undo:
+            say(f"Brought back {plural(len(changed), 'message')}: the model is sent them again.")
+        else:
+            say(f"Forgot {plural(len(changed), 'message')} (the exchange): they stay in the history, marked, "
+                f"and are not sent to the model. `%llmgine forget {args.message} --undo` brings them back.")
+
+    def _pin(self, rest: str) -> None:
+        args = parse_subcommand("pin", rest)
+        message_id = self.runtime.pin(args.message, pinned=not args.off)
+        say(f"Unpinned message {message_id[:12]}." if args.off else
+            f"Pinned message {message_id[:12]}: it is sent on every turn, however long the history grows.")
+
+    def _fix(self, rest: str) -> None:
+        try:
+            self.runtime.fix(model=parse_subcommand("fix", rest).model)
+        except KeyboardInterrupt:
+            pass  # a kernel interrupt while waiting cancelled the turn; its output shows what was kept
+
+    def _explain(self, rest: str) -> None:
+        args = parse_subcommand("explain", rest)
+        self.runtime.explain(args.cell, model=args.model, wait=args.wait)
+
+    def _map(self, rest: str) -> None:
+        from .mapping import map_command  # the logic lives there
+
+        map_command(self.runtime, rest)
+
     # -- helpers ---------------------------------------------------------------------------
 
     def _who(self, via: str) -> str:
@@ -394,6 +435,14 @@ def parse_prompt_options(line: str) -> tuple[argparse.Namespace, str]:
 def _sentence(exc: BaseException) -> str:
     """The error as the user should read it: a failed command's ``RuntimeError: `` prefix removed."""
     return error_sentence(str(exc))
+
+
+def _is_pending_approval(pending: list[Any], ident: str) -> bool:
+    """Whether ``ident`` names a pending approval (its card's id or its call id): `edit` then edits its arguments."""
+    from ..tools.commands import RequestApproval
+
+    return any(isinstance(r, RequestApproval) and ident in (r.display_id, r.call_id) or
+               (isinstance(r, RequestApproval) and len(ident) >= 6 and r.call_id.startswith(ident)) for r in pending)
 
 
 def _one_id(text: str, command: str) -> str:

@@ -174,6 +174,10 @@ class HistoryReport(Report):
             text = (text + "\n" if text else "") + f"[image {image.describe()}]"
         if message.status == "interrupted":
             text += " [stopped: partial]"
+        if getattr(message, "pinned", False):
+            text = "[pinned] " + text
+        if getattr(message, "forgotten", False):
+            text = "[forgotten: not sent to the model] " + text
         return text
 
     def html(self) -> str:
@@ -187,7 +191,8 @@ class HistoryReport(Report):
             content = esc(clip(self._content(m), 600, one_line=True))
             rows.append([role, f'<div style="white-space:pre-wrap;max-width:60em">{content}</div>',
                          _code(m.id[:12]), esc(m.created.astimezone().strftime("%H:%M:%S"))])
-        note = f"{plural(len(self.messages), 'message')} · fork at one with %llmgine fork ID"
+        note = (f"{plural(len(self.messages), 'message')} · fork at one with %llmgine fork ID; "
+                "%llmgine forget / pin / edit ID change what the model is sent")
         return report_title(f"Session {name}", note) + html_table(("role", "message", "id", "time"), rows)
 
     def text(self) -> str:

@@ -25,6 +25,7 @@ from ..context.notebook import NotebookContext
 from ..engine.commands import CancelTurn, RetryTurn, SendMessage
 from ..engine.turn import TurnResult
 from .blocks import NoticeBlock
+from .code_cells import put_code_below
 from .config import FORMATS
 from .handle import TurnHandle, answer_value
 from .interrupt import InterruptHook
@@ -90,8 +91,9 @@ class TurnRunner:
         self, text: str, *, model: str | None, system: str | None, tools: bool, format: str | None,
         schema: type | None, session: str | None, display: bool, out: str | None, wait: bool, timeout: float | None,
         images: Sequence[Any] = (),
+        code_cell: bool = False,
     ) -> TurnHandle:
-        """Start a turn (see ``NotebookRuntime.ask``)."""
+        """Start a turn (see ``NotebookRuntime.ask``); ``code_cell``: its code goes into a new cell below."""
         if not isinstance(text, str) or not text.strip():
             raise ValueError("there is no prompt: give the question as text, e.g. %llmgine ask What is 2+2?")
         fmt = self.check_options(format, schema, out)
@@ -101,8 +103,15 @@ class TurnRunner:
             response_model=schema,
             images=store_images(images, getattr(self.shell, "user_ns", None) or {}, self.sessions.store),
         )
-        return self._start(engine, text, command, model=model, fmt=fmt, schema=schema, display=display,
-                           out=out, wait=wait, timeout=timeout, warnings=self._unknown_variables(engine, text))
+        # -f code puts the code into a new cell below: the payload that does it travels only in the
+        # reply of the running cell, so the cell waits for the answer.
+        code_below = (fmt == "code" or code_cell) and display and hasattr(self.shell, "set_next_input")
+        handle = self._start(engine, text, command, model=model, fmt=fmt, schema=schema, display=display,
+                             out=out, wait=wait or code_below, timeout=timeout,
+                             warnings=self._unknown_variables(engine, text))
+        if code_below and handle.done() and handle.result.status == "complete":
+            put_code_below(self.shell, handle.result.text)
+        return handle
 
     def _unknown_variables(self, engine: ChatEngine, text: str) -> list[str]:
         """A warning for each ``{name}`` in the prompt that names no variable (it goes to the model as typed)."""

@@ -20,7 +20,7 @@ from .rows import utc_text
 
 __all__ = ["fork", "copy_history"]
 
-_MESSAGE_COLUMNS = "seq, role, content, tool_calls, tool_call_id, name, model, status, pinned, created, images"
+_MESSAGE_COLUMNS = "seq, role, content, tool_calls, tool_call_id, name, model, status, pinned, forgotten, created, images"
 _CALL_COLUMNS = (
     "call_id, message_id, tool, arguments, status, result, error, result_message_id, "
     "requested, decided, started, finished, duration_ms"

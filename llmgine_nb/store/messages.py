@@ -22,14 +22,14 @@ __all__ = ["MESSAGE_COLUMNS", "message_row", "messages_from_rows", "append", "lo
 
 #: The columns every message SELECT reads, by these names (see ``messages_from_rows``).
 #: ``tool_calls`` and ``images`` come last so that a row without either is read by the other names alone.
-_NAMES = ("id", "role", "content", "tool_call_id", "name", "model", "status", "pinned", "created", "tool_calls",
+_NAMES = ("id", "role", "content", "tool_call_id", "name", "model", "status", "pinned", "forgotten", "created", "tool_calls",
           "images")
 _PLAIN = _NAMES[:-2]
 MESSAGE_COLUMNS = ", ".join(_NAMES)
 
 _INSERT = (
     "INSERT INTO messages (id, session_id, seq, role, content, tool_calls, tool_call_id, name, model, "
-    "status, pinned, created, images) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    "status, pinned, created, images, forgotten) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 
@@ -53,7 +53,7 @@ def tool_calls_json(calls: list[ToolCall]) -> str | None:
 
 def message_row(message: ChatMessage, session_id: str, seq: int) -> tuple[Any, ...]:
     """Values for ``_INSERT``: (id, session_id, seq, role, content, tool_calls, tool_call_id,
-    name, model, status, pinned, created, images)."""
+    name, model, status, pinned, created, images, forgotten)."""
     return (
         message.id,
         session_id,
@@ -68,6 +68,7 @@ def message_row(message: ChatMessage, session_id: str, seq: int) -> tuple[Any, .
         1 if message.pinned else 0,
         utc_text(message.created),
         images_json(message),
+        1 if message.forgotten else 0,
     )
 
 
@@ -183,8 +184,9 @@ def changes(given: dict[str, Any]) -> dict[str, Any]:
     """Column values for ``update`` from ``Store.update_message``'s arguments (those given)."""
     if "status" in given and given["status"] not in ("complete", "interrupted"):
         raise ValueError(f"status must be 'complete' or 'interrupted', not {given['status']!r}")
-    if "pinned" in given:
-        given = {**given, "pinned": 1 if given["pinned"] else 0}
+    for flag in ("pinned", "forgotten"):
+        if flag in given:
+            given = {**given, flag: 1 if given[flag] else 0}
     return given
 
 

@@ -254,6 +254,30 @@ def m006_images_and_request_cache(db: sqlite_utils.Database) -> None:
     )
 
 
+def m007_map_jobs(db: sqlite_utils.Database) -> None:
+    """Prompts over data (``runtime.map``): each job, and each row it has answered.
+
+    A row is keyed by its job and its index; ``prompt_hash`` is the hash of
+    the prompt it was asked, so that a resumed job whose rows changed asks
+    the changed rows again instead of reusing answers to other prompts.
+    """
+    db.execute(
+        "CREATE TABLE map_jobs (id TEXT PRIMARY KEY, name TEXT, template TEXT NOT NULL, model TEXT, "
+        "schema_name TEXT, total INTEGER NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE map_rows (job_id TEXT NOT NULL REFERENCES map_jobs(id) ON DELETE CASCADE, "
+        "row_index INTEGER NOT NULL, prompt_hash TEXT NOT NULL, text TEXT, value TEXT, "
+        "input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0, cost_usd REAL, "
+        "attempts INTEGER NOT NULL DEFAULT 1, model TEXT, finished TEXT NOT NULL, PRIMARY KEY (job_id, row_index))"
+    )
+
+
+def m008_forgotten_messages(db: sqlite_utils.Database) -> None:
+    """A message can be forgotten: kept and shown in the history, left out of what the model is sent."""
+    db.execute("ALTER TABLE messages ADD COLUMN forgotten INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial,
     m002_message_search,
@@ -261,6 +285,8 @@ MIGRATIONS: list[Migration] = [
     m004_deferred_search_index,
     m005_server_streams_and_users,
     m006_images_and_request_cache,
+    m007_map_jobs,
+    m008_forgotten_messages,
 ]
 
 

@@ -117,6 +117,18 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         "CREATE TABLE request_cache (request_hash TEXT PRIMARY KEY, model TEXT NOT NULL, "
         "response TEXT NOT NULL, created TEXT NOT NULL, hits INTEGER NOT NULL DEFAULT 0)",
     ]),
+    ("m007_map_jobs", [
+        "CREATE TABLE map_jobs (id TEXT PRIMARY KEY, name TEXT, template TEXT NOT NULL, model TEXT, "
+        "schema_name TEXT, total INTEGER NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL)",
+        "CREATE TABLE map_rows (job_id TEXT NOT NULL REFERENCES map_jobs(id) ON DELETE CASCADE, "
+        "row_index INTEGER NOT NULL, prompt_hash TEXT NOT NULL, text TEXT, value TEXT, "
+        "input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0, "
+        "cost_usd DOUBLE PRECISION, attempts INTEGER NOT NULL DEFAULT 1, model TEXT, finished TEXT NOT NULL, "
+        "PRIMARY KEY (job_id, row_index))",
+    ]),
+    ("m008_forgotten_messages", [
+        "ALTER TABLE messages ADD COLUMN forgotten INTEGER NOT NULL DEFAULT 0",
+    ]),
 ]
 
 _TABLE = "_llmgine_migrations"

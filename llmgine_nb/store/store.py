@@ -47,6 +47,7 @@ from . import tool_calls as tool_call_table
 from .database import Connection, Database, new_id, open_database
 from .events import UnknownEvent
 from .fork import fork
+from .map_jobs import MapJobs
 from .paths import display_target, resolve_db_path
 from .records import (
     ApprovalRecord,
@@ -272,9 +273,10 @@ class Store:
         content: str | None = _UNSET,
         status: Literal["complete", "interrupted"] = _UNSET,
         pinned: bool = _UNSET,
+        forgotten: bool = _UNSET,
     ) -> ChatMessage:
-        """Change a stored message's content, status or pin; return it as stored now."""
-        given = {"content": content, "status": status, "pinned": pinned}
+        """Change a stored message's content, status, pin or forgotten flag; return it as stored now."""
+        given = {"content": content, "status": status, "pinned": pinned, "forgotten": forgotten}
         changes = message_table.changes({k: v for k, v in given.items() if v is not _UNSET})
         if changes:
             with self.transaction() as conn:
@@ -512,6 +514,11 @@ class Store:
         """The session's most recent stored summary, if any."""
         with self.database.locked() as conn:
             return memory_table.latest_summary(conn, session_id)
+
+    @property
+    def map_jobs(self) -> MapJobs:
+        """Prompts over data (``runtime.map``): their jobs and answered rows (``store/map_jobs.py``)."""
+        return MapJobs(self.database)
 
     # -- queries for the front ends ----------------------------------------------------------
 
