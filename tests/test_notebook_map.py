@@ -63,3 +63,5 @@ def test_the_cost_cap_question_is_answered_on_the_progress_bar(tmp_path):
         k.wait_until(lambda: "6 of 6 rows answered, $0.0600 spent" in cell.text, what="the summary")
         assert yes.closed  # the bar made way for the summary: a saved notebook needs no widget state
         assert k.execute("print(len(asked), h.result.complete)").stdout.strip() == "6 True"
+        wrong = k.execute("%llmgine map citiez -w -- About {city}", allow_errors=True)
+        assert "there is no variable or file named 'citiez'" in wrong.text

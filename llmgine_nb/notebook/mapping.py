@@ -13,9 +13,11 @@ cell waits).
 from __future__ import annotations
 
 import concurrent.futures
+import glob
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ..batch import MapJob, MapProgress, MapResult
@@ -209,6 +211,9 @@ def map_command(runtime: Any, rest: str) -> MapHandle:
     args = parse_subcommand("map", options)
     namespace = runtime.namespace or {}
     rows = namespace.get(args.data, args.data)  # a variable, else a glob pattern of files
+    if rows is args.data and not glob.has_magic(args.data) and not Path(args.data).is_file():
+        raise UsageError(f"there is no variable or file named {args.data!r}: give a DataFrame or list in your "
+                         "namespace, or a glob pattern such as 'notes/*.txt'")
     schema = None
     if args.schema:
         schema = namespace.get(args.schema)
