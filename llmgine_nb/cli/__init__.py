@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "serve": "llmgine_nb.cli.serve",
     "users": "llmgine_nb.cli.users",
     "chat": "llmgine_nb.cli.chat",
+    "worker": "llmgine_nb.cli.worker",
 }
 
 

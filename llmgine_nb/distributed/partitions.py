@@ -1,0 +1,169 @@
+"""Which command streams a worker reads: leases on partitions, shared fairly among the live workers.
+
+Every ``lease_ms / 3`` the worker renews its heartbeat and its leases, counts
+the live workers (their heartbeats) and takes free partitions up to its fair
+share (``ceil(partitions / workers)``), or hands back the ones above it.  A
+partition it takes first gets what its previous owner left unacknowledged
+(``XAUTOCLAIM``: that owner's lease has expired, so it is dead or gone), then
+new entries (``XREADGROUP >``).  A partition handed back is first drained: no
+new entries are read, and the lease is released once those in flight are done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import math
+import zlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .keys import GROUP, Keys
+from .leases import Leases
+from .redis_transport import REDIS_ERRORS, retrying, stop_task
+
+__all__ = ["Partitions"]
+
+log = logging.getLogger("llmgine_nb.distributed.partitions")
+
+Dispatch = Callable[[int, str, dict[str, str]], Awaitable[None]]
+Released = Callable[[int], Awaitable[None]]
+
+#: Entries read from a stream at a time.
+READ_COUNT = 100
+#: How long a read blocks waiting for entries (ms): also how soon a drained reader notices.
+BLOCK_MS = 500
+
+
+class Partitions:
+    def __init__(self, redis: Any, keys: Keys, worker_id: str, lease_ms: int,
+                 dispatch: Dispatch, released: Released) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.worker_id = worker_id
+        self.lease_ms = lease_ms
+        self.leases = Leases(redis, worker_id, lease_ms)
+        self.dispatch = dispatch
+        self.released = released
+        self.readers: dict[int, asyncio.Task[None]] = {}  # held partitions
+        self.draining: set[int] = set()
+        self.busy: Callable[[int], bool] = lambda partition: False
+        self._keeper: asyncio.Task[None] | None = None
+        # Each worker tries the partitions in its own order, so two starting at once rarely collide.
+        offset = zlib.crc32(worker_id.encode()) % keys.partitions
+        self._order = [(offset + i) % keys.partitions for i in range(keys.partitions)]
+
+    async def start(self) -> None:
+        await retrying("create the consumer groups", self._create_groups)
+        await self._keep()
+        self._keeper = asyncio.ensure_future(self._keep_forever())
+
+    async def _create_groups(self) -> None:
+        import redis.exceptions
+
+        for partition in range(self.keys.partitions):
+            try:
+                await self.redis.xgroup_create(self.keys.commands(partition), GROUP, id="0", mkstream=True)
+            except redis.exceptions.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def stop(self) -> None:
+        """Read nothing more (what is in flight goes on)."""
+        await stop_task(self._keeper)
+        self.draining.update(self.readers)
+        await asyncio.gather(*self.readers.values(), return_exceptions=True)
+
+    async def release_all(self) -> None:
+        for partition in list(self.readers):
+            await self._release(partition)
+        try:
+            await self.redis.delete(self.keys.worker(self.worker_id))
+        except REDIS_ERRORS:
+            pass  # the heartbeat expires on its own
+
+    # -- keeping leases ---------------------------------------------------------
+
+    async def _keep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_ms / 3000)
+            try:
+                await self._keep()
+            except REDIS_ERRORS as exc:
+                log.warning("worker %s: Redis unavailable while renewing leases (%s); retrying", self.worker_id, exc)
+            except Exception:
+                log.exception("worker %s: renewing leases failed", self.worker_id)
+
+    async def _keep(self) -> None:
+        await self.redis.set(self.keys.worker(self.worker_id), "alive", px=self.lease_ms)
+        for partition in list(self.readers):
+            if not await self.leases.renew(self.keys.partition_lease(partition)):
+                log.warning("worker %s lost the lease of partition %d; it stops reading it",
+                            self.worker_id, partition)
+                self.draining.add(partition)
+        for partition in [p for p in self.draining if p in self.readers and not self.busy(p)]:
+            if self.readers[partition].done():
+                await self._release(partition)
+        live = [key async for key in self.redis.scan_iter(match=self.keys.workers(), count=1000)]
+        fair = math.ceil(self.keys.partitions / max(1, len(live)))
+        held = [p for p in self.readers if p not in self.draining]
+        if len(held) > fair:
+            for partition in sorted(held, key=self.busy)[: len(held) - fair]:
+                log.info("worker %s hands partition %d back (%d workers live)", self.worker_id, partition, len(live))
+                self.draining.add(partition)
+        elif len(held) < fair:
+            for partition in self._order:
+                if len(held) >= fair:
+                    break
+                if partition not in self.readers and await self.leases.acquire(self.keys.partition_lease(partition)):
+                    held.append(partition)
+                    self.readers[partition] = asyncio.ensure_future(self._read(partition))
+
+    async def _release(self, partition: int) -> None:
+        reader = self.readers.pop(partition, None)
+        await stop_task(reader)
+        self.draining.discard(partition)
+        await self.released(partition)
+        try:
+            await self.leases.release(self.keys.partition_lease(partition))
+        except REDIS_ERRORS:
+            pass  # it expires on its own
+
+    # -- reading ------------------------------------------------------------------
+
+    async def _read(self, partition: int) -> None:
+        stream = self.keys.commands(partition)
+        try:
+            await self._claim_left_over(partition, stream)
+            while partition not in self.draining:
+                try:
+                    reply = await self.redis.xreadgroup(GROUP, self.worker_id, {stream: ">"},
+                                                        count=READ_COUNT, block=BLOCK_MS)
+                except REDIS_ERRORS as exc:
+                    log.info("worker %s: reading partition %d: Redis unavailable (%s)", self.worker_id, partition, exc)
+                    await asyncio.sleep(0.2)
+                    continue
+                for _stream, entries in reply or ():
+                    for entry_id, fields in entries:
+                        if fields is not None:  # None: the entry was deleted meanwhile
+                            await self.dispatch(partition, entry_id, fields)
+        except Exception:
+            log.exception("worker %s: the reader of partition %d failed; it is handed back", self.worker_id, partition)
+            self.draining.add(partition)
+
+    async def _claim_left_over(self, partition: int, stream: str) -> None:
+        """What the previous holder read and never acknowledged: ours now, oldest first."""
+        start = "0-0"
+        while True:
+            reply = await retrying(
+                "claim left-over entries",
+                functools.partial(self.redis.xautoclaim, stream, GROUP, self.worker_id, min_idle_time=0,
+                                  start_id=start, count=READ_COUNT),
+            )
+            start, entries = reply[0], reply[1]
+            for entry_id, fields in entries:
+                if fields is not None:
+                    await self.dispatch(partition, entry_id, fields)
+            if start in ("0-0", b"0-0"):
+                return

@@ -1,0 +1,235 @@
+"""An engine worker: runs the commands of the sessions in the partitions it holds.
+
+    worker = Worker(redis, SessionHub(store, model="scripted"), concurrency=8)
+    await worker.run(stop)          # until ``stop`` is set; then it hands its partitions back
+
+The worker is a ``SessionHub`` (engines, approvals, numbered event streams:
+the same code as one process) with Redis around it:
+
+- **Partitions** (``partitions.py``): it holds a lease on some of the command
+  streams and reads only those, in the consumer group; a session's commands
+  are therefore handled by one worker at a time, in the order they were sent.
+- **Turns** (``SendMessage``, ``RetryTurn``) of a session run one after the
+  other; turns of different sessions run concurrently, up to ``concurrency``.
+  Other commands (cancel, decide, answer ...) run at once, so they reach a
+  turn that is running.
+- **Once**: a command's result is recorded (``done:<id>``), sent back and the
+  entry acknowledged in one MULTI; a redelivered command answers with the
+  recorded result.  A turn a dead worker started (``started:<id>`` names its
+  user message, written before that message is stored) is resumed from the
+  store as a retry of that message, not run as a new one.
+- **Events**: each opened session's numbered events (written to the store
+  first by ``SessionStreams``) go to the session's event stream, trimmed to
+  about ``events_kept`` entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections import deque
+from typing import Any
+
+from ..engine.commands import RetryTurn, SendMessage
+from ..engine.events import TurnStarted
+from ..messages import Command, CommandResult, Message
+from ..server.hub import SessionHub
+from .forwarder import EventForwarder
+from .keys import Keys
+from .partitions import Partitions
+from .redis_transport import RESULTS_KEPT, RESULTS_TTL_S, retrying
+
+__all__ = ["Worker", "DONE_TTL_S"]
+
+log = logging.getLogger("llmgine_nb.distributed.worker")
+
+#: How long a handled command's result is kept to answer a redelivered copy (seconds).
+DONE_TTL_S = 24 * 3600
+
+TURN_COMMANDS = (SendMessage, RetryTurn)
+
+
+class Worker:
+    """Reads the command streams it holds leases on and runs the commands on its hub."""
+
+    def __init__(
+        self, redis: Any, hub: SessionHub, *, keys: Keys | None = None, worker_id: str | None = None,
+        concurrency: int = 8, lease_ms: int = 5000, events_kept: int = 1000, backlog: int = 1000,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1 (turns of different sessions run at once)")
+        self.redis = redis
+        self.hub = hub
+        self.keys = keys or Keys()
+        # Host and process in the id: an operator (or a fault test) can tell which process holds what.
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.concurrency = concurrency
+        self._slots = asyncio.Semaphore(concurrency)
+        self._backlog = asyncio.Semaphore(backlog)
+        self.partitions = Partitions(redis, self.keys, self.id, lease_ms, self._dispatch, self._partition_released)
+        self.partitions.busy = self.busy
+        self.forwarder = EventForwarder(redis, self.keys, hub.streams, events_kept)
+        self._turns: dict[str, deque[tuple[int, str, Command, str]]] = {}  # session -> turns waiting
+        self._turn_runners: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[int, set[str]] = {}  # partition -> entry ids being handled
+        self._running_command: dict[str, str] = {}  # session -> id of the turn command it runs
+        self.handled = 0  # commands run
+        self.answered_again = 0  # redelivered commands answered with their recorded result
+        self._registration = hub.bus.subscribe(TurnStarted, self._on_turn_started)
+
+    # -- running ------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set, then finish what is in flight and hand the partitions back."""
+        await self.partitions.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.partitions.stop()
+            await self._wait_in_flight()
+            await self.partitions.release_all()
+            await self.forwarder.close()
+            self._registration.unregister()
+
+    async def _wait_in_flight(self) -> None:
+        while self._tasks or self._turn_runners:
+            await asyncio.gather(*self._tasks, *self._turn_runners.values(), return_exceptions=True)
+
+    def busy(self, partition: int) -> bool:
+        return bool(self._in_flight.get(partition))
+
+    # -- dispatch -------------------------------------------------------------------
+
+    async def _dispatch(self, partition: int, entry_id: str, fields: dict[str, str]) -> None:
+        """One entry of a command stream: answer it again, queue it as a turn, or run it now."""
+        in_flight = self._in_flight.setdefault(partition, set())
+        if entry_id in in_flight:
+            return  # claimed again while we still run it
+        stream, reply_to = self.keys.commands(partition), fields.get("reply_to", "")
+        try:
+            command = Message.from_json(fields["command"])
+            if not isinstance(command, Command):
+                raise TypeError(f"a {type(command).__name__} is not a command")
+        except (KeyError, ValueError, TypeError, LookupError) as exc:
+            log.error("dropped entry %s of %s: not a command this worker can read (%s)", entry_id, stream, exc)
+            await retrying("acknowledge an unreadable entry", lambda: self.redis.xack(stream, "workers", entry_id))
+            return
+        recorded = await retrying("look up a recorded result", lambda: self.redis.get(self.keys.done(command.id)))
+        if recorded is not None:  # handled already: a redelivery gets the same answer
+            await self._finish(partition, entry_id, reply_to, recorded, record=False)
+            self.answered_again += 1
+            return
+        await self._backlog.acquire()
+        in_flight.add(entry_id)
+        session_id = command.session_id
+        if isinstance(command, TURN_COMMANDS) and session_id:
+            self._turns.setdefault(session_id, deque()).append((partition, entry_id, command, reply_to))
+            if session_id not in self._turn_runners:
+                self._turn_runners[session_id] = asyncio.ensure_future(self._run_turns(session_id))
+        else:
+            task = asyncio.ensure_future(self._handle(partition, entry_id, command, reply_to))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run_turns(self, session_id: str) -> None:
+        """A session's turns, one after the other (each waits for a free slot)."""
+        queue = self._turns[session_id]
+        try:
+            while queue:
+                partition, entry_id, command, reply_to = queue.popleft()
+                async with self._slots:
+                    await self._handle(partition, entry_id, command, reply_to)
+        finally:
+            self._turns.pop(session_id, None)
+            self._turn_runners.pop(session_id, None)
+
+    async def _handle(self, partition: int, entry_id: str, command: Command, reply_to: str) -> None:
+        try:
+            result = await self._execute(command)
+        except Exception as exc:  # a bug or a broken store: the sender gets a sentence, the entry is done
+            log.exception("command %s (%s) failed in the worker", command.id, type(command).__name__)
+            result = CommandResult(command_id=command.id, command_type=command.type_name,
+                                   session_id=command.session_id, success=False,
+                                   error=f"the worker could not run {type(command).__name__}: {type(exc).__name__}: {exc}")
+        try:
+            await self._finish(partition, entry_id, reply_to, result.to_json(), record=True, command_id=command.id)
+        finally:
+            self._in_flight.get(partition, set()).discard(entry_id)
+            self._backlog.release()
+            self.handled += 1
+
+    async def _execute(self, command: Command) -> CommandResult:
+        session_id = command.session_id
+        if not session_id:
+            return await self.hub.bus.execute(command)
+        await self._open(session_id)
+        if not isinstance(command, TURN_COMMANDS):
+            return await self.hub.bus.execute(command)
+        resumed = self.hub.turns.get(session_id)
+        if resumed is not None and not resumed.done():
+            await asyncio.wait({resumed})  # the hub resumes a turn cut with calls undecided first
+        to_run: Command = command
+        if isinstance(command, SendMessage) and await self._started_before(command):
+            # A worker died during this turn: its user message is stored, so the turn is retried.
+            to_run = RetryTurn(session_id=session_id)
+        self._running_command[session_id] = command.id
+        try:
+            result = await self.hub.bus.execute(to_run)
+        finally:
+            self._running_command.pop(session_id, None)
+        if to_run is command:
+            return result
+        return result.model_copy(update={"command_id": command.id, "command_type": command.type_name})
+
+    async def _open(self, session_id: str) -> None:
+        if session_id not in self.hub.engines:
+            self.forwarder.follow(session_id)  # before opening: a resumed turn's first events are forwarded
+            await self.hub.open(session_id)
+
+    async def _started_before(self, command: SendMessage) -> bool:
+        message_id = await retrying("look up a started turn", lambda: self.redis.get(self.keys.started(command.id)))
+        if message_id is None:
+            return False
+        try:
+            self.hub.store.get_message(message_id)
+        except LookupError:
+            return False  # it died before storing the message: run the turn as new
+        return True
+
+    async def _on_turn_started(self, event: TurnStarted) -> None:
+        # Awaited before the engine stores the user message: a redelivery can tell the two apart.
+        command_id = self._running_command.get(event.session_id or "")
+        if command_id is not None:
+            key = self.keys.started(command_id)
+            await retrying("record a started turn", lambda: self.redis.set(key, event.user_message_id, ex=DONE_TTL_S))
+
+    async def _finish(self, partition: int, entry_id: str, reply_to: str, result_json: str, *,
+                      record: bool, command_id: str = "") -> None:
+        """Record the result, send it back and acknowledge the entry: all or nothing (MULTI)."""
+        stream = self.keys.commands(partition)
+
+        async def send() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                if record:
+                    pipe.set(self.keys.done(command_id), result_json, ex=DONE_TTL_S)
+                if reply_to:
+                    results = self.keys.results(reply_to)
+                    pipe.xadd(results, {"result": result_json}, maxlen=RESULTS_KEPT, approximate=True)
+                    pipe.expire(results, RESULTS_TTL_S)
+                pipe.xack(stream, "workers", entry_id)
+                await pipe.execute()
+
+        await retrying("send a result", send, patience_s=3600)
+
+    # -- partitions handed back ---------------------------------------------------------
+
+    async def _partition_released(self, partition: int) -> None:
+        """Close the partition's sessions: their next owner loads them from the store."""
+        for session_id in [s for s in self.hub.engines if self.keys.partition_of(s) == partition]:
+            await self.hub.close_session(session_id)
+            await self.forwarder.unfollow(session_id)
+

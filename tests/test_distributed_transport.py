@@ -1,0 +1,123 @@
+"""The Redis Streams transport with workers in this process: commands, results, events, partitions.
+
+Real Redis (127.0.0.1:6379, a key prefix per test), a real SQLite file shared
+by the workers and the front end, the offline model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("redis")
+
+from distributed_app import options  # noqa: E402
+from distributed_support import prefix, redis_url  # noqa: E402,F401
+
+from llmgine_nb.distributed import event_of  # noqa: E402
+from llmgine_nb.distributed.keys import Keys  # noqa: E402
+from llmgine_nb.distributed.redis_transport import RedisTransport, connect_redis  # noqa: E402
+from llmgine_nb.distributed.worker import Worker  # noqa: E402
+from llmgine_nb.engine import SendMessage  # noqa: E402
+from llmgine_nb.engine.turn import TurnResult  # noqa: E402
+from llmgine_nb.server.hub import SessionHub  # noqa: E402
+from llmgine_nb.store import Store  # noqa: E402
+
+
+class Deployment:
+    """Workers in this process on one Redis prefix and one database file, and a front end."""
+
+    def __init__(self, url: str, prefix: str, db: Path) -> None:
+        self.url, self.keys, self.db = url, Keys(prefix, partitions=4), db
+        self.workers: list[tuple[Worker, asyncio.Event, asyncio.Task[None]]] = []
+
+    async def add_worker(self, concurrency: int = 4) -> Worker:
+        hub = SessionHub(Store(self.db), **options())
+        worker = Worker(connect_redis(self.url), hub, keys=self.keys, concurrency=concurrency, lease_ms=600)
+        stop = asyncio.Event()
+        self.workers.append((worker, stop, asyncio.ensure_future(worker.run(stop))))
+        return worker
+
+    async def stop_worker(self, worker: Worker) -> None:
+        for entry in self.workers:
+            if entry[0] is worker:
+                entry[1].set()
+                await entry[2]
+                await worker.hub.close()
+                await worker.redis.aclose()
+                self.workers.remove(entry)
+                return
+
+    async def close(self) -> None:
+        for worker, _, _ in list(self.workers):
+            await self.stop_worker(worker)
+
+
+@pytest.fixture
+async def deployment(redis_url: str, prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: F811
+    monkeypatch.setenv("LLMGINE_TEST_EFFECTS", str(tmp_path / "effects.txt"))
+    made = Deployment(redis_url, prefix, tmp_path / "shared.db")
+    yield made
+    await made.close()
+
+
+async def front_end(deployment: Deployment) -> tuple[RedisTransport, Store]:
+    store = Store(deployment.db)
+    return RedisTransport(connect_redis(deployment.url), keys=deployment.keys, store=store), store
+
+
+async def test_a_turn_runs_on_a_worker_and_its_result_and_events_come_back(deployment: Deployment) -> None:
+    await deployment.add_worker()
+    transport, store = await front_end(deployment)
+    session = store.create_session("remote")
+    events: list[tuple[int, str]] = []
+
+    async def follow() -> None:
+        async for seq, text in transport.follow(session.id):
+            events.append((seq, text))
+            if json.loads(text)["type"].endswith(".TurnFinished"):
+                return
+
+    follower = asyncio.ensure_future(follow())
+    result = await transport.send(SendMessage(session_id=session.id, text="hello"), timeout=30)
+    turn = TurnResult.read(result.unwrap())
+    assert turn.status == "complete" and turn.text == "reply to: hello word word word (end)"
+    await asyncio.wait_for(follower, 10)
+    assert [seq for seq, _ in events] == list(range(1, len(events) + 1))
+    kinds = [type(event_of(text)).__name__ for _, text in events]
+    assert kinds[0] == "TurnStarted" and kinds[-1] == "TurnFinished" and "LLMTextDelta" in kinds
+    assert [m.content for m in store.messages(session.id)] == ["hello", turn.text]
+    await transport.close()
+
+
+async def test_a_command_sent_twice_runs_once_and_both_get_its_result(deployment: Deployment) -> None:
+    worker = await deployment.add_worker()
+    transport, store = await front_end(deployment)
+    session = store.create_session()
+    command = SendMessage(session_id=session.id, text="tool: once")
+    first = await transport.send(command, timeout=30)
+    second = await transport.send(command, timeout=30)  # the same message id: a redelivery
+    assert first == second and TurnResult.read(first.unwrap()).text == "done: recorded once (end)"
+    effects = Path(deployment.workers[0][0].hub.store.path).parent / "effects.txt"
+    assert effects.read_text().splitlines() == ["once"]
+    assert (worker.handled, worker.answered_again) == (1, 1) and len(store.messages(session.id)) == 4
+    await transport.close()
+
+
+async def test_turns_of_one_session_run_in_the_order_sent_across_two_workers(deployment: Deployment) -> None:
+    first, second = await deployment.add_worker(), await deployment.add_worker()
+    transport, store = await front_end(deployment)
+    sessions = [store.create_session().id for _ in range(8)]
+    futures = [await transport.submit(SendMessage(session_id=s, text=f"{s[:6]} turn {n}"))
+               for n in range(4) for s in sessions]
+    results = await asyncio.wait_for(asyncio.gather(*futures), 60)
+    assert all(TurnResult.read(r.unwrap()).ok for r in results)
+    for session_id in sessions:
+        asked = [m.content for m in store.messages(session_id) if m.role == "user"]
+        assert asked == [f"{session_id[:6]} turn {n}" for n in range(4)]
+    assert first.handled > 0 and second.handled > 0, "both workers took partitions"
+    assert set(first.partitions.readers).isdisjoint(second.partitions.readers)
+    await transport.close()

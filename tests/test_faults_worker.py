@@ -1,0 +1,136 @@
+"""Workers killed with SIGKILL: the turn completes on another worker, nothing lost, no effect twice.
+
+Worker processes (``llmgine-nb worker``) on real Redis and one SQLite file;
+the test is the front end.  ``make test-faults`` repeats each test 10 times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("redis")
+
+from distributed_support import prefix, redis_url, start_worker, wait_until  # noqa: E402,F401
+
+from llmgine_nb.distributed.keys import Keys  # noqa: E402
+from llmgine_nb.distributed.redis_transport import RedisTransport, connect_redis  # noqa: E402
+from llmgine_nb.engine import SendMessage  # noqa: E402
+from llmgine_nb.engine.turn import TurnResult  # noqa: E402
+from llmgine_nb.store import Store  # noqa: E402
+
+pytestmark = pytest.mark.faults
+
+
+class Cluster:
+    def __init__(self, url: str, prefix: str, tmp: Path, env: dict[str, str]) -> None:
+        self.url, self.prefix, self.db, self.env = url, prefix, tmp / "shared.db", env
+        self.logs = tmp / "workers.log"
+        self.effects = Path(env["LLMGINE_TEST_EFFECTS"])
+        self.processes: list[subprocess.Popen[bytes]] = []
+        Store(self.db).close()  # migrate once, before the workers race to
+
+    def start(self, count: int) -> None:
+        for _ in range(count):
+            self.processes.append(start_worker(self.url, self.db, self.prefix, lease_ms=1500, log=self.logs,
+                                               env=self.env))
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def cluster(redis_url: str, prefix: str, tmp_path: Path) -> Iterator[Cluster]:  # noqa: F811
+    env = {"LLMGINE_TEST_EFFECTS": str(tmp_path / "effects.txt"), "LLMGINE_TEST_DELAY": "0.02",
+           "LLMGINE_TEST_WORDS": "150", "LLMGINE_TEST_TOOL_SLEEP": "2"}
+    made = Cluster(redis_url, prefix, tmp_path, env)
+    yield made
+    made.stop()
+
+
+@pytest.fixture
+async def front(cluster: Cluster) -> AsyncIterator[tuple[RedisTransport, Store]]:
+    store = Store(cluster.db)
+    transport = await RedisTransport.connect(cluster.url, prefix=cluster.prefix, store=store)
+    yield transport, store
+    await transport.close()
+
+
+def holder_pid(cluster: Cluster, keys: Keys, session_id: str) -> int:
+    """The process that holds the lease of the session's partition (worker ids name their pid)."""
+    import redis
+
+    client = redis.Redis.from_url(cluster.url, decode_responses=True)
+    owner = client.get(keys.partition_lease(keys.partition_of(session_id)))
+    client.close()
+    assert owner, "no worker holds the session's partition"
+    return int(owner.split("-")[-2])
+
+
+async def follow_until_finished(transport: RedisTransport, session_id: str, seen: list[tuple[int, dict]]) -> None:
+    async for seq, text in transport.follow(session_id):
+        event = json.loads(text)
+        seen.append((seq, event))
+        if event["type"].endswith((".TurnFinished", ".TurnFailed")):
+            return
+
+
+def types(seen: list[tuple[int, dict]]) -> list[str]:
+    return [event["type"].rsplit(".", 1)[-1] for _, event in seen]
+
+
+async def test_a_worker_killed_mid_stream_leaves_the_turn_to_another(cluster: Cluster, front) -> None:  # noqa: F811
+    transport, store = front
+    cluster.start(2)
+    session = store.create_session()
+    seen: list[tuple[int, dict]] = []
+    follower = asyncio.ensure_future(follow_until_finished(transport, session.id, seen))
+    pending = await transport.submit(SendMessage(session_id=session.id, text="hello"))
+    await asyncio.to_thread(wait_until, lambda: types(seen).count("LLMTextDelta") >= 2, 60, "the reply to stream")
+    os.kill(holder_pid(cluster, transport.keys, session.id), signal.SIGKILL)
+    result = TurnResult.read((await asyncio.wait_for(pending, 60)).unwrap())
+    await asyncio.wait_for(follower, 30)
+
+    assert result.status == "complete" and result.text.endswith("(end)")
+    messages = store.messages(session.id)
+    assert [m.content for m in messages if m.role == "user"] == ["hello"], "the user's message is kept once"
+    assert messages[-1].role == "assistant" and messages[-1].content == result.text
+    assert [seq for seq, _ in seen] == list(range(1, len(seen) + 1)), "each event once, in order, no gap"
+    assert types(seen).count("TurnStarted") == 2, "the turn started on the first worker and again on the second"
+    assert types(seen)[-1] == "TurnFinished"
+
+
+async def test_a_worker_killed_mid_tool_call_never_runs_the_call_twice(cluster: Cluster, front) -> None:  # noqa: F811
+    transport, store = front
+    cluster.start(2)
+    session = store.create_session()
+    seen: list[tuple[int, dict]] = []
+    follower = asyncio.ensure_future(follow_until_finished(transport, session.id, seen))
+    pending = await transport.submit(SendMessage(session_id=session.id, text="tool: paid"))
+    await asyncio.to_thread(wait_until, lambda: "ToolStarted" in types(seen), 60, "the tool to start")
+    os.kill(holder_pid(cluster, transport.keys, session.id), signal.SIGKILL)
+    result = TurnResult.read((await asyncio.wait_for(pending, 60)).unwrap())
+    await asyncio.wait_for(follower, 30)
+
+    assert result.status == "complete"
+    assert not cluster.effects.exists(), "the call cut by the kill was not run again"
+    (call,) = store.tool_calls(session.id)
+    assert call.status == "error" and "unknown" in (call.error or "")
+    tool_messages = [m for m in store.messages(session.id) if m.role == "tool"]
+    assert len(tool_messages) == 1 and "outcome is unknown" in (tool_messages[0].content or "")
+    assert [seq for seq, _ in seen] == list(range(1, len(seen) + 1))
