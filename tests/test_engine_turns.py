@@ -503,7 +503,7 @@ async def test_a_decision_sent_to_one_session_cannot_settle_another_sessions_cal
     assert (await turn).text == "done" and saved == ["bob's"]
 
 
-async def test_a_call_interrupted_by_a_restart_is_asked_again_even_if_its_policy_never_asks(tmp_path):
+async def test_a_call_interrupted_by_a_restart_is_not_run_again_and_its_outcome_is_unknown(tmp_path):
     sent: list[str] = []
 
     @tool(risk="write", approval="never")
@@ -519,13 +519,53 @@ async def test_a_call_interrupted_by_a_restart_is_asked_again_even_if_its_policy
     store.append_message(session.id, ChatMessage(role="assistant", tool_calls=[ToolCall.from_raw("c1", "send_email", '{"to": "bob"}')]))
     store.tool_started(session.id, "c1")  # it was running when the kernel died: it may have sent already
     restarted, llm, rec = await make(["ok"], send_email, store=store, session_name="mail")
-    AutoApproval.deny_all("it may have gone out already").attach(restarted.bus)
     await restarted.send("did it go?")
-    assert sent == []  # asked again, denied: not re-run silently
+    assert sent == []  # not re-run: it may have had its effect (engine/resume.py)
     record = restarted.store.tool_calls(restarted.session_id)[0]
-    assert record.approval.decision == "denied" and record.approval.reason == "it may have gone out already"
+    assert record.status == "error" and "outcome of this call is unknown" in record.error
     told = [m.content for m in restarted.history if m.role == "tool"]
-    assert len(told) == 1 and "denied" in told[0]
+    assert len(told) == 1 and "outcome of this call is unknown" in told[0]
+
+
+async def test_an_idempotent_call_interrupted_by_a_restart_runs_again(tmp_path):
+    looked_up: list[str] = []
+
+    @tool(idempotent=True)
+    def look_up(name: str) -> str:
+        """Look a name up."""
+        looked_up.append(name)
+        return "found"
+
+    store = Store(tmp_path / "interrupted.db")
+    session = store.create_session("look")
+    store.append_message(session.id, ChatMessage(role="user", content="find bob"))
+    store.append_message(session.id, ChatMessage(role="assistant", tool_calls=[ToolCall.from_raw("c1", "look_up", '{"name": "bob"}')]))
+    store.tool_started(session.id, "c1")
+    restarted, llm, rec = await make(["ok"], look_up, store=store, session_name="look")
+    await restarted.send("and?")
+    assert looked_up == ["bob"]
+    assert [m.content for m in restarted.history if m.role == "tool"] == ["found"]
+
+
+async def test_a_result_recorded_before_a_restart_is_used_and_the_call_not_run_again(tmp_path):
+    sent: list[str] = []
+
+    @tool(risk="write", approval="never")
+    def send_email(to: str) -> str:
+        """Send an email."""
+        sent.append(to)
+        return "sent"
+
+    store = Store(tmp_path / "interrupted.db")
+    session = store.create_session("mail")
+    store.append_message(session.id, ChatMessage(role="user", content="email bob"))
+    store.append_message(session.id, ChatMessage(role="assistant", tool_calls=[ToolCall.from_raw("c1", "send_email", '{"to": "bob"}')]))
+    store.tool_started(session.id, "c1")
+    store.tool_finished(session.id, "c1", result="sent to bob")  # recorded; the process died before the message
+    restarted, llm, rec = await make(["ok"], send_email, store=store, session_name="mail")
+    await restarted.send("did it go?")
+    assert sent == []
+    assert [m.content for m in restarted.history if m.role == "tool"] == ["sent to bob"]
 
 
 async def test_a_message_to_the_old_session_after_a_reset_says_where_to_go():

@@ -21,7 +21,7 @@ pytest.importorskip("redis")
 from distributed_support import prefix, redis_url, start_worker, wait_until  # noqa: E402,F401
 
 from llmgine_nb.distributed.keys import Keys  # noqa: E402
-from llmgine_nb.distributed.redis_transport import RedisTransport, connect_redis  # noqa: E402
+from llmgine_nb.distributed.redis_transport import RedisTransport  # noqa: E402
 from llmgine_nb.engine import SendMessage  # noqa: E402
 from llmgine_nb.engine.turn import TurnResult  # noqa: E402
 from llmgine_nb.store import Store  # noqa: E402
@@ -132,5 +132,7 @@ async def test_a_worker_killed_mid_tool_call_never_runs_the_call_twice(cluster: 
     (call,) = store.tool_calls(session.id)
     assert call.status == "error" and "unknown" in (call.error or "")
     tool_messages = [m for m in store.messages(session.id) if m.role == "tool"]
-    assert len(tool_messages) == 1 and "outcome is unknown" in (tool_messages[0].content or "")
+    assert len(tool_messages) == 1 and "outcome of this call is unknown" in (tool_messages[0].content or "")
     assert [seq for seq, _ in seen] == list(range(1, len(seen) + 1))
+    told = [event for _, event in seen if event["type"].endswith(".ToolFinished")]
+    assert [event["result"]["metadata"]["outcome"] for event in told] == ["unknown"], "the user was told too"

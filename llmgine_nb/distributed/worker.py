@@ -166,29 +166,33 @@ class Worker:
         session_id = command.session_id
         if not session_id:
             return await self.hub.bus.execute(command)
-        await self._open(session_id)
+        resumed = await self._open(session_id)
         if not isinstance(command, TURN_COMMANDS):
             return await self.hub.bus.execute(command)
-        resumed = self.hub.turns.get(session_id)
-        if resumed is not None and not resumed.done():
-            await asyncio.wait({resumed})  # the hub resumes a turn cut with calls undecided first
-        to_run: Command = command
-        if isinstance(command, SendMessage) and await self._started_before(command):
-            # A worker died during this turn: its user message is stored, so the turn is retried.
-            to_run = RetryTurn(session_id=session_id)
+        started_before = isinstance(command, SendMessage) and await self._started_before(command)
+        if resumed is not None:
+            # Opening found a turn cut with tool calls unanswered, and the hub resumed it.
+            await asyncio.wait({resumed})
+            if started_before:
+                return _answering(command, resumed.result())
+        to_run: Command = RetryTurn(session_id=session_id) if started_before else command
         self._running_command[session_id] = command.id
         try:
             result = await self.hub.bus.execute(to_run)
         finally:
             self._running_command.pop(session_id, None)
-        if to_run is command:
-            return result
-        return result.model_copy(update={"command_id": command.id, "command_type": command.type_name})
+        # A turn a dead worker started: its user message is stored, so it was retried from the store.
+        return result if to_run is command else _answering(command, result)
 
-    async def _open(self, session_id: str) -> None:
-        if session_id not in self.hub.engines:
-            self.forwarder.follow(session_id)  # before opening: a resumed turn's first events are forwarded
-            await self.hub.open(session_id)
+    async def _open(self, session_id: str) -> asyncio.Task[CommandResult] | None:
+        """Open the session here; the turn the hub resumed on opening it, if it did."""
+        if session_id in self.hub.engines:
+            return None
+        self.forwarder.follow(session_id)  # before opening: a resumed turn's first events are forwarded
+        before = self.hub.turns.get(session_id)
+        await self.hub.open(session_id)
+        after = self.hub.turns.get(session_id)
+        return after if after is not None and after is not before else None
 
     async def _started_before(self, command: SendMessage) -> bool:
         message_id = await retrying("look up a started turn", lambda: self.redis.get(self.keys.started(command.id)))
@@ -233,3 +237,8 @@ class Worker:
             await self.hub.close_session(session_id)
             await self.forwarder.unfollow(session_id)
 
+
+
+def _answering(command: Command, result: CommandResult) -> CommandResult:
+    """``result`` as the answer to ``command`` (it came from the retry that resumed it)."""
+    return result.model_copy(update={"command_id": command.id, "command_type": command.type_name})

@@ -60,6 +60,7 @@ from .events import (
 )
 from .journal import PERSIST_FIRST, SessionJournal
 from .requests import TurnRequests
+from .resume import ASK_AGAIN, settle_cut_calls
 from .state import StateView
 from .turn import RunningTurn, TurnResult, TurnStatus
 
@@ -200,7 +201,7 @@ class ChatEngine:
         self._unbind()
         self.journal = SessionJournal(self.bus, self.store, session_id, self.redactor, busy=lambda: self.running)
         self.session_id = session_id
-        self._check_pending = self.journal.had_pending_calls
+        self._check_pending = self.journal.had_pending_calls or bool(self.journal.unanswered_calls())
         self._load_state(self.journal.record.engine_state)
         if self.state is not None:
             self.tools.set_state(session_id, StateView(self.state))
@@ -493,20 +494,19 @@ class ChatEngine:
         return await self._finished(turn, assistant.content or "", assistant.id, "complete", structured=value)
 
     async def _answer_pending_calls(self) -> None:
-        """Tool calls left undecided (say, by a kernel restart) are asked again before going on.
+        """Calls a restart or a dead worker left without an answer are settled first (resume.py).
 
         Only a session loaded from disk can have them: a live engine answers
         or closes every call it starts, so the check runs once per binding.
         """
-        if not self._check_pending:
-            return
+        assert self.journal is not None
+        unanswered = self.journal.unanswered_calls() if self._check_pending else []
         self._check_pending = False
-        pending = self.store.pending_tool_calls(self.session_id)
-        if pending:
-            reason = "this call was left undecided or unfinished when the session stopped; it may already have run"
-            await self.tools.execute(
-                [record.call for record in pending], session_id=self.session_id, ask_again=reason, bus=self.bus
-            )
+        if unanswered:
+            rerun, ask = await settle_cut_calls(self.bus, self.store, self.tools, self.session_id, unanswered)
+            for calls, again in ((rerun, None), (ask, ASK_AGAIN)):
+                if calls:
+                    await self.tools.execute(calls, session_id=self.session_id, ask_again=again, bus=self.bus)
 
     def _count_usage(self, event: LLMCallFinished) -> None:
         # Every model call of the turn counts: the replies, structured output, summaries.

@@ -66,6 +66,7 @@ class ToolOptions:
     max_result_chars: int | None = None
     preview: Callable[[dict[str, Any]], str] | None = None
     remember_approval: bool = True
+    idempotent: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "permissions", string_set(self.permissions, "permissions"))
@@ -122,6 +123,7 @@ def tool(
     max_result_chars: int | None = None,
     preview: Callable[[dict[str, Any]], str] | None = None,
     remember_approval: bool = True,
+    idempotent: bool = False,
 ) -> Any:
     """Mark a function (or method, or async function) as a tool.
 
@@ -133,7 +135,10 @@ def tool(
     ``concurrent=False`` makes the tool run alone, never beside the other
     calls of the same reply.  ``preview(arguments) -> str`` is what an
     approval card shows.  ``remember_approval=False`` turns an "always allow
-    for this session" answer into a one-time approval.
+    for this session" answer into a one-time approval.  ``idempotent=True``
+    says running a call twice does no more than running it once: a call cut
+    by a stopped worker (started, result never recorded) may then run again;
+    any other such call is reported as having an unknown outcome.
     """
     options = ToolOptions(
         name=name,
@@ -146,6 +151,7 @@ def tool(
         max_result_chars=max_result_chars,
         preview=preview,
         remember_approval=remember_approval,
+        idempotent=idempotent,
     )
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -216,6 +222,7 @@ class Tool:
         self.max_result_chars = options.max_result_chars
         self.preview_fn = options.preview
         self.remember_approval = options.remember_approval
+        self.idempotent = options.idempotent
         self.context_params = list(context_params if context_params is not None else arguments.context_params)
         self.is_async = _is_async_callable(fn)
         self._policy_arity = _arity(options.approval) if callable(options.approval) else 0
@@ -323,6 +330,7 @@ class Tool:
             setattr(clone, key, getattr(options, key) if key != "risk" else (options.risk or "read"))
         clone.preview_fn = options.preview
         clone.remember_approval = options.remember_approval
+        clone.idempotent = options.idempotent
         if options.name:
             clone.name = options.name
         if options.description is not None:
@@ -343,6 +351,7 @@ class Tool:
             max_result_chars=self.max_result_chars,
             preview=self.preview_fn,
             remember_approval=self.remember_approval,
+            idempotent=self.idempotent,
         )
 
     # -- what the model sees -----------------------------------------------
