@@ -12,7 +12,7 @@ LOCK    = requirements-lock.txt
 # The tutorials and example notebooks are documentation, run as tests in real kernels.
 NBVAL   = --nbval --nbval-current-env --nbval-cell-timeout 120 --nbval-sanitize-with tutorials/sanitize.cfg
 
-.PHONY: demo test bench lab clean lock
+.PHONY: demo test test-faults bench lab clean lock
 
 $(BIN)/python:
 	@echo "Creating $(VENV) (first run only)..."
@@ -51,6 +51,16 @@ test: $(STAMP)
 	bash .ci/install-browser.sh $(VENV) || [ -z "$$CI" ]
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest $(NBVAL) tutorials notebooks
+
+# The fault tests (worker processes killed, Redis restarted, 3 workers x 300 sessions), each run
+# FAULT_REPEAT times: a fault that shows one run in ten shows here.  Needs Redis on 127.0.0.1:6379
+# and redis-server on PATH (the restart test starts its own).
+FAULT_REPEAT ?= 10
+test-faults: $(STAMP)
+	@for run in $$(seq $(FAULT_REPEAT)); do \
+		echo "fault tests, run $$run of $(FAULT_REPEAT)"; \
+		$(BIN)/python -m pytest -q -m faults -p no:cacheprovider tests/test_faults_*.py || exit 1; \
+	done
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py --json benchmarks/results.json

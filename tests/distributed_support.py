@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["redis_url", "prefix", "start_worker", "free_port", "cleanup_prefix"]
+from llmgine_nb.store import Store
+
+__all__ = ["redis_url", "prefix", "start_worker", "free_port", "cleanup_prefix", "Cluster", "RedisServer", "wait_until"]
 
 HERE = Path(__file__).resolve().parent
 REDIS_URL = os.environ.get("LLMGINE_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -90,3 +92,69 @@ def wait_until(condition, timeout: float = 30.0, what: str = "the condition") ->
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.05)
+
+
+class RedisServer:
+    """A ``redis-server`` of the test's own, persisting every write (``--appendonly yes --appendfsync always``).
+
+    ``restart()`` kills it (SIGKILL: nothing flushed on the way out) and starts it again on the same port
+    and directory; what it acknowledged comes back from the append-only file.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        import shutil
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            message = "redis-server is not installed (apt-get install redis-server); the Redis restart test needs it"
+            if os.environ.get("CI") == "true":
+                pytest.fail(message)
+            pytest.skip(message)
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--logfile", "redis.log"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        )
+        wait_until(lambda: _answers(self.url), 20, f"redis-server on port {self.port}")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+
+class Cluster:
+    """Worker processes on one Redis prefix and one SQLite file (migrated before they start)."""
+
+    def __init__(self, url: str, prefix: str, tmp: Path, env: dict[str, str]) -> None:
+        self.url, self.prefix, self.db, self.env = url, prefix, tmp / "shared.db", env
+        self.logs = tmp / "workers.log"
+        self.effects = Path(env["LLMGINE_TEST_EFFECTS"])
+        self.processes: list[subprocess.Popen[bytes]] = []
+        Store(self.db).close()  # migrate once, before the workers race to
+
+    def start(self, count: int, lease_ms: int = 1500, concurrency: int = 8) -> None:
+        for _ in range(count):
+            self.processes.append(start_worker(self.url, self.db, self.prefix, lease_ms=lease_ms, log=self.logs,
+                                               env=self.env, concurrency=concurrency))
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

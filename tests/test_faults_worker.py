@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 
 pytest.importorskip("redis")
 
-from distributed_support import prefix, redis_url, start_worker, wait_until  # noqa: E402,F401
+from distributed_support import Cluster, prefix, redis_url, wait_until  # noqa: E402,F401
 
 from llmgine_nb.distributed.keys import Keys  # noqa: E402
 from llmgine_nb.distributed.redis_transport import RedisTransport  # noqa: E402
@@ -27,31 +26,6 @@ from llmgine_nb.engine.turn import TurnResult  # noqa: E402
 from llmgine_nb.store import Store  # noqa: E402
 
 pytestmark = pytest.mark.faults
-
-
-class Cluster:
-    def __init__(self, url: str, prefix: str, tmp: Path, env: dict[str, str]) -> None:
-        self.url, self.prefix, self.db, self.env = url, prefix, tmp / "shared.db", env
-        self.logs = tmp / "workers.log"
-        self.effects = Path(env["LLMGINE_TEST_EFFECTS"])
-        self.processes: list[subprocess.Popen[bytes]] = []
-        Store(self.db).close()  # migrate once, before the workers race to
-
-    def start(self, count: int) -> None:
-        for _ in range(count):
-            self.processes.append(start_worker(self.url, self.db, self.prefix, lease_ms=1500, log=self.logs,
-                                               env=self.env))
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 @pytest.fixture

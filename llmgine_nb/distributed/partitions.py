@@ -98,7 +98,9 @@ class Partitions:
     async def _keep(self) -> None:
         await self.redis.set(self.keys.worker(self.worker_id), "alive", px=self.lease_ms)
         for partition in list(self.readers):
-            if not await self.leases.renew(self.keys.partition_lease(partition)):
+            key = self.keys.partition_lease(partition)
+            # Expired while Redis was away and nobody took it meanwhile: take it back at once.
+            if not await self.leases.renew(key) and not await self.leases.acquire(key):
                 log.warning("worker %s lost the lease of partition %d; it stops reading it",
                             self.worker_id, partition)
                 self.draining.add(partition)

@@ -1,0 +1,293 @@
+"""The bus across processes on Redis Streams (``llmgine_nb.distributed``).
+
+- ``remote_roundtrip``: a command (``CancelTurn`` of an idle session: the
+  engine answers at once) sent by this process through ``RedisTransport`` to
+  an ``llmgine-nb worker`` process and its result back, against the raw
+  round trip the transport is built on, measured in the same run: this
+  process ``XADD``s, an echo process reading with a blocking ``XREADGROUP``
+  ``XADD``s the reply and ``XACK``s, this process reads it with a blocking
+  ``XREAD`` (redis-py's asyncio client on both sides).  Median of
+  ``ROUNDTRIPS`` sequential round trips each.  Goal: ratio <= 3.
+- ``worker_scaling``: turns per second with 2 worker processes against 1, the
+  offline model with no latency, ``SESSIONS`` sessions in flight so that one
+  worker is CPU-bound.  Goal: ratio >= 1.4 on a 2-core machine that also runs
+  Redis and this driver.
+- ``fanout``: events per second delivered to 10 followers of one session
+  while a worker runs its turns (reported; no goal).
+
+Redis is the one on 127.0.0.1:6379 (skipped with a note when it does not
+answer); every run uses a key prefix of its own and deletes it afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from _common import Figure
+
+REDIS_URL = os.environ.get("LLMGINE_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+ROUNDTRIPS = 300
+SESSIONS = 48
+TURNS = 4
+FOLLOWERS = 10
+HERE = Path(__file__).resolve().parent
+
+_ECHO = """
+import asyncio, sys
+import redis.asyncio as r
+async def main(url, stream, replies):
+    client = r.Redis.from_url(url, decode_responses=True)
+    try:
+        await client.xgroup_create(stream, "echo", id="0", mkstream=True)
+    except Exception:
+        pass
+    print("ready", flush=True)
+    while True:
+        reply = await client.xreadgroup("echo", "e1", {stream: ">"}, count=10, block=1000)
+        for _, entries in reply or ():
+            for entry_id, fields in entries:
+                if fields.get("stop"):
+                    return
+                await client.xadd(replies, {"result": fields["command"]})
+                await client.xack(stream, "echo", entry_id)
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
+
+
+def _redis_answers() -> bool:
+    try:
+        import redis
+    except ImportError:
+        return False
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
+    except redis.exceptions.RedisError:
+        return False
+
+
+def _skipped(name: str, unit: str, goal: str) -> Figure:
+    return Figure(name, 0.0, 0.0, unit, goal, ok=False,
+                  note=f"not measured: Redis does not answer at {REDIS_URL} (or redis-py is missing)")
+
+
+def _start_workers(count: int, db: Path, prefix: str) -> list[subprocess.Popen[bytes]]:
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "llmgine_nb", "worker", "--redis", REDIS_URL, "--db", str(db), "--prefix", prefix,
+             "--concurrency", "16", "--lease-ms", "10000", "--model", "scripted"],
+            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        for _ in range(count)
+    ]
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _forget(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+async def _transport(prefix: str, store: Any) -> Any:
+    from llmgine_nb.distributed.redis_transport import RedisTransport
+
+    return await RedisTransport.connect(REDIS_URL, prefix=prefix, store=store)
+
+
+async def _until_workers_answer(transport: Any, session_id: str) -> None:
+    from llmgine_nb.engine import CancelTurn
+
+    await transport.send(CancelTurn(session_id=session_id), timeout=120)
+
+
+# -- remote_roundtrip ---------------------------------------------------------------------
+
+
+async def _raw_roundtrips(prefix: str) -> list[float]:
+    import redis.asyncio as aioredis
+
+    stream, replies = f"{prefix}:raw", f"{prefix}:raw-replies"
+    echo = subprocess.Popen([sys.executable, "-c", _ECHO, REDIS_URL, stream, replies], stdout=subprocess.PIPE)
+    assert echo.stdout is not None and echo.stdout.readline().strip() == b"ready"
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    cursor, times = "0-0", []
+    try:
+        for n in range(ROUNDTRIPS + 20):
+            start = time.perf_counter()
+            await client.xadd(stream, {"command": f'{{"n": {n}}}'})
+            reply = await client.xread({replies: cursor}, count=1, block=5000)
+            cursor = reply[0][1][0][0]
+            if n >= 20:  # warmed up
+                times.append(time.perf_counter() - start)
+        await client.xadd(stream, {"stop": "1"})
+    finally:
+        await client.aclose()
+        echo.wait(20)
+    return times
+
+
+async def _remote_roundtrips(prefix: str, db: Path) -> list[float]:
+    from llmgine_nb.engine import CancelTurn
+    from llmgine_nb.store import Store
+
+    store = Store(db)
+    session = store.create_session()
+    workers = _start_workers(1, db, prefix)
+    transport = await _transport(prefix, store)
+    times = []
+    try:
+        await _until_workers_answer(transport, session.id)
+        for n in range(ROUNDTRIPS + 20):
+            start = time.perf_counter()
+            result = await transport.send(CancelTurn(session_id=session.id), timeout=30)
+            if n >= 20:
+                times.append(time.perf_counter() - start)
+            assert result.success and result.result is False, result
+    finally:
+        await transport.close()
+        _stop(workers)
+    return times
+
+
+def bench_remote_roundtrip() -> Figure:
+    goal = "ratio <= 3"
+    if not _redis_answers():
+        return _skipped("remote_roundtrip", "ms/command", goal)
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    try:
+        raw = asyncio.run(_raw_roundtrips(prefix))
+        remote = asyncio.run(_remote_roundtrips(prefix, Path(tempfile.mkdtemp()) / "bench.db"))
+    finally:
+        _forget(prefix)
+    value, baseline = statistics.median(remote), statistics.median(raw)
+    return Figure(
+        "remote_roundtrip", value * 1000, baseline * 1000, "ms/command", goal, ok=value / baseline <= 3,
+        note=f"CancelTurn through RedisTransport to a worker process and back vs raw XADD + blocking XREADGROUP "
+        f"echo + blocking XREAD; medians of {ROUNDTRIPS}; p90 {statistics.quantiles(remote, n=10)[-1] * 1000:.2f} "
+        f"vs {statistics.quantiles(raw, n=10)[-1] * 1000:.2f} ms; load {os.getloadavg()[0]:.1f}",
+    )
+
+
+# -- worker_scaling -----------------------------------------------------------------------
+
+
+async def _turns_per_second(workers_count: int) -> float:
+    from llmgine_nb.engine import SendMessage
+    from llmgine_nb.store import Store
+
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    db = Path(tempfile.mkdtemp()) / "bench.db"
+    store = Store(db)
+    sessions = [store.create_session().id for _ in range(SESSIONS)]
+    workers = _start_workers(workers_count, db, prefix)
+    transport = await _transport(prefix, store)
+    try:
+        # Every partition held, every worker warm (imports done, engines opened).
+        await asyncio.gather(*(_until_workers_answer(transport, s) for s in sessions))
+        await asyncio.sleep(1.0)
+        start = time.perf_counter()
+        futures = [await transport.submit(SendMessage(session_id=s, text=f"turn {n}"))
+                   for n in range(TURNS) for s in sessions]
+        results = await asyncio.gather(*futures)
+        elapsed = time.perf_counter() - start
+        assert all(r.success for r in results), [r.error for r in results if not r.success][:3]
+    finally:
+        await transport.close()
+        _stop(workers)
+        _forget(prefix)
+    return SESSIONS * TURNS / elapsed
+
+
+def bench_worker_scaling() -> Figure:
+    goal = "ratio >= 1.4"
+    if not _redis_answers():
+        return _skipped("worker_scaling", "turns/s", goal)
+    one = asyncio.run(_turns_per_second(1))
+    two = asyncio.run(_turns_per_second(2))
+    return Figure(
+        "worker_scaling", two, one, "turns/s", goal, ok=two / one >= 1.4,
+        note=f"2 worker processes vs 1, {SESSIONS} sessions x {TURNS} turns sent at once, offline model with no "
+        f"latency, one SQLite file shared by the workers; load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+    )
+
+
+# -- fanout -----------------------------------------------------------------------------
+
+
+async def _fanout() -> tuple[float, int]:
+    from llmgine_nb.engine import SendMessage
+    from llmgine_nb.store import Store
+
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    db = Path(tempfile.mkdtemp()) / "bench.db"
+    store = Store(db)
+    session = store.create_session().id
+    workers = _start_workers(1, db, prefix)
+    transport = await _transport(prefix, store)
+    turns = 40
+    delivered = 0
+
+    async def follow() -> None:
+        nonlocal delivered
+        finished = 0
+        async for _seq, text in transport.follow(session):
+            delivered += 1
+            finished += '.TurnFinished"' in text
+            if finished == turns:
+                return
+
+    try:
+        await _until_workers_answer(transport, session)
+        followers = [asyncio.ensure_future(follow()) for _ in range(FOLLOWERS)]
+        start = time.perf_counter()
+        for n in range(turns):
+            (await transport.send(SendMessage(session_id=session, text=f"turn {n}"), timeout=60)).unwrap()
+        await asyncio.wait_for(asyncio.gather(*followers), 60)
+        elapsed = time.perf_counter() - start
+    finally:
+        await transport.close()
+        _stop(workers)
+        _forget(prefix)
+    return delivered / elapsed, delivered // FOLLOWERS
+
+
+def bench_fanout() -> Figure:
+    goal = "reported"
+    if not _redis_answers():
+        return _skipped("fanout", "events/s", goal)
+    rate, events = asyncio.run(_fanout())
+    return Figure(
+        "fanout", rate, 1.0, "events/s", goal, ok=True,
+        note=f"{events} events of one session (40 offline turns) to each of {FOLLOWERS} followers in one process, "
+        f"through Redis; load {os.getloadavg()[0]:.1f}",
+    )
+
+
+BENCHMARKS = [bench_remote_roundtrip, bench_worker_scaling, bench_fanout]
