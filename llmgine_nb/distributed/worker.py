@@ -188,7 +188,10 @@ class Worker:
         """Open the session here; the turn the hub resumed on opening it, if it did."""
         if session_id in self.hub.engines:
             return None
-        self.forwarder.follow(session_id)  # before opening: a resumed turn's first events are forwarded
+        # The hub may have unloaded an idle engine (its stream ended): follow afresh, before opening,
+        # so a resumed turn's first events are forwarded too.
+        await self.forwarder.unfollow(session_id)
+        self.forwarder.follow(session_id)
         before = self.hub.turns.get(session_id)
         await self.hub.open(session_id)
         after = self.hub.turns.get(session_id)
