@@ -46,3 +46,10 @@ def reply(messages: list[ChatMessage], tools: list[dict[str, Any]] | None) -> An
 def options() -> dict[str, Any]:
     delay = float(os.environ.get("LLMGINE_TEST_DELAY", "0"))
     return {"llm_factory": lambda model: ScriptedLLM(reply, delay_s=delay), "tools": [record_effect]}
+
+
+def demo_options() -> dict[str, Any]:
+    """The server demo's model and tools (``llmgine-nb serve --demo``'s), for a worker."""
+    from llmgine_nb.server.demo import demo_llm, demo_tools
+
+    return {"llm_factory": lambda model: demo_llm(delay_s=0.01), "tools": demo_tools()}

@@ -22,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="unload a session's engine after this long idle (0: never; default 900)")
     parser.add_argument("--max-engines", type=int, default=1000, metavar="N",
                         help="engines kept loaded at most, the least recently used idle ones unloaded (0: no cap)")
+    parser.add_argument("--redis", default=None, metavar="URL",
+                        help="run no engines here: send the turns to llmgine-nb worker processes through this Redis")
+    parser.add_argument("--prefix", default="llmgine", help="with --redis: the deployment's Redis key prefix")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
         from ..server.demo import demo_llm, demo_tools
 
         options.update(llm_factory=lambda model: demo_llm(delay_s=0.02), tools=demo_tools())
+    if args.redis:
+        from ..distributed.remote_hub import remote_hub_factory
+
+        options["hub_factory"] = remote_hub_factory(args.redis, prefix=args.prefix, model=args.model)
     app = create_app(store, **options)
     print(f"llmgine-nb server on http://{args.host}:{args.port}/ (database {store.location}); "
           "make a user with: llmgine-nb users add NAME", flush=True)

@@ -108,14 +108,15 @@ class RedisTransport:
     """Commands to the workers, results and events back, over Redis Streams."""
 
     def __init__(self, redis: Any, *, keys: Keys | None = None, store: Store | None = None,
-                 client_id: str | None = None, patience_s: float = 60.0) -> None:
+                 client_id: str | None = None, patience_s: float = 60.0, prefix: str = "llmgine") -> None:
         self.redis = redis
-        self.keys = keys or Keys()
+        self.keys = keys or Keys(prefix)
         self.store = store
         self.client_id = client_id or uuid.uuid4().hex
         self.patience_s = patience_s
         self._waiting: dict[str, asyncio.Future[CommandResult]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self._agreed = keys is not None  # else the deployment's partition count is read before the first send
 
     @classmethod
     async def connect(cls, url: str, *, prefix: str = "llmgine", partitions: int = DEFAULT_PARTITIONS,
@@ -138,6 +139,10 @@ class RedisTransport:
 
     async def submit(self, command: Command) -> asyncio.Future[CommandResult]:
         """Send ``command`` now; the future settles with its result."""
+        if not self._agreed:
+            self.keys = await retrying("read the partition count", lambda: agree_partitions(self.redis, self.keys),
+                                       patience_s=self.patience_s)
+            self._agreed = True
         if self._reader is None or self._reader.done():
             self._reader = asyncio.ensure_future(self._read_results())
         future = self._waiting.get(command.id)

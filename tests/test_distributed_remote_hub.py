@@ -1,0 +1,72 @@
+"""The server's hub with no engines of its own: turns run on a worker, approvals and events come back.
+
+A worker in this process (the demo's model and tools: "note: ..." asks approval),
+real Redis, one SQLite file; ``RemoteHub`` is what ``llmgine-nb serve --redis`` puts
+behind the routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("redis")
+
+from distributed_support import prefix, redis_url  # noqa: E402,F401
+
+from llmgine_nb.distributed.keys import Keys  # noqa: E402
+from llmgine_nb.distributed.redis_transport import RedisTransport, connect_redis  # noqa: E402
+from llmgine_nb.distributed.remote_hub import RemoteHub  # noqa: E402
+from llmgine_nb.distributed.worker import Worker  # noqa: E402
+from llmgine_nb.server.demo import demo_llm, demo_tools  # noqa: E402
+from llmgine_nb.server.hub import SessionHub  # noqa: E402
+from llmgine_nb.server.hub_api import NotPending  # noqa: E402
+from llmgine_nb.store import Store  # noqa: E402
+
+
+async def test_a_remote_hub_runs_a_turn_with_an_approval_on_a_worker(redis_url: str, prefix: str, tmp_path: Path) -> None:  # noqa: F811
+    db = tmp_path / "shared.db"
+    keys = Keys(prefix, partitions=2)
+    hub = SessionHub(Store(db), llm_factory=lambda model: demo_llm(), tools=demo_tools())
+    worker = Worker(connect_redis(redis_url), hub, keys=keys, lease_ms=1000)
+    stop = asyncio.Event()
+    running = asyncio.ensure_future(worker.run(stop))
+    store = Store(db)
+    remote = RemoteHub(store, RedisTransport(connect_redis(redis_url), keys=keys, store=store))
+    try:
+        record = await remote.create_session("remote")
+        watcher = remote.streams.subscribe(record.id)
+        turn_id = await remote.send(record.id, "note: buy milk")
+        assert turn_id and remote.running(record.id)
+        for _ in range(200):
+            if remote.pending(record.id):
+                break
+            await asyncio.sleep(0.05)
+        (item,) = remote.pending(record.id)
+        assert item["kind"] == "approval" and item["tool_name"] == "save_note"
+        assert item["arguments"] == {"text": "buy milk"} and item["args_hash"]
+        with pytest.raises(NotPending):
+            await remote.decide(record.id, "nosuchcall", "approve")
+        await remote.decide(record.id, item["display_id"], "approve", args_hash=item["args_hash"], decided_by="ada")
+        seen = []
+        while True:
+            text = await asyncio.wait_for(watcher.get(), 30)
+            seen.append(json.loads(text))
+            if seen[-1]["type"].endswith(".TurnFinished"):
+                break
+        assert [event["seq"] for event in seen] == list(range(1, len(seen) + 1))
+        assert "saved note" in seen[-1]["text"]
+        assert remote.pending(record.id) == []
+        assert [m.role for m in store.messages(record.id)] == ["user", "assistant", "tool", "assistant"]
+        assert store.tool_calls(record.id)[0].approval.who == "ada"
+        assert await remote.cancel(record.id) is False  # nothing running now
+        remote.streams.unsubscribe(record.id, watcher)
+    finally:
+        await remote.close()
+        stop.set()
+        await running
+        await hub.close()
+        await worker.redis.aclose()
