@@ -8,7 +8,6 @@ import importlib
 import logging
 import os
 import signal
-from pathlib import Path
 from typing import Any
 
 HELP = "run engine workers: take the sessions' commands from Redis, run the turns, publish the events"
@@ -17,7 +16,7 @@ HELP = "run engine workers: take the sessions' commands from Redis, run the turn
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--redis", default=os.environ.get("LLMGINE_REDIS", "redis://127.0.0.1:6379/0"),
                         help="Redis URL (default: LLMGINE_REDIS or redis://127.0.0.1:6379/0)")
-    parser.add_argument("--db", type=Path, default=None,
+    parser.add_argument("--db", default=None,
                         help="the store shared with the front ends (default: LLMGINE_DB or the per-user one)")
     parser.add_argument("--concurrency", type=int, default=8, help="turns of different sessions run at once")
     parser.add_argument("--model", default=None, help="default model (default: from the environment)")
