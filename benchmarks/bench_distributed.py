@@ -36,8 +36,8 @@ from _common import Figure
 
 REDIS_URL = os.environ.get("LLMGINE_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 ROUNDTRIPS = 300
-SESSIONS = 48
-TURNS = 4
+SESSIONS = 64
+TURNS = 5
 FOLLOWERS = 10
 HERE = Path(__file__).resolve().parent
 

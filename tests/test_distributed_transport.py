@@ -121,3 +121,29 @@ async def test_turns_of_one_session_run_in_the_order_sent_across_two_workers(dep
     assert first.handled > 0 and second.handled > 0, "both workers took partitions"
     assert set(first.partitions.readers).isdisjoint(second.partitions.readers)
     await transport.close()
+
+
+async def test_the_local_transport_carries_the_same_contract_in_one_process(tmp_path: Path) -> None:
+    from llmgine_nb.distributed import LocalTransport
+
+    hub = SessionHub(Store(tmp_path / "local.db"), **options())
+    transport = LocalTransport(hub)
+    record = await hub.create_session()
+    first = await transport.send(SendMessage(session_id=record.id, text="one"), timeout=30)
+    seen: list[int] = []
+
+    async def follow() -> None:
+        finished = 0
+        async for seq, text in transport.follow(record.id, after=0):  # replays turn one, then live
+            seen.append(seq)
+            finished += json.loads(text)["type"].endswith(".TurnFinished")
+            if finished == 2:
+                return
+
+    follower = asyncio.ensure_future(follow())
+    second = await transport.send(SendMessage(session_id=record.id, text="two"), timeout=30)
+    await asyncio.wait_for(follower, 10)
+    assert TurnResult.read(first.unwrap()).ok and TurnResult.read(second.unwrap()).text.startswith("reply to: two")
+    assert seen == list(range(1, len(seen) + 1)) and len(seen) > 6
+    await transport.close()
+    await hub.close()

@@ -48,6 +48,7 @@ class Partitions:
         self.released = released
         self.readers: dict[int, asyncio.Task[None]] = {}  # held partitions
         self.draining: set[int] = set()
+        self.lost: set[int] = set()  # leases that expired under us: another worker may hold them now
         self.busy: Callable[[int], bool] = lambda partition: False
         self._keeper: asyncio.Task[None] | None = None
         # Each worker tries the partitions in its own order, so two starting at once rarely collide.
@@ -101,9 +102,10 @@ class Partitions:
             key = self.keys.partition_lease(partition)
             # Expired while Redis was away and nobody took it meanwhile: take it back at once.
             if not await self.leases.renew(key) and not await self.leases.acquire(key):
-                log.warning("worker %s lost the lease of partition %d; it stops reading it",
-                            self.worker_id, partition)
+                log.warning("worker %s lost the lease of partition %d; it stops reading it and leaves "
+                            "what it has not begun to the new holder", self.worker_id, partition)
                 self.draining.add(partition)
+                self.lost.add(partition)
         for partition in [p for p in self.draining if p in self.readers and not self.busy(p)]:
             if self.readers[partition].done():
                 await self._release(partition)
@@ -126,6 +128,7 @@ class Partitions:
         reader = self.readers.pop(partition, None)
         await stop_task(reader)
         self.draining.discard(partition)
+        self.lost.discard(partition)
         await self.released(partition)
         try:
             await self.leases.release(self.keys.partition_lease(partition))

@@ -69,7 +69,11 @@ class LocalTransport:
             while True:
                 text = await queue.get()
                 seq = wire_seq(text)
-                if seq > last:
+                if seq < 0:  # fell behind (or the session was closed): what was missed is in the store
+                    for seq, text in streams.replay(session_id, after=last):
+                        last = seq
+                        yield seq, text
+                elif seq > last:
                     last = seq
                     yield seq, text
         finally:

@@ -70,6 +70,8 @@ class Worker:
         self._slots = asyncio.Semaphore(concurrency)
         self._backlog = asyncio.Semaphore(backlog)
         self.partitions = Partitions(redis, self.keys, self.id, lease_ms, self._dispatch, self._partition_released)
+        # (A lease lost mid-turn cannot be taken back from a running turn: the store's unique event
+        # numbers and the recorded results catch a second runner; keep --lease-ms well above stalls.)
         self.partitions.busy = self.busy
         self.forwarder = EventForwarder(redis, self.keys, hub.streams, events_kept)
         self._turns: dict[str, deque[tuple[int, str, Command, str]]] = {}  # session -> turns waiting
@@ -148,6 +150,11 @@ class Worker:
             self._turn_runners.pop(session_id, None)
 
     async def _handle(self, partition: int, entry_id: str, command: Command, reply_to: str) -> None:
+        if partition in self.partitions.lost:
+            # Not begun, and the lease is gone: the new holder claims the entry and runs it (not both of us).
+            self._in_flight.get(partition, set()).discard(entry_id)
+            self._backlog.release()
+            return
         try:
             result = await self._execute(command)
         except Exception as exc:  # a bug or a broken store: the sender gets a sentence, the entry is done
