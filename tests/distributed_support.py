@@ -1,10 +1,10 @@
 """What the distributed tests share: a Redis to use, a unique key prefix, and worker processes.
 
-``redis_url`` is Redis on 127.0.0.1:6379 (started before each session on this
-project's machines); it skips the test with a sentence when Redis does not
-answer, and fails instead under CI (``CI=true``).  Each test gets its own key
-prefix, so engineers and test runs sharing the server never see each other's
-streams; the prefix's keys are deleted afterwards.
+``redis_url`` is the project's fixture (tests/services.py: Redis on 127.0.0.1:6379,
+skipped with a sentence when it does not answer, failed under ``CI=true``).  Each
+test gets its own key prefix (a plain word: it also names the deployment's keys),
+so engineers and test runs sharing the server never see each other's streams;
+the prefix's keys are deleted afterwards.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from services import redis_url
 
 from llmgine_nb.store import Store
 
 __all__ = ["redis_url", "prefix", "start_worker", "free_port", "cleanup_prefix", "Cluster", "RedisServer", "wait_until"]
 
 HERE = Path(__file__).resolve().parent
-REDIS_URL = os.environ.get("LLMGINE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
 def _answers(url: str) -> bool:
@@ -35,17 +35,6 @@ def _answers(url: str) -> bool:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
     except redis.exceptions.RedisError:
         return False
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    if not _answers(REDIS_URL):
-        message = (f"Redis does not answer at {REDIS_URL}; start it with: redis-server --daemonize yes "
-                   "--bind 127.0.0.1 --port 6379 --save '' --appendonly no")
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return REDIS_URL
 
 
 def cleanup_prefix(url: str, prefix: str) -> None:
