@@ -37,6 +37,7 @@ from _common import Figure
 REDIS_URL = os.environ.get("LLMGINE_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 ROUNDTRIPS = 300
 SESSIONS = 64
+CONCURRENCY = 16  # turns a worker runs at once
 TURNS = 5
 FOLLOWERS = 10
 HERE = Path(__file__).resolve().parent
@@ -83,11 +84,11 @@ def _skipped(name: str, unit: str, goal: str) -> Figure:
                   note=f"not measured: Redis does not answer at {REDIS_URL} (or redis-py is missing)")
 
 
-def _start_workers(count: int, db: Path, prefix: str) -> list[subprocess.Popen[bytes]]:
+def _start_workers(count: int, db: Path | str, prefix: str) -> list[subprocess.Popen[bytes]]:
     return [
         subprocess.Popen(
             [sys.executable, "-m", "llmgine_nb", "worker", "--redis", REDIS_URL, "--db", str(db), "--prefix", prefix,
-             "--concurrency", "16", "--lease-ms", "10000", "--model", "scripted"],
+             "--concurrency", str(CONCURRENCY), "--lease-ms", "10000", "--model", "scripted"],
             env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         for _ in range(count)
@@ -198,12 +199,51 @@ def bench_remote_roundtrip() -> Figure:
 # -- worker_scaling -----------------------------------------------------------------------
 
 
-async def _turns_per_second(workers_count: int) -> float:
+POSTGRES_ADMIN = os.environ.get("LLMGINE_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+class _Database:
+    """The workers' shared store: a SQLite file, or a new PostgreSQL database (a SQLite file if none answers)."""
+
+    def __init__(self, postgres: bool) -> None:
+        self.postgres = postgres
+        self.admin: Any = None
+
+    def __enter__(self) -> str:
+        self.name = f"llmgine_bench_{uuid.uuid4().hex[:10]}"
+        if not self.postgres:
+            return str(Path(tempfile.mkdtemp()) / "bench.db")
+        try:
+            import psycopg
+
+            self.admin = psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=3)
+        except Exception:
+            self.admin = None
+            return str(Path(tempfile.mkdtemp()) / "bench.db")
+        self.admin.execute(f'CREATE DATABASE "{self.name}"')
+        return f"{POSTGRES_ADMIN.rpartition('/')[0]}/{self.name}"
+
+    def __exit__(self, *exc: object) -> None:
+        if self.admin is not None:
+            self.admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            self.admin.close()
+
+
+def _cpu_seconds(process: subprocess.Popen[bytes]) -> float:
+    """CPU time (user + system) a process has used so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _turns_per_second(workers_count: int, db: str) -> tuple[float, float]:
+    """Turns per second, and the workers' CPU use meanwhile (1.0: one core busy all the time)."""
     from llmgine_nb.engine import SendMessage
     from llmgine_nb.store import Store
 
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    db = Path(tempfile.mkdtemp()) / "bench.db"
     store = Store(db)
     sessions = [store.create_session().id for _ in range(SESSIONS)]
     workers = _start_workers(workers_count, db, prefix)
@@ -212,29 +252,38 @@ async def _turns_per_second(workers_count: int) -> float:
         # Every partition held, every worker warm (imports done, engines opened).
         await asyncio.gather(*(_until_workers_answer(transport, s) for s in sessions))
         await asyncio.sleep(1.0)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), sum(map(_cpu_seconds, workers))
         futures = [await transport.submit(SendMessage(session_id=s, text=f"turn {n}"))
                    for n in range(TURNS) for s in sessions]
         results = await asyncio.gather(*futures)
         elapsed = time.perf_counter() - start
+        cpu = sum(map(_cpu_seconds, workers)) - cpu
         assert all(r.success for r in results), [r.error for r in results if not r.success][:3]
     finally:
         await transport.close()
         _stop(workers)
         _forget(prefix)
-    return SESSIONS * TURNS / elapsed
+        store.close()
+    return SESSIONS * TURNS / elapsed, cpu / elapsed
 
 
 def bench_worker_scaling() -> Figure:
     goal = "ratio >= 1.4"
     if not _redis_answers():
         return _skipped("worker_scaling", "turns/s", goal)
-    one = asyncio.run(_turns_per_second(1))
-    two = asyncio.run(_turns_per_second(2))
+    figures = {}
+    for store in ("sqlite", "postgres"):
+        for count in (1, 2):
+            with _Database(postgres=store == "postgres") as db:
+                figures[store, count] = asyncio.run(_turns_per_second(count, db))
+    (one, cpu_one), (two, cpu_two) = figures["sqlite", 1], figures["sqlite", 2]
+    (pg_one, _), (pg_two, _) = figures["postgres", 1], figures["postgres", 2]
     return Figure(
         "worker_scaling", two, one, "turns/s", goal, ok=two / one >= 1.4,
         note=f"2 worker processes vs 1, {SESSIONS} sessions x {TURNS} turns sent at once, offline model with no "
-        f"latency, one SQLite file shared by the workers; load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+        f"latency, the store one SQLite file; the workers used {cpu_one:.2f} vs {cpu_two:.2f} cores; on PostgreSQL "
+        f"{pg_two:.1f} vs {pg_one:.1f} turns/s (ratio {pg_two / pg_one:.2f}: one worker there waits on the "
+        f"database more than it computes); load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
     )
 
 

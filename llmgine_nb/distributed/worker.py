@@ -37,6 +37,7 @@ from ..engine.commands import RetryTurn, SendMessage
 from ..engine.events import TurnStarted
 from ..messages import Command, CommandResult, Message
 from ..server.hub import SessionHub
+from ..store import StoreError
 from .forwarder import EventForwarder
 from .keys import Keys
 from .partitions import Partitions
@@ -210,8 +211,8 @@ class Worker:
             return False
         try:
             self.hub.store.get_message(message_id)
-        except LookupError:
-            return False  # it died before storing the message: run the turn as new
+        except StoreError:  # no such message (the store says so with its own error)
+            return False  # it stopped before storing the message: run the turn as new
         return True
 
     async def _on_turn_started(self, event: TurnStarted) -> None:
