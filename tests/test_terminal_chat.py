@@ -137,3 +137,21 @@ def test_chat_with_a_wrong_token_says_so(tmp_path, token):
         child.expect(pexpect.EOF)
         child.close()
     assert child.exitstatus == 1
+
+
+def test_a_stop_says_whether_anything_was_kept():
+    import io
+    import json
+
+    from llmgine_nb.engine.events import TurnCancelled
+    from llmgine_nb.terminal.render import Renderer
+
+    out = io.StringIO()
+    renderer = Renderer(out, colour=False)
+    for partial in ("", "Once upon a"):
+        event = TurnCancelled(session_id="s", turn_id="t", partial_text=partial, reason="stopped by the user")
+        renderer.event(json.loads(event.to_json()))
+    assert out.getvalue().splitlines() == [
+        "[stopped; nothing had arrived, so nothing is kept]",
+        "[stopped; the partial reply is kept]",
+    ]

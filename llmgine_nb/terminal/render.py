@@ -107,7 +107,8 @@ class Renderer:
         elif name == "TurnFailed":
             self.error(record.get("reason", "The turn failed."))
         elif name == "TurnCancelled":
-            self.line("[stopped; the partial reply is kept]", "yellow")
+            kept = "the partial reply is kept" if record.get("partial_text") else "nothing had arrived, so nothing is kept"
+            self.line(f"[stopped; {kept}]", "yellow")
         elif name == "ModelSwitched":
             self.notice(f"[model: {record.get('model')}]")
 

@@ -166,7 +166,8 @@
       log(el("div", "msg failed", record.reason));
       setRunning(false);
     } else if (name === "TurnCancelled") {
-      log(el("div", "footer", "Stopped; the partial reply is kept."));
+      log(el("div", "footer", record.partial_text ? "Stopped; the partial reply is kept."
+                                                  : "Stopped; nothing had arrived, so nothing is kept."));
       setRunning(false);
     }
   }
