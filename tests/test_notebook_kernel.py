@@ -264,27 +264,6 @@ def test_confirm_card_yes(kernel):
     assert "archived Atlas" in final["data"]["text/markdown"]
 
 
-def test_log_is_a_filterable_table_with_a_timeline(kernel):
-    run(kernel, "fresh('log', [call('remove', path='a.txt'), 'Done.'])")
-    cell = run(kernel, "%llmgine Please remove a.txt")
-    kernel.click(kernel.wait_for_widget("ButtonModel", description="Approve", within=cell, timeout=10)).wait()
-    turn_done(kernel, cell)
-    log = run(kernel, "%llmgine log")
-    assert "Event log" in log.outputs[-1]["data"]["text/plain"], "a text fallback"
-    header = [w for w in kernel.find_widgets("HTMLModel", within=log) if "<svg" in w.get("value", "")]
-    assert header and "tool · remove" in header[0].get("value"), "the timeline shows the tool's span"
-    table = next(w for w in kernel.find_widgets("HTMLModel", within=log) if "<table" in w.get("value", ""))
-    assert "TurnStarted" in table.get("value") and "ToolFinished" in table.get("value")
-    kinds = kernel.find_widget("DropdownModel", within=log)
-    labels = kinds.get("_options_labels")
-    # The frontend syncs a Dropdown's choice as its index.
-    kernel.set_state(kinds, index=labels.index("ToolFinished")).wait()
-    assert "ToolFinished" in table.get("value") and "TurnStarted" not in table.get("value")
-    kernel.set_state(kinds, index=labels.index("all events")).wait()
-    kernel.set_value(kernel.find_widget("TextModel", within=log), "approve by ada").wait()
-    assert "ApprovalDecided" in table.get("value") and "ToolFinished" not in table.get("value")
-
-
 def test_without_widgets_the_output_says_which_command_answers(kernel):
     """ui=markdown: for frontends that update outputs but render no widgets."""
     run(kernel, f"fresh('markdown-ui', {REMOVE}); rt.configure(ui='markdown')")

@@ -1,10 +1,10 @@
-"""What ``%llmgine log`` shows: the session's events as a table, a timeline, and a filter widget.
+"""What ``%llmgine log`` shows: a timeline of the session and its events as a table.
 
 ``event_summary`` says in one line what an event says; ``event_spans``
 pairs start and end events into the spans of the timeline (turns, model
-calls, tool runs, approval waits).  ``LogReport`` has HTML, text and a
-widget form with a filter (``widget_bundle()``), used where the frontend
-has widgets.
+calls, tool runs, approval waits; failed, stopped).  ``LogReport`` has HTML
+(static: a saved notebook shows it without a kernel; each row opens to the
+event's every field) and text.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..text import clip
+from .charts import Span, timeline
 from .reports import Report, html_table, plural, report_title, text_table
-from .style import ERROR, MUTED, WARN, esc, fmt_cost, fmt_duration
-from .svg import Span, timeline
+from .style import ERROR, MUTED, PANEL, WARN, esc, fmt_cost, fmt_duration, pretty_json
 
 __all__ = ["LogReport", "event_summary", "event_spans"]
 
@@ -47,7 +47,8 @@ def event_summary(event: Any) -> str:
                 f"{usage.output_tokens:,} out · {fmt_cost(get('cost_usd'))} · {fmt_duration(get('latency_s'))}")
     if name == "LLMCallFailed":
         retry = " (retrying)" if get("will_retry") else ""
-        return f"{get('error_kind')}: {clip(get('message'), 140, one_line=True)}{retry}"
+        status = f"HTTP {get('status_code')} · " if get("status_code") else ""
+        return f"{status}{get('error_kind')}: {clip(get('message'), 140, one_line=True)}{retry}"
     if name in ("LLMRetry", "LLMFallback", "LLMNotice"):
         return clip(get("message"), 160, one_line=True)
     if name == "ContextCompiled":
@@ -102,7 +103,7 @@ def event_spans(events: Sequence[Any]) -> list[Span]:
         start = open_.pop(key, None)
         if start is None:
             continue
-        ok = name not in ("TurnFailed", "TurnCancelled", "LLMCallFailed")
+        status = {"TurnCancelled": "stopped", "TurnFailed": "failed", "LLMCallFailed": "failed"}.get(name, "ok")
         if kind == "turn":
             turn_number += 1
             row, label = f"turn {turn_number}", clip(getattr(start, "text", ""), 60, one_line=True)
@@ -110,23 +111,34 @@ def event_spans(events: Sequence[Any]) -> list[Span]:
             row, label = f"model · {start.model}", start.model
         elif kind == "tool":
             result = getattr(event, "result", None)
-            ok = ok and (result is None or result.status == "ok")
+            if result is not None and result.status != "ok":
+                status = "failed"
             row, label = f"tool · {start.tool_name}", start.tool_name
         else:
-            ok = bool(getattr(event, "approved", True))
+            if not getattr(event, "approved", True):
+                status = "stopped"
             row, label = f"approval · {start.tool_name}", f"{start.tool_name}: {getattr(event, 'decision', '')}"
-        spans.append(Span(row, start.timestamp, event.timestamp, kind, label, ok))
+        spans.append(Span(row, start.timestamp, event.timestamp, kind, label, status))
     return spans
 
 
 class LogReport(Report):
-    """``%llmgine log``: the session's events as a filterable table and a timeline of spans."""
+    """``%llmgine log``: a timeline of the session's spans and its events as a table whose rows expand.
+
+    ``events`` are the rows (``%llmgine log TYPE`` keeps some); the timeline is
+    drawn from ``timeline_events`` (by default the same), so a filtered table
+    keeps the whole session's timeline above it.  The output is static HTML:
+    it reads the same in a saved notebook, with no kernel behind it.
+    """
 
     MAX_ROWS = 500
 
-    def __init__(self, events: Sequence[Any], session_id: str = "") -> None:
+    def __init__(self, events: Sequence[Any], session_id: str = "", *,
+                 timeline_events: Sequence[Any] | None = None, filters: Sequence[str] = ()) -> None:
         self.events = list(events)
         self.session_id = session_id
+        self.timeline_events = self.events if timeline_events is None else list(timeline_events)
+        self.filters = list(filters)
 
     def _rows(self, events: Sequence[Any]) -> list[list[str]]:
         return [
@@ -142,62 +154,42 @@ class LogReport(Report):
             and (not text or text in type(e).__name__.lower() or text in event_summary(e).lower())
         ]
 
+    @staticmethod
+    def _fields_html(event: Any) -> str:
+        """Every field of the event (the full error, the HTTP status, ...), shown when its row is opened."""
+        fields = event.model_dump(mode="json", exclude={"metadata"})
+        return (f'<pre style="margin:.3em 0 .2em;padding:.4em .6em;background:{PANEL};border-radius:4px;'
+                f'white-space:pre-wrap;word-break:break-word;font-size:11px;max-height:24em;overflow:auto">'
+                f"{esc(pretty_json(fields))}</pre>")
+
     def table_html(self, events: Sequence[Any] | None = None) -> str:
         events = self.events if events is None else events
         shown = events[-self.MAX_ROWS:]
         rows = []
-        for when, name, summary in self._rows(shown):
+        for event, (when, name, summary) in zip(shown, self._rows(shown)):
             colour = ERROR if "Failed" in name else WARN if name.startswith("Approval") else MUTED
+            what = (f'<details><summary style="cursor:pointer">{esc(summary)}</summary>'
+                    f"{self._fields_html(event)}</details>")
             rows.append([f'<span style="color:{MUTED};font-variant-numeric:tabular-nums">{esc(when)}</span>',
-                         f'<span style="color:{colour};font-weight:600">{esc(name)}</span>', esc(summary)])
+                         f'<span style="color:{colour};font-weight:600">{esc(name)}</span>', what])
         note = "" if len(shown) == len(events) else f'<div style="color:{MUTED}">showing the last {len(shown)} of {len(events)}</div>'
-        table = html_table(("time", "event", "what"), rows)
-        return f'<div style="max-height:28em;overflow:auto">{table}</div>{note}'
+        table = html_table(("time", "event", "what (click a row for every field)"), rows)
+        return f'<div style="max-height:32em;overflow:auto">{table}</div>{note}'
 
     def timeline_html(self) -> str:
-        return timeline(event_spans(self.events))
+        return timeline(event_spans(self.timeline_events))
+
+    def _title(self) -> str:
+        shown = f" · {len(self.events)} of them shown (only {', '.join(self.filters)})" if self.filters else ""
+        return f"Event log · {len(self.timeline_events)} events{shown}"
 
     def html(self) -> str:
-        if not self.events:
+        if not self.timeline_events:
             return report_title("No events logged for this session yet")
-        return (report_title(f"Event log · {len(self.events)} events", f"session {self.session_id[:12]}")
-                + self.timeline_html() + self.table_html())
+        return report_title(self._title(), f"session {self.session_id[:12]}") + self.timeline_html() + self.table_html()
 
     def text(self) -> str:
-        if not self.events:
+        if not self.timeline_events:
             return "No events logged for this session yet."
         rows = self._rows(self.events[-self.MAX_ROWS:])
-        return f"Event log · {len(self.events)} events\n" + text_table(("time", "event", "what"), [[a, b, clip(c, 100, one_line=True)] for a, b, c in rows])
-
-    # -- the widget form: a filter above the table --------------------------------------
-
-    def widget(self) -> Any:
-        import ipywidgets as w
-
-        kinds = sorted({type(e).__name__ for e in self.events})
-        search = w.Text(placeholder="filter: words in the event or its summary", layout=w.Layout(width="22em"))
-        kind = w.Dropdown(options=[("all events", "")] + [(k, k) for k in kinds], value="",
-                          layout=w.Layout(width="16em"))
-        count = w.HTML()
-        table = w.HTML()
-
-        def refresh(_: Any = None) -> None:
-            chosen = self.filtered(search.value, kind.value)
-            count.value = f'<span style="color:{MUTED}">{len(chosen)} of {len(self.events)} events</span>'
-            table.value = self.table_html(chosen)
-
-        search.observe(refresh, names="value")
-        kind.observe(refresh, names="value")
-        refresh()
-        header = w.HTML(report_title(f"Event log · {len(self.events)} events", f"session {self.session_id[:12]}")
-                        + self.timeline_html())
-        return w.VBox([header, w.HBox([search, kind, count]), table])
-
-    def widget_bundle(self) -> dict[str, Any]:
-        """The widget, with the static HTML and the text as fallbacks."""
-        view = self.widget()
-        return {
-            "application/vnd.jupyter.widget-view+json": {"version_major": 2, "version_minor": 0, "model_id": view.model_id},
-            "text/html": self.html(),
-            "text/plain": self.text(),
-        }
+        return f"{self._title()}\n" + text_table(("time", "event", "what"), [[a, b, clip(c, 100, one_line=True)] for a, b, c in rows])

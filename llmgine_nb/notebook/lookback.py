@@ -50,10 +50,11 @@ def usage_report(store: Store, session_id: str | None) -> UsageReport:
 def log_report(store: Store, session_id: str, *, types: Sequence[str] | None = None, limit: int | None = 2000) -> LogReport:
     """A session's events; ``types``: keep the events whose type name contains one of these words."""
     events = store.events(session_id, limit=limit)
-    if types:
-        wanted = [t.lower() for t in types]
-        events = [e for e in events if any(w in type(e).__name__.lower() for w in wanted)]
-    return LogReport(events, session_id=session_id)
+    if not types:
+        return LogReport(events, session_id=session_id)
+    wanted = [t.lower() for t in types]
+    shown = [e for e in events if any(w in type(e).__name__.lower() for w in wanted)]
+    return LogReport(shown, session_id=session_id, timeline_events=events, filters=types)
 
 
 def tools_report(tools: Iterable[Any], *, always: Iterable[str] = ()) -> ToolsReport:

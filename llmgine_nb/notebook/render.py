@@ -27,6 +27,7 @@ from .style import (
     ERROR,
     INFO,
     MUTED,
+    NO_MATH,
     OK,
     PANEL,
     WARN,
@@ -219,7 +220,7 @@ def tool_box_html(block: ToolBlock, *, open: bool = False, answer_hint: bool = F
         body.append(_label("Error" if block.state in ("error", "timeout") else "Why it did not run"))
         body.append(_pre(block.error, ERROR))
     return (
-        f'<details{" open" if open else ""} style="margin:.35em 0;border:1px solid {BORDER};border-radius:6px">'
+        f'<details{" open" if open else ""} class="{NO_MATH}" style="margin:.35em 0;border:1px solid {BORDER};border-radius:6px">'
         f'{summary}<div style="padding:0 .7em .6em">{"".join(body)}</div></details>'
     )
 
@@ -251,7 +252,7 @@ def question_html(block: QuestionBlock, *, answer_hint: bool = False) -> str:
     else:
         state = f'<div style="color:{WARN}">Waiting for your answer</div>'
     return (
-        f'<div style="margin:.35em 0;padding:.4em .7em;border:1px solid {BORDER};border-left:4px solid {INFO};'
+        f'<div class="{NO_MATH}" style="margin:.35em 0;padding:.4em .7em;border:1px solid {BORDER};border-left:4px solid {INFO};'
         f'border-radius:6px"><b>Question:</b> {esc(block.question)}{options}{state}</div>'
     )
 
@@ -264,7 +265,7 @@ def _inline_code(text: str) -> str:
 def notice_html(block: NoticeBlock) -> str:
     colour = WARN if block.level == "warning" else MUTED
     icon = "⚠ " if block.level == "warning" else "ℹ "
-    return f'<div style="color:{colour};font-size:.85em;margin:.3em 0">{icon}{_inline_code(block.text)}</div>'
+    return f'<div class="{NO_MATH}" style="color:{colour};font-size:.85em;margin:.3em 0">{icon}{_inline_code(block.text)}</div>'
 
 
 def failure_hint(kind: str, retryable: bool = True) -> str:
@@ -282,7 +283,7 @@ def error_html(kind: str, reason: str, retryable: bool = True) -> str:
     hint_html = _inline_code(hint)
     reason_html = f"<div>{_inline_code(reason)}</div>" if reason and reason != title else ""
     return (
-        f'<div style="margin:.4em 0;padding:.5em .8em;border-left:4px solid {ERROR};background:{PANEL};'
+        f'<div class="{NO_MATH}" style="margin:.4em 0;padding:.5em .8em;border-left:4px solid {ERROR};background:{PANEL};'
         f'border-radius:4px"><div style="font-weight:600;color:{ERROR}">{esc(title)}</div>{reason_html}'
         f'<div style="color:{MUTED};font-size:.88em;margin-top:.2em">{hint_html}</div></div>'
     )
@@ -310,7 +311,7 @@ def footer_html(t: Transcript) -> str:
         "step_limit": f'<span style="color:{WARN}">step limit</span> · ',
     }.get(t.status, "")
     return (
-        f'<div style="color:{MUTED};font-size:.8em;margin-top:.5em;padding-top:.3em;border-top:1px solid {BORDER}">'
+        f'<div class="{NO_MATH}" style="color:{MUTED};font-size:.8em;margin-top:.5em;padding-top:.3em;border-top:1px solid {BORDER}">'
         f"{status}{esc(footer_text(t))}</div>"
     )
 

@@ -1,10 +1,13 @@
 """What ``%llmgine sessions/history/tools/usage/config/keys/model`` show: tables and charts.
 
-Each report is a plain object with ``_repr_html_`` (a styled table, inline
-SVG charts) and a ``text/plain`` fallback (``__repr__``) that reads well in a
-terminal and in nbval.  The event log's report, with its widget form, is
-``log_report.LogReport``; the functions that make each report from the
-store are in ``lookback``.
+Each report is a plain object with ``_repr_html_`` (a styled table, charts
+drawn in HTML and CSS by ``charts``) and a ``text/plain`` fallback
+(``__repr__``) that reads well in a terminal and in nbval.  The HTML is
+made to survive a saved notebook opened untrusted (JupyterLab's sanitizer)
+and never typesets as maths (``style.NO_MATH``).  The history is Markdown,
+so the messages in it render as the model wrote them.  The event log's
+report is ``log_report.LogReport``; the functions that make each report
+from the store are in ``lookback``.
 """
 
 from __future__ import annotations
@@ -14,8 +17,21 @@ from datetime import datetime
 from typing import Any
 
 from ..text import clip
-from .style import BORDER, CODE_FONT, MUTED, PANEL, esc, fmt_duration, fmt_total_cost, pretty_json, risk_label, unpriced_note
-from .svg import line_chart
+from .charts import line_chart
+from .markdown import safe_markdown
+from .style import (
+    BORDER,
+    CODE_FONT,
+    MUTED,
+    NO_MATH,
+    PANEL,
+    esc,
+    fmt_duration,
+    fmt_total_cost,
+    pretty_json,
+    risk_label,
+    unpriced_note,
+)
 
 __all__ = [
     "Report",
@@ -101,8 +117,8 @@ class Report:
     def text(self) -> str:
         raise NotImplementedError
 
-    def _repr_html_(self) -> str:
-        return self.html()
+    def _repr_html_(self) -> str | None:
+        return f'<div class="{NO_MATH}">{self.html()}</div>'
 
     def __repr__(self) -> str:
         return self.text()
@@ -181,19 +197,36 @@ class HistoryReport(Report):
         return text
 
     def html(self) -> str:
+        """The Markdown form: it is HTML, except for the messages, which render as Markdown."""
+        return self.markdown()
+
+    def markdown(self) -> str:
+        """The table with each message as Markdown: a cell's content set apart by blank lines is
+        read as Markdown by CommonMark renderers (JupyterLab, nbconvert), the rest is HTML."""
         name = self.session.name or self.session.id[:12]
         if not self.messages:
             return report_title(f"Session {name}", "no messages yet")
         rows = []
         for m in self.messages:
             colour = _ROLE_COLOUR.get(m.role, MUTED)
-            role = f'<span style="color:{colour};font-weight:600">{esc(m.role)}</span>'
-            content = esc(clip(self._content(m), 600, one_line=True))
-            rows.append([role, f'<div style="white-space:pre-wrap;max-width:60em">{content}</div>',
-                         _code(m.id[:12]), esc(m.created.astimezone().strftime("%H:%M:%S"))])
+            content = safe_markdown(clip(self._content(m), 2000))
+            rows.append(
+                f'<tr><td style="{_TD}"><span style="color:{colour};font-weight:600">{esc(m.role)}</span></td>'
+                f'<td style="{_TD}">\n\n{content}\n\n</td>'
+                f'<td style="{_TD}">{_code(m.id[:12])}</td>'
+                f'<td style="{_TD}">{esc(m.created.astimezone().strftime("%H:%M:%S"))}</td></tr>'
+            )
+        head = "".join(f'<th style="{_TH}">{h}</th>' for h in ("role", "message", "id", "time"))
         note = (f"{plural(len(self.messages), 'message')} · fork at one with %llmgine fork ID; "
                 "%llmgine forget / pin / edit ID change what the model is sent")
-        return report_title(f"Session {name}", note) + html_table(("role", "message", "id", "time"), rows)
+        return (report_title(f"Session {name}", note) + f'\n\n<table style="{_TABLE}"><thead><tr>{head}</tr></thead>'
+                f"<tbody>\n{chr(10).join(rows)}\n</tbody></table>")
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown()
+
+    def _repr_html_(self) -> None:
+        return None  # the Markdown form is the one shown (its messages render)
 
     def text(self) -> str:
         name = self.session.name or self.session.id[:12]
@@ -391,9 +424,9 @@ class UsageReport(Report):
         tokens, cost = self.series()
         rows = [[esc(c) for c in r] for r in self._table_rows()]
         charts = (
-            '<div style="display:flex;flex-wrap:wrap;gap:12px;margin-top:.4em">'
-            + line_chart(tokens, title="Tokens over time (cumulative)", width=460)
-            + line_chart(cost, title="Cost over time (cumulative, USD)", money=True, width=460)
+            '<div style="display:flex;flex-wrap:wrap;gap:16px;margin-top:.6em">'
+            + line_chart(tokens, title="Tokens over time (cumulative)", width=400)
+            + line_chart(cost, title="Cost over time (cumulative, USD)", money=True, width=400)
             + "</div>"
         )
         return (report_title(f"Usage · {self.scope}") + html_table(self._HEADERS, rows, numeric=(1, 2, 3, 4, 5, 6))

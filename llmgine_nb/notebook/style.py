@@ -15,8 +15,9 @@ from typing import Any
 from ..text import clip
 
 __all__ = [
-    "MUTED", "BORDER", "PANEL", "CODE_FONT", "OK", "WARN", "ERROR", "INFO", "RISK_COLOUR",
-    "esc", "pre_html", "fmt_tokens", "fmt_cost", "fmt_total_cost", "unpriced_note", "fmt_duration", "call_signature", "pretty_json",
+    "NO_MATH", "MUTED", "BORDER", "PANEL", "CODE_FONT", "OK", "WARN", "ERROR", "INFO", "RISK_COLOUR",
+    "esc", "pre_html", "fmt_tokens", "fmt_cost", "fmt_total_cost", "unpriced_note", "fmt_duration", "call_signature",
+    "pretty_json",
     "risk_label", "risk_badge",
 ]
 
@@ -30,6 +31,11 @@ OK = "var(--jp-success-color1, #2e7d32)"
 WARN = "var(--jp-warn-color1, #b26a00)"
 ERROR = "var(--jp-error-color1, #c62828)"
 INFO = "var(--jp-brand-color1, #1976d2)"
+
+#: Classes that tell MathJax (3 and 4: ``mathjax_ignore``; 2, as nbconvert's pages load it:
+#: ``tex2jax_ignore``) to leave an element alone, so "$0.01 ... $0.02" never typesets as maths.
+#: JupyterLab's sanitizer keeps ``class``.  Put it on the outer element of every HTML output.
+NO_MATH = "tex2jax_ignore mathjax_ignore"
 
 #: The colour of each risk level, wherever a risk is shown (cards, boxes, the tools table).
 RISK_COLOUR = {"read": OK, "write": WARN, "destructive": ERROR}
@@ -51,8 +57,12 @@ def risk_badge(risk: str) -> str:
 
 
 def esc(text: Any) -> str:
-    """HTML-escaped text (quotes too: it may end up in an attribute)."""
-    return html.escape(str(text), quote=True)
+    """HTML-escaped text (quotes too: it may end up in an attribute).
+
+    ``$`` becomes ``&#36;``: a Markdown renderer looks for maths between two
+    ``$`` in the source before it reads any HTML, and never sees an entity.
+    """
+    return html.escape(str(text), quote=True).replace("$", "&#36;")
 
 
 def pre_html(text: str) -> str:

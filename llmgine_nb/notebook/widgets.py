@@ -38,7 +38,8 @@ Answer = Callable[[str, Any, str], None]
 # variables get the fallbacks.
 CARD_CSS = f"""<style>
 .llmgine-card {{ border: 1px solid {BORDER}; border-left: 4px solid {WARN}; border-radius: 8px;
-  padding: 8px 12px 10px; margin: 6px 0; background: var(--jp-layout-color1, #fff); max-width: 52em; }}
+  padding: 8px 12px 10px; margin: 6px 0; background: var(--jp-layout-color1, #fff); max-width: 52em;
+  box-sizing: border-box; }}
 .llmgine-card.llmgine-decided-ok {{ border-left-color: {OK}; }}
 .llmgine-card.llmgine-decided-no {{ border-left-color: {ERROR}; }}
 .llmgine-card .widget-button {{ margin-right: 6px; }}
@@ -101,8 +102,11 @@ class ApprovalCard:
         self.buttons = w.HBox(buttons, layout=w.Layout(flex_flow="row wrap", margin="6px 0 0 0"))
         self.deny_row = w.HBox([self.reason], layout=w.Layout(margin="4px 0 0 0"))
 
-        self.editor = w.Textarea(value=pretty_json(arguments), rows=min(12, 2 + len(pretty_json(arguments).splitlines())),
-                                 layout=w.Layout(width="100%"))
+        # As wide as the card (stretched, not 100% plus margins: that scrolled sideways), and
+        # tall enough for the arguments as they wrap, up to 16 lines.
+        shown = pretty_json(arguments)
+        lines = sum(1 + len(line) // 72 for line in shown.splitlines())
+        self.editor = w.Textarea(value=shown, rows=min(16, lines + 1), layout=w.Layout(width="auto", align_self="stretch"))
         self.run_edited_button = w.Button(description="Run with these arguments", button_style="warning", icon="play",
                                           **_auto())
         self.cancel_edit_button = w.Button(description="Cancel edit", icon="undo", **_auto())

@@ -231,9 +231,12 @@ class MetricsSnapshot(BaseModel):
     def _repr_html_(self) -> str:
         if not self.models and not self.tools and not self.sessions:
             return "<p>No model or tool calls observed yet.</p>"
-        return "".join(
+        tables = "".join(
             f"<h4>{html.escape(title)}</h4>{_html_table(head, rows)}" for title, head, rows in self._tables()
         )
+        # Costs are "$0.01": the classes keep MathJax from reading "$...$" as maths (notebook/style.NO_MATH).
+        return f'<div class="tex2jax_ignore mathjax_ignore">{tables}</div>'
+
 
 
 def _short(session_id: str | None) -> str:
@@ -263,7 +266,8 @@ def _text_table(headers: list[str], rows: list[list[str]]) -> str:
 
 def _html_table(headers: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c).replace('$', '&#36;')}</td>" for c in r) + "</tr>"
+                   for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
