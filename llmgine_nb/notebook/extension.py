@@ -10,7 +10,9 @@ the session the old one was in.
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
     from .magics import LLMgineMagics
 
 __all__ = ["load", "unload", "runtime", "keep_questions"]
+
+log = logging.getLogger("llmgine_nb.notebook")
 
 _REGISTRY_KEY = "LLMgineMagics"
 
@@ -54,14 +58,22 @@ def _preload_model_library() -> None:
     The openai SDK for an OpenAI model (or an OpenAI-compatible server),
     litellm for other providers: started here, the import is usually done
     by the time the first ``%llmgine`` cell runs, and ``%load_ext`` itself
-    returns at once.  The offline model needs neither, and test runs that
-    block real models need none.
+    returns at once (even the model layer that decides which library is
+    imported in the thread).  The offline model needs neither, and test runs
+    that block real models need none.
     """
-    from ..llm import preload_for
-    from ..llm.blocking import real_models_allowed
+    threading.Thread(target=_preload_in_thread, name="llmgine-preload", daemon=True).start()
 
-    if real_models_allowed():
-        preload_for()
+
+def _preload_in_thread() -> None:
+    try:
+        from ..llm import preload_for
+        from ..llm.blocking import real_models_allowed
+
+        if real_models_allowed():
+            preload_for()
+    except Exception:  # noqa: BLE001 - a preload is only a head start; the first call reports real problems
+        log.debug("preloading the model library failed", exc_info=True)
 
 
 def unload(shell: Any) -> None:
