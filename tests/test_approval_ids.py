@@ -121,6 +121,8 @@ async def test_display_ids_are_unique_among_pending_and_not_reused_soon() -> Non
     engine, queue, seen = await engine_with([ScriptedReply(tool_calls=calls), "ok"], drop_table)
     turn = asyncio.ensure_future(engine.send("drop them all"))
     pending = await until(lambda: len(queue.pending_approvals()) == 40 and queue.pending_approvals())
+    # An item is pending from its announcement on, which the queue hears before other subscribers.
+    await until(lambda: len([e for e in seen if isinstance(e, ApprovalRequested)]) == 40)
     shown = [r.display_id for r in pending]
     assert len(set(shown)) == 40 and all(len(d) >= 4 for d in shown)
     # The events carry the same ids the queue accepts.
@@ -232,6 +234,7 @@ async def test_a_decision_made_on_other_arguments_does_not_run_the_call() -> Non
 
 
 async def test_questions_are_announced_answered_by_command_and_say_who_answered() -> None:
+    """Answered the moment it is announced: the question is already pending then (it failed 2 times in 15)."""
     engine, queue, seen = await engine_with([call_with_id("pick", "call_pick1"), "done"], pick)
     turn = asyncio.ensure_future(engine.send("pick"))
     confirm = await until(lambda: [e for e in seen if isinstance(e, ConfirmationRequested)])

@@ -13,6 +13,12 @@ prefix of at least ``MIN_PREFIX`` characters of the unique part of its id,
 among the items pending now (see ``pending.pick_by_id``).  A decision that
 carries an ``args_hash`` other than the request's is refused and the request
 stays pending: what is approved is exactly what was shown.
+
+An item is pending from the moment it is announced: the tool layer publishes
+``ApprovalRequested`` (or a question's event) before it executes the request,
+so a front end that answers the moment it draws the card must find the item
+already here.  The queue therefore hears the announcements first (before any
+front end) and keeps an answer that arrives before the request itself.
 """
 
 from __future__ import annotations
@@ -27,11 +33,23 @@ from typing import Any
 from ..messages import Command
 from .approval import ApprovalDecision, Attachment, DecisionLike, _register, parse_decision
 from .commands import ChoiceRequest, ConfirmRequest, QuestionAnswer, RequestApproval, ToolQuestion
+from .events import (
+    ApprovalDecided,
+    ApprovalExpired,
+    ApprovalRequested,
+    ChoiceRequested,
+    ConfirmationRequested,
+    QuestionAnswered,
+    QuestionExpired,
+)
 from .pending import pick_by_id
 
 __all__ = ["ApprovalQueue", "ArgumentsMismatch"]
 
 log = logging.getLogger("llmgine_nb.tools.approval")
+
+#: The queue hears announcements before front ends (priority 0) draw them: as the journal does.
+_BEFORE_FRONT_ENDS = 100
 
 
 class ArgumentsMismatch(LookupError):
@@ -40,7 +58,7 @@ class ArgumentsMismatch(LookupError):
 
 @dataclass
 class _Pending:
-    request: Command
+    request: Command  # as announced, until the request itself arrives
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
 
@@ -64,15 +82,44 @@ class ApprovalQueue:
     def attach(self, target: Any, *, questions: bool = True) -> Attachment:
         """Handle ``RequestApproval`` (and, with ``questions``, confirm/choose) on ``target``."""
         regs = [_register(target, RequestApproval, self._wait)]
+        announced: tuple[type[Any], ...] = (ApprovalRequested,)
+        ended: tuple[type[Any], ...] = (ApprovalDecided, ApprovalExpired)
         if questions:
             regs.append(_register(target, ConfirmRequest, self._wait))
             regs.append(_register(target, ChoiceRequest, self._wait))
+            announced += (ConfirmationRequested, ChoiceRequested)
+            ended += (QuestionAnswered, QuestionExpired)
+        if hasattr(target, "subscribe"):
+            regs += [target.subscribe(kind, self._expect, priority=_BEFORE_FRONT_ENDS, inline=True) for kind in announced]
+            regs += [target.subscribe(kind, self._forget, inline=True) for kind in ended]
         return Attachment(regs)
+
+    def _expect(self, event: Any) -> None:
+        """An announced request is pending now, even before the request itself reaches ``_wait``."""
+        request = _announced_request(event)
+        loop = asyncio.get_running_loop()  # inline: the loop of the tool that asks
+        with self._lock:
+            self._pending.setdefault(request.id, _Pending(request, loop.create_future(), loop))
+
+    def _forget(self, event: Any) -> None:
+        """An announced request that was answered elsewhere (another handler, a policy) is not pending."""
+        key = getattr(event, "request_id", None) or getattr(event, "question_id", None)
+        with self._lock:
+            if key:
+                self._pending.pop(key, None)
+            else:  # ApprovalDecided names its call
+                for ident, entry in list(self._pending.items()):
+                    same = getattr(entry.request, "call_id", None) == event.call_id
+                    if same and isinstance(entry.request, RequestApproval) and entry.request.session_id == event.session_id:
+                        self._pending.pop(ident)
 
     async def _wait(self, request: Command) -> Any:
         loop = asyncio.get_running_loop()
-        entry = _Pending(request, loop.create_future(), loop)
         with self._lock:
+            entry = self._pending.get(request.id)
+            if entry is None or entry.loop is not loop:
+                entry = _Pending(request, loop.create_future(), loop)
+            entry.request = request  # the request itself, not the announcement's copy of it
             self._pending[request.id] = entry
         try:
             return await entry.future
@@ -206,3 +253,19 @@ def _question_in(session_id: str | None) -> Callable[[_Pending], bool]:
         return isinstance(p.request, ToolQuestion) and in_session
 
     return wanted
+
+
+def _announced_request(event: Any) -> Command:
+    """The request an announcement stands for, with the request's own id."""
+    ids = {"id": event.request_id if isinstance(event, ApprovalRequested) else event.question_id,
+           "session_id": event.session_id, "display_id": event.display_id}
+    if isinstance(event, ApprovalRequested):
+        return RequestApproval(
+            call_id=event.call_id, tool_name=event.tool_name, arguments=event.arguments, risk=event.risk,
+            reason=event.reason, permissions=event.permissions, description=event.description,
+            preview=event.preview, allow_always=event.allow_always, args_hash=event.args_hash, **ids,
+        )
+    question = {"question": event.question, "call_id": event.call_id, "tool_name": event.tool_name, **ids}
+    if isinstance(event, ChoiceRequested):
+        return ChoiceRequest(options=event.options, **question)
+    return ConfirmRequest(**question)
