@@ -123,8 +123,8 @@ class Worker:
             return
         recorded = await retrying("look up a recorded result", lambda: self.redis.get(self.keys.done(command.id)))
         if recorded is not None:  # handled already: a redelivery gets the same answer
+            self.answered_again += 1  # counted before the answer goes: its sender may look at once
             await self._finish(partition, entry_id, reply_to, recorded, record=False)
-            self.answered_again += 1
             return
         await self._backlog.acquire()
         in_flight.add(entry_id)
@@ -163,12 +163,12 @@ class Worker:
             result = CommandResult(command_id=command.id, command_type=command.type_name,
                                    session_id=command.session_id, success=False,
                                    error=f"the worker could not run {type(command).__name__}: {type(exc).__name__}: {exc}")
+        self.handled += 1  # counted before the result goes: its sender may look at once
         try:
             await self._finish(partition, entry_id, reply_to, result.to_json(), record=True, command_id=command.id)
         finally:
             self._in_flight.get(partition, set()).discard(entry_id)
             self._backlog.release()
-            self.handled += 1
 
     async def _execute(self, command: Command) -> CommandResult:
         session_id = command.session_id
