@@ -103,7 +103,7 @@ def bench_store_turn() -> Figure:
                     seq += 1
                     conn.execute(
                         "INSERT INTO messages (id, session_id, seq, role, content, tool_calls, tool_call_id, name, "
-                        "model, status, pinned, created, images) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        "model, status, pinned, created, images, forgotten) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (row[0], row[1], seq, *row[2:]),
                     )
                 conn.execute(
