@@ -169,7 +169,7 @@ async def test_arguments_named_like_credentials_show_their_real_values_in_every_
     [request] = await until(queue.pending_approvals)
     assert request.arguments == ARGUMENTS
     # The card (drawn from the event, redacted as every output is) shows every argument as it will run.
-    [block] = transcript.pending_approvals()
+    [block] = await until(transcript.pending_approvals)  # the queue hears the announcement first
     assert block.arguments == ARGUMENTS and block.approval.display_id == request.display_id
     assert "[redacted]" not in json.dumps(block.arguments).lower()
     await engine.bus.execute(DecideApproval(session_id=engine.session_id, call_id=request.display_id,
@@ -198,7 +198,7 @@ async def test_an_edit_never_sends_a_marker_back_and_a_known_secret_is_hidden_by
     engine.bus.subscribe(Event, transcript.apply)
     turn = asyncio.ensure_future(engine.send("store it"))
     [request] = await until(queue.pending_approvals)
-    [block] = transcript.pending_approvals()
+    [block] = await until(transcript.pending_approvals)  # the queue hears the announcement first
     assert secret not in json.dumps(block.arguments) and block.arguments["object_key"] == "reports/2026.csv"
     # The person edits the bucket on the card; the token field goes back as it was shown (a marker).
     edited = {**block.arguments, "bucket": "b2"}
