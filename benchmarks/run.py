@@ -5,7 +5,9 @@
 Each ``benchmarks/bench_*.py`` module exposes ``BENCHMARKS``, a list of
 functions returning a ``Figure``.  Baselines are measured in the same run,
 because absolute times on these machines are not stable.  ``--check`` exits
-1 when a goal is missed.
+1 when a goal is missed.  A benchmark that raises is reported as failed
+(with its error) and the rest still run: one broken figure must not hide
+the others.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import importlib
 import json
 import sys
+import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -33,18 +36,27 @@ def discover() -> list:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", metavar="PATH", help="also write {name: {value, baseline, ratio, unit, goal}}")
+    parser.add_argument(
+        "--json", metavar="PATH", help="also write {name: {value, baseline, ratio, unit, goal}} ({name: {error}} for a failure)"
+    )
     parser.add_argument("--only", nargs="*", default=None, help="run only these figures (by function name)")
     parser.add_argument("--check", action="store_true", help="exit 1 if any goal is missed")
     args = parser.parse_args(argv)
 
     figures: list[Figure] = []
+    failed: dict[str, str] = {}
     print(f"{'figure':<18} {'value':>14} {'baseline':>14} {'ratio':>8}  unit           goal")
     for bench in discover():
         short = bench.__name__.removeprefix("bench_")
         if args.only and short not in args.only and bench.__name__ not in args.only:
             continue
-        figure = bench()
+        try:
+            figure = bench()
+        except Exception as error:  # noqa: BLE001 - report it and go on with the other figures
+            failed[short] = f"{type(error).__name__}: {error}"
+            print(f"{short:<18} FAILED: {failed[short]}", flush=True)
+            traceback.print_exc(file=sys.stderr)
+            continue
         figures.append(figure)
         mark = "ok  " if figure.ok else "MISS"
         print(
@@ -53,11 +65,15 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     if args.json:
-        Path(args.json).write_text(json.dumps({f.name: f.as_json() for f in figures}, indent=2))
+        results: dict[str, object] = {f.name: f.as_json() for f in figures}
+        results.update({name: {"error": error} for name, error in failed.items()})
+        Path(args.json).write_text(json.dumps(results, indent=2))
     missed = [f.name for f in figures if not f.ok]
     if missed:
         print(f"goals missed: {', '.join(missed)}")
-    return 1 if (args.check and missed) else 0
+    if failed:
+        print(f"benchmarks that failed to run: {', '.join(failed)}")
+    return 1 if (failed or (args.check and missed)) else 0
 
 
 if __name__ == "__main__":
