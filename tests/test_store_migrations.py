@@ -173,3 +173,68 @@ def test_a_newer_database_still_opens(tmp_path, caplog):
         with Store(path) as store:
             store.create_session("still works")
     assert "newer llmgine-nb" in caplog.text
+
+
+def frozen_m002_message_search(db: sqlite_utils.Database) -> None:
+    """m002 as released, written with sqlite-utils (frozen like m001)."""
+    db["messages"].enable_fts(["content"], fts_version="FTS5", create_triggers=True, tokenize="porter")
+
+
+def frozen_m003_memory_and_summaries(db: sqlite_utils.Database) -> None:
+    """m003 as released, written with sqlite-utils (frozen like m001)."""
+    db["memory"].create({"id": str, "session_id": str, "text": str, "created": str}, pk="id",
+                        not_null={"text", "created"})
+    db.execute("CREATE INDEX idx_memory_session ON memory(session_id)")
+    db["summaries"].create(
+        {"id": str, "session_id": str, "upto_message_id": str, "text": str, "covered": int, "created": str},
+        pk="id", not_null={"session_id", "upto_message_id", "text", "created"},
+    )
+    db.execute("CREATE INDEX idx_summaries_session ON summaries(session_id, created)")
+
+
+frozen_m002_message_search.__name__ = "m002_message_search"
+frozen_m003_memory_and_summaries.__name__ = "m003_memory_and_summaries"
+
+
+def _schema(path: Path) -> list[tuple[str, str, str]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY type, name").fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("stop_after", [1, 2, 3])
+def test_the_plain_sql_migrations_make_the_schema_sqlite_utils_made(tmp_path, stop_after):
+    """m001-m003 now run the statements sqlite-utils wrote: the same tables, indexes, triggers, SQL text."""
+    frozen = [frozen_m001_initial, frozen_m002_message_search, frozen_m003_memory_and_summaries][:stop_after]
+    migrate(sqlite_utils.Database(tmp_path / "released.db"), frozen)
+    plain = sqlite3.connect(tmp_path / "plain.db")
+    migrate(plain, MIGRATIONS[:stop_after])
+    plain.close()
+    released, now = _schema(tmp_path / "released.db"), _schema(tmp_path / "plain.db")
+    assert len(released) > 3 * stop_after
+    assert now == released
+
+
+def test_a_database_made_by_the_released_migrations_upgrades_like_a_new_one(tmp_path):
+    migrate(sqlite_utils.Database(tmp_path / "released.db"),
+            [frozen_m001_initial, frozen_m002_message_search, frozen_m003_memory_and_summaries])
+    with Store(tmp_path / "released.db"), Store(tmp_path / "new.db"):
+        pass
+    assert _schema(tmp_path / "released.db") == _schema(tmp_path / "new.db")
+
+
+def test_opening_a_store_imports_neither_sqlite_utils_nor_psycopg(tmp_path):
+    """sqlite-utils imports pandas and numpy where installed (about 0.2 s of a notebook's first turn)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from llmgine_nb.store import Store; s = Store(sys.argv[1]); "
+        "s.create_session('x'); s.close(); "
+        "print(sorted(m for m in ('sqlite_utils', 'pandas', 'numpy', 'psycopg') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.db")], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

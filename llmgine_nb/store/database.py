@@ -26,7 +26,9 @@ opens ``PostgresDatabase``, anything else this SQLite ``Database``.
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -35,8 +37,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
-
 from . import search
 from .connection import Connection
 from .migrations import migrate
@@ -44,24 +44,26 @@ from .paths import MEMORY, is_postgres_url
 from .records import StoreError
 
 if TYPE_CHECKING:
+    import sqlite_utils
+
     from .postgres import PostgresDatabase
 
 __all__ = [
-    "Connection", "Database", "INTEGRITY_ERRORS", "is_sqlite", "new_id", "one", "open_database", "rows",
+    "Connection", "Database", "integrity_errors", "is_sqlite", "new_id", "one", "open_database", "rows",
     "serialise_session",
 ]
 
 
-def _integrity_errors() -> tuple[type[Exception], ...]:
-    try:
-        import psycopg
-    except ImportError:  # the postgres extra is not installed: only SQLite's
+def integrity_errors() -> tuple[type[Exception], ...]:
+    """What a refused unique or foreign key raises, on either backend (``except integrity_errors():``).
+
+    psycopg's error counts only once psycopg is imported - which a PostgreSQL
+    store has done - so a SQLite store never pays for importing it.
+    """
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None:
         return (sqlite3.IntegrityError,)
     return (sqlite3.IntegrityError, psycopg.IntegrityError)
-
-
-#: A unique or foreign key refused a row, on either backend.
-INTEGRITY_ERRORS = _integrity_errors()
 
 
 def is_sqlite(conn: Connection) -> bool:
@@ -103,6 +105,23 @@ def one(conn: Connection, sql: str, params: Sequence[Any] = ()) -> Any:
     cursor.row_factory = sqlite3.Row
     row: sqlite3.Row | None = cursor.execute(sql, params).fetchone()
     return row
+
+
+@contextmanager
+def _savepoint(conn: sqlite3.Connection) -> Iterator[None]:
+    """A write nested in another: a savepoint, undone alone if the inner block fails."""
+    name = f"llmgine_{secrets.token_hex(8)}"
+    conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        # An error that destroyed the whole transaction (e.g. a RAISE(ROLLBACK)
+        # trigger) took the savepoint with it: then there is nothing to undo here.
+        if conn.in_transaction:
+            conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            conn.execute(f"RELEASE SAVEPOINT {name}")
+        raise
+    conn.execute(f"RELEASE SAVEPOINT {name}")
 
 
 def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
@@ -148,7 +167,9 @@ class Database:
         self.path = path
         self.timeout = timeout
         self.lock = threading.RLock()
-        self.db = self._open_writer()
+        #: The writer connection (hold ``lock`` while using it).
+        self.conn: sqlite3.Connection = self._open_writer()
+        self._sqlite_utils: sqlite_utils.Database | None = None
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
 
@@ -156,7 +177,7 @@ class Database:
     def memory(self) -> bool:
         return self.path == MEMORY
 
-    def _open_writer(self) -> sqlite_utils.Database:
+    def _open_writer(self) -> sqlite3.Connection:
         target = self.path
         if not self.memory:
             try:
@@ -168,21 +189,24 @@ class Database:
                 ) from exc
         try:
             conn = sqlite3.connect(str(target), timeout=self.timeout, check_same_thread=False)
-            db = sqlite_utils.Database(conn, execute_plugins=False)
             if not self.memory:
                 _enable_wal(conn, self.timeout)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
-            migrate(db)
+            migrate(conn)
         except sqlite3.DatabaseError as exc:
             raise _cannot_open(target, exc) from exc
-        return db
+        return conn
 
     @property
-    def conn(self) -> sqlite3.Connection:
-        """The writer connection (hold ``lock`` while using it)."""
-        return self.db.conn
+    def db(self) -> sqlite_utils.Database:
+        """The writer connection as a sqlite-utils ``Database`` (made when first asked for; the store needs none)."""
+        if self._sqlite_utils is None:
+            import sqlite_utils
+
+            self._sqlite_utils = sqlite_utils.Database(self.conn, execute_plugins=False)
+        return self._sqlite_utils
 
     def close(self) -> None:
         with self._reader_lock:
@@ -190,15 +214,15 @@ class Database:
                 self._reader.close()
                 self._reader = None
         with self.lock:
-            self.db.close()
+            self.conn.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic write: everything inside commits together or not at all."""
         with self.lock:
-            conn = self.db.conn
+            conn = self.conn
             if conn.in_transaction:
-                with self.db.atomic():
+                with _savepoint(conn):
                     yield conn
                 return
             conn.execute("BEGIN IMMEDIATE")
@@ -217,12 +241,12 @@ class Database:
     def locked(self) -> Iterator[sqlite3.Connection]:
         """The writer connection for a few quick reads that must agree with each other."""
         with self.lock:
-            yield self.db.conn
+            yield self.conn
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """A quick read on the writer connection (sees this process's latest commit)."""
         with self.lock:
-            return rows(self.db.conn, sql, params)
+            return rows(self.conn, sql, params)
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
@@ -234,7 +258,7 @@ class Database:
         """
         if self.memory:
             with self.lock:
-                yield self.db.conn
+                yield self.conn
             return
         with self._reader_lock:
             if self._reader is None:
@@ -254,8 +278,8 @@ class Database:
         """Reclaim the space of deleted rows (rewrites the file; run it when idle)."""
         with self.lock:
             if not self.memory:
-                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self.db.vacuum()
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.conn.execute("VACUUM")
 
     def integrity_check(self) -> list[str]:
         """Problems SQLite finds in the file (an empty list when it is sound)."""

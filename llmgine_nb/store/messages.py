@@ -14,7 +14,7 @@ from pydantic import TypeAdapter
 
 from ..chat import ChatMessage, ToolCall
 from . import search, tool_calls
-from .database import INTEGRITY_ERRORS, Connection, new_id, serialise_session
+from .database import Connection, integrity_errors, new_id, serialise_session
 from .records import SessionNotFound, StoreError
 from .rows import utc_text
 
@@ -137,7 +137,7 @@ def append(conn: Connection, session_id: str, messages: list[ChatMessage]) -> li
         row = message_row(message, session_id, seq)
         try:
             conn.execute(_INSERT, row)
-        except INTEGRITY_ERRORS as exc:
+        except integrity_errors() as exc:
             if "foreign key" in str(exc).lower():  # a SessionRecord whose session was deleted meanwhile
                 raise SessionNotFound(
                     f"session {session_id!r} no longer exists (deleted by another notebook or process?); "

@@ -1,14 +1,20 @@
 """The schema, as an ordered list of plain migration functions.
 
-Each function takes a ``sqlite_utils.Database`` and moves the schema one step
-forward.  Applied migrations are recorded by name in ``_llmgine_migrations``;
-opening a database runs the ones it has not seen yet, in order, each inside
-the same write transaction as its record, so a crash mid-migration leaves
-the database at the previous step.
+Each function takes the writer connection (a ``sqlite3.Connection``, or
+anything with its ``execute``) and moves the schema one step forward, in
+plain SQL: opening a database needs nothing but ``sqlite3`` (sqlite-utils,
+whose import also imports pandas and numpy where they are installed, costs
+a notebook's first turn about 0.2 s).  Applied migrations are recorded by
+name in ``_llmgine_migrations``; opening a database runs the ones it has
+not seen yet, in order, each inside the same write transaction as its
+record, so a crash mid-migration leaves the database at the previous step.
 
-Rules for adding one: append a new function to ``MIGRATIONS`` and never edit
-or reorder a released one - an old database on a user's disk has already run
-it.  A migration must keep every existing row readable.
+Rules for adding one: append a new function to ``MIGRATIONS`` and never
+change what a released one does - an old database on a user's disk has
+already run it.  (m001-m003 were first written with sqlite-utils' table
+API; they now run the very statements it wrote, and
+``tests/test_store_migrations.py`` checks that both give the same schema.)
+A migration must keep every existing row readable.
 """
 
 from __future__ import annotations
@@ -16,8 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timezone
-
-import sqlite_utils
+from typing import Any
 
 __all__ = ["MIGRATIONS", "MIGRATIONS_TABLE", "migrate", "applied_migrations"]
 
@@ -25,163 +30,182 @@ log = logging.getLogger("llmgine_nb.store")
 
 MIGRATIONS_TABLE = "_llmgine_migrations"
 
-Migration = Callable[[sqlite_utils.Database], None]
+#: A step of the schema: it gets the connection (``execute(sql, params)``) inside the migration's transaction.
+Migration = Callable[[Any], None]
 
 
-def m001_initial(db: sqlite_utils.Database) -> None:
+def m001_initial(db: Any) -> None:
     """Sessions, messages, tool calls, approvals, LLM calls and the event log."""
-    db.table("sessions").create(
-        {
-            "id": str,
-            "name": str,
-            "model": str,
-            "created": str,
-            "notebook": str,
-            "forked_from_session": str,
-            "forked_from_message": str,
-            "engine_state": str,  # JSON object
-            "metadata": str,  # JSON object
-        },
-        pk="id",
-        not_null={"created"},
+    db.execute(
+        """CREATE TABLE "sessions" (
+   "id" TEXT PRIMARY KEY,
+   "name" TEXT,
+   "model" TEXT,
+   "created" TEXT NOT NULL,
+   "notebook" TEXT,
+   "forked_from_session" TEXT,
+   "forked_from_message" TEXT,
+   "engine_state" TEXT,
+   "metadata" TEXT
+)"""  # engine_state and metadata: JSON objects
     )
     # Names are optional but, when given, name exactly one session.
     db.execute("CREATE UNIQUE INDEX idx_sessions_name ON sessions(name) WHERE name IS NOT NULL")
 
     # An explicit INTEGER PRIMARY KEY keeps rowids stable across VACUUM, which
-    # the full-text index (keyed by rowid) relies on.
-    db.table("messages").create(
-        {
-            "pk": int,
-            "id": str,
-            "session_id": str,
-            "seq": int,
-            "role": str,
-            "content": str,
-            "tool_calls": str,  # JSON list of {id, name, arguments}
-            "tool_call_id": str,
-            "name": str,
-            "model": str,
-            "status": str,
-            "pinned": int,
-            "created": str,
-        },
-        pk="pk",
-        not_null={"id", "session_id", "seq", "role", "status", "pinned", "created"},
-        foreign_keys=[("session_id", "sessions", "id")],
+    # the full-text index (keyed by rowid) relies on.  tool_calls: a JSON list of {id, name, arguments}.
+    db.execute(
+        """CREATE TABLE "messages" (
+   "pk" INTEGER PRIMARY KEY,
+   "id" TEXT NOT NULL,
+   "session_id" TEXT NOT NULL REFERENCES "sessions"("id"),
+   "seq" INTEGER NOT NULL,
+   "role" TEXT NOT NULL,
+   "content" TEXT,
+   "tool_calls" TEXT,
+   "tool_call_id" TEXT,
+   "name" TEXT,
+   "model" TEXT,
+   "status" TEXT NOT NULL,
+   "pinned" INTEGER NOT NULL,
+   "created" TEXT NOT NULL
+)"""
     )
     db.execute("CREATE UNIQUE INDEX idx_messages_id ON messages(id)")
     db.execute("CREATE UNIQUE INDEX idx_messages_session_seq ON messages(session_id, seq)")
 
     # One row per tool call a model requested.  ``call_id`` is the model's id
     # for it, which need not be unique (offline models reuse them), so each
-    # row has its own ``id``.
-    db.table("tool_calls").create(
-        {
-            "id": str,
-            "call_id": str,
-            "session_id": str,
-            "message_id": str,
-            "tool": str,
-            "arguments": str,  # the raw JSON the model sent
-            "status": str,  # requested|approved|denied|running|done|error
-            "result": str,
-            "error": str,
-            "result_message_id": str,
-            "requested": str,
-            "decided": str,
-            "started": str,
-            "finished": str,
-            "duration_ms": float,
-        },
-        pk="id",
-        not_null={"call_id", "session_id", "tool", "status", "requested"},
-        foreign_keys=[("session_id", "sessions", "id")],
+    # row has its own ``id``.  ``arguments`` is the raw JSON the model sent;
+    # ``status``: requested|approved|denied|running|done|error.
+    db.execute(
+        """CREATE TABLE "tool_calls" (
+   "id" TEXT PRIMARY KEY,
+   "call_id" TEXT NOT NULL,
+   "session_id" TEXT NOT NULL REFERENCES "sessions"("id"),
+   "message_id" TEXT,
+   "tool" TEXT NOT NULL,
+   "arguments" TEXT,
+   "status" TEXT NOT NULL,
+   "result" TEXT,
+   "error" TEXT,
+   "result_message_id" TEXT,
+   "requested" TEXT NOT NULL,
+   "decided" TEXT,
+   "started" TEXT,
+   "finished" TEXT,
+   "duration_ms" REAL
+)"""
     )
     db.execute("CREATE INDEX idx_tool_calls_session ON tool_calls(session_id, call_id)")
     db.execute("CREATE INDEX idx_tool_calls_message ON tool_calls(message_id)")
 
-    db.table("approvals").create(
-        {
-            "id": str,
-            "tool_call": str,  # tool_calls.id
-            "session_id": str,
-            "call_id": str,
-            "decision": str,  # approved|denied
-            "who": str,
-            "edited_arguments": str,  # JSON object, when the arguments were edited
-            "reason": str,
-            "created": str,
-        },
-        pk="id",
-        not_null={"tool_call", "session_id", "call_id", "decision", "created"},
-        foreign_keys=[("tool_call", "tool_calls", "id")],
+    # ``tool_call`` is tool_calls.id; ``decision`` approved|denied; ``edited_arguments``
+    # a JSON object, when the arguments were edited.
+    db.execute(
+        """CREATE TABLE "approvals" (
+   "id" TEXT PRIMARY KEY,
+   "tool_call" TEXT NOT NULL REFERENCES "tool_calls"("id"),
+   "session_id" TEXT NOT NULL,
+   "call_id" TEXT NOT NULL,
+   "decision" TEXT NOT NULL,
+   "who" TEXT,
+   "edited_arguments" TEXT,
+   "reason" TEXT,
+   "created" TEXT NOT NULL
+)"""
     )
     db.execute("CREATE INDEX idx_approvals_tool_call ON approvals(tool_call)")
     db.execute("CREATE INDEX idx_approvals_session ON approvals(session_id)")
 
-    db.table("llm_calls").create(
-        {
-            "id": str,
-            "session_id": str,
-            "message_id": str,
-            "model": str,
-            "provider": str,
-            "input_tokens": int,
-            "output_tokens": int,
-            "cached_tokens": int,
-            "cost": float,
-            "latency_ms": float,
-            "ttft_ms": float,
-            "error": str,
-            "created": str,
-        },
-        pk="id",
-        not_null={"created"},
+    db.execute(
+        """CREATE TABLE "llm_calls" (
+   "id" TEXT PRIMARY KEY,
+   "session_id" TEXT,
+   "message_id" TEXT,
+   "model" TEXT,
+   "provider" TEXT,
+   "input_tokens" INTEGER,
+   "output_tokens" INTEGER,
+   "cached_tokens" INTEGER,
+   "cost" REAL,
+   "latency_ms" REAL,
+   "ttft_ms" REAL,
+   "error" TEXT,
+   "created" TEXT NOT NULL
+)"""
     )
     db.execute("CREATE INDEX idx_llm_calls_session ON llm_calls(session_id)")
     db.execute("CREATE INDEX idx_llm_calls_created ON llm_calls(created)")
 
-    db.table("events").create(
-        {"id": str, "type": str, "session_id": str, "payload": str, "created": str},
-        pk="id",
-        not_null={"type", "payload", "created"},
+    db.execute(
+        """CREATE TABLE "events" (
+   "id" TEXT PRIMARY KEY,
+   "type" TEXT NOT NULL,
+   "session_id" TEXT,
+   "payload" TEXT NOT NULL,
+   "created" TEXT NOT NULL
+)"""
     )
     db.execute("CREATE INDEX idx_events_session ON events(session_id, created)")
     db.execute("CREATE INDEX idx_events_created ON events(created)")
 
 
-def m002_message_search(db: sqlite_utils.Database) -> None:
-    """Full-text search over message content, kept current by triggers."""
-    db.table("messages").enable_fts(["content"], fts_version="FTS5", create_triggers=True, tokenize="porter")
+def m002_message_search(db: Any) -> None:
+    """Full-text search over message content (FTS5, porter stemming), kept current by triggers."""
+    db.execute(
+        """CREATE VIRTUAL TABLE "messages_fts" USING FTS5 (
+    "content",
+    tokenize='porter',
+    content="messages"
+)"""
+    )
+    db.execute('INSERT INTO "messages_fts" (rowid, "content") SELECT rowid, "content" FROM "messages"')
+    db.execute(
+        """CREATE TRIGGER "messages_ai" AFTER INSERT ON "messages" BEGIN
+  INSERT INTO "messages_fts" (rowid, "content") VALUES (new.rowid, new."content");
+END"""
+    )
+    db.execute(
+        """CREATE TRIGGER "messages_ad" AFTER DELETE ON "messages" BEGIN
+  INSERT INTO "messages_fts" ("messages_fts", rowid, "content") VALUES('delete', old.rowid, old."content");
+END"""
+    )
+    db.execute(
+        """CREATE TRIGGER "messages_au" AFTER UPDATE ON "messages" BEGIN
+  INSERT INTO "messages_fts" ("messages_fts", rowid, "content") VALUES('delete', old.rowid, old."content");
+  INSERT INTO "messages_fts" (rowid, "content") VALUES (new.rowid, new."content");
+END"""
+    )
 
 
-def m003_memory_and_summaries(db: sqlite_utils.Database) -> None:
+def m003_memory_and_summaries(db: Any) -> None:
     """Memory notes (per session, or global when session_id is NULL) and stored summaries."""
-    db.table("memory").create(
-        {"id": str, "session_id": str, "text": str, "created": str},
-        pk="id",
-        not_null={"text", "created"},
+    db.execute(
+        """CREATE TABLE "memory" (
+   "id" TEXT PRIMARY KEY,
+   "session_id" TEXT,
+   "text" TEXT NOT NULL,
+   "created" TEXT NOT NULL
+)"""
     )
     db.execute("CREATE INDEX idx_memory_session ON memory(session_id)")
     # A summary stands in for a session's messages up to and including
     # ``upto_message_id`` when the context compiler cuts history.
-    db.table("summaries").create(
-        {
-            "id": str,
-            "session_id": str,
-            "upto_message_id": str,
-            "text": str,
-            "covered": int,
-            "created": str,
-        },
-        pk="id",
-        not_null={"session_id", "upto_message_id", "text", "created"},
+    db.execute(
+        """CREATE TABLE "summaries" (
+   "id" TEXT PRIMARY KEY,
+   "session_id" TEXT NOT NULL,
+   "upto_message_id" TEXT NOT NULL,
+   "text" TEXT NOT NULL,
+   "covered" INTEGER,
+   "created" TEXT NOT NULL
+)"""
     )
     db.execute("CREATE INDEX idx_summaries_session ON summaries(session_id, created)")
 
 
-def m004_deferred_search_index(db: sqlite_utils.Database) -> None:
+def m004_deferred_search_index(db: Any) -> None:
     """Index new messages for search when someone searches, not on every write.
 
     Writing a message into the FTS5 index costs about as much as writing the
@@ -214,7 +238,7 @@ def m004_deferred_search_index(db: sqlite_utils.Database) -> None:
     )
 
 
-def m005_server_streams_and_users(db: sqlite_utils.Database) -> None:
+def m005_server_streams_and_users(db: Any) -> None:
     """What the server needs: per-session event numbers, users, their tokens, session owners.
 
     ``events.seq`` numbers the events of a session that a front end streams,
@@ -235,7 +259,7 @@ def m005_server_streams_and_users(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_session_owners_user ON session_owners(user_id)")
 
 
-def m006_images_and_request_cache(db: sqlite_utils.Database) -> None:
+def m006_images_and_request_cache(db: Any) -> None:
     """Images stored once by content (sha256), the images of each message, and the opt-in request cache.
 
     ``messages.images`` is the message's ``ImageRef`` list as JSON (NULL for
@@ -254,7 +278,7 @@ def m006_images_and_request_cache(db: sqlite_utils.Database) -> None:
     )
 
 
-def m007_map_jobs(db: sqlite_utils.Database) -> None:
+def m007_map_jobs(db: Any) -> None:
     """Prompts over data (``runtime.map``): each job, and each row it has answered.
 
     A row is keyed by its job and its index; ``prompt_hash`` is the hash of
@@ -273,7 +297,7 @@ def m007_map_jobs(db: sqlite_utils.Database) -> None:
     )
 
 
-def m008_forgotten_messages(db: sqlite_utils.Database) -> None:
+def m008_forgotten_messages(db: Any) -> None:
     """A message can be forgotten: kept and shown in the history, left out of what the model is sent."""
     db.execute("ALTER TABLE messages ADD COLUMN forgotten INTEGER NOT NULL DEFAULT 0")
 
@@ -290,14 +314,15 @@ MIGRATIONS: list[Migration] = [
 ]
 
 
-def applied_migrations(db: sqlite_utils.Database) -> list[str]:
+def applied_migrations(db: Any) -> list[str]:
     """Names of the migrations recorded in this database, in the order applied."""
-    if not db[MIGRATIONS_TABLE].exists():
+    table = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [MIGRATIONS_TABLE])
+    if table.fetchone() is None:
         return []
     return [row[0] for row in db.execute(f"SELECT name FROM {MIGRATIONS_TABLE} ORDER BY rowid")]
 
 
-def migrate(db: sqlite_utils.Database, migrations: list[Migration] | None = None) -> list[str]:
+def migrate(db: Any, migrations: list[Migration] | None = None) -> list[str]:
     """Apply every migration not yet recorded; return the names applied now.
 
     Each migration runs in its own ``BEGIN IMMEDIATE`` transaction together

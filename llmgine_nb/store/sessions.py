@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from ..secrets import redact_named
-from .database import INTEGRITY_ERRORS, Connection, one, rows
+from .database import Connection, integrity_errors, one, rows
 from .records import SessionNotFound, SessionRecord, SessionSummary, StoreError
 from .rows import from_json, to_json, utc_text
 
@@ -81,7 +81,7 @@ def insert(conn: Connection, record: SessionRecord) -> None:
                 to_json(record.metadata),
             ),
         )
-    except INTEGRITY_ERRORS as exc:
+    except integrity_errors() as exc:
         raise StoreError(f"a session with id {record.id!r} already exists; omit id= to get a new one") from exc
 
 

@@ -32,8 +32,6 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-import sqlite_utils
-
 from ..chat import ChatMessage, ImageRef
 from ..messages import Message
 from . import events as event_table
@@ -68,6 +66,8 @@ from .rows import utc_text
 from .turns import record_turn
 
 if TYPE_CHECKING:
+    import sqlite_utils
+
     from .postgres import PostgresDatabase
 
 __all__ = ["Store", "UnknownEvent"]
