@@ -174,6 +174,21 @@ async def test_failed_turn_renders_a_sentence_and_what_to_do_not_a_traceback():
     assert "Error:" in render.transcript_text(t)
 
 
+def test_the_first_words_of_a_reply_show_at_once_and_the_rest_waits_its_turn():
+    recorder = Recorder()
+    cell = LiveCell(Transcript("q"), DisplaySink(interactive=False, display=recorder), max_updates_per_s=0.1)
+    cell.start()
+    cell.feed(TurnStarted(turn_id="t", text="q", model="scripted", user_message_id="m"))  # waits: 10 s apart
+    shown = len(recorder.sent)
+    cell.feed(LLMTextDelta(call_id="c", model="scripted", text="Zebras"))
+    assert len(recorder.sent) == shown + 1 and "Zebras" in recorder.last["data"]["text/plain"]
+    cell.feed(LLMTextDelta(call_id="c", model="scripted", text=" run."))
+    assert len(recorder.sent) == shown + 1, "later pieces keep to the rate"
+    cell.feed(LLMTextDelta(call_id="c2", model="scripted", text="Next call."))  # a new model call's first words
+    assert len(recorder.sent) == shown + 2 and "Next call." in recorder.last["data"]["text/plain"]
+    cell.finish()
+
+
 async def test_live_cell_throttles_updates_and_ends_with_all_the_text():
     recorder = Recorder()
     cell = LiveCell(Transcript("q"), DisplaySink(interactive=False, display=recorder), max_updates_per_s=20)

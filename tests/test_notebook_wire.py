@@ -100,6 +100,12 @@ def test_the_first_question_is_answered_without_importing_litellm(tmp_path):
             assert abs(meta["cost_usd"] - (12 * 0.15e-6 + 6 * 0.60e-6)) < 1e-12
             loaded = kernel.execute("import sys; print(sorted(m for m in ('litellm', 'openai') if m in sys.modules))")
             assert loaded.stdout.strip() == "['openai']", "the first turn imported litellm (or not the openai SDK)"
+            # Nor what only other paths need (issue 14, first_turn): sqlite-utils (which imports pandas and
+            # numpy), psycopg, the reports, metrics and OpenTelemetry observers.
+            heavy = ("sqlite_utils", "pandas", "numpy", "psycopg", "llmgine_nb.notebook.reports", "llmgine_nb.notebook.log_report",
+                     "llmgine_nb.observe.metrics", "llmgine_nb.observe.otel")
+            loaded = kernel.execute(f"import sys; print(sorted(m for m in {heavy!r} if m in sys.modules))")
+            assert loaded.stdout.strip() == "[]", f"the first turn imported {loaded.stdout.strip()}"
     (request,) = server.requests
     assert request.body["model"] == "gpt-4o-mini" and request.body["stream"] is True
     assert request.headers["authorization"] == f"Bearer {FAKE_API_KEY}"

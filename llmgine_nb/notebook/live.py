@@ -2,7 +2,8 @@
 
 ``LiveCell`` folds each event into the turn's ``Transcript`` and asks its
 sink to show it - at most ``max_updates_per_s`` times a second, however fast
-the model streams; the last update always carries all the text.  Events
+the model streams (the first words of each reply show at once); the last
+update always carries all the text.  Events
 arrive on the bus's loop thread, clicks on the kernel's main thread: the
 cell's lock keeps them apart.
 
@@ -110,6 +111,12 @@ class LiveCell:
                     if self.finished:
                         return
                     self._streaming = self.transcript.add_text(event.call_id, event.model, event.text)
+                    # The first words of a reply replace "Thinking..." at once, not at the
+                    # next allowed moment: one extra update per model call, where waiting
+                    # is felt most.
+                    self._cancel_timer()
+                    self._show(final=False, now=time.perf_counter())
+                return
             if self._timer is None:
                 with self._lock:
                     if self.finished:
@@ -182,10 +189,13 @@ class LiveCell:
         except Exception:  # a display problem must never break the turn
             log.exception("showing the turn's output failed")
 
-    def _finish(self) -> None:
+    def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _finish(self) -> None:
+        self._cancel_timer()
         self.finished = True
         self._streaming = None
         self._show(final=True, now=time.perf_counter())

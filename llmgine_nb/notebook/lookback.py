@@ -2,7 +2,10 @@
 
 Plain functions: they read what they need and return a report object
 (``reports`` / ``log_report``) with HTML and text forms.  The runtime calls
-them with its store and the current session; anything else may too.
+them with its store and the current session; anything else may too.  The
+report modules are imported when a report is first made, so that the
+runtime (which imports this module) costs a notebook's first turn nothing
+for them.
 """
 
 from __future__ import annotations
@@ -12,12 +15,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
-from .log_report import LogReport
-from .reports import ConfigReport, HistoryReport, KeysReport, SearchReport, SessionsReport, ToolsReport, UsageReport
-
 if TYPE_CHECKING:
     from ..store import Store
     from .config import NotebookConfig
+    from .log_report import LogReport
+    from .reports import ConfigReport, HistoryReport, KeysReport, SearchReport, SessionsReport, ToolsReport, UsageReport
 
 __all__ = [
     "sessions_report", "history_report", "search_report", "usage_report", "log_report", "tools_report",
@@ -27,28 +29,38 @@ __all__ = [
 
 def sessions_report(store: Store, *, current: str | None = None, limit: int = 20) -> SessionsReport:
     """The most recent sessions, the current one marked."""
+    from .reports import SessionsReport
+
     return SessionsReport(store.list_sessions(limit=limit), current=current)
 
 
 def history_report(store: Store, session_id: str, *, last: int | None = None) -> HistoryReport:
     """A session's messages (the last ``last``), with their tool calls."""
+    from .reports import HistoryReport
+
     record = store.get_session(session_id)
     return HistoryReport(record, store.messages(session_id, last=last), store.tool_calls(session_id))
 
 
 def search_report(store: Store, query: str, *, session: str | None = None, limit: int = 20) -> SearchReport:
     """Full-text search over every session's messages (or one session's)."""
+    from .reports import SearchReport
+
     return SearchReport(query, store.search(query, session=session, limit=limit))
 
 
 def usage_report(store: Store, session_id: str | None) -> UsageReport:
     """Tokens and cost per model, and over time: of one session, or of all (``None``)."""
+    from .reports import UsageReport
+
     return UsageReport(store.llm_calls(session_id), store.usage("model", session=session_id),
                        scope="this session" if session_id else "all sessions")
 
 
 def log_report(store: Store, session_id: str, *, types: Sequence[str] | None = None, limit: int | None = 2000) -> LogReport:
     """A session's events; ``types``: keep the events whose type name contains one of these words."""
+    from .log_report import LogReport
+
     events = store.events(session_id, limit=limit)
     if not types:
         return LogReport(events, session_id=session_id)
@@ -59,6 +71,8 @@ def log_report(store: Store, session_id: str, *, types: Sequence[str] | None = N
 
 def tools_report(tools: Iterable[Any], *, always: Iterable[str] = ()) -> ToolsReport:
     """The tools the model may call (``always``: the ones allowed for the rest of the session)."""
+    from .reports import ToolsReport
+
     return ToolsReport(list(tools), always=always)
 
 
@@ -66,6 +80,7 @@ def settings_report(config: NotebookConfig, store: Store, *, model: str | None, 
                     ui: str) -> ConfigReport:
     """The notebook settings, the model, the database and the environment's settings (never a secret)."""
     from ..llm.config import Settings, choose_model
+    from .reports import ConfigReport
 
     env = Settings()
     rows: list[tuple[str, Any, str]] = [(f.name, getattr(config, f.name), "notebook setting") for f in fields(config)]
@@ -84,6 +99,7 @@ def settings_report(config: NotebookConfig, store: Store, *, model: str | None, 
 def keys_report() -> KeysReport:
     """Which providers have an API key (masked: ``sk-...abcd``)."""
     from ..llm.config import key_status
+    from .reports import KeysReport
 
     return KeysReport(key_status())
 

@@ -17,17 +17,47 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from .eventlog import DELTA_EVENTS, EventLogObserver
-from .jsonl import JSONLObserver, export_jsonl, iter_jsonl, read_jsonl, write_jsonl
-from .metrics import MetricsObserver, MetricsSnapshot, ModelMetrics, SessionMetrics, ToolMetrics, percentile
-from .otel import OTelObserver
 from .redact import REDACTED, Redactor
 
 if TYPE_CHECKING:
     from ..bus import MessageBus
     from ..store import Store
+    from .eventlog import DELTA_EVENTS, EventLogObserver
+    from .jsonl import JSONLObserver, export_jsonl, iter_jsonl, read_jsonl, write_jsonl
+    from .metrics import MetricsObserver, MetricsSnapshot, ModelMetrics, SessionMetrics, ToolMetrics, percentile
+    from .otel import OTelObserver
+
+# Each observer's module is imported when its name is first used: the notebook's
+# first turn needs only the event log, not metrics, OpenTelemetry or JSONL.
+_LAZY = {
+    "DELTA_EVENTS": "eventlog",
+    "EventLogObserver": "eventlog",
+    "JSONLObserver": "jsonl",
+    "export_jsonl": "jsonl",
+    "iter_jsonl": "jsonl",
+    "read_jsonl": "jsonl",
+    "write_jsonl": "jsonl",
+    "MetricsObserver": "metrics",
+    "MetricsSnapshot": "metrics",
+    "ModelMetrics": "metrics",
+    "SessionMetrics": "metrics",
+    "ToolMetrics": "metrics",
+    "percentile": "metrics",
+    "OTelObserver": "otel",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DELTA_EVENTS",
@@ -103,6 +133,11 @@ def observe(
 
     One ``Redactor`` (``redactor``, or one reading the environment) guards all of them.
     """
+    from .eventlog import EventLogObserver
+    from .jsonl import JSONLObserver
+    from .metrics import MetricsObserver
+    from .otel import OTelObserver
+
     redactor = redactor if redactor is not None else Redactor()
     # Build everything first, so a missing OpenTelemetry leaves nothing half attached.
     watch = Observers(redactor=redactor)
