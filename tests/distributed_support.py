@@ -9,6 +9,7 @@ the prefix's keys are deleted afterwards.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -17,13 +18,15 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from services import redis_url
 
 from llmgine_nb.store import Store
 
-__all__ = ["redis_url", "prefix", "start_worker", "free_port", "cleanup_prefix", "Cluster", "RedisServer", "wait_until"]
+__all__ = ["redis_url", "prefix", "start_worker", "free_port", "cleanup_prefix", "Cluster", "RedisServer", "wait_until",
+           "follow_turns"]
 
 HERE = Path(__file__).resolve().parent
 
@@ -60,7 +63,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_worker(redis_url: str, db: Path, prefix: str, *, app: str = "distributed_app:options",
+def start_worker(redis_url: str, db: str | Path, prefix: str, *, app: str = "distributed_app:options",
                  concurrency: int = 8, lease_ms: int = 1500, log: Path | None = None,
                  env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """``llmgine-nb worker`` in a process of its own (the tests' ``--app`` gives its model and tools)."""
@@ -73,6 +76,16 @@ def start_worker(redis_url: str, db: Path, prefix: str, *, app: str = "distribut
          "--concurrency", str(concurrency), "--lease-ms", str(lease_ms), "--app", app],
         env=environment, stdout=output, stderr=subprocess.STDOUT,
     )
+
+
+async def follow_turns(transport: Any, session_id: str, seen: list[int], turns: int) -> None:
+    """Follow a session, noting each event's number in ``seen``, until ``turns`` turns have finished."""
+    finished = 0
+    async for seq, text in transport.follow(session_id):
+        seen.append(seq)
+        finished += json.loads(text)["type"].endswith(".TurnFinished")
+        if finished == turns:
+            return
 
 
 def wait_until(condition, timeout: float = 30.0, what: str = "the condition") -> None:  # type: ignore[no-untyped-def]
@@ -123,19 +136,24 @@ class RedisServer:
 
 
 class Cluster:
-    """Worker processes on one Redis prefix and one SQLite file (migrated before they start)."""
+    """Worker processes on one Redis prefix and one store (migrated before they start).
 
-    def __init__(self, url: str, prefix: str, tmp: Path, env: dict[str, str]) -> None:
-        self.url, self.prefix, self.db, self.env = url, prefix, tmp / "shared.db", env
+    The store is a SQLite file in ``tmp`` unless ``db`` names another (a PostgreSQL URL).
+    """
+
+    def __init__(self, url: str, prefix: str, tmp: Path, env: dict[str, str], db: str | Path | None = None) -> None:
+        self.url, self.prefix, self.env = url, prefix, env
+        self.db: str | Path = db if db is not None else tmp / "shared.db"
         self.logs = tmp / "workers.log"
         self.effects = Path(env["LLMGINE_TEST_EFFECTS"])
         self.processes: list[subprocess.Popen[bytes]] = []
         Store(self.db).close()  # migrate once, before the workers race to
 
-    def start(self, count: int, lease_ms: int = 1500, concurrency: int = 8) -> None:
+    def start(self, count: int, lease_ms: int = 1500, concurrency: int = 8,
+              app: str = "distributed_app:options") -> None:
         for _ in range(count):
             self.processes.append(start_worker(self.url, self.db, self.prefix, lease_ms=lease_ms, log=self.logs,
-                                               env=self.env, concurrency=concurrency))
+                                               env=self.env, concurrency=concurrency, app=app))
 
     def stop(self) -> None:
         for process in self.processes:

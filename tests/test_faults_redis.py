@@ -8,7 +8,6 @@ worker processes, and this process as the front end following every session.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 pytest.importorskip("redis")
 
-from distributed_support import Cluster, RedisServer, cleanup_prefix  # noqa: E402
+from distributed_support import Cluster, RedisServer, cleanup_prefix, follow_turns  # noqa: E402
 
 from llmgine_nb.distributed.redis_transport import RedisTransport  # noqa: E402
 from llmgine_nb.engine import SendMessage  # noqa: E402
@@ -48,14 +47,6 @@ async def test_redis_restarted_mid_run_loses_nothing(redis_server: RedisServer, 
     sessions = [store.create_session().id for _ in range(SESSIONS)]
     seen: dict[str, list[int]] = {s: [] for s in sessions}
 
-    async def follow(session_id: str) -> None:
-        finished = 0
-        async for seq, text in transport.follow(session_id):
-            seen[session_id].append(seq)
-            finished += json.loads(text)["type"].endswith(".TurnFinished")
-            if finished == TURNS:
-                return
-
     async def converse(session_id: str) -> list[TurnResult]:
         results = []
         for n in range(TURNS):
@@ -63,7 +54,7 @@ async def test_redis_restarted_mid_run_loses_nothing(redis_server: RedisServer, 
             results.append(TurnResult.read(result.unwrap()))
         return results
 
-    followers = [asyncio.ensure_future(follow(s)) for s in sessions]
+    followers = [asyncio.ensure_future(follow_turns(transport, s, seen[s], TURNS)) for s in sessions]
     talks = asyncio.ensure_future(asyncio.gather(*(converse(s) for s in sessions)))
     try:
         await asyncio.sleep(1.0)  # turns are running

@@ -9,7 +9,6 @@ one after the other.  A follower per session sees every event once, in order.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 pytest.importorskip("redis")
 
-from distributed_support import Cluster, prefix, redis_url  # noqa: E402,F401
+from distributed_support import Cluster, follow_turns, prefix, redis_url  # noqa: E402,F401
 
 from llmgine_nb.distributed.redis_transport import RedisTransport  # noqa: E402
 from llmgine_nb.engine import SendMessage  # noqa: E402
@@ -48,15 +47,7 @@ async def test_three_workers_run_1500_turns_in_order_with_every_event_once(clust
     sessions = [store.create_session().id for _ in range(SESSIONS)]
     seen: dict[str, list[int]] = {s: [] for s in sessions}
 
-    async def follow(session_id: str) -> None:
-        finished = 0
-        async for seq, text in transport.follow(session_id):
-            seen[session_id].append(seq)
-            finished += json.loads(text)["type"].endswith(".TurnFinished")
-            if finished == TURNS:
-                return
-
-    followers = [asyncio.ensure_future(follow(s)) for s in sessions]
+    followers = [asyncio.ensure_future(follow_turns(transport, s, seen[s], TURNS)) for s in sessions]
     try:
         futures = [await transport.submit(SendMessage(session_id=s, text=f"turn {n}"))
                    for s in sessions for n in range(TURNS)]

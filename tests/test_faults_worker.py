@@ -1,7 +1,7 @@
 """Workers killed with SIGKILL: the turn completes on another worker, nothing lost, no effect twice.
 
-Worker processes (``llmgine-nb worker``) on real Redis and one SQLite file;
-the test is the front end.  ``make test-faults`` repeats each test 10 times.
+Worker processes (``llmgine-nb worker``) on real Redis and one store (a SQLite
+file, and PostgreSQL); the test is the front end.  ``make test-faults`` repeats each test 10 times.
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ pytestmark = pytest.mark.faults
 
 
 @pytest.fixture
-def cluster(redis_url: str, prefix: str, tmp_path: Path) -> Iterator[Cluster]:  # noqa: F811
+def cluster(redis_url: str, prefix: str, tmp_path: Path, db_target: str | Path) -> Iterator[Cluster]:  # noqa: F811
+    # On both stores (``backend``: SQLite, and PostgreSQL in a schema of the test's own).
     env = {"LLMGINE_TEST_EFFECTS": str(tmp_path / "effects.txt"), "LLMGINE_TEST_DELAY": "0.02",
            "LLMGINE_TEST_WORDS": "150", "LLMGINE_TEST_TOOL_SLEEP": "2"}
-    made = Cluster(redis_url, prefix, tmp_path, env)
+    made = Cluster(redis_url, prefix, tmp_path, env, db=db_target)
     yield made
     made.stop()
 
