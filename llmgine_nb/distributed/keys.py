@@ -71,5 +71,9 @@ class Keys:
         """The user message of a turn a command started (a redelivered turn resumes from the store)."""
         return f"{self.prefix}:started:{command_id}"
 
+    def runner(self, session_id: str) -> str:
+        """The worker running a turn of the session now (a worker that lost its lease may still be)."""
+        return f"{self.prefix}:runner:{session_id}"
+
     def partitions_setting(self) -> str:
         return f"{self.prefix}:partitions"

@@ -1,8 +1,10 @@
 """Which command streams a worker reads: leases on partitions, shared fairly among the live workers.
 
-Every ``lease_ms / 3`` the worker renews its heartbeat and its leases, counts
-the live workers (their heartbeats) and takes free partitions up to its fair
-share (``ceil(partitions / workers)``), or hands back the ones above it.  A
+Every ``lease_ms / 3`` a thread of the worker's own renews its heartbeat and
+its leases (``renewer.py``: a turn blocking the event loop cannot let them
+expire), and the loop counts the live workers (their heartbeats) and takes
+free partitions up to its fair share (``ceil(partitions / workers)``), or
+hands back the ones above it.  A
 partition it takes first gets what its previous owner left unacknowledged
 (``XAUTOCLAIM``: that owner's lease has expired, so it is dead or gone), then
 new entries (``XREADGROUP >``).  A partition handed back is first drained: no
@@ -15,6 +17,7 @@ import asyncio
 import functools
 import logging
 import math
+import time
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,6 +25,7 @@ from typing import Any
 from .keys import GROUP, Keys
 from .leases import Leases
 from .redis_transport import REDIS_ERRORS, retrying, stop_task
+from .renewer import LeaseRenewer, sync_twin
 
 __all__ = ["Partitions"]
 
@@ -38,12 +42,16 @@ BLOCK_MS = 500
 
 class Partitions:
     def __init__(self, redis: Any, keys: Keys, worker_id: str, lease_ms: int,
-                 dispatch: Dispatch, released: Released) -> None:
+                 dispatch: Dispatch, released: Released, lease_client: Any = None) -> None:
         self.redis = redis
         self.keys = keys
         self.worker_id = worker_id
         self.lease_ms = lease_ms
         self.leases = Leases(redis, worker_id, lease_ms)
+        # The renewals run in a thread with a synchronous client of their own (``renewer.py``).
+        self.renewer = LeaseRenewer(lease_client if lease_client is not None else sync_twin(redis), worker_id,
+                                    lease_ms, keys.worker(worker_id), keys.partition_lease, self._lost_from_thread)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.dispatch = dispatch
         self.released = released
         self.readers: dict[int, asyncio.Task[None]] = {}  # held partitions
@@ -56,7 +64,9 @@ class Partitions:
         self._order = [(offset + i) % keys.partitions for i in range(keys.partitions)]
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         await retrying("create the consumer groups", self._create_groups)
+        await retrying("start the heartbeat", lambda: asyncio.to_thread(self.renewer.start))
         await self._keep()
         self._keeper = asyncio.ensure_future(self._keep_forever())
 
@@ -79,6 +89,7 @@ class Partitions:
     async def release_all(self) -> None:
         for partition in list(self.readers):
             await self._release(partition)
+        await asyncio.to_thread(self.renewer.stop)
         try:
             await self.redis.delete(self.keys.worker(self.worker_id))
         except REDIS_ERRORS:
@@ -96,16 +107,25 @@ class Partitions:
             except Exception:
                 log.exception("worker %s: renewing leases failed", self.worker_id)
 
+    def _lost_from_thread(self, partition: int) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._lose, partition)
+
+    def _lose(self, partition: int) -> None:
+        """The lease expired under us: read no more, and leave what is not begun to the new holder."""
+        if partition in self.readers:
+            self.draining.add(partition)
+            self.lost.add(partition)
+
+    async def still_held(self, partition: int) -> bool:
+        """Whether the partition is still ours to act for; waits while a renewal is overdue (Redis away)."""
+        while partition not in self.lost and partition in self.readers:
+            if self.renewer.holds(partition):
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
     async def _keep(self) -> None:
-        await self.redis.set(self.keys.worker(self.worker_id), "alive", px=self.lease_ms)
-        for partition in list(self.readers):
-            key = self.keys.partition_lease(partition)
-            # Expired while Redis was away and nobody took it meanwhile: take it back at once.
-            if not await self.leases.renew(key) and not await self.leases.acquire(key):
-                log.warning("worker %s lost the lease of partition %d; it stops reading it and leaves "
-                            "what it has not begun to the new holder", self.worker_id, partition)
-                self.draining.add(partition)
-                self.lost.add(partition)
         for partition in [p for p in self.draining if p in self.readers and not self.busy(p)]:
             if self.readers[partition].done():
                 await self._release(partition)
@@ -120,7 +140,9 @@ class Partitions:
             for partition in self._order:
                 if len(held) >= fair:
                     break
+                asked_at = time.monotonic()
                 if partition not in self.readers and await self.leases.acquire(self.keys.partition_lease(partition)):
+                    self.renewer.hold(partition, asked_at)
                     held.append(partition)
                     self.readers[partition] = asyncio.ensure_future(self._read(partition))
 
@@ -129,6 +151,7 @@ class Partitions:
         await stop_task(reader)
         self.draining.discard(partition)
         self.lost.discard(partition)
+        self.renewer.drop(partition)
         await self.released(partition)
         try:
             await self.leases.release(self.keys.partition_lease(partition))

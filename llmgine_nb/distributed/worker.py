@@ -14,10 +14,16 @@ the same code as one process) with Redis around it:
   Other commands (cancel, decide, answer ...) run at once, so they reach a
   turn that is running.
 - **Once**: a command's result is recorded (``done:<id>``), sent back and the
-  entry acknowledged in one MULTI; a redelivered command answers with the
-  recorded result.  A turn a dead worker started (``started:<id>`` names its
-  user message, written before that message is stored) is resumed from the
-  store as a retry of that message, not run as a new one.
+  entry acknowledged in one script that first checks the partition's lease is
+  still this worker's (fencing: a worker that lost it answers nothing); a
+  redelivered command answers with the recorded result.  A turn a dead worker
+  started (``started:<id>`` names its user message, written before that
+  message is stored) is answered from the store when it ended there, else
+  resumed from the store as a retry of that message, not run as a new one.
+- **One runner**: a turn marks its session (``runner:<session>``); a worker
+  that lost a lease mid-turn goes on with that turn, so the partition's new
+  holder waits for the mark to go (or its worker's heartbeat to stop) before
+  it opens the session (which would take the turn for cut) or runs a turn.
 - **Events**: each opened session's numbered events (written to the store
   first by ``SessionStreams``) go to the session's event stream, trimmed to
   about ``events_kept`` entries.
@@ -37,9 +43,11 @@ from ..engine.commands import RetryTurn, SendMessage
 from ..engine.events import TurnStarted
 from ..messages import Command, CommandResult, Message
 from ..server.hub import SessionHub
+from ..server.recovery import stored_outcome
 from ..store import StoreError
 from .forwarder import EventForwarder
-from .keys import Keys
+from .keys import GROUP, Keys
+from .leases import CLAIM_RUNNER, FENCED_FINISH
 from .partitions import Partitions
 from .redis_transport import RESULTS_KEPT, RESULTS_TTL_S, retrying
 
@@ -59,6 +67,7 @@ class Worker:
     def __init__(
         self, redis: Any, hub: SessionHub, *, keys: Keys | None = None, worker_id: str | None = None,
         concurrency: int = 8, lease_ms: int = 5000, events_kept: int = 1000, backlog: int = 1000,
+        lease_client: Any = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1 (turns of different sessions run at once)")
@@ -70,9 +79,12 @@ class Worker:
         self.concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
         self._backlog = asyncio.Semaphore(backlog)
-        self.partitions = Partitions(redis, self.keys, self.id, lease_ms, self._dispatch, self._partition_released)
-        # (A lease lost mid-turn cannot be taken back from a running turn: the store's unique event
-        # numbers and the recorded results catch a second runner; keep --lease-ms well above stalls.)
+        self.lease_ms = lease_ms
+        # ``lease_client``: the synchronous redis-py client the lease thread uses (default: one like ``redis``).
+        self.partitions = Partitions(redis, self.keys, self.id, lease_ms, self._dispatch, self._partition_released,
+                                     lease_client)
+        self._fenced_finish = redis.register_script(FENCED_FINISH)
+        self._claim_runner = redis.register_script(CLAIM_RUNNER)
         self.partitions.busy = self.busy
         self.forwarder = EventForwarder(redis, self.keys, hub.streams, events_kept)
         self._turns: dict[str, deque[tuple[int, str, Command, str]]] = {}  # session -> turns waiting
@@ -82,6 +94,7 @@ class Worker:
         self._running_command: dict[str, str] = {}  # session -> id of the turn command it runs
         self.handled = 0  # commands run
         self.answered_again = 0  # redelivered commands answered with their recorded result
+        self.fenced = 0  # results not sent because the partition's lease had gone to another worker
         self._registration = hub.bus.subscribe(TurnStarted, self._on_turn_started)
 
     # -- running ------------------------------------------------------------------
@@ -151,7 +164,7 @@ class Worker:
             self._turn_runners.pop(session_id, None)
 
     async def _handle(self, partition: int, entry_id: str, command: Command, reply_to: str) -> None:
-        if partition in self.partitions.lost:
+        if not await self.partitions.still_held(partition):
             # Not begun, and the lease is gone: the new holder claims the entry and runs it (not both of us).
             self._in_flight.get(partition, set()).discard(entry_id)
             self._backlog.release()
@@ -165,7 +178,8 @@ class Worker:
                                    error=f"the worker could not run {type(command).__name__}: {type(exc).__name__}: {exc}")
         self.handled += 1  # counted before the result goes: its sender may look at once
         try:
-            await self._finish(partition, entry_id, reply_to, result.to_json(), record=True, command_id=command.id)
+            await self._finish(partition, entry_id, reply_to, result.to_json(), record=True, command_id=command.id,
+                               turn_of=command.session_id if isinstance(command, TURN_COMMANDS) else None)
         finally:
             self._in_flight.get(partition, set()).discard(entry_id)
             self._backlog.release()
@@ -174,15 +188,25 @@ class Worker:
         session_id = command.session_id
         if not session_id:
             return await self.hub.bus.execute(command)
+        turn = isinstance(command, TURN_COMMANDS)
+        if turn or session_id not in self.hub.engines:
+            await self._wait_for_other_runner(session_id, claim=turn)
         resumed = await self._open(session_id)
-        if not isinstance(command, TURN_COMMANDS):
+        if not turn:
             return await self.hub.bus.execute(command)
-        started_before = isinstance(command, SendMessage) and await self._started_before(command)
+        started = await self._started_before(command) if isinstance(command, SendMessage) else None
+        started_before = started is not None
         if resumed is not None:
             # Opening found a turn cut with tool calls unanswered, and the hub resumed it.
             await asyncio.wait({resumed})
             if started_before:
                 return _answering(command, resumed.result())
+        if started is not None:
+            # Its worker stored the turn's end and stopped before the result reached Redis: that is the answer.
+            outcome = stored_outcome(self.hub.store, session_id, started)
+            if outcome is not None:
+                return CommandResult(command_id=command.id, command_type=command.type_name, session_id=session_id,
+                                     success=True, result=outcome)
         to_run: Command = RetryTurn(session_id=session_id) if started_before else command
         self._running_command[session_id] = command.id
         try:
@@ -205,15 +229,31 @@ class Worker:
         after = self.hub.turns.get(session_id)
         return after if after is not None and after is not before else None
 
-    async def _started_before(self, command: SendMessage) -> bool:
+    async def _started_before(self, command: SendMessage) -> str | None:
+        """The stored user message of a turn this command started before (another worker's, now dead)."""
         message_id = await retrying("look up a started turn", lambda: self.redis.get(self.keys.started(command.id)))
         if message_id is None:
-            return False
+            return None
         try:
             self.hub.store.get_message(message_id)
         except StoreError:  # no such message (the store says so with its own error)
-            return False  # it stopped before storing the message: run the turn as new
-        return True
+            return None  # it stopped before storing the message: run the turn as new
+        return str(message_id)
+
+    async def _wait_for_other_runner(self, session_id: str, *, claim: bool) -> None:
+        """Wait while another live worker runs a turn of the session (it lost the lease mid-turn); then,
+        with ``claim``, mark the session as ours to run."""
+        args = [self.id, self.keys.worker(""), DONE_TTL_S, "1" if claim else "0"]
+        waited = False
+        while True:
+            other = await retrying("mark the session's runner",
+                                   lambda: self._claim_runner(keys=[self.keys.runner(session_id)], args=args))
+            if not other:
+                return
+            if not waited:
+                log.warning("worker %s waits for worker %s to end its turn of session %s", self.id, other, session_id)
+                waited = True
+            await asyncio.sleep(min(0.2, self.lease_ms / 3000))
 
     async def _on_turn_started(self, event: TurnStarted) -> None:
         # Awaited before the engine stores the user message: a redelivery can tell the two apart.
@@ -223,22 +263,18 @@ class Worker:
             await retrying("record a started turn", lambda: self.redis.set(key, event.user_message_id, ex=DONE_TTL_S))
 
     async def _finish(self, partition: int, entry_id: str, reply_to: str, result_json: str, *,
-                      record: bool, command_id: str = "") -> None:
-        """Record the result, send it back and acknowledge the entry: all or nothing (MULTI)."""
-        stream = self.keys.commands(partition)
-
-        async def send() -> None:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                if record:
-                    pipe.set(self.keys.done(command_id), result_json, ex=DONE_TTL_S)
-                if reply_to:
-                    results = self.keys.results(reply_to)
-                    pipe.xadd(results, {"result": result_json}, maxlen=RESULTS_KEPT, approximate=True)
-                    pipe.expire(results, RESULTS_TTL_S)
-                pipe.xack(stream, "workers", entry_id)
-                await pipe.execute()
-
-        await retrying("send a result", send, patience_s=3600)
+                      record: bool, command_id: str = "", turn_of: str | None = None) -> None:
+        """Record the result, send it back and acknowledge the entry: all or nothing, and only while the
+        partition's lease is still ours (else its new holder claims the entry and answers it)."""
+        keys = [self.keys.partition_lease(partition), self.keys.done(command_id or "-"),
+                self.keys.results(reply_to or "-"), self.keys.commands(partition), self.keys.runner(turn_of or "-")]
+        args = [self.id, self.lease_ms, result_json, DONE_TTL_S, "1" if record else "0", "1" if reply_to else "0",
+                RESULTS_KEPT, RESULTS_TTL_S, entry_id, GROUP, "1" if turn_of else "0"]
+        written = await retrying("send a result", lambda: self._fenced_finish(keys=keys, args=args), patience_s=3600)
+        if not written:
+            self.fenced += 1
+            log.warning("worker %s lost partition %d before answering command %s; its new holder answers it",
+                        self.id, partition, command_id or entry_id)
 
     # -- partitions handed back ---------------------------------------------------------
 

@@ -10,6 +10,14 @@ text the cut model call had streamed is kept as the session's last reply,
 marked interrupted: the engine's draft of it is brought up to date, or the
 reply is written when no draft was saved yet.  Nothing is asked of the
 model again; the person sees where the reply stopped and may retry.
+
+Across processes (``llmgine-nb worker``) a turn without an end may still be
+running on another worker: one that lost its partition's lease mid-turn goes
+on with it.  The worker therefore opens a session (and so calls ``cut_turn``)
+only once no live worker marks the session as its running turn's
+(``distributed/worker.py``, ``runner:<session>``).  ``stored_outcome`` is the
+other half: a turn that ended in the store, whose worker stopped before
+its result reached the sender, is answered from the store, not run again.
 """
 
 from __future__ import annotations
@@ -19,18 +27,20 @@ from typing import TYPE_CHECKING
 
 from ..chat import ChatMessage
 from ..engine.events import TurnCancelled, TurnFailed, TurnFinished, TurnStarted
+from ..engine.turn import TurnResult
 from ..llm.events import LLMCallFinished, LLMCallStarted, LLMTextDelta
 from ..messages import message_type_name
 
 if TYPE_CHECKING:
     from ..store import Store
 
-__all__ = ["cut_turn", "RESTART_REASON"]
+__all__ = ["cut_turn", "stored_outcome", "RESTART_REASON"]
 
 RESTART_REASON = "The server restarted during this turn; the reply so far is kept, marked interrupted."
 
 _TURN_TYPES = [message_type_name(cls) for cls in (TurnStarted, TurnFinished, TurnFailed, TurnCancelled)]
 _STARTED = message_type_name(TurnStarted)
+_FINISHED, _FAILED, _CANCELLED = (message_type_name(cls) for cls in (TurnFinished, TurnFailed, TurnCancelled))
 _CALL_START, _CALL_END, _DELTA = (message_type_name(cls) for cls in (LLMCallStarted, LLMCallFinished, LLMTextDelta))
 
 
@@ -48,6 +58,42 @@ def cut_turn(store: Store, session_id: str) -> TurnCancelled | None:
         _keep(store, session_id, partial, model or started.get("model"))
     return TurnCancelled(session_id=session_id, turn_id=started["turn_id"], partial_text=partial,
                          reason=RESTART_REASON)
+
+
+def stored_outcome(store: Store, session_id: str, user_message_id: str) -> TurnResult | None:
+    """How the last turn on ``user_message_id`` ended, as stored; None if it did not (or a restart cut it)."""
+    marks = ",".join("?" * len(_TURN_TYPES))
+    rows = store.database.read(
+        f"SELECT payload FROM events WHERE session_id = ? AND seq IS NOT NULL AND type IN ({marks}) ORDER BY seq",
+        (session_id, *_TURN_TYPES))
+    turn_id: str | None = None
+    outcome: TurnResult | None = None
+    for row in rows:
+        record = json.loads(row["payload"])
+        kind = record.get("type")
+        if kind == _STARTED:
+            turn_id = record["turn_id"] if record.get("user_message_id") == user_message_id else None
+            outcome = None
+        elif turn_id is not None and record.get("turn_id") == turn_id:
+            outcome = _as_result(session_id, kind, record)
+    return outcome
+
+
+def _as_result(session_id: str, kind: str | None, record: dict) -> TurnResult | None:
+    if kind == _FINISHED:
+        return TurnResult(
+            turn_id=record["turn_id"], session_id=session_id, status=record.get("status", "complete"),
+            text=record.get("text", ""), model=record.get("model", ""), steps=record.get("steps", 1),
+            usage=record.get("usage") or {}, cost_usd=record.get("cost_usd"), latency_s=record.get("latency_s", 0.0),
+            message_id=record.get("message_id"), structured=record.get("structured"),
+            reason=record.get("text") if record.get("status") == "step_limit" else None)
+    if kind == _FAILED:
+        return TurnResult(turn_id=record["turn_id"], session_id=session_id, status="failed",
+                          reason=record.get("reason"), error_kind=record.get("kind"))
+    if kind == _CANCELLED and record.get("reason") != RESTART_REASON:  # a person stopped it
+        return TurnResult(turn_id=record["turn_id"], session_id=session_id, status="cancelled",
+                          text=record.get("partial_text", ""), reason=record.get("reason"))
+    return None  # cut by a restart: the retry runs it again
 
 
 def _streamed_since(store: Store, session_id: str, after: int) -> tuple[str, str | None]:
