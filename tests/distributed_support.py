@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from services import redis_url
 from llmgine_nb.store import Store
 
 __all__ = ["redis_url", "prefix", "start_worker", "free_port", "cleanup_prefix", "Cluster", "RedisServer", "wait_until",
-           "follow_turns"]
+           "follow_turns", "front"]
 
 HERE = Path(__file__).resolve().parent
 
@@ -133,6 +133,17 @@ class RedisServer:
     def restart(self) -> None:
         self.kill()
         self.start()
+
+
+@pytest.fixture
+async def front(cluster: Cluster) -> AsyncIterator[tuple[Any, Store]]:
+    """A front end of the test module's ``cluster``: a transport on its Redis prefix, and its store."""
+    from llmgine_nb.distributed.redis_transport import RedisTransport
+
+    store = Store(cluster.db)
+    transport = await RedisTransport.connect(cluster.url, prefix=cluster.prefix, store=store)
+    yield transport, store
+    await transport.close()
 
 
 class Cluster:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("redis")
 
-from distributed_support import Cluster, prefix, redis_url, wait_until  # noqa: E402,F401
+from distributed_support import Cluster, front, prefix, redis_url, wait_until  # noqa: E402,F401
 
 from llmgine_nb.distributed.redis_transport import RedisTransport  # noqa: E402
 from llmgine_nb.engine import SendMessage  # noqa: E402
@@ -42,14 +42,6 @@ def cluster(redis_url: str, prefix: str, tmp_path: Path) -> Iterator[Cluster]:  
     client.close()
     yield made
     made.stop()
-
-
-@pytest.fixture
-async def front(cluster: Cluster) -> AsyncIterator[tuple[RedisTransport, Store]]:
-    store = Store(cluster.db)
-    transport = await RedisTransport.connect(cluster.url, prefix=cluster.prefix, store=store)
-    yield transport, store
-    await transport.close()
 
 
 def model_calls(cluster: Cluster) -> list[str]:

@@ -10,20 +10,19 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("redis")
 
-from distributed_support import Cluster, prefix, redis_url, wait_until  # noqa: E402,F401
+from distributed_support import Cluster, front, prefix, redis_url, wait_until  # noqa: E402,F401
 
 from llmgine_nb.distributed.keys import Keys  # noqa: E402
 from llmgine_nb.distributed.redis_transport import RedisTransport  # noqa: E402
 from llmgine_nb.engine import SendMessage  # noqa: E402
 from llmgine_nb.engine.turn import TurnResult  # noqa: E402
-from llmgine_nb.store import Store  # noqa: E402
 
 pytestmark = pytest.mark.faults
 
@@ -36,14 +35,6 @@ def cluster(redis_url: str, prefix: str, tmp_path: Path, db_target: str | Path) 
     made = Cluster(redis_url, prefix, tmp_path, env, db=db_target)
     yield made
     made.stop()
-
-
-@pytest.fixture
-async def front(cluster: Cluster) -> AsyncIterator[tuple[RedisTransport, Store]]:
-    store = Store(cluster.db)
-    transport = await RedisTransport.connect(cluster.url, prefix=cluster.prefix, store=store)
-    yield transport, store
-    await transport.close()
 
 
 def holder_pid(cluster: Cluster, keys: Keys, session_id: str) -> int:
