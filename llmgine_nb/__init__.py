@@ -4,7 +4,7 @@
 when first used.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .bus import DuplicateHandlerError, MessageBus, Registration, Session
 from .loop import BackgroundLoop
@@ -19,8 +19,14 @@ from .messages import (
     SessionStarted,
     current_session_id,
 )
-from .tools import ApprovalDecision, Tool, ToolContext, ToolManager, ToolResult, tool
 from .version import __version__ as __version__
+
+if TYPE_CHECKING:
+    from .tools import ApprovalDecision, Tool, ToolContext, ToolManager, ToolResult, tool
+
+# The tool machinery (a third of this package's import time) loads on first use of one of
+# these names: `import llmgine_nb` for the bus alone, or for %load_ext, does not wait for it.
+_FROM_TOOLS = frozenset({"ApprovalDecision", "Tool", "ToolContext", "ToolManager", "ToolResult", "tool"})
 
 __all__ = [
     "ApprovalDecision",
@@ -44,6 +50,16 @@ __all__ = [
     "SessionStarted",
     "current_session_id",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_TOOLS:
+        from . import tools
+
+        value = getattr(tools, name)
+        globals()[name] = value  # found once; later lookups do not come here
+        return value
+    raise AttributeError(f"module 'llmgine_nb' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -42,6 +42,24 @@ def test_importing_the_package_does_not_import_litellm() -> None:
     assert result.stdout == "" and result.stderr == ""
 
 
+def test_the_tools_load_on_first_use_of_their_names() -> None:
+    code = (
+        "import sys, llmgine_nb\n"
+        "assert 'llmgine_nb.tools' not in sys.modules, 'the tools were imported'\n"
+        "from llmgine_nb import ToolManager, tool\n"
+        "from llmgine_nb.tools import ToolManager as Real\n"
+        "assert ToolManager is Real and callable(tool)\n"
+        "try:\n"
+        "    llmgine_nb.no_such_name\n"
+        "except AttributeError as exc:\n"
+        "    assert 'no_such_name' in str(exc)\n"
+        "else:\n"
+        "    raise AssertionError('an unknown name was found')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
 def test_first_real_use_imports_litellm_offline_and_quietly() -> None:
     # A fresh interpreter: the cost map must come from the package, and nothing may be printed.
     code = (

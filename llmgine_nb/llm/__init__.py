@@ -20,6 +20,7 @@ does: other providers, routing and fallbacks).
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -67,14 +68,25 @@ from .events import (
     LLMTextDelta,
     LLMToolCallDelta,
 )
-from .litellm_client import LiteLLMClient
-from .openai_client import OpenAIClient, load_openai_sdk
 from .retry import NO_RETRIES, RetryPolicy
-from .router import RoutedLLM
-from .scripted import ScriptedLLM, ScriptedReply, call
 
 if TYPE_CHECKING:
     from ..bus import MessageBus
+    from .litellm_client import LiteLLMClient
+    from .openai_client import OpenAIClient
+    from .router import RoutedLLM
+    from .scripted import ScriptedLLM, ScriptedReply, call
+
+# The clients load when first named (or when get_llm first makes one): a plain import of
+# this package, for its events, errors or configuration, does not wait for them.
+_CLIENTS = {
+    "LiteLLMClient": "litellm_client",
+    "OpenAIClient": "openai_client",
+    "RoutedLLM": "router",
+    "ScriptedLLM": "scripted",
+    "ScriptedReply": "scripted",
+    "call": "scripted",
+}
 
 __all__ = [
     "get_llm",
@@ -133,6 +145,15 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    module = _CLIENTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llmgine_nb.llm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # found once; later lookups do not come here
+    return value
+
+
 def get_llm(
     model: str | None = None,
     *,
@@ -169,6 +190,11 @@ def get_llm(
     (``retry=``, a ``RetryPolicy``; each retry is an event).  ``settings`` (temperature,
     max_tokens ...) go with every call.
     """
+    from .litellm_client import LiteLLMClient
+    from .openai_client import OpenAIClient
+    from .router import RoutedLLM
+    from .scripted import ScriptedLLM
+
     config = config or Settings()
     choice = choose_model(model, config, aliases)
     if choice.offline:
@@ -226,6 +252,8 @@ def preload_for(model: str | None = None, *, config: Settings | None = None) -> 
     if choice.offline:
         return None
     if choice.model not in resolve_aliases(None, config) and _through_openai_sdk(choice.model, config, {}):
+        from .openai_client import load_openai_sdk
+
         thread = threading.Thread(target=load_openai_sdk, name="llmgine-openai-import", daemon=True)
         thread.start()
         return thread
