@@ -16,6 +16,7 @@ how to get a reply (``_request``) or a stream of pieces (``_request_stream``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -141,11 +142,15 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+# Every call shows its settings; their names are few and repeat, so each is judged once.
+_secret_setting = functools.lru_cache(maxsize=512)(is_secret_name)
+
+
 def public_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """Request settings fit for events and logs: secrets dropped, URLs cleaned, JSON values only."""
     out: dict[str, Any] = {}
     for name, value in settings.items():
-        if is_secret_name(name) or value is None:
+        if value is None or _secret_setting(name):
             continue
         if name in ("api_base", "base_url") and isinstance(value, str):
             out[name] = public_url(value)

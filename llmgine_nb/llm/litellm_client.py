@@ -40,8 +40,11 @@ _stream_usage_support: dict[str, bool] = {}
 
 
 def _get(obj: Any, name: str) -> Any:
+    """A field of a response part, whether litellm/the SDK gave an object or a dict."""
     if obj is None:
         return None
+    if isinstance(obj, dict):  # before the Mapping check: a C check, and the usual dict
+        return obj.get(name)
     if isinstance(obj, Mapping):
         return obj.get(name)
     return getattr(obj, name, None)
