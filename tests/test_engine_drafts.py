@@ -136,7 +136,7 @@ async def test_cancelling_after_a_draft_keeps_one_interrupted_reply(tmp_path: Pa
 class BreaksMidStream(ScriptedLLM):
     """Streams some words, then the connection drops."""
 
-    async def _request_stream(self, call, messages, tools, settings):  # type: ignore[no-untyped-def]
+    async def _request_stream(self, request):  # type: ignore[no-untyped-def]
         for word in LONG_REPLY.split()[:20]:
             await asyncio.sleep(0.01)
             yield StreamDelta("text", text=word + " ")

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 from llmgine_nb import MessageBus
-from llmgine_nb.chat import ChatMessage, Usage
+from llmgine_nb.chat import Usage
 from llmgine_nb.engine import ChatEngine
-from llmgine_nb.llm.base import BaseLLM, CallRecorder, RawReply, StreamDelta, StreamEnd
+from llmgine_nb.llm.base import BaseLLM, ModelRequest, RawReply, StreamDelta, StreamEnd
 from llmgine_nb.store import Store
 
 
@@ -40,12 +39,10 @@ class PiecesLLM(BaseLLM):
         self.count, self.hang = count, hang
         self.sent = asyncio.Event()
 
-    async def _request(self, call: CallRecorder, messages: list[ChatMessage], tools: Any, settings: Any) -> RawReply:
+    async def _request(self, request: ModelRequest) -> RawReply:
         raise NotImplementedError
 
-    async def _request_stream(
-        self, call: CallRecorder, messages: list[ChatMessage], tools: Any, settings: Any
-    ) -> AsyncIterator[StreamDelta | StreamEnd]:
+    async def _request_stream(self, request: ModelRequest) -> AsyncIterator[StreamDelta | StreamEnd]:
         for _ in range(self.count):
             yield StreamDelta("text", text=Piece("abcdefg "))
         self.sent.set()

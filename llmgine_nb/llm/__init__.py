@@ -13,9 +13,10 @@
         ...
     answer = await llm.structured("Name a colour", Colour)   # a validated pydantic instance
 
-Importing this package imports neither litellm nor the openai SDK; the
-first call of a model that needs one does (litellm only for what only it
-does: other providers, routing and fallbacks).
+Importing this package imports neither litellm nor the openai SDK, nor the
+clients (they load when first named); the first call of a model that needs
+one does (litellm only for what only it does: other providers, fallbacks,
+its own settings such as ``mock_response``).
 """
 
 from __future__ import annotations
@@ -25,22 +26,21 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..replies import is_on
 from ._litellm import preload
 from .base import LLM, BaseLLM, LLMResponse, LLMStream, StreamDelta, to_messages
 from .blocking import allow_real_models, block_real_models, real_models_allowed
 from .config import (
     ALIAS_SETTINGS,
     OFFLINE_MODEL,
-    USE_LITELLM,
     ModelChoice,
     Settings,
     alias_help,
     choose_model,
+    direct_target,
     key_status,
     mask_key,
-    provider_of,
     resolve_aliases,
+    through_openai_sdk,
 )
 from .errors import (
     BadResponseError,
@@ -182,7 +182,9 @@ def get_llm(
 
     An alias, ``fallbacks`` or ``num_retries`` give a ``RoutedLLM``
     (litellm's Router, which then owns retries: ``num_retries``, 2 unless
-    given).  A plain ``openai/...`` model string gives an ``OpenAIClient``
+    given; an alias without fallbacks that points at an OpenAI model, an
+    OpenAI-compatible server or the offline model is served by that client,
+    without litellm).  A plain ``openai/...`` model string gives an ``OpenAIClient``
     (the openai SDK: no waiting for litellm's import), unless
     ``LLMGINE_USE_LITELLM`` is on or a litellm-only setting such as
     ``mock_response`` is given; any other model string a ``LiteLLMClient``.
@@ -226,19 +228,12 @@ def get_llm(
                 **settings,
             )
         else:
-            client = OpenAIClient if _through_openai_sdk(choice.model, config, settings) else LiteLLMClient
+            client = OpenAIClient if through_openai_sdk(choice.model, config, settings) else LiteLLMClient
             llm = client(
                 choice.model, bus=bus, api_base=api_base, api_key=api_key, timeout=timeout, config=config, **settings
             )
     llm.notice = choice.notice
     return llm
-
-
-def _through_openai_sdk(model: str, config: Settings, settings: Mapping[str, Any]) -> bool:
-    """Whether ``model`` is spoken to through the openai SDK rather than litellm."""
-    if provider_of(model) != "openai" or "mock_response" in settings:
-        return False
-    return not is_on(config.get(USE_LITELLM)[0] or "")
 
 
 def preload_for(model: str | None = None, *, config: Settings | None = None) -> threading.Thread | None:
@@ -251,7 +246,11 @@ def preload_for(model: str | None = None, *, config: Settings | None = None) -> 
     choice = choose_model(model, config)
     if choice.offline:
         return None
-    if choice.model not in resolve_aliases(None, config) and _through_openai_sdk(choice.model, config, {}):
+    # An alias loads what its target needs: the Router's litellm only when the route needs it.
+    target = direct_target(resolve_aliases(None, config).get(choice.model, choice.model), config)
+    if target == OFFLINE_MODEL:
+        return None
+    if target is not None:
         from .openai_client import load_openai_sdk
 
         thread = threading.Thread(target=load_openai_sdk, name="llmgine-openai-import", daemon=True)

@@ -22,6 +22,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -55,6 +56,7 @@ __all__ = [
     "StreamEnd",
     "RawReply",
     "CallRecorder",
+    "ModelRequest",
     "StreamAssembler",
     "MessagesLike",
     "to_messages",
@@ -296,6 +298,29 @@ class CallRecorder:
             )
 
 
+@dataclass(frozen=True)
+class ModelRequest:
+    """What a client's hooks get for one call: one value instead of four arguments.
+
+    ``model`` is where this request goes: the call's model (its events are
+    named after it), or, for a route, the model behind the alias.
+    """
+
+    call: CallRecorder
+    messages: list[ChatMessage]
+    tools: list[dict[str, Any]] | None
+    settings: dict[str, Any]
+    model: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            object.__setattr__(self, "model", self.call.model)
+
+    def to(self, model: str) -> ModelRequest:
+        """The same request sent to ``model`` (the call and its events stay the same)."""
+        return replace(self, model=model)
+
+
 # -- the base class --------------------------------------------------------------------
 
 
@@ -327,31 +352,16 @@ class BaseLLM(ABC):
 
     # -- what subclasses provide
 
-    def _interrupted_end(
-        self, end: StreamEnd, messages: list[ChatMessage], tools: list[dict[str, Any]] | None, text: str,
-        calls: list[ToolCall],
-    ) -> StreamEnd:
+    def _interrupted_end(self, request: ModelRequest, end: StreamEnd, text: str, calls: list[ToolCall]) -> StreamEnd:
         """What a stream left early used and cost, where the client can tell (here: what the stream said)."""
         return end
 
     @abstractmethod
-    async def _request(
-        self,
-        call: CallRecorder,
-        messages: list[ChatMessage],
-        tools: list[dict[str, Any]] | None,
-        settings: dict[str, Any],
-    ) -> RawReply:
+    async def _request(self, request: ModelRequest) -> RawReply:
         """Get one unstreamed reply."""
 
     @abstractmethod
-    def _request_stream(
-        self,
-        call: CallRecorder,
-        messages: list[ChatMessage],
-        tools: list[dict[str, Any]] | None,
-        settings: dict[str, Any],
-    ) -> AsyncIterator[StreamDelta | StreamEnd]:
+    def _request_stream(self, request: ModelRequest) -> AsyncIterator[StreamDelta | StreamEnd]:
         """Stream one reply: deltas, then (optionally) a ``StreamEnd``."""
 
     def _supports_response_schema(self) -> bool:
@@ -397,14 +407,15 @@ class BaseLLM(ABC):
         await self._ensure_ready()
         call = self._new_call(merged, stream=False, bus=bus)
         await call.started(chat, tools, merged)
+        request = ModelRequest(call, chat, tools, merged)
         first_try = time.monotonic()
         while True:
             try:
-                raw = await self._request(call, chat, tools, merged)
+                raw = await self._request(request)
                 break
             except Exception as exc:
                 error = from_exception(exc, model=call.model, provider=call.provider)
-                if await self._retrying(call, error, first_try):
+                if await self._retrying(request, error, first_try):
                     continue
                 await call.failed(error)
                 if error is exc:
@@ -437,11 +448,12 @@ class BaseLLM(ABC):
         await self._ensure_ready()
         call = self._new_call(settings, stream=True, bus=bus)
         await call.started(chat, tools, settings)
+        request = ModelRequest(call, chat, tools, settings)
         assembler = StreamAssembler()
         end = StreamEnd()
         first_try = time.monotonic()
         while True:
-            pieces = self._request_stream(call, chat, tools, settings)
+            pieces = self._request_stream(request)
             try:
                 async for item in pieces:
                     if isinstance(item, StreamEnd):
@@ -456,7 +468,7 @@ class BaseLLM(ABC):
                 error = from_exception(exc, model=call.model, provider=call.provider)
                 # Only a stream that failed before any of the reply arrived is tried again:
                 # text already shown cannot be taken back.  What did arrive is kept.
-                if assembler.empty and await self._retrying(call, error, first_try):
+                if assembler.empty and await self._retrying(request, error, first_try):
                     continue
                 error.partial_text = assembler.text
                 await call.failed(error)
@@ -466,7 +478,7 @@ class BaseLLM(ABC):
             except BaseException:
                 # Closed early (GeneratorExit) or cancelled: what arrived is an interrupted reply.
                 if not call.closed:
-                    end = self._interrupted_end(end, chat, tools, assembler.text, assembler.tool_calls())
+                    end = self._interrupted_end(request, end, assembler.text, assembler.tool_calls())
                     end.finish_reason = "interrupted"
                     await call.finished(call.response(assembler.text, assembler.tool_calls(), end))
                 raise
@@ -483,9 +495,14 @@ class BaseLLM(ABC):
         await call.finished(response)
         yield response
 
-    async def _retrying(self, call: CallRecorder, error: LLMError, first_try: float) -> bool:
+    def _retry_policy(self, request: ModelRequest) -> RetryPolicy | None:
+        """How a failed ``request`` is retried: ``self.retry`` (a router says per route)."""
+        return self.retry
+
+    async def _retrying(self, request: ModelRequest, error: LLMError, first_try: float) -> bool:
         """Announce a retry and wait for it, if the policy allows one; False to give up."""
-        policy = self.retry
+        call = request.call
+        policy = self._retry_policy(request)
         wait = policy.wait(error, call.attempt, time.monotonic() - first_try) if policy is not None else None
         if wait is None:
             return False

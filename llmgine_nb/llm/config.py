@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ..replies import is_on
 from ..secrets import dotenv_path as default_dotenv_path
 from ..secrets import mask_key, read_dotenv, remember
 
@@ -46,6 +47,9 @@ __all__ = [
     "key_in_use",
     "endpoint_of",
     "USE_LITELLM",
+    "LITELLM_ONLY_SETTINGS",
+    "through_openai_sdk",
+    "direct_target",
 ]
 
 OFFLINE_MODEL = "scripted"
@@ -76,6 +80,9 @@ DEFAULT_ALIASES: dict[str, dict[str, str]] = {
 
 #: Set (1, true, on) to speak to OpenAI models through litellm instead of the openai SDK.
 USE_LITELLM = "LLMGINE_USE_LITELLM"
+
+#: Settings that mean something to litellm only (not to an OpenAI server, nor to the offline model).
+LITELLM_ONLY_SETTINGS = frozenset({"mock_response", "custom_llm_provider", "fallbacks", "num_retries", "drop_params"})
 
 #: The built-in aliases and the setting that points each at a model of your choice.
 ALIAS_SETTINGS: dict[str, str] = {"fast": "LLMGINE_FAST_MODEL", "smart": "LLMGINE_SMART_MODEL"}
@@ -112,6 +119,31 @@ def provider_of(model: str) -> str | None:
         if model.startswith(prefix):
             return provider
     return None
+
+
+def through_openai_sdk(model: str, settings: Settings, call_settings: Mapping[str, Any] = {}) -> bool:  # noqa: B006 - read only
+    """Whether ``model`` is spoken to through the openai SDK rather than litellm."""
+    if provider_of(model) != "openai" or not LITELLM_ONLY_SETTINGS.isdisjoint(call_settings):
+        return False
+    return not is_on(settings.get(USE_LITELLM)[0] or "")
+
+
+# What a route may say and still be served without litellm: where the model is, and its key.
+_DIRECT_PARAMS = frozenset({"model", "api_base", "api_key", "max_retries"})
+
+
+def direct_target(target: str | Mapping[str, Any], settings: Settings) -> str | None:
+    """The model a route (an alias's target) names when a client of ours serves it without litellm.
+
+    That is the offline model, or a model spoken to through the openai SDK, with
+    nothing but an address and a key beside it (anything else is litellm's to
+    read); None when the route needs litellm.
+    """
+    params: Mapping[str, Any] = {"model": target} if isinstance(target, str) else target
+    model = params.get("model")
+    if not isinstance(model, str) or not _DIRECT_PARAMS.issuperset(params):
+        return None
+    return model if model == OFFLINE_MODEL or through_openai_sdk(model, settings) else None
 
 
 def key_in_use(key: str | None) -> str | None:

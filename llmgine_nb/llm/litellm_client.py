@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..chat import ChatMessage, ToolCall, Usage
 from ..text import estimate_tokens, tokens_for_chars
 from ._litellm import aload_litellm, load_litellm
-from .base import BaseLLM, CallRecorder, RawReply, StreamDelta, StreamEnd, public_settings
+from .base import BaseLLM, ModelRequest, RawReply, StreamDelta, StreamEnd, public_settings
 from .blocking import check_real_call, is_loopback_url, real_models_allowed
 from .config import Settings, endpoint_of, provider_of
 from .errors import BadResponseError
@@ -206,19 +206,13 @@ class LiteLLMClient(BaseLLM):
         shown = {"api_base": self.api_base, "timeout": self.timeout, **settings}
         return public_settings(shown)
 
-    def _kwargs(
-        self,
-        model: str,
-        messages: list[ChatMessage],
-        tools: list[dict[str, Any]] | None,
-        settings: dict[str, Any],
-    ) -> dict[str, Any]:
+    def _kwargs(self, request: ModelRequest) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"max_retries": 0, "num_retries": 0}  # the SDK's and litellm's: ours own retries
-        kwargs.update(settings)
-        kwargs["model"] = model
-        kwargs["messages"] = [m.to_openai() for m in messages]
-        if tools:
-            kwargs["tools"] = tools
+        kwargs.update(request.settings)
+        kwargs["model"] = model = request.model
+        kwargs["messages"] = [m.to_openai() for m in request.messages]
+        if request.tools:
+            kwargs["tools"] = request.tools
         if self.api_base:
             kwargs.setdefault("api_base", self.api_base)
         if self.__api_key:
@@ -229,32 +223,20 @@ class LiteLLMClient(BaseLLM):
             check_real_call(model, kwargs.get("api_base"))
         return kwargs
 
-    async def _request(
-        self,
-        call: CallRecorder,
-        messages: list[ChatMessage],
-        tools: list[dict[str, Any]] | None,
-        settings: dict[str, Any],
-    ) -> RawReply:
-        kwargs = self._kwargs(call.model, messages, tools, settings)
+    async def _request(self, request: ModelRequest) -> RawReply:
+        kwargs = self._kwargs(request)
         litellm = await aload_litellm()
         response = await litellm.acompletion(**kwargs)
-        return reply_from_response(response, call.model)
+        return reply_from_response(response, request.model)
 
-    async def _request_stream(
-        self,
-        call: CallRecorder,
-        messages: list[ChatMessage],
-        tools: list[dict[str, Any]] | None,
-        settings: dict[str, Any],
-    ) -> AsyncIterator[StreamDelta | StreamEnd]:
-        kwargs = self._kwargs(call.model, messages, tools, settings)
+    async def _request_stream(self, request: ModelRequest) -> AsyncIterator[StreamDelta | StreamEnd]:
+        kwargs = self._kwargs(request)
         litellm = await aload_litellm()
         kwargs["stream"] = True
-        if "stream_options" not in kwargs and "mock_response" not in kwargs and streams_usage(call.model):
+        if "stream_options" not in kwargs and "mock_response" not in kwargs and streams_usage(request.model):
             kwargs["stream_options"] = {"include_usage": True}
         stream = await litellm.acompletion(**kwargs)
-        async for piece in stream_pieces(stream, call.model, messages):
+        async for piece in stream_pieces(stream, request.model, request.messages):
             yield piece
 
     async def _ensure_ready(self) -> None:

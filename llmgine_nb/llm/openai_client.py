@@ -29,11 +29,10 @@ import weakref
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..chat import ChatMessage
 from ..text import clip
-from .base import BaseLLM, CallRecorder, RawReply, StreamDelta, StreamEnd, public_settings
+from .base import BaseLLM, ModelRequest, RawReply, StreamDelta, StreamEnd, public_settings
 from .blocking import check_real_call
-from .config import Settings, endpoint_of
+from .config import LITELLM_ONLY_SETTINGS, Settings, endpoint_of
 from .errors import BadResponseError, ModelConfigError
 from .litellm_client import reply_from_response, stream_pieces
 from .price_list import supports_response_schema
@@ -48,8 +47,6 @@ __all__ = ["OpenAIClient", "OPENAI_BASE_URL", "load_openai_sdk"]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
-# Settings that mean something to litellm, not to an OpenAI server: refused with a sentence, not sent.
-_LITELLM_ONLY = frozenset({"mock_response", "custom_llm_provider", "fallbacks", "num_retries", "drop_params"})
 # Settings that are the SDK's request options rather than fields of the request body.
 _OPTIONS = ("timeout", "extra_headers")
 
@@ -137,11 +134,10 @@ class OpenAIClient(BaseLLM):
             self._clients[loop] = client
         return client
 
-    def _request_parts(
-        self, model: str, messages: list[ChatMessage], tools: list[dict[str, Any]] | None, settings: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _request_parts(self, request: ModelRequest) -> tuple[dict[str, Any], dict[str, Any]]:
         """The request body (plain JSON data, sent as it is) and the SDK's request options."""
-        refused = _LITELLM_ONLY.intersection(settings)
+        model, settings = request.model, request.settings
+        refused = LITELLM_ONLY_SETTINGS.intersection(settings)  # refused with a sentence, not sent
         if refused:
             raise ModelConfigError(
                 f"{', '.join(sorted(refused))} is a litellm setting, and {model} is spoken to through the "
@@ -157,37 +153,25 @@ class OpenAIClient(BaseLLM):
             elif name not in ("max_retries", "api_key", "api_base", "base_url"):
                 body[name] = value
         body["model"] = _wire_name(model)
-        body["messages"] = [m.to_openai() for m in messages]
-        if tools:
-            body["tools"] = tools
+        body["messages"] = [m.to_openai() for m in request.messages]
+        if request.tools:
+            body["tools"] = request.tools
         return body, options
 
-    async def _request(
-        self,
-        call: CallRecorder,
-        messages: list[ChatMessage],
-        tools: list[dict[str, Any]] | None,
-        settings: dict[str, Any],
-    ) -> RawReply:
-        body, options = self._request_parts(call.model, messages, tools, settings)
+    async def _request(self, request: ModelRequest) -> RawReply:
+        body, options = self._request_parts(request)
         client = self._client()
         types = load_openai_sdk().types.chat
         response = await client.post("/chat/completions", body=body, cast_to=types.ChatCompletion, options=options)
         if isinstance(response, str):  # the SDK hands back a body that is not JSON as its text
             raise BadResponseError(
                 f"The model's server answered with something other than JSON: {clip(response, 120)!r}",
-                model=call.model,
+                model=request.model,
             )
-        return reply_from_response(response, call.model)
+        return reply_from_response(response, request.model)
 
-    async def _request_stream(
-        self,
-        call: CallRecorder,
-        messages: list[ChatMessage],
-        tools: list[dict[str, Any]] | None,
-        settings: dict[str, Any],
-    ) -> AsyncIterator[StreamDelta | StreamEnd]:
-        body, options = self._request_parts(call.model, messages, tools, settings)
+    async def _request_stream(self, request: ModelRequest) -> AsyncIterator[StreamDelta | StreamEnd]:
+        body, options = self._request_parts(request)
         body["stream"] = True
         body.setdefault("stream_options", {"include_usage": True})  # usage in the last chunk
         client = self._client()
@@ -198,7 +182,7 @@ class OpenAIClient(BaseLLM):
             stream_cls=openai.AsyncStream[chat.ChatCompletionChunk],
         )
         try:
-            async for piece in stream_pieces(stream, call.model, messages):
+            async for piece in stream_pieces(stream, request.model, request.messages):
                 yield piece
         finally:
             await stream.close()  # releases the connection of a stream left early

@@ -4,7 +4,8 @@ One layer owns retries.  For a single model (``LiteLLMClient``) it is this
 one: the OpenAI SDK's and litellm's own retries underneath are switched off
 (``max_retries=0``, ``num_retries=0``), so nothing is retried twice over.
 For routed aliases (``RoutedLLM``) it is litellm's ``Router``
-(``num_retries``), and this layer stays out of the way.
+(``num_retries``), and this layer stays out of the way; an alias the router
+serves without litellm is retried here, ``num_retries`` + 1 tries.
 
 By default a call is tried up to 3 times when it was rate limited (429), the
 server failed (5xx) or the connection failed or dropped before any of the

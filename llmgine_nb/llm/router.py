@@ -26,6 +26,14 @@ starts (then it was retried, or fell back) or the call ends (then the final
 one ``LLMCallFailed``, and exactly the last one says ``will_retry=False``.
 When every model failed, the error raised is the last attempt's (litellm
 would re-raise the first model's, hiding why the fallback failed).
+
+litellm (seconds to import) loads only for a route that needs it.  An alias
+with no fallbacks that points at an OpenAI model or OpenAI-compatible server
+(``through_openai_sdk``), or at the offline model, is served by that client
+itself (``direct_target``), retried by ``retry.py`` (``num_retries`` + 1
+tries), with the same events under the alias's name.  Fallbacks, other
+providers, litellm's own settings (``mock_response`` ...) or
+``router_settings`` go through the Router.
 """
 
 from __future__ import annotations
@@ -34,14 +42,15 @@ import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..chat import ChatMessage
+from ..chat import ToolCall
 from ._litellm import aload_litellm, load_litellm
-from .base import BaseLLM, CallRecorder, RawReply, StreamDelta, StreamEnd, public_settings
+from .base import BaseLLM, CallRecorder, ModelRequest, RawReply, StreamDelta, StreamEnd, public_settings
 from .blocking import check_real_call
-from .config import Settings, key_in_use, provider_of
+from .config import LITELLM_ONLY_SETTINGS, OFFLINE_MODEL, Settings, direct_target, key_in_use, provider_of
 from .errors import LLMError, ModelConfigError, from_exception
 from .events import LLMFallback, LLMRetry
 from .litellm_client import reply_from_response, stream_pieces, streams_usage
+from .retry import RetryPolicy
 
 if TYPE_CHECKING:
     from ..bus import MessageBus
@@ -190,6 +199,10 @@ def _install_bridge() -> None:
     litellm.callbacks.append(_bridge)
 
 
+# Per-call settings that only the Router (litellm) understands.
+_ROUTER_ONLY_SETTINGS = LITELLM_ONLY_SETTINGS | {"metadata"}
+
+
 def _deployment(alias: str, target: str | Mapping[str, Any], api_base: str | None, config: Settings) -> dict[str, Any]:
     params: dict[str, Any] = {"model": target} if isinstance(target, str) else dict(target)
     if "model" not in params:
@@ -239,7 +252,7 @@ class RoutedLLM(BaseLLM):
         if default not in models:
             raise ModelConfigError(f"The default alias {default!r} is not one of the aliases {sorted(models)}")
         super().__init__(default, bus=bus, **settings)
-        config = config or Settings()
+        self._config = config = config or Settings()
         api_base = config.value("LLMGINE_API_BASE", api_base)
         self._model_list = [_deployment(alias, target, api_base, config) for alias, target in models.items()]
         self.aliases: dict[str, str] = {d["model_name"]: d["litellm_params"]["model"] for d in self._model_list}
@@ -256,6 +269,15 @@ class RoutedLLM(BaseLLM):
         self.router_settings = dict(router_settings or {})
         self.provider = provider_of(self.aliases[default])
         self._router: Any = None
+        # Aliases served by a client of ours (no fallbacks, no Router options): alias -> route params.
+        self._direct_routes: dict[str, dict[str, Any]] = {}
+        if not self.router_settings:
+            for deployment in self._model_list:
+                alias, params = deployment["model_name"], deployment["litellm_params"]
+                if not self.fallbacks.get(alias) and direct_target(params, config) is not None:
+                    self._direct_routes[alias] = params
+        self._direct_clients: dict[str, BaseLLM] = {}
+        self._direct_retry = RetryPolicy(tries=num_retries + 1)
 
     def __repr__(self) -> str:
         return f"<RoutedLLM default={self.model!r} aliases={self.aliases} fallbacks={self.fallbacks}>"
@@ -294,10 +316,49 @@ class RoutedLLM(BaseLLM):
             self._router = litellm.Router(**options)
         return self._router
 
+    def _direct(self, alias: str, settings: Mapping[str, Any] = {}) -> BaseLLM | None:  # noqa: B006 - read only
+        """The client of ours that serves ``alias`` (made on first use), or None: the Router does."""
+        params = self._direct_routes.get(alias)
+        if params is None or not _ROUTER_ONLY_SETTINGS.isdisjoint(settings):
+            return None
+        client = self._direct_clients.get(alias)
+        if client is None:
+            if params["model"] == OFFLINE_MODEL:
+                from .scripted import ScriptedLLM
+
+                client = ScriptedLLM()
+            else:
+                from .openai_client import OpenAIClient
+
+                client = OpenAIClient(
+                    params["model"], api_base=params.get("api_base"), api_key=params.get("api_key"),
+                    timeout=self.timeout, config=self._config,
+                )
+            self._direct_clients[alias] = client
+        return client
+
+    def _direct_for(self, request: ModelRequest) -> BaseLLM | None:
+        return self._direct(request.call.model, request.settings)
+
+    def _retry_policy(self, request: ModelRequest) -> RetryPolicy | None:
+        # The Router retries what it sends; what a client of ours sends, we retry.
+        return self._direct_retry if self._direct_for(request) is not None else None
+
     async def _ensure_ready(self) -> None:
-        await aload_litellm()
+        """Load what the default alias needs: its client's library, or litellm for the Router."""
+        direct = self._direct(self.model)
+        await (direct._ensure_ready() if direct is not None else aload_litellm())
+
+    def _interrupted_end(self, request: ModelRequest, end: StreamEnd, text: str, calls: list[ToolCall]) -> StreamEnd:
+        direct = self._direct_for(request)
+        if direct is None:
+            return end
+        return direct._interrupted_end(request.to(self.aliases[request.call.model]), end, text, calls)
 
     def _supports_response_schema(self) -> bool:
+        direct = self._direct(self.model)
+        if direct is not None:
+            return direct._supports_response_schema()
         litellm = load_litellm()
         try:
             return bool(litellm.supports_response_schema(model=self.aliases[self.model]))
@@ -305,32 +366,42 @@ class RoutedLLM(BaseLLM):
             log.debug("no response-schema information for %s: %s", self.model, type(exc).__name__)
             return False
 
-    def _prepare(self, call: CallRecorder, messages: list[ChatMessage], tools: Any, settings: dict[str, Any]) -> dict[str, Any]:
-        if call.model not in self.aliases:
-            raise ModelConfigError(f"{call.model!r} is not an alias of this router; the aliases are {sorted(self.aliases)}")
+    def _prepare(self, request: ModelRequest) -> dict[str, Any]:
+        call, settings = request.call, request.settings
         if "mock_response" not in settings:
             for deployment in self._model_list:
                 if deployment["model_name"] in (call.model, *self.fallbacks.get(call.model, ())):
                     params = deployment["litellm_params"]
                     if "mock_response" not in params:  # litellm's test replies never leave the process
                         check_real_call(params["model"], params.get("api_base"))
-        metadata = dict(settings.pop("metadata", None) or {})
+        metadata = dict(settings.get("metadata") or {})
         metadata[CALL_ID_KEY] = call.call_id
         kwargs = dict(settings)
-        kwargs.update(model=call.model, messages=[m.to_openai() for m in messages], metadata=metadata)
-        if tools:
-            kwargs["tools"] = tools
+        kwargs.update(model=call.model, messages=[m.to_openai() for m in request.messages], metadata=metadata)
+        if request.tools:
+            kwargs["tools"] = request.tools
         return kwargs
 
-    async def _request(
-        self,
-        call: CallRecorder,
-        messages: list[ChatMessage],
-        tools: list[dict[str, Any]] | None,
-        settings: dict[str, Any],
-    ) -> RawReply:
-        kwargs = self._prepare(call, messages, tools, settings)
+    def _known_alias(self, request: ModelRequest) -> str:
+        alias = request.call.model
+        if alias not in self.aliases:
+            raise ModelConfigError(f"{alias!r} is not an alias of this router; the aliases are {sorted(self.aliases)}")
+        return alias
+
+    async def _request(self, request: ModelRequest) -> RawReply:
+        target = self.aliases[self._known_alias(request)]
+        direct = self._direct_for(request)
+        if direct is not None:
+            await direct._ensure_ready()
+            try:
+                reply = await direct._request(request.to(target))
+            except Exception as exc:
+                raise from_exception(exc, model=target, provider=provider_of(target)) from exc
+            reply.end.model = target
+            return reply
+        kwargs = self._prepare(request)
         await aload_litellm()
+        call = request.call
         routed = _in_flight[call.call_id] = _RoutedCall(call)
         try:
             response = await self.router.acompletion(**kwargs)
@@ -338,31 +409,38 @@ class RoutedLLM(BaseLLM):
             raise routed.final_error(exc) from exc
         finally:
             del _in_flight[call.call_id]
-        model = routed.deployment or self.aliases[call.model]
+        model = routed.deployment or target
         reply = reply_from_response(response, model)
         reply.end.model = model
         return reply
 
-    async def _request_stream(
-        self,
-        call: CallRecorder,
-        messages: list[ChatMessage],
-        tools: list[dict[str, Any]] | None,
-        settings: dict[str, Any],
-    ) -> AsyncIterator[StreamDelta | StreamEnd]:
-        kwargs = self._prepare(call, messages, tools, settings)
+    async def _request_stream(self, request: ModelRequest) -> AsyncIterator[StreamDelta | StreamEnd]:
+        target = self.aliases[self._known_alias(request)]
+        direct = self._direct_for(request)
+        if direct is not None:
+            await direct._ensure_ready()
+            try:
+                async for piece in direct._request_stream(request.to(target)):
+                    if isinstance(piece, StreamEnd):
+                        piece.model = target
+                    yield piece
+            except Exception as exc:
+                raise from_exception(exc, model=target, provider=provider_of(target)) from exc
+            return
+        kwargs = self._prepare(request)
         await aload_litellm()
         kwargs["stream"] = True
-        if "stream_options" not in kwargs and "mock_response" not in kwargs and streams_usage(self.aliases[call.model]):
+        if "stream_options" not in kwargs and "mock_response" not in kwargs and streams_usage(target):
             kwargs["stream_options"] = {"include_usage": True}
+        call = request.call
         routed = _in_flight[call.call_id] = _RoutedCall(call)
         try:
             try:
                 stream = await self.router.acompletion(**kwargs)
             except Exception as exc:
                 raise routed.final_error(exc) from exc
-            model = routed.deployment or self.aliases[call.model]
-            async for piece in stream_pieces(stream, model, messages):
+            model = routed.deployment or target
+            async for piece in stream_pieces(stream, model, request.messages):
                 if isinstance(piece, StreamEnd):
                     piece.model = model
                 yield piece

@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..chat import ChatMessage, ToolCall, Usage
 from ..images import image_tokens
-from .base import BaseLLM, CallRecorder, RawReply, StreamDelta, StreamEnd, estimate_tokens
+from .base import BaseLLM, ModelRequest, RawReply, StreamDelta, StreamEnd, estimate_tokens
 from .config import OFFLINE_MODEL
 from .errors import ScriptExhaustedError
 from .offline import default_reply
@@ -219,34 +219,21 @@ class ScriptedLLM(BaseLLM):
 
     # -- the hooks
 
-    def _interrupted_end(
-        self, end: StreamEnd, messages: list[ChatMessage], tools: list[dict[str, Any]] | None, text: str,
-        calls: list[ToolCall],
-    ) -> StreamEnd:
+    def _interrupted_end(self, request: ModelRequest, end: StreamEnd, text: str, calls: list[ToolCall]) -> StreamEnd:
         # Stopped half way, the offline model is still free: never "cost unknown".
-        return StreamEnd(end.finish_reason, self._usage(messages, tools, text, calls), 0.0)
+        return StreamEnd(end.finish_reason, self._usage(request.messages, request.tools, text, calls), 0.0)
 
-    async def _request(
-        self,
-        call: CallRecorder,
-        messages: list[ChatMessage],
-        tools: list[dict[str, Any]] | None,
-        settings: dict[str, Any],
-    ) -> RawReply:
-        text, calls, finish = await self._next_reply(messages, tools, settings)
+    async def _request(self, request: ModelRequest) -> RawReply:
+        messages, tools = request.messages, request.tools
+        text, calls, finish = await self._next_reply(messages, tools, request.settings)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         end = StreamEnd(finish, self._usage(messages, tools, text, calls), self.cost_per_call)
         return RawReply(text, calls, end)
 
-    async def _request_stream(
-        self,
-        call: CallRecorder,
-        messages: list[ChatMessage],
-        tools: list[dict[str, Any]] | None,
-        settings: dict[str, Any],
-    ) -> AsyncIterator[StreamDelta | StreamEnd]:
-        text, calls, finish = await self._next_reply(messages, tools, settings)
+    async def _request_stream(self, request: ModelRequest) -> AsyncIterator[StreamDelta | StreamEnd]:
+        messages, tools = request.messages, request.tools
+        text, calls, finish = await self._next_reply(messages, tools, request.settings)
         for word in _WORDS.findall(text):
             await asyncio.sleep(self.delay_s)  # 0 still lets other tasks run, as a network would
             yield StreamDelta("text", text=word)
