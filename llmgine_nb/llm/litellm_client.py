@@ -17,20 +17,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..chat import ChatMessage, ToolCall, Usage
 from ..text import estimate_tokens, tokens_for_chars
 from ._litellm import aload_litellm, load_litellm
-from .base import BaseLLM, ModelRequest, RawReply, StreamDelta, StreamEnd, public_settings
+from .base import ModelRequest, RawReply, StreamDelta, StreamEnd
 from .blocking import check_real_call, is_loopback_url, real_models_allowed
-from .config import Settings, endpoint_of, provider_of
+from .config import provider_of
+from .endpoint import EndpointLLM
 from .errors import BadResponseError
 from .pricing import cost_of
-from .retry import RetryPolicy
-
-if TYPE_CHECKING:
-    from ..bus import MessageBus
 
 __all__ = ["LiteLLMClient", "cost_of", "usage_of", "reply_from_response", "stream_pieces", "streams_usage"]
 
@@ -169,42 +166,16 @@ async def stream_pieces(
     yield StreamEnd(finish_reason=finish, usage=usage, cost_usd=float(cost) if cost is not None else None)
 
 
-class LiteLLMClient(BaseLLM):
+class LiteLLMClient(EndpointLLM):
     """One model through litellm.  Keys come from the argument, the environment or ``.env``.
 
     ``retry=RetryPolicy(...)`` changes how failed calls are retried (``RetryPolicy(tries=1)``: never).
     """
 
-    default_retry = RetryPolicy()
-
-    def __init__(
-        self,
-        model: str,
-        *,
-        bus: MessageBus | None = None,
-        api_base: str | None = None,
-        api_key: str | None = None,
-        timeout: float | None = None,
-        config: Settings | None = None,
-        **settings: Any,
-    ) -> None:
-        super().__init__(model, bus=bus, **settings)
-        self.provider = provider_of(model)
-        # The key is private: never in repr, events or logs; every redactor hides it.
-        self.api_base, self.__api_key = endpoint_of(config or Settings(), self.provider, api_base, api_key)
-        self.timeout = timeout
-        self._warmed = False
-
-    def __repr__(self) -> str:
-        base = f", api_base={self.api_base!r}" if self.api_base else ""
-        return f"<LiteLLMClient model={self.model!r}{base}>"
+    _warmed = False  # litellm and this model's tokenizer loaded (``_ensure_ready``)
 
     def _provider_for(self, model: str) -> str | None:
         return self.provider if model == self.model else provider_of(model)
-
-    def _public_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
-        shown = {"api_base": self.api_base, "timeout": self.timeout, **settings}
-        return public_settings(shown)
 
     def _kwargs(self, request: ModelRequest) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"max_retries": 0, "num_retries": 0}  # the SDK's and litellm's: ours own retries
@@ -215,8 +186,9 @@ class LiteLLMClient(BaseLLM):
             kwargs["tools"] = request.tools
         if self.api_base:
             kwargs.setdefault("api_base", self.api_base)
-        if self.__api_key:
-            kwargs.setdefault("api_key", self.__api_key)
+        api_key = self._api_key()
+        if api_key:
+            kwargs.setdefault("api_key", api_key)
         if self.timeout is not None:
             kwargs.setdefault("timeout", self.timeout)
         if "mock_response" not in kwargs:

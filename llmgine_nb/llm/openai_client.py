@@ -26,22 +26,21 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from ..text import clip
-from .base import BaseLLM, ModelRequest, RawReply, StreamDelta, StreamEnd, public_settings
+from .base import ModelRequest, RawReply, StreamDelta, StreamEnd
 from .blocking import check_real_call
-from .config import LITELLM_ONLY_SETTINGS, Settings, endpoint_of
+from .config import LITELLM_ONLY_SETTINGS
+from .endpoint import EndpointLLM
 from .errors import BadResponseError, ModelConfigError
 from .litellm_client import reply_from_response, stream_pieces
 from .price_list import supports_response_schema
-from .retry import RetryPolicy
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from ..bus import MessageBus
 
 __all__ = ["OpenAIClient", "OPENAI_BASE_URL", "load_openai_sdk"]
 
@@ -71,7 +70,7 @@ def _wire_name(model: str) -> str:
     return model.split("/", 1)[1] if model.startswith("openai/") else model
 
 
-class OpenAIClient(BaseLLM):
+class OpenAIClient(EndpointLLM):
     """One OpenAI or OpenAI-compatible model through the openai SDK.
 
     Keys come from the argument, the environment or ``.env``; the address
@@ -80,32 +79,13 @@ class OpenAIClient(BaseLLM):
     changes how failed calls are retried.
     """
 
-    default_retry = RetryPolicy()
+    provider = "openai"
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        bus: MessageBus | None = None,
-        api_base: str | None = None,
-        api_key: str | None = None,
-        timeout: float | None = None,
-        config: Settings | None = None,
-        **settings: Any,
-    ) -> None:
-        super().__init__(model, bus=bus, **settings)
-        self.provider = "openai"
-        self.api_base, self.__api_key = endpoint_of(config or Settings(), "openai", api_base, api_key)
-        self.timeout = timeout
+    def __init__(self, model: str, **options: Any) -> None:
+        """``options`` as for ``EndpointLLM``: ``bus``, ``api_base``, ``api_key``, ``timeout``, ``config``, settings."""
+        super().__init__(model, **options)
         # One SDK client per event loop: its connection pool belongs to the loop that opened it.
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
-
-    def __repr__(self) -> str:
-        base = f", api_base={self.api_base!r}" if self.api_base else ""
-        return f"<OpenAIClient model={self.model!r}{base}>"
-
-    def _public_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
-        return public_settings({"api_base": self.api_base, "timeout": self.timeout, **settings})
 
     async def _ensure_ready(self) -> None:
         if _sdk is None:
@@ -122,7 +102,7 @@ class OpenAIClient(BaseLLM):
             # No key and no server of our own: the SDK's own error says the key is missing,
             # which errors.py turns into the sentence naming OPENAI_API_KEY.
             client = openai.AsyncOpenAI(
-                api_key=self.__api_key,
+                api_key=self._api_key(),
                 base_url=self.api_base or OPENAI_BASE_URL,
                 max_retries=0,  # retries are ours (retry.py)
                 **({"timeout": self.timeout} if self.timeout is not None else {}),
