@@ -161,3 +161,40 @@ def test_a_turn_cut_by_a_crash_is_marked_interrupted_with_its_partial_reply_kept
         assert kinds.count("TurnCancelled") == 1 and kinds[-1] == "TurnFinished"
     finally:
         second.stop()
+
+
+def test_after_a_crash_the_rest_routes_recover_the_session_without_a_stream(tmp_path):
+    """GET pending / GET session / POST approval open the session themselves: no stream needs to come first."""
+    db = tmp_path / "server.db"
+    with Store(db) as store:
+        _, token = add_user(store, "erin")
+    headers = {"Authorization": f"Bearer {token}"}
+    first = ServeProcess(db, tmp_path / "serve.log").start()
+    try:
+        session_id = httpx.post(first.url + "/api/sessions", json={}, headers=headers).json()["id"]
+        with stream(first.url, session_id, token, 0) as ws:
+            ws.send(json.dumps({"token": token, "after": 0}))
+            httpx.post(first.url + f"/api/sessions/{session_id}/messages", json={"text": "note: call mum"},
+                       headers=headers)
+            asked = read_until(ws, lambda r: short(r) == "ApprovalRequested")[-1]
+            first.kill()
+    finally:
+        first.stop()
+
+    second = ServeProcess(db, tmp_path / "serve.log").start()
+    try:
+        pending = httpx.get(second.url + f"/api/sessions/{session_id}/pending", headers=headers).json()
+        assert [p["call_id"] for p in pending] == [asked["call_id"]]
+        assert httpx.get(second.url + f"/api/sessions/{session_id}", headers=headers).json()["running"] is True
+        decided = httpx.post(second.url + f"/api/sessions/{session_id}/approvals/{asked['call_id']}",
+                             json={"decision": "approve"}, headers=headers)
+        assert decided.status_code == 200, decided.text
+        deadline = time.monotonic() + 30
+        while httpx.get(second.url + f"/api/sessions/{session_id}", headers=headers).json()["running"]:
+            assert time.monotonic() < deadline, "the resumed turn did not end"
+            time.sleep(0.1)
+        kinds = [short(r) for r in httpx.get(second.url + f"/api/sessions/{session_id}/events",
+                                             headers=headers).json()]
+        assert kinds[-1] == "TurnFinished"
+    finally:
+        second.stop()

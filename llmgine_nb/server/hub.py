@@ -192,6 +192,20 @@ class SessionHub:
             await self._start(session_id, RetryTurn(session_id=session_id))
         except HubError as exc:
             log.warning("could not resume the turn cut in session %s: %s", session_id, exc)
+            return
+        await self._until_asked_again(session_id)
+
+    async def _until_asked_again(self, session_id: str, patience_s: float = 5.0) -> None:
+        """Wait (briefly) until the resumed turn has asked its calls again, so ``pending`` lists them.
+
+        The turn asks them first thing after it starts; a route that opened the
+        session to read what waits must not answer before it has.
+        """
+        deadline = time.monotonic() + patience_s
+        while self.running(session_id) and time.monotonic() < deadline:
+            if self.pending(session_id) or not self.store.pending_tool_calls(session_id):
+                return
+            await asyncio.sleep(0.01)
 
     async def create_session(self, name: str | None = None, model: str | None = None) -> SessionRecord:
         record = self.store.create_session(name, model=model or self.model or self._default_model())

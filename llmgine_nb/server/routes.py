@@ -69,6 +69,14 @@ def _own(request: Request, user: User, session_id: str) -> Hub:
     return _hub(request)
 
 
+async def _live(request: Request, user: User, session_id: str) -> Hub:
+    """The hub, with the session open: a session cut by a restart is recovered (its turn resumed,
+    its approvals asked again) before a route reads or changes what is running or waiting in it."""
+    hub = _own(request, user, session_id)
+    await hub.open(session_id)
+    return hub
+
+
 def _hub_error(exc: HubError) -> ApiError:
     return ApiError(exc.status, str(exc))
 
@@ -127,7 +135,7 @@ async def create_session(request: Request, user: UserDep, body: NewSession | Non
 
 @router.get("/sessions/{session_id}", response_model=SessionOut)
 async def get_session(request: Request, user: UserDep, session_id: str) -> SessionOut:
-    return _session_out(_own(request, user, session_id), session_id)
+    return _session_out(await _live(request, user, session_id), session_id)
 
 
 @router.delete("/sessions/{session_id}", response_model=OkOut)
@@ -183,14 +191,14 @@ async def send_message(request: Request, user: UserDep, session_id: str, body: S
 
 @router.post("/sessions/{session_id}/cancel", response_model=OkOut)
 async def cancel_turn(request: Request, user: UserDep, session_id: str) -> OkOut:
-    hub = _own(request, user, session_id)
+    hub = await _live(request, user, session_id)
     return OkOut(ok=await hub.cancel(session_id))
 
 
 @router.post("/sessions/{session_id}/retry", response_model=TurnStartedOut, status_code=202,
              responses=error_responses(400, 409))
 async def retry_turn(request: Request, user: UserDep, session_id: str) -> TurnStartedOut:
-    hub = _own(request, user, session_id)
+    hub = await _live(request, user, session_id)
     try:
         turn_id = await hub.retry(session_id)
     except HubError as exc:
@@ -201,7 +209,7 @@ async def retry_turn(request: Request, user: UserDep, session_id: str) -> TurnSt
 @router.post("/sessions/{session_id}/model", response_model=ModelOut, responses=error_responses(400))
 async def switch_model(request: Request, user: UserDep, session_id: str, body: ModelBody) -> ModelOut:
     """The model of the session's next turns (a name, an alias, or ``scripted``)."""
-    hub = _own(request, user, session_id)
+    hub = await _live(request, user, session_id)
     try:
         return ModelOut(model=await hub.switch_model(session_id, body.model))
     except HubError as exc:
@@ -213,7 +221,7 @@ async def switch_model(request: Request, user: UserDep, session_id: str, body: M
 
 @router.get("/sessions/{session_id}/pending", response_model=list[PendingItem])
 async def pending(request: Request, user: UserDep, session_id: str) -> list[PendingItem]:
-    hub = _own(request, user, session_id)
+    hub = await _live(request, user, session_id)
     return [PendingItem(**item) for item in hub.pending(session_id)]
 
 
@@ -221,7 +229,7 @@ async def pending(request: Request, user: UserDep, session_id: str) -> list[Pend
              responses=error_responses(400, 404, 409))
 async def decide(request: Request, user: UserDep, session_id: str, call_id: str, body: DecideBody) -> OkOut:
     """Approve, deny (``message`` is told to the model), edit (``arguments``) or always allow."""
-    hub = _own(request, user, session_id)
+    hub = await _live(request, user, session_id)
     if body.decision == "edit" and body.arguments is None:
         raise ApiError(400, "An 'edit' decision needs the edited 'arguments' (a JSON object).")
     if body.decision != "edit" and body.arguments is not None:
@@ -236,7 +244,7 @@ async def decide(request: Request, user: UserDep, session_id: str, call_id: str,
 
 @router.post("/sessions/{session_id}/questions/{question_id}", response_model=OkOut)
 async def answer(request: Request, user: UserDep, session_id: str, question_id: str, body: AnswerBody) -> OkOut:
-    hub = _own(request, user, session_id)
+    hub = await _live(request, user, session_id)
     try:
         await hub.answer(session_id, question_id, body.answer, decided_by=user.name)
     except HubError as exc:
@@ -250,7 +258,7 @@ async def answer(request: Request, user: UserDep, session_id: str, question_id: 
 @router.get("/sessions/{session_id}/messages", response_model=list[MessageOut])
 async def history(request: Request, user: UserDep, session_id: str,
                   last: Annotated[int | None, Query(ge=1, le=10_000)] = None) -> list[MessageOut]:
-    hub = _own(request, user, session_id)
+    hub = await _live(request, user, session_id)
     return [MessageOut(**m.model_dump(mode="json", exclude={"pinned"})) for m in hub.store.messages(session_id, last=last)]
 
 
@@ -258,7 +266,7 @@ async def history(request: Request, user: UserDep, session_id: str,
 async def events(request: Request, user: UserDep, session_id: str, after: Annotated[int, Query(ge=0)] = 0,
                  limit: Annotated[int, Query(ge=1, le=5000)] = 1000) -> Response:
     """The session's numbered events after ``after`` (what the streams replay), as a JSON list."""
-    hub = _own(request, user, session_id)
+    hub = await _live(request, user, session_id)
     texts = [text for _, text in hub.streams.replay(session_id, after, limit)]
     return Response("[" + ",".join(texts) + "]", media_type="application/json")
 
