@@ -70,3 +70,52 @@ async def test_a_remote_hub_runs_a_turn_with_an_approval_on_a_worker(redis_url: 
         await running
         await hub.close()
         await worker.redis.aclose()
+
+
+async def test_with_redis_delete_mid_turn_is_409_and_a_deleted_session_leaves_no_event_stream(
+        redis_url: str, prefix: str, tmp_path: Path) -> None:  # noqa: F811
+    """Through the routes, as ``serve --redis`` runs them: the same answers as the in-process server."""
+    import httpx
+
+    from llmgine_nb.server import create_app
+    from llmgine_nb.store.users import add_user
+
+    db = tmp_path / "shared.db"
+    keys = Keys(prefix, partitions=2)
+    hub = SessionHub(Store(db), llm_factory=lambda model: demo_llm(), tools=demo_tools())
+    worker = Worker(connect_redis(redis_url), hub, keys=keys, lease_ms=1000)
+    stop = asyncio.Event()
+    running = asyncio.ensure_future(worker.run(stop))
+    store = Store(db)
+    _, token = add_user(store, "ada")
+    app = create_app(store, hub_factory=lambda s: RemoteHub(s, RedisTransport(connect_redis(redis_url), keys=keys,
+                                                                                store=s)))
+    redis = connect_redis(redis_url)
+    try:
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://test",
+                headers={"Authorization": f"Bearer {token}"}) as api:
+            session_id = (await api.post("/api/sessions", json={})).json()["id"]
+            assert (await api.post(f"/api/sessions/{session_id}/messages", json={"text": "note: x"})).status_code == 202
+            for _ in range(200):
+                if (await api.get(f"/api/sessions/{session_id}/pending")).json():
+                    break
+                await asyncio.sleep(0.05)
+            refused = await api.delete(f"/api/sessions/{session_id}")
+            assert refused.status_code == 409 and "stop it" in refused.json()["error"]
+            stream = keys.events(session_id)
+            assert await redis.exists(stream) and 0 < await redis.ttl(stream)  # an idle stream expires
+            assert (await api.post(f"/api/sessions/{session_id}/cancel")).status_code == 200
+            for _ in range(200):
+                if not (await api.get(f"/api/sessions/{session_id}")).json()["running"]:
+                    break
+                await asyncio.sleep(0.05)
+            deleted = await api.delete(f"/api/sessions/{session_id}")
+            assert deleted.status_code == 200, deleted.text
+            assert not await redis.exists(stream)
+    finally:
+        stop.set()
+        await hub.close()  # first: a turn left waiting for its approval (a failed check above) is cancelled
+        await running
+        await worker.redis.aclose()
+        await redis.aclose()

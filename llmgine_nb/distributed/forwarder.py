@@ -4,7 +4,10 @@
 hands it out; the forwarder takes the numbered texts of each session it
 follows and adds them to ``events:<session>`` in batches, in order, trimmed to
 about ``kept`` entries (the store is the durable record: a follower that falls
-further behind fills the gap from the store).  Redis unavailable: the batch
+further behind fills the gap from the store).  A stream nobody adds to for
+``idle_ttl_s`` expires (the session's next event starts it again; followers
+dedupe by ``seq`` and fill any gap from the store), and deleting a session
+deletes its stream (``RemoteHub.delete_session``).  Redis unavailable: the batch
 waits and goes when it is back.
 """
 
@@ -28,10 +31,15 @@ log = logging.getLogger("llmgine_nb.distributed.forwarder")
 
 BATCH = 200
 
+#: Seconds an event stream lives after its last event (a day: clients reconnect well within it).
+IDLE_TTL_S = 24 * 3600
+
 
 class EventForwarder:
-    def __init__(self, redis: Any, keys: Keys, streams: SessionStreams, kept: int = 1000) -> None:
+    def __init__(self, redis: Any, keys: Keys, streams: SessionStreams, kept: int = 1000,
+                 idle_ttl_s: int = IDLE_TTL_S) -> None:
         self.redis = redis
+        self.idle_ttl_s = idle_ttl_s
         self.keys = keys
         self.streams = streams
         self.kept = kept
@@ -84,4 +92,5 @@ class EventForwarder:
         async with self.redis.pipeline(transaction=False) as pipe:
             for seq, text in entries:
                 pipe.xadd(stream, {"seq": seq, "event": text}, maxlen=self.kept, approximate=True)
+            pipe.expire(stream, self.idle_ttl_s)
             await pipe.execute()

@@ -28,7 +28,7 @@ from ..server.hub_api import HubError, NotPending, StaleDecision, TurnRunning
 from ..server.stream import OVERFLOW, wire_text
 from ..store import SessionRecord, Store
 from ..store.streams import last_seq, numbered_events
-from .redis_transport import RedisTransport, connect_redis, stop_task
+from .redis_transport import RedisTransport, connect_redis, retrying, stop_task
 
 __all__ = ["RemoteHub", "RemoteStreams", "remote_hub_factory"]
 
@@ -118,6 +118,10 @@ class RemoteHub:
         self._refuse_while_running(session_id, "delete it")
         await self.close_session(session_id)
         self.store.delete_session(session_id)
+        # Its event stream in Redis goes with it (the store's log, the durable record, is gone too).
+        stream = self.transport.keys.events(session_id)
+        await retrying(f"delete the event stream of session {session_id}", lambda: self.transport.redis.delete(stream),
+                       patience_s=self.start_timeout)
 
     # -- turns ---------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .hub_api import HubError
+
 __all__ = ["ApiError", "ErrorBody", "install_error_handlers", "BodyLimit"]
 
 log = logging.getLogger("llmgine_nb.server")
@@ -64,6 +66,11 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"{request.method} is not allowed on {request.url.path}; see /docs for the API."
         return error_response(exc.status_code, message, getattr(exc, "headers", None))
 
+    async def hub_error(request: Request, exc: Exception) -> JSONResponse:
+        # Whatever route it escapes from, a hub's refusal is its sentence with its status, never a 500.
+        assert isinstance(exc, HubError)
+        return error_response(exc.status, str(exc))
+
     async def invalid(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         return error_response(422, _validation_sentence(exc))
@@ -73,6 +80,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(500, INTERNAL)
 
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(HubError, hub_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(Exception, internal)

@@ -239,6 +239,8 @@ class SessionHub:
         self._opening.pop(session_id, None)
 
     async def delete_session(self, session_id: str) -> None:
+        """Delete the session and its history; refused (``TurnRunning``) while a turn runs: stop it first."""
+        self._refuse_while_running(session_id, "delete it")
         await self.close_session(session_id)
         self.store.delete_session(session_id)
 

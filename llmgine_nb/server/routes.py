@@ -138,10 +138,14 @@ async def get_session(request: Request, user: UserDep, session_id: str) -> Sessi
     return _session_out(await _live(request, user, session_id), session_id)
 
 
-@router.delete("/sessions/{session_id}", response_model=OkOut)
+@router.delete("/sessions/{session_id}", response_model=OkOut, responses=error_responses(409))
 async def delete_session(request: Request, user: UserDep, session_id: str) -> OkOut:
+    """Delete the session and its history.  409 while a turn runs in it: stop the turn first."""
     hub = _own(request, user, session_id)
-    await hub.delete_session(session_id)
+    try:
+        await hub.delete_session(session_id)
+    except HubError as exc:
+        raise _hub_error(exc) from None
     forget_owner(hub.store, session_id)
     _gate(request).forget(session_id)
     return OkOut()
@@ -189,7 +193,7 @@ async def send_message(request: Request, user: UserDep, session_id: str, body: S
     return TurnStartedOut(turn_id=turn_id, session_id=session_id)
 
 
-@router.post("/sessions/{session_id}/cancel", response_model=OkOut)
+@router.post("/sessions/{session_id}/cancel", response_model=OkOut, responses=error_responses(400))
 async def cancel_turn(request: Request, user: UserDep, session_id: str) -> OkOut:
     hub = await _live(request, user, session_id)
     return OkOut(ok=await hub.cancel(session_id))
@@ -242,7 +246,8 @@ async def decide(request: Request, user: UserDep, session_id: str, call_id: str,
     return OkOut()
 
 
-@router.post("/sessions/{session_id}/questions/{question_id}", response_model=OkOut)
+@router.post("/sessions/{session_id}/questions/{question_id}", response_model=OkOut,
+             responses=error_responses(400, 404))
 async def answer(request: Request, user: UserDep, session_id: str, question_id: str, body: AnswerBody) -> OkOut:
     hub = await _live(request, user, session_id)
     try:
