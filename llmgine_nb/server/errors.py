@@ -25,6 +25,11 @@ log = logging.getLogger("llmgine_nb.server")
 
 INTERNAL = "The server could not handle this request (the error is logged there). Try again; report it if it persists."
 
+#: What FastAPI says of a body it could not read (e.g. bytes that are not UTF-8): replaced by what to send.
+_UNPARSED = "There was an error parsing the body"
+UNREADABLE_BODY = ("The request body could not be read as JSON; send a JSON object encoded as UTF-8, "
+                   "with Content-Type: application/json.")
+
 
 class ErrorBody(BaseModel):
     """What every error response carries."""
@@ -45,6 +50,10 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 
 
 def _validation_sentence(exc: RequestValidationError) -> str:
+    for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            problem = (error.get("ctx") or {}).get("error", "JSON decode error")
+            return f"The request body is not valid JSON ({problem}); send a JSON object, e.g. {{\"text\": \"hi\"}}."
     parts = []
     for error in exc.errors()[:3]:
         where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path"))
@@ -62,6 +71,8 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "The request could not be handled."
         if exc.status_code == 404 and message == "Not Found":
             message = f"There is nothing at {request.url.path}; see /docs for the API."
+        elif exc.status_code == 400 and message == _UNPARSED:
+            message = UNREADABLE_BODY
         elif exc.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}; see /docs for the API."
         return error_response(exc.status_code, message, getattr(exc, "headers", None))
@@ -116,29 +127,32 @@ class BodyLimit:
                     await self._refuse(send)
                     return
         received = 0
-        started = False
+        started = refused = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    # Answered 413 by the app's ApiError handler (or below, outside the app).
-                    raise ApiError(413, self._sentence())
+                    # Answered here, not by raising: FastAPI's body reader (and the middleware's task
+                    # group around it) would turn any error into 400 "error parsing the body".  The
+                    # app is told the client left, and whatever it answers to that is dropped.
+                    if not started and not refused:
+                        refused = True
+                        await self._refuse(send)
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except ApiError:
-            if not started:
-                await self._refuse(send)
+        await self.app(scope, limited_receive, tracking_send)
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -42,7 +42,8 @@ from .schemas import (
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api", responses=error_responses(401, 404, 422, 429))
+# 413: any request whose body is over the limit (declared or streamed).
+router = APIRouter(prefix="/api", responses=error_responses(401, 404, 413, 422, 429))
 
 
 def _hub(request: Request) -> Hub:
@@ -94,7 +95,7 @@ async def me(user: UserDep) -> MeOut:
     return MeOut(name=user.name)
 
 
-@router.post("/tickets", response_model=TicketOut)
+@router.post("/tickets", response_model=TicketOut, responses=error_responses(400))
 async def ticket(request: Request, user: UserDep, body: TicketBody | None = None) -> TicketOut:
     """A single-use ticket, valid for seconds, for a stream URL (``?ticket=``) or a WebSocket's first message."""
     session_id = body.session_id if body is not None else None
@@ -118,7 +119,7 @@ async def list_sessions(request: Request, user: UserDep) -> list[SessionOut]:
     ]
 
 
-@router.post("/sessions", response_model=SessionOut, status_code=201, responses=error_responses(409))
+@router.post("/sessions", response_model=SessionOut, status_code=201, responses=error_responses(400, 409))
 async def create_session(request: Request, user: UserDep, body: NewSession | None = None) -> SessionOut:
     hub = _hub(request)
     body = body or NewSession()
