@@ -3,6 +3,8 @@ with the documented status, never a 500 or a turn that fails after it was accept
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from server_harness import LiveServer, read_until, short
 
@@ -71,3 +73,54 @@ def test_a_body_over_the_limit_is_413_and_a_body_that_is_not_json_says_what_to_s
     assert not_json.status_code == 422 and "not valid JSON" in not_json.json()["error"]
     responses = api.get("/openapi.json").json()["paths"]["/api/sessions/{session_id}/messages"]["post"]["responses"]
     assert {"400", "413", "422"} <= set(responses)
+
+
+def _closed_with(ws) -> tuple[int | None, str, list[dict]]:
+    """What the server said before it closed the socket, and the close frame it sent (None: no frame)."""
+    from websockets.exceptions import ConnectionClosed
+
+    said = []
+    try:
+        while True:
+            said.append(json.loads(ws.recv(timeout=10)))
+    except ConnectionClosed:
+        pass
+    frame = ws.protocol.close_rcvd
+    return (frame.code if frame else None), (frame.reason if frame else ""), said
+
+
+def test_a_binary_frame_closes_the_socket_with_1003_and_a_reason_first_or_later(server, store):
+    from websockets.sync.client import connect
+
+    _, token = add_user(store, "alice")
+    api = server.client(token)
+    session_id = api.post("/api/sessions", json={}).json()["id"]
+    url = f"ws://127.0.0.1:{server.port}/api/sessions/{session_id}/ws"
+    with connect(url, open_timeout=10) as ws:
+        ws.send(b'{"token": "x"}')  # bytes: a binary frame
+        code, reason, said = _closed_with(ws)
+    assert code == 1003 and "text" in reason and said[-1]["control"] == "error"
+    with server.websocket(session_id, token) as ws:
+        assert short(read_until(ws, lambda r: "control" in r)[-1]) == "ready"
+        ws.send(b"\x00\x01")
+        code, reason, said = _closed_with(ws)
+    assert code == 1003 and "text" in reason
+
+
+def test_after_beyond_the_last_event_is_refused_on_the_websocket_and_sse(server, store):
+    _, token = add_user(store, "alice")
+    api = server.client(token)
+    session_id = api.post("/api/sessions", json={}).json()["id"]
+    with server.websocket(session_id, token) as ws:
+        api.post(f"/api/sessions/{session_id}/messages", json={"text": "hello"})
+        last = read_until(ws, finished)[-1]["seq"]
+    with server.websocket(session_id, token, after=last) as ws:  # exactly the last: fine
+        assert read_until(ws, lambda r: "control" in r)[-1] == {"control": "ready", "last_seq": last}
+    with server.websocket(session_id, token, after=last + 5) as ws:
+        code, reason, said = _closed_with(ws)
+    assert code == 4400 and said[-1]["control"] == "error"
+    assert f"last event is number {last}" in said[-1]["error"]
+    ticket = api.post("/api/tickets", json={"session_id": session_id}).json()["ticket"]
+    sse = api.get(f"/api/sessions/{session_id}/sse", params={"ticket": ticket},
+                  headers={"Last-Event-ID": str(last + 1)})
+    assert sse.status_code == 400 and f"number {last}" in sse.json()["error"]

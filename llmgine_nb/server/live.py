@@ -9,14 +9,16 @@ live events, with nothing missed and nothing twice.
 WebSocket ``/api/sessions/{id}/ws``: the first message authenticates,
 ``{"token": "lnb_..."}`` or ``{"ticket": "tkt_..."}``, with ``"after": N``.
 The server answers ``{"control": "ready", "last_seq": N}`` once the replay is
-sent.  A page from another origin is refused before anything is read.
+sent; an ``after`` beyond the session's last number is refused (close 4400,
+the reason says the last number), as a binary frame is at any time (1003).  A page from another origin is refused before anything is read.
 After that the socket also takes commands, the same as the REST routes and
 under the same limits: ``{"command": "send", "text": "...", "ref": 1}``,
 ``{"command": "cancel"}``, ``{"command": "decide", "call_id": ..., "decision": ..., "args_hash": ...}``;
 each is answered ``{"control": "accepted", "ref": 1, "turn_id": ...}`` or
 ``{"control": "refused", "ref": 1, "error": "sentence"}``.
 
-SSE ``/api/sessions/{id}/sse?ticket=...&after=N``: the ticket comes from
+SSE ``/api/sessions/{id}/sse?ticket=...&after=N`` (an ``after``/``Last-Event-ID``
+beyond the last number: 400): the ticket comes from
 ``POST /api/tickets`` (an EventSource cannot send headers, and a long-lived
 token must not sit in a URL).
 """
@@ -48,6 +50,28 @@ router = APIRouter(prefix="/api")
 CLOSE_UNAUTHORISED = 4401
 CLOSE_NOT_FOUND = 4404
 CLOSE_BEHIND = 4408
+CLOSE_BAD_AFTER = 4400
+#: The standard code for a frame of a kind the endpoint does not take (here: binary).
+CLOSE_UNSUPPORTED = 1003
+BINARY_REFUSED = "This socket takes text frames of JSON only; send the message as text."
+
+
+def _text_of(message: Any) -> str | None:
+    """A received frame's text; None for a binary frame.  ``WebSocketDisconnect`` when the client left."""
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    return message.get("text")
+
+
+def after_beyond(after: int, last: int) -> str | None:
+    """Why ``after`` cannot be served (a number past the session's last event), or None.
+
+    Trusting it would skip every live event up to that number without a word.
+    """
+    if after <= last:
+        return None
+    return (f"The session's last event is number {last}; 'after' {after} is beyond it (numbers from another "
+            f"server or database?). Reconnect with after={last} or less, or 0 to replay everything.")
 
 
 def origin_allowed(origin: str | None, host: str | None, config: ServerConfig) -> bool:
@@ -80,7 +104,11 @@ async def events_ws(ws: WebSocket, session_id: str) -> None:
         return
     await ws.accept()
     try:
-        first = json.loads(await asyncio.wait_for(ws.receive_text(), config.first_message_timeout_s))
+        text = _text_of(await asyncio.wait_for(ws.receive(), config.first_message_timeout_s))
+        if text is None:
+            await _refuse(ws, CLOSE_UNSUPPORTED, BINARY_REFUSED)
+            return
+        first = json.loads(text)
         if not isinstance(first, dict):
             raise ValueError
         after = int(first.get("after") or 0)
@@ -97,6 +125,10 @@ async def events_ws(ws: WebSocket, session_id: str) -> None:
         await _refuse(ws, CLOSE_NOT_FOUND, f"There is no session {session_id!r} of yours.")
         return
     await hub.open(session_id)
+    refused = after_beyond(after, hub.streams.last_seq(session_id))
+    if refused:
+        await _refuse(ws, CLOSE_BAD_AFTER, refused)
+        return
     queue = hub.streams.subscribe(session_id)
     lock = asyncio.Lock()  # events and command replies go out one whole message at a time
 
@@ -137,10 +169,11 @@ async def _listen(ws: WebSocket, user: User, session_id: str, send: Any) -> None
     """Carry out the client's commands until it goes away."""
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
         while True:
-            message = await ws.receive()
-            if message["type"] == "websocket.disconnect":
+            text = _text_of(await ws.receive())
+            if text is None:  # refused through ``send``: never in the middle of an event going out
+                await send(json.dumps({"control": "error", "error": BINARY_REFUSED}))
+                await ws.close(code=CLOSE_UNSUPPORTED, reason=BINARY_REFUSED)
                 return
-            text = message.get("text")
             if text:
                 await send(json.dumps(await _command(ws, user, session_id, text)))
 
@@ -189,7 +222,7 @@ def _seq_of(text: str) -> int:
     return int(text[8 : text.index(",")]) if text.startswith('{"seq": ') and "," in text else int(json.loads(text)["seq"])
 
 
-@router.get("/sessions/{session_id}/sse", responses={200: {"content": {"text/event-stream": {}}}, **error_responses(401, 404)})
+@router.get("/sessions/{session_id}/sse", responses={200: {"content": {"text/event-stream": {}}}, **error_responses(400, 401, 404)})
 async def events_sse(
     request: Request,
     session_id: str,
@@ -210,6 +243,9 @@ async def events_sse(
     if last_event_id and last_event_id.isdigit():
         after = max(after, int(last_event_id))
     await hub.open(session_id)
+    refused = after_beyond(after, hub.streams.last_seq(session_id))
+    if refused:
+        raise ApiError(400, refused)
     queue = hub.streams.subscribe(session_id)
     replay = hub.streams.replay(session_id, after)
 
