@@ -124,3 +124,20 @@ def test_after_beyond_the_last_event_is_refused_on_the_websocket_and_sse(server,
     sse = api.get(f"/api/sessions/{session_id}/sse", params={"ticket": ticket},
                   headers={"Last-Event-ID": str(last + 1)})
     assert sse.status_code == 400 and f"number {last}" in sse.json()["error"]
+
+
+def test_an_empty_message_or_a_retry_with_nothing_to_retry_is_400_before_any_turn(server, store):
+    _, token = add_user(store, "alice")
+    api = server.client(token)
+    session_id = api.post("/api/sessions", json={}).json()["id"]
+    for text in ("", "   \n"):
+        empty = api.post(f"/api/sessions/{session_id}/messages", json={"text": text})
+        assert empty.status_code == 400 and "empty" in empty.json()["error"]
+    nothing = api.post(f"/api/sessions/{session_id}/retry")
+    assert nothing.status_code == 400 and "send one first" in nothing.json()["error"]
+    assert api.get(f"/api/sessions/{session_id}/events").json() == []  # no turn was started, none failed
+    with server.websocket(session_id, token) as ws:
+        read_until(ws, lambda r: "control" in r)
+        ws.send(json.dumps({"command": "send", "text": " ", "ref": 1}))
+        refused = read_until(ws, lambda r: r.get("ref") == 1)[-1]
+    assert refused["control"] == "refused" and refused["status"] == 400

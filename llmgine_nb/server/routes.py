@@ -167,7 +167,12 @@ async def fork_session(request: Request, user: UserDep, session_id: str, body: F
 
 
 def check_send(config: ServerConfig, gate: Gate, hub: Hub, user: User, text: str) -> None:
-    """The limits on starting a turn: message length (413) and turns running at once (429)."""
+    """What a turn needs before it is accepted: some text (400), its length (413), turns running at once (429).
+
+    Refused here, not after a 202 as a ``TurnFailed`` the client must wait for.
+    """
+    if not text.strip():
+        raise ApiError(400, 'The message is empty; send some text, e.g. {"text": "hello"}.')
     if len(text) > config.max_message_chars:
         raise ApiError(413, f"The message is {len(text)} characters long; the limit is "
                             f"{config.max_message_chars}. Send a shorter one.")
@@ -204,6 +209,8 @@ async def cancel_turn(request: Request, user: UserDep, session_id: str) -> OkOut
              responses=error_responses(400, 409))
 async def retry_turn(request: Request, user: UserDep, session_id: str) -> TurnStartedOut:
     hub = await _live(request, user, session_id)
+    if not any(message.role == "user" for message in hub.store.messages(session_id)):
+        raise ApiError(400, "There is no earlier message to retry in this session; send one first.")
     try:
         turn_id = await hub.retry(session_id)
     except HubError as exc:
