@@ -141,3 +141,17 @@ def test_an_empty_message_or_a_retry_with_nothing_to_retry_is_400_before_any_tur
         ws.send(json.dumps({"command": "send", "text": " ", "ref": 1}))
         refused = read_until(ws, lambda r: r.get("ref") == 1)[-1]
     assert refused["control"] == "refused" and refused["status"] == 400
+
+
+def test_a_method_not_allowed_lists_every_method_of_the_path_in_allow(server, store):
+    _, token = add_user(store, "alice")
+    api = server.client(token)
+    session_id = api.post("/api/sessions", json={}).json()["id"]
+    for path, methods in (("/api/sessions", {"GET", "POST"}),
+                          (f"/api/sessions/{session_id}", {"GET", "DELETE"}),
+                          (f"/api/sessions/{session_id}/messages", {"GET", "POST"})):
+        for method in ("OPTIONS", "PUT"):
+            refused = api.request(method, path)
+            assert refused.status_code == 405
+            assert set(refused.headers["allow"].split(", ")) == methods, (method, path)
+            assert all(m in refused.json()["error"] for m in methods)

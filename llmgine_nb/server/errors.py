@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .hub_api import HubError
@@ -61,6 +62,21 @@ def _validation_sentence(exc: RequestValidationError) -> str:
     return "The request is not valid (" + "; ".join(parts) + "). Check the API description at /docs."
 
 
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def _methods_of(request: Request) -> list[str]:
+    """Every method the API takes at this path (Starlette's ``Allow`` names only the first route's).
+
+    Read from the OpenAPI document, which lists each path with all its methods.
+    """
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(request.url.path):
+            methods |= {method.upper() for method in operations if method in _HTTP_METHODS}
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
@@ -74,7 +90,10 @@ def install_error_handlers(app: FastAPI) -> None:
         elif exc.status_code == 400 and message == _UNPARSED:
             message = UNREADABLE_BODY
         elif exc.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path}; see /docs for the API."
+            allowed = _methods_of(request)
+            message = (f"{request.method} is not allowed on {request.url.path}; use "
+                       f"{', '.join(allowed)} (see /docs for the API).")
+            return error_response(405, message, {"Allow": ", ".join(allowed)})
         return error_response(exc.status_code, message, getattr(exc, "headers", None))
 
     async def hub_error(request: Request, exc: Exception) -> JSONResponse:
