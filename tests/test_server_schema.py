@@ -48,6 +48,20 @@ def test_every_command_and_event_is_a_schema_component(live):
     assert "/api/sessions/{session_id}/messages" in document["paths"]
 
 
+def test_events_are_described_with_their_seq_and_the_sse_stream_as_text_event_stream(live):
+    server, _ = live
+    document = server.client().get("/openapi.json").json()
+    components = document["components"]["schemas"]
+    finished = components[TurnFinished.type_name]
+    assert finished["properties"]["seq"]["type"] == "integer" and "seq" in finished["required"]
+    events = document["paths"]["/api/sessions/{session_id}/events"]["get"]["responses"]["200"]
+    item = events["content"]["application/json"]["schema"]["items"]
+    listed = components[item["$ref"].rsplit("/", 1)[-1]]
+    assert {"seq", "type"} <= set(listed["required"])
+    sse = document["paths"]["/api/sessions/{session_id}/sse"]["get"]["responses"]["200"]
+    assert list(sse["content"]) == ["text/event-stream"] and "id: SEQ" in sse["description"]
+
+
 def test_the_api_against_its_schema(api_schema, live):
     """Every operation, with generated requests (valid and not): no 5xx, every response as documented.
 

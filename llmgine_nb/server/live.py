@@ -222,7 +222,16 @@ def _seq_of(text: str) -> int:
     return int(text[8 : text.index(",")]) if text.startswith('{"seq": ') and "," in text else int(json.loads(text)["seq"])
 
 
-@router.get("/sessions/{session_id}/sse", responses={200: {"content": {"text/event-stream": {}}}, **error_responses(400, 401, 404)})
+_SSE_DESCRIPTION = (
+    "A Server-Sent Events stream: for each event, `id: SEQ` and `data: JSON` (the event with its `seq`; "
+    "its fields are those of the schema component its `type` names), a blank line between events, and "
+    "a `: keep-alive` comment every 15 s when nothing happens.")
+
+
+@router.get("/sessions/{session_id}/sse", response_class=StreamingResponse, responses={
+    200: {"description": _SSE_DESCRIPTION,
+          "content": {"text/event-stream": {"schema": {"type": "string", "description": _SSE_DESCRIPTION}}}},
+    **error_responses(400, 401, 404)})
 async def events_sse(
     request: Request,
     session_id: str,

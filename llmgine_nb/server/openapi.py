@@ -30,6 +30,11 @@ MESSAGE_MODULES = (
 )
 
 
+#: The field the streams add to every event (``live.py``): its number in the session's stream.
+SEQ = {"type": "integer", "minimum": 1,
+       "description": "The event's number in its session's stream, added by the server (1, 2, 3 ...; no gaps)."}
+
+
 def message_components() -> dict[str, Any]:
     """JSON Schemas of every registered command and event, keyed by registry name."""
     for name in MESSAGE_MODULES:
@@ -47,6 +52,9 @@ def message_components() -> dict[str, Any]:
         schema = dict(schemas.pop(ref, {}))
         schema["x-llmgine-kind"] = "command" if issubclass(cls, Command) else "event"
         schema.setdefault("properties", {})["type"] = {"type": "string", "const": cls.type_name}
+        if issubclass(cls, Event):  # the streams number every event they carry
+            schema["properties"] = {"seq": SEQ, **schema["properties"]}
+            schema["required"] = ["seq", *schema.get("required", [])]
         schemas[cls.type_name] = schema
         if ref != cls.type_name:
             # Other schemas may point at the short name: keep it as an alias.

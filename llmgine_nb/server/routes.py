@@ -8,7 +8,7 @@ come back on the session's stream (``live.py``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -34,6 +34,7 @@ from .schemas import (
     SearchHitOut,
     SendBody,
     SessionOut,
+    StreamEventOut,
     TicketBody,
     TicketOut,
     TurnStartedOut,
@@ -275,7 +276,7 @@ async def history(request: Request, user: UserDep, session_id: str,
     return [MessageOut(**m.model_dump(mode="json", exclude={"pinned"})) for m in hub.store.messages(session_id, last=last)]
 
 
-@router.get("/sessions/{session_id}/events", response_model=list[dict[str, Any]])
+@router.get("/sessions/{session_id}/events", response_model=list[StreamEventOut])
 async def events(request: Request, user: UserDep, session_id: str, after: Annotated[int, Query(ge=0)] = 0,
                  limit: Annotated[int, Query(ge=1, le=5000)] = 1000) -> Response:
     """The session's numbered events after ``after`` (what the streams replay), as a JSON list."""

@@ -154,3 +154,13 @@ class OkOut(BaseModel):
 
 class MeOut(BaseModel):
     name: str
+
+
+class StreamEventOut(BaseModel):
+    """One numbered event, as the streams carry it: its other fields are those of the component ``type`` names."""
+
+    model_config = ConfigDict(extra="allow")
+
+    seq: int = Field(description="The event's number in its session's stream (1, 2, 3 ...; no gaps).")
+    type: str = Field(description="The event's registry name, e.g. llmgine_nb.engine.events.TurnStarted: "
+                                  "the schema component that describes the rest of its fields.")
