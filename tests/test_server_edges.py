@@ -4,6 +4,8 @@ with the documented status, never a 500 or a turn that fails after it was accept
 from __future__ import annotations
 
 import json
+import logging
+import time
 
 import pytest
 from server_harness import LiveServer, read_until, short
@@ -155,3 +157,41 @@ def test_a_method_not_allowed_lists_every_method_of_the_path_in_allow(server, st
             assert refused.status_code == 405
             assert set(refused.headers["allow"].split(", ")) == methods, (method, path)
             assert all(m in refused.json()["error"] for m in methods)
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_a_credential_wrongly_put_in_a_url_never_reaches_the_access_log(server, store):
+    _, token = add_user(store, "alice")
+    api = server.client(token)
+    session_id = api.post("/api/sessions", json={}).json()["id"]
+    access = logging.getLogger("uvicorn.access")
+    lines, level = _Lines(), access.level
+    access.addHandler(lines)
+    access.setLevel(logging.INFO)
+    try:
+        anonymous = server.client()
+        assert anonymous.get("/api/me", params={"token": token}).status_code == 401
+        assert anonymous.get(f"/api/sessions/{session_id}/sse",
+                             params={"ticket": "tkt_wrong", "after": 0}).status_code == 401
+        assert anonymous.get("/api/me", params={"api_key": "sk-plain", "x": token}).status_code == 401
+        api.get("/api/search", params={"q": "aardvark", "limit": 5})
+        for _ in range(100):  # uvicorn logs after the response is sent
+            if len(lines.lines) >= 4:
+                break
+            time.sleep(0.02)
+    finally:
+        access.removeHandler(lines)
+        access.setLevel(level)
+    logged = "\n".join(lines.lines)
+    assert len(lines.lines) >= 4, logged
+    assert token not in logged and "tkt_wrong" not in logged and "sk-plain" not in logged
+    assert "token=[redacted]" in logged and "ticket=[redacted]" in logged and "api_key=[redacted]" in logged
+    assert "q=aardvark&limit=5" in logged and "after=0" in logged  # the rest is kept as sent

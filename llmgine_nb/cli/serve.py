@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(store, **options)
     print(f"llmgine-nb server on http://{args.host}:{args.port}/ (database {store.location}); "
           "make a user with: llmgine-nb users add NAME", flush=True)
-    # Access logs carry no tokens: tokens travel in headers or first messages, never in URLs.
+    # Access logs carry no tokens: tokens travel in headers or first messages, and a credential
+    # wrongly put in a URL is redacted from the logged path (server/access_log.py).
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", ws="websockets-sansio",
                 # Events are small JSON texts: compressing each costs the server more than it saves.
                 ws_per_message_deflate=False, timeout_keep_alive=30)

@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from ..llm import BaseLLM
 from ..store import Store
 from . import live, routes
+from .access_log import install_access_log_redaction
 from .auth import Gate
 from .config import ServerConfig
 from .errors import BodyLimit, install_error_handlers
@@ -109,4 +110,5 @@ def create_app(
         )
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
     install_openapi(app)
+    install_access_log_redaction()  # a credential wrongly put in a URL never reaches the access log
     return app

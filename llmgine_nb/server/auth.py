@@ -21,6 +21,9 @@ from .errors import ApiError
 
 __all__ = ["Gate", "SIGN_IN"]
 
+#: How every ticket starts (a log or a check can tell one from other text).
+TICKET_PREFIX = "tkt_"
+
 #: Seconds a checked token is trusted without asking the store again (a revoked token stops within this).
 TOKEN_CHECK_S = 5.0
 
@@ -83,7 +86,7 @@ class Gate:
         for ticket, (_, _, expires) in list(self._tickets.items()):
             if expires < now:
                 del self._tickets[ticket]
-        ticket = "tkt_" + secrets.token_urlsafe(24)
+        ticket = TICKET_PREFIX + secrets.token_urlsafe(24)
         self._tickets[ticket] = (user, session_id, now + self.config.ticket_ttl_s)
         return ticket
 
