@@ -19,7 +19,7 @@ sentence with one line on how to configure a real model.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -121,8 +121,8 @@ def provider_of(model: str) -> str | None:
     return None
 
 
-def through_openai_sdk(model: str, settings: Settings, call_settings: Mapping[str, Any] = {}) -> bool:  # noqa: B006 - read only
-    """Whether ``model`` is spoken to through the openai SDK rather than litellm."""
+def through_openai_sdk(model: str, settings: Settings, call_settings: Iterable[str] = ()) -> bool:
+    """Whether ``model`` is spoken to through the openai SDK rather than litellm (``call_settings``: the names given)."""
     if provider_of(model) != "openai" or not LITELLM_ONLY_SETTINGS.isdisjoint(call_settings):
         return False
     return not is_on(settings.get(USE_LITELLM)[0] or "")

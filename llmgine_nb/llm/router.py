@@ -39,7 +39,7 @@ providers, litellm's own settings (``mock_response`` ...) or
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..chat import ToolCall
@@ -316,7 +316,7 @@ class RoutedLLM(BaseLLM):
             self._router = litellm.Router(**options)
         return self._router
 
-    def _direct(self, alias: str, settings: Mapping[str, Any] = {}) -> BaseLLM | None:  # noqa: B006 - read only
+    def _direct(self, alias: str, settings: Iterable[str] = ()) -> BaseLLM | None:
         """The client of ours that serves ``alias`` (made on first use), or None: the Router does."""
         params = self._direct_routes.get(alias)
         if params is None or not _ROUTER_ONLY_SETTINGS.isdisjoint(settings):
