@@ -59,17 +59,18 @@ return 1
 """
 
 # Mark a session's turn as run by this worker, unless another live worker runs one there now
-# (it lost the partition's lease mid-turn: its turn goes on until it ends). KEYS runner;
-# ARGV owner, heartbeat key prefix, mark ttl s, claim (1/0). Returns the other runner's id, or "".
+# (it lost the partition's lease mid-turn: its turn goes on until it ends). KEYS runner, started;
+# ARGV owner, heartbeat key prefix, mark ttl s, claim (1/0). Returns the other runner's id ("" if
+# none) and, in the same round trip, the command's started mark ("" if none).
 CLAIM_RUNNER = """
 local runner = redis.call('GET', KEYS[1])
 if runner and runner ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. runner) == 1 then
-  return runner
+  return {runner, ''}
 end
 if ARGV[4] == '1' then
   redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 end
-return ''
+return {'', redis.call('GET', KEYS[2]) or ''}
 """
 
 

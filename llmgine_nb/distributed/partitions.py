@@ -31,7 +31,7 @@ __all__ = ["Partitions"]
 
 log = logging.getLogger("llmgine_nb.distributed.partitions")
 
-Dispatch = Callable[[int, str, dict[str, str]], Awaitable[None]]
+Dispatch = Callable[[int, list[tuple[str, dict[str, str]]]], Awaitable[None]]
 Released = Callable[[int], Awaitable[None]]
 
 #: Entries read from a stream at a time.
@@ -173,9 +173,8 @@ class Partitions:
                     await asyncio.sleep(0.2)
                     continue
                 for _stream, entries in reply or ():
-                    for entry_id, fields in entries:
-                        if fields is not None:  # None: the entry was deleted meanwhile
-                            await self.dispatch(partition, entry_id, fields)
+                    # (fields None: the entry was deleted meanwhile)
+                    await self.dispatch(partition, [(entry_id, fields) for entry_id, fields in entries if fields])
         except Exception:
             log.exception("worker %s: the reader of partition %d failed; it is handed back", self.worker_id, partition)
             self.draining.add(partition)
@@ -190,8 +189,6 @@ class Partitions:
                                   start_id=start, count=READ_COUNT),
             )
             start, entries = reply[0], reply[1]
-            for entry_id, fields in entries:
-                if fields is not None:
-                    await self.dispatch(partition, entry_id, fields)
+            await self.dispatch(partition, [(entry_id, fields) for entry_id, fields in entries if fields])
             if start in ("0-0", b"0-0"):
                 return

@@ -120,25 +120,43 @@ class Worker:
 
     # -- dispatch -------------------------------------------------------------------
 
-    async def _dispatch(self, partition: int, entry_id: str, fields: dict[str, str]) -> None:
-        """One entry of a command stream: answer it again, queue it as a turn, or run it now."""
+    async def _dispatch(self, partition: int, entries: list[tuple[str, dict[str, str]]]) -> None:
+        """Entries of a command stream, in order: each answered again, queued as a turn, or run now."""
         in_flight = self._in_flight.setdefault(partition, set())
-        if entry_id in in_flight:
-            return  # claimed again while we still run it
-        stream, reply_to = self.keys.commands(partition), fields.get("reply_to", "")
+        readable = []
+        for entry_id, fields in entries:
+            if entry_id in in_flight:
+                continue  # claimed again while we still run it
+            command = await self._read_command(partition, entry_id, fields)
+            if command is not None:
+                readable.append((entry_id, command, fields.get("reply_to", "")))
+        if not readable:
+            return
+        # One look-up for the whole read: a busy worker reads many entries at a time.
+        done_keys = [self.keys.done(command.id) for _, command, _ in readable]
+        recorded_results = await retrying("look up recorded results", lambda: self.redis.mget(done_keys))
+        for (entry_id, command, reply_to), recorded in zip(readable, recorded_results):
+            if recorded is not None:  # handled already: a redelivery gets the same answer
+                self.answered_again += 1  # counted before the answer goes: its sender may look at once
+                await self._finish(partition, entry_id, reply_to, recorded, record=False)
+            else:
+                await self._start(partition, entry_id, command, reply_to)
+
+    async def _read_command(self, partition: int, entry_id: str, fields: dict[str, str]) -> Command | None:
         try:
             command = Message.from_json(fields["command"])
             if not isinstance(command, Command):
                 raise TypeError(f"a {type(command).__name__} is not a command")
+            return command
         except (KeyError, ValueError, TypeError, LookupError) as exc:
+            stream = self.keys.commands(partition)
             log.error("dropped entry %s of %s: not a command this worker can read (%s)", entry_id, stream, exc)
-            await retrying("acknowledge an unreadable entry", lambda: self.redis.xack(stream, "workers", entry_id))
-            return
-        recorded = await retrying("look up a recorded result", lambda: self.redis.get(self.keys.done(command.id)))
-        if recorded is not None:  # handled already: a redelivery gets the same answer
-            self.answered_again += 1  # counted before the answer goes: its sender may look at once
-            await self._finish(partition, entry_id, reply_to, recorded, record=False)
-            return
+            await retrying("acknowledge an unreadable entry", lambda: self.redis.xack(stream, GROUP, entry_id))
+            return None
+
+    async def _start(self, partition: int, entry_id: str, command: Command, reply_to: str) -> None:
+        """Queue a turn behind its session's others, or run another command at once."""
+        in_flight = self._in_flight.setdefault(partition, set())
         await self._backlog.acquire()
         in_flight.add(entry_id)
         session_id = command.session_id
@@ -189,12 +207,13 @@ class Worker:
         if not session_id:
             return await self.hub.bus.execute(command)
         turn = isinstance(command, TURN_COMMANDS)
+        started_mark = None
         if turn or session_id not in self.hub.engines:
-            await self._wait_for_other_runner(session_id, claim=turn)
+            started_mark = await self._wait_for_other_runner(session_id, command.id, claim=turn)
         resumed = await self._open(session_id)
         if not turn:
             return await self.hub.bus.execute(command)
-        started = await self._started_before(command) if isinstance(command, SendMessage) else None
+        started = self._started_before(started_mark) if isinstance(command, SendMessage) else None
         started_before = started is not None
         if resumed is not None:
             # Opening found a turn cut with tool calls unanswered, and the hub resumed it.
@@ -229,27 +248,27 @@ class Worker:
         after = self.hub.turns.get(session_id)
         return after if after is not None and after is not before else None
 
-    async def _started_before(self, command: SendMessage) -> str | None:
-        """The stored user message of a turn this command started before (another worker's, now dead)."""
-        message_id = await retrying("look up a started turn", lambda: self.redis.get(self.keys.started(command.id)))
+    def _started_before(self, message_id: str | None) -> str | None:
+        """The stored user message a turn of this command stored before (a worker now dead, or fenced out)."""
         if message_id is None:
             return None
         try:
             self.hub.store.get_message(message_id)
         except StoreError:  # no such message (the store says so with its own error)
             return None  # it stopped before storing the message: run the turn as new
-        return str(message_id)
+        return message_id
 
-    async def _wait_for_other_runner(self, session_id: str, *, claim: bool) -> None:
+    async def _wait_for_other_runner(self, session_id: str, command_id: str, *, claim: bool) -> str | None:
         """Wait while another live worker runs a turn of the session (it lost the lease mid-turn); then,
-        with ``claim``, mark the session as ours to run."""
+        with ``claim``, mark the session as ours to run.  The command's started mark, if it has one."""
+        keys = [self.keys.runner(session_id), self.keys.started(command_id)]
         args = [self.id, self.keys.worker(""), DONE_TTL_S, "1" if claim else "0"]
         waited = False
         while True:
-            other = await retrying("mark the session's runner",
-                                   lambda: self._claim_runner(keys=[self.keys.runner(session_id)], args=args))
+            other, started = await retrying("mark the session's runner",
+                                            lambda: self._claim_runner(keys=keys, args=args))
             if not other:
-                return
+                return started or None
             if not waited:
                 log.warning("worker %s waits for worker %s to end its turn of session %s", self.id, other, session_id)
                 waited = True
