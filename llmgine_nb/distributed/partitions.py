@@ -2,9 +2,9 @@
 
 Every ``lease_ms / 3`` a thread of the worker's own renews its heartbeat and
 its leases (``renewer.py``: a turn blocking the event loop cannot let them
-expire), and the loop counts the live workers (their heartbeats) and takes
-free partitions up to its fair share (``ceil(partitions / workers)``), or
-hands back the ones above it.  A
+expire); every half second (or ``lease_ms / 3`` if shorter) the loop counts
+the live workers (their heartbeats) and takes free partitions up to its fair
+share (``ceil(partitions / workers)``), or hands back the ones above it.  A
 partition it takes first gets what its previous owner left unacknowledged
 (``XAUTOCLAIM``: that owner's lease has expired, so it is dead or gone), then
 new entries (``XREADGROUP >``).  A partition handed back is first drained: no
@@ -38,6 +38,8 @@ Released = Callable[[int], Awaitable[None]]
 READ_COUNT = 100
 #: How long a read blocks waiting for entries (ms): also how soon a drained reader notices.
 BLOCK_MS = 500
+#: How often (at most, seconds) a worker counts the live workers and takes or hands back partitions.
+BALANCE_S = 0.5
 
 
 class Partitions:
@@ -99,7 +101,9 @@ class Partitions:
 
     async def _keep_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.lease_ms / 3000)
+            # The renewals run in their own thread; this only shares the partitions, so it may look often:
+            # a worker that starts gets its share within a second or two, not several lease lives.
+            await asyncio.sleep(min(self.lease_ms / 3000, BALANCE_S))
             try:
                 await self._keep()
             except REDIS_ERRORS as exc:
