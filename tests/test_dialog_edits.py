@@ -126,6 +126,32 @@ def test_the_compiler_reports_what_was_forgotten():
     assert "2 forgotten messages left out" in str(compiled.report)
 
 
+
+def test_forgetting_is_seen_by_a_compiler_that_already_indexed_the_history():
+    """The compiler's index sets forgotten messages aside as it reads them: a later
+    forgotten message, one forgotten after it was indexed, and one brought back all count."""
+    def sent(compiled):
+        return [m.content for m in compiled.messages]
+
+    history = [
+        ChatMessage(role="user", content="a"),
+        ChatMessage(role="assistant", content="a!"),
+        ChatMessage(role="user", content="b", forgotten=True),
+        ChatMessage(role="assistant", content="b!", forgotten=True),
+        ChatMessage(role="user", content="c"),
+    ]
+    compiler = ContextCompiler(budget=10_000)
+    assert sent(compiler.compile_sync(history, session_id="s")) == ["a", "a!", "c"]
+    history += [ChatMessage(role="assistant", content="c!", forgotten=True), ChatMessage(role="user", content="d")]
+    grown = compiler.compile_sync(history, session_id="s")  # read incrementally
+    assert sent(grown) == ["a", "a!", "c", "d"] == sent(ContextCompiler(budget=10_000).compile_sync(history))
+    assert grown.report.forgotten == [history[2].id, history[3].id, history[5].id]
+    history[0] = history[0].model_copy(update={"forgotten": True})  # forgotten after it was indexed
+    history[2] = history[2].model_copy(update={"forgotten": False})  # brought back
+    again = compiler.compile_sync(history, session_id="s")
+    assert sent(again) == ["a!", "b", "c", "d"]
+    assert again.report.forgotten == [history[0].id, history[3].id, history[5].id]
+
 def test_the_commands_and_events_survive_json():
     for message in (
         ForgetMessage(session_id="s", message_id="m", forgotten=False),

@@ -183,6 +183,8 @@ class _Plan:
     previous_summary: str | None = None
     previous_covered: int = 0
     index: HistoryIndex = field(default_factory=HistoryIndex)
+    history: list[ChatMessage] = field(default_factory=list)  # the messages that may be sent (none forgotten)
+    forgotten: list[str] = field(default_factory=list)  # ids of the messages left out because they are forgotten
 
 
 class ContextCompiler:
@@ -289,13 +291,12 @@ class ContextCompiler:
         ``MemoryNote``); ``namespace`` expands notebook references in the
         system prompt and memory; ``session_id`` keys stored summaries.
         """
-        history, forgotten = remembered(history)
         plan = self._plan(history, system, memory, session_id, namespace)
         if plan.to_summarise:
             assert self.summariser is not None
             result = self.summariser(self._summariser_input(plan))
             plan.summary_text = await result if inspect.isawaitable(result) else result
-        return self._finish(history, plan, session_id, forgotten)
+        return self._finish(plan, session_id)
 
     def compile_sync(
         self,
@@ -307,7 +308,6 @@ class ContextCompiler:
         namespace: Mapping[str, Any] | None = None,
     ) -> CompiledContext:
         """``compile`` for synchronous callers; needs a plain (non-async) summariser if any."""
-        history, forgotten = remembered(history)
         plan = self._plan(history, system, memory, session_id, namespace)
         if plan.to_summarise:
             assert self.summariser is not None
@@ -317,7 +317,7 @@ class ContextCompiler:
                     result.close()
                 raise TypeError("this summariser is async: use `await compiler.compile(...)` instead of compile_sync")
             plan.summary_text = result
-        return self._finish(history, plan, session_id, forgotten)
+        return self._finish(plan, session_id)
 
     # -- the plan: fixed parts, pinned units, the cut ------------------------------------
 
@@ -378,7 +378,7 @@ class ContextCompiler:
 
     def _plan(
         self,
-        history: Sequence[ChatMessage],
+        given: Sequence[ChatMessage],
         system: str | None,
         memory: Sequence[Any],
         session_id: str | None,
@@ -386,7 +386,11 @@ class ContextCompiler:
     ) -> _Plan:
         fixed, tokens = self._fixed_parts(system, memory, namespace)
         key = session_id or "default"
-        index = self._index(history, key)
+        index = self._index(given, key)
+        # What may be sent: the history without the messages the user told it to forget, kept
+        # by the index as it reads new messages (so a turn never scans the whole history for
+        # them). A copy, so that another compile updating the index meanwhile cannot change it.
+        history = list(index.remembered)
         pinned = self._pinned_units(history, index)
         count = self.counter.count
         tokens["summary"] = 0
@@ -395,7 +399,8 @@ class ContextCompiler:
         tokens["overhead"] = self.counter.priming
         room = self.budget - self.reserve - sum(tokens.values())
         cut = self._earliest_fit(history, index, pinned, room)
-        plan = _Plan(cut=cut, pinned_all=pinned, fixed=fixed, tokens=tokens, avail=room, index=index)
+        plan = _Plan(cut=cut, pinned_all=pinned, fixed=fixed, tokens=tokens, avail=room, index=index,
+                     history=history, forgotten=list(index.forgotten))
         if cut == 0 or self.summariser is None:
             return plan
         if len(pinned) >= cut and all(i in pinned for i in range(cut)):
@@ -455,10 +460,9 @@ class ContextCompiler:
 
     # -- finishing: store a new summary, fit it, assemble ------------------------------------
 
-    def _finish(
-        self, history: Sequence[ChatMessage], plan: _Plan, session_id: str | None, forgotten: list[str]
-    ) -> CompiledContext:
+    def _finish(self, plan: _Plan, session_id: str | None) -> CompiledContext:
         count = self.counter.count
+        history = plan.history
         created = False
         if plan.to_summarise and plan.summary_text is not None:
             if not isinstance(plan.summary_text, str) or not plan.summary_text.strip():
@@ -506,18 +510,7 @@ class ContextCompiler:
             summarised=summarised,
             summary_reused=plan.summary_reused,
             summary_created=created,
-            forgotten=forgotten,
+            forgotten=plan.forgotten,
         )
         return CompiledContext(messages=messages, report=report)
 
-
-def remembered(history: Sequence[ChatMessage]) -> tuple[Sequence[ChatMessage], list[str]]:
-    """The history without the messages the user told it to forget, and their ids.
-
-    The same list when nothing is forgotten, so the history's index keeps
-    reading only what is new.
-    """
-    forgotten = [m.id for m in history if m.forgotten]
-    if not forgotten:
-        return history, []
-    return [m for m in history if not m.forgotten], forgotten

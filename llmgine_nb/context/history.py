@@ -5,12 +5,13 @@ a message, or an assistant message with the results of its tool calls.
 Cuts fall only between turns, and a unit is sent whole or not at all.
 
 The compiler runs every turn over a history that only grows at its end, so
-``HistoryIndex`` remembers what it learned (which messages are pinned, where
-each message is, their ids) and, next time, reads only the new messages.
-That keeps a turn's cost flat however long the session is
+``HistoryIndex`` remembers what it learned (which messages are forgotten or
+pinned, where each message is, their ids) and, next time, reads only the new
+messages.  That keeps a turn's cost flat however long the session is
 (benchmarks/bench_turn_scaling.py).  It checks that the history it sees
 still starts with the messages it indexed (an identity comparison per
-message, in C) and starts again when it does not.
+message, in C) and starts again when it does not: forgetting, pinning or
+editing a message replaces it with a new value, so the index is rebuilt once.
 """
 
 from __future__ import annotations
@@ -76,18 +77,22 @@ def pinned_units(history: Sequence[ChatMessage], pinned_messages: Sequence[int])
 
 
 class HistoryIndex:
-    """Turn starts, pinned messages, positions, ids and token counts of one history.
+    """The messages of one history still to be sent, and their turn starts, pins, positions, ids and tokens.
 
-    Updated by reading only what is new.  Token counts are kept as running
-    sums (for one counter), so the tokens of any stretch of history cost two
-    lookups instead of a count per message.
+    Updated by reading only what is new.  Messages the user told it to forget
+    are set aside as they are read (``forgotten``); ``remembered`` holds the
+    rest, and every position the index gives is a position in ``remembered``.
+    Token counts are kept as running sums (for one counter), so the tokens of
+    any stretch of history cost two lookups instead of a count per message.
     """
 
     def __init__(self) -> None:
         self._reset()
 
     def _reset(self) -> None:
-        self._messages: list[ChatMessage] = []  # the messages indexed, by reference
+        self._messages: list[ChatMessage] = []  # every message indexed, forgotten ones too, by reference
+        self.remembered: list[ChatMessage] = []  # the messages not forgotten, oldest first
+        self.forgotten: list[str] = []  # ids of the forgotten messages, oldest first
         self.ids: list[str] = []
         self.position: dict[str, int] = {}  # id -> index (the newest, should an id repeat)
         self.pinned_messages: list[int] = []
@@ -103,9 +108,13 @@ class HistoryIndex:
             # Not the same history grown at its end (another session, an edit, a reset): start again.
             self._reset()
             known = 0
-        for i in range(known, len(history)):
-            message = history[i]
+        for message in history[known:]:
             self._messages.append(message)
+            if message.forgotten:
+                self.forgotten.append(message.id)
+                continue
+            i = len(self.remembered)
+            self.remembered.append(message)
             self.ids.append(message.id)
             self.position[message.id] = i
             if message.pinned:
@@ -146,6 +155,6 @@ class HistoryIndex:
         if self._counter != mode:
             self._counter, self._sums = mode, [0]
         sums = self._sums
-        for i in range(len(sums) - 1, len(self._messages)):
-            sums.append(sums[-1] + counter.count(self._messages[i]))
+        for i in range(len(sums) - 1, len(self.remembered)):
+            sums.append(sums[-1] + counter.count(self.remembered[i]))
         return sums
