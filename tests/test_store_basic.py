@@ -282,6 +282,19 @@ def test_the_fast_key_scan_never_misses_a_key_the_exact_pattern_finds(obj, ensur
         assert any(_secret_key(key) for key in _json_keys(text)), text
 
 
+
+def test_tool_call_arguments_load_as_they_were_parsed_when_made(store):
+    """Arguments that are not a JSON object, odd numbers and a lone surrogate's escape (which
+    ``ToolCall.from_raw`` turns into U+FFFD) read back exactly as made."""
+    s = store.create_session()
+    raws = ['{"a": "\\ud800 and \\u00e9"}', "[1, 2]", '{"n": 123456789012345678901234567890, "x": 1e400}', "", "{oops"]
+    made = assistant(None, [ToolCall.from_raw(f"c{i}", "f", raw) for i, raw in enumerate(raws)])
+    store.append_messages(s, [user("go"), made])
+    loaded = store.messages(s)[1]
+    assert loaded == made
+    assert loaded.tool_calls[0].arguments == {"a": "\ufffd and \u00e9"}
+    assert [c.arguments for c in loaded.tool_calls[1:]] == [None, {"n": 123456789012345678901234567890, "x": float("inf")}, {}, None]
+
 # -- tool calls, approvals, resume -----------------------------------------------------
 
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Any
 
 from pydantic import TypeAdapter
+from pydantic_core import from_json
 
 from ..chat import ChatMessage, ToolCall
+from ..text import clean_value
 from . import search, tool_calls
 from .database import Connection, integrity_errors, new_id, serialise_session
 from .records import SessionNotFound, StoreError
@@ -72,15 +75,25 @@ def message_row(message: ChatMessage, session_id: str, seq: int) -> tuple[Any, .
     )
 
 
+def _parsed(text: str) -> Any:
+    """JSON text, parsed by pydantic's JSON parser (several times faster than ``json`` on these
+    small texts).  What it refuses (a lone surrogate's escape, say) ``json`` reads, and the text
+    is cleaned as ``ToolCall.from_raw`` cleans it; what neither reads raises ``ValueError``."""
+    try:
+        return from_json(text)
+    except ValueError:
+        return clean_value(json.loads(text))
+
+
 def _tool_call_fields(text: str | None) -> list[dict[str, Any]]:
     """The ``tool_calls`` column as ToolCall fields (raw arguments kept, parsed ones rebuilt)."""
     if not text:
         return []
     calls = []
-    for item in json.loads(text):
+    for item in _parsed(text):
         raw = item.get("arguments") or "{}"
         try:
-            parsed = json.loads(raw)
+            parsed = _parsed(raw)
         except ValueError:
             parsed = None
         calls.append(
@@ -101,20 +114,21 @@ _MESSAGES = TypeAdapter(list[ChatMessage])
 def messages_from_rows(selected: Sequence[Sequence[Any]]) -> list[ChatMessage]:
     """ChatMessages from rows selected as ``MESSAGE_COLUMNS``, read by column name.
 
-    The rows go to pydantic as they come from SQLite, validated as one list
-    through a public ``TypeAdapter``: pydantic turns the 0/1 ``pinned`` into a
-    bool and the ISO ``created`` text into a datetime in compiled code, and
-    only the few rows with tool calls are touched here.  This keeps
-    ``session_load`` (``benchmarks/bench_store.py``) within three times a
-    plain SELECT of the same rows.
+    Every message is validated by pydantic, through one public ``TypeAdapter``
+    for the whole list: pydantic turns the 0/1 flags into bools and the ISO
+    ``created`` text into a datetime in compiled code.  The rows become dicts
+    of their plain columns without a Python loop (``map``, ``zip`` and
+    ``dict`` run in C); only the few rows with tool calls or images are read
+    again in Python.  This keeps ``session_load`` (``benchmarks/bench_store.py``)
+    within three times a plain SELECT of the same rows.
     """
-    fields = [dict(zip(_PLAIN if row[-1] is None and row[-2] is None else _NAMES, row)) for row in selected]
-    for message in fields:
-        if "tool_calls" in message:
-            message["tool_calls"] = _tool_call_fields(message["tool_calls"])
-            message["images"] = json.loads(message["images"]) if message["images"] else []
+    fields = list(map(dict, map(zip, repeat(_PLAIN), selected)))
+    for i in [i for i, row in enumerate(selected) if row[-1] is not None or row[-2] is not None]:
+        message = fields[i]
+        message["tool_calls"] = _tool_call_fields(selected[i][-2])
+        images = selected[i][-1]
+        message["images"] = _parsed(images) if images else []
     return _MESSAGES.validate_python(fields)
-
 
 
 def append(conn: Connection, session_id: str, messages: list[ChatMessage]) -> list[int]:
@@ -161,15 +175,13 @@ def append(conn: Connection, session_id: str, messages: list[ChatMessage]) -> li
 def load(conn: Connection, session_id: str, last: int | None = None) -> list[ChatMessage]:
     """The session's messages in order (only the ``last`` N when given)."""
     if last is None:
-        selected = conn.execute(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ? ORDER BY seq", (session_id,)
-        ).fetchall()
-    else:
-        selected = conn.execute(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ? ORDER BY seq DESC LIMIT ?",
-            (session_id, last),
-        ).fetchall()
-        selected.reverse()
+        return messages_from_rows(
+            conn.execute(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ? ORDER BY seq", (session_id,)).fetchall()
+        )
+    selected = conn.execute(
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ? ORDER BY seq DESC LIMIT ?", (session_id, last)
+    ).fetchall()
+    selected.reverse()
     return messages_from_rows(selected)
 
 
