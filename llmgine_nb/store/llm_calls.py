@@ -11,7 +11,7 @@ from typing import Any
 
 from .database import Connection, new_id, rows
 from .records import LLMCall, UsageRow
-from .rows import utc_text
+from .rows import record_from_row, utc_text
 from .sessions import UNPRICED
 
 __all__ = ["row", "insert", "select", "usage"]
@@ -53,20 +53,9 @@ def select(conn: Connection, session_id: str | None) -> list[LLMCall]:
     else:
         found = rows(conn, f"SELECT {_COLUMNS} FROM llm_calls WHERE session_id = ? ORDER BY created", (session_id,))
     return [
-        LLMCall(
-            id=r["id"],
-            session_id=r["session_id"],
-            message_id=r["message_id"],
-            model=r["model"],
-            provider=r["provider"],
-            input_tokens=r["input_tokens"] or 0,
-            output_tokens=r["output_tokens"] or 0,
-            cached_tokens=r["cached_tokens"] or 0,
-            cost=r["cost"],
-            latency_ms=r["latency_ms"],
-            ttft_ms=r["ttft_ms"],
-            error=r["error"],
-            created=datetime.fromisoformat(r["created"]),
+        record_from_row(
+            LLMCall, r, input_tokens=r["input_tokens"] or 0, output_tokens=r["output_tokens"] or 0,
+            cached_tokens=r["cached_tokens"] or 0, created=datetime.fromisoformat(r["created"]),
         )
         for r in found
     ]
@@ -95,17 +84,4 @@ def usage(conn: Connection, by: str, *, session_id: str | None, since: str | Non
         GROUP BY key
         ORDER BY key
     """
-    return [
-        UsageRow(
-            key=r["key"],
-            calls=r["calls"],
-            errors=r["errors"],
-            input_tokens=r["input_tokens"],
-            output_tokens=r["output_tokens"],
-            cached_tokens=r["cached_tokens"],
-            cost=r["cost"],
-            mean_latency_ms=r["mean_latency_ms"],
-            unpriced_calls=r["unpriced_calls"],
-        )
-        for r in rows(conn, sql, params)
-    ]
+    return [record_from_row(UsageRow, r) for r in rows(conn, sql, params)]

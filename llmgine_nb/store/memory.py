@@ -5,21 +5,18 @@ Plain functions over a ``Connection`` (``database.py``: SQLite or PostgreSQL), o
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from .database import Connection, new_id, rows
 from .records import MemoryNote, StoredSummary, StoreError
-from .rows import utc_text
+from .rows import insert_record, record_from_row
 
 __all__ = ["add", "notes", "delete", "save_summary", "latest_summary"]
 
 
 def add(conn: Connection, text: str, session_id: str | None) -> MemoryNote:
-    now = utc_text()
-    note = MemoryNote(id=new_id(), session_id=session_id, text=text, created=datetime.fromisoformat(now))
-    conn.execute(
-        "INSERT INTO memory (id, session_id, text, created) VALUES (?,?,?,?)", (note.id, session_id, text, now)
-    )
+    note = MemoryNote(id=new_id(), session_id=session_id, text=text, created=datetime.now(timezone.utc))
+    insert_record(conn, "memory", note)
     return note
 
 
@@ -31,10 +28,7 @@ def notes(conn: Connection, session_id: str | None, *, include_global: bool) -> 
     else:
         clause = "session_id = ? OR session_id IS NULL" if include_global else "session_id = ?"
         found = rows(conn, f"SELECT {columns} FROM memory WHERE {clause} ORDER BY rowid", (session_id,))
-    return [
-        MemoryNote(id=r["id"], session_id=r["session_id"], text=r["text"], created=datetime.fromisoformat(r["created"]))
-        for r in found
-    ]
+    return [record_from_row(MemoryNote, r, created=datetime.fromisoformat(r["created"])) for r in found]
 
 
 def delete(conn: Connection, note_id: str) -> None:
@@ -43,19 +37,11 @@ def delete(conn: Connection, note_id: str) -> None:
 
 
 def save_summary(conn: Connection, session_id: str, upto_message_id: str, text: str, covered: int) -> StoredSummary:
-    now = utc_text()
     summary = StoredSummary(
-        id=new_id(),
-        session_id=session_id,
-        upto_message_id=upto_message_id,
-        text=text,
-        covered=covered,
-        created=datetime.fromisoformat(now),
+        id=new_id(), session_id=session_id, upto_message_id=upto_message_id, text=text, covered=covered,
+        created=datetime.now(timezone.utc),
     )
-    conn.execute(
-        "INSERT INTO summaries (id, session_id, upto_message_id, text, covered, created) VALUES (?,?,?,?,?,?)",
-        (summary.id, session_id, upto_message_id, text, covered, now),
-    )
+    insert_record(conn, "summaries", summary)
     return summary
 
 
@@ -68,12 +54,4 @@ def latest_summary(conn: Connection, session_id: str) -> StoredSummary | None:
     )
     if not found:
         return None
-    r = found[0]
-    return StoredSummary(
-        id=r["id"],
-        session_id=r["session_id"],
-        upto_message_id=r["upto_message_id"],
-        text=r["text"],
-        covered=r["covered"],
-        created=datetime.fromisoformat(r["created"]),
-    )
+    return record_from_row(StoredSummary, found[0], created=datetime.fromisoformat(found[0]["created"]))

@@ -13,7 +13,7 @@ from typing import Any
 from ..secrets import redact_named
 from .database import Connection, integrity_errors, one, rows
 from .records import SessionNotFound, SessionRecord, SessionSummary, StoreError
-from .rows import from_json, to_json, utc_text
+from .rows import from_json, record_from_row, to_json, utc_text
 
 __all__ = [
     "COLUMNS",
@@ -36,16 +36,9 @@ _OWNED_TABLES = ("approvals", "tool_calls", "messages", "llm_calls", "events", "
 
 
 def from_row(row: Any) -> SessionRecord:
-    return SessionRecord(
-        id=row["id"],
-        name=row["name"],
-        model=row["model"],
-        created=datetime.fromisoformat(row["created"]),
-        notebook=row["notebook"],
-        forked_from_session=row["forked_from_session"],
-        forked_from_message=row["forked_from_message"],
-        engine_state=from_json(row["engine_state"], {}),
-        metadata=from_json(row["metadata"], {}),
+    return record_from_row(
+        SessionRecord, row, created=datetime.fromisoformat(row["created"]),
+        engine_state=from_json(row["engine_state"], {}), metadata=from_json(row["metadata"], {}),
     )
 
 
@@ -165,16 +158,8 @@ def summaries(conn: Connection, *, limit: int | None, notebook: str | None) -> l
         params.append(notebook)
     sql = _SUMMARIES.format(unpriced=UNPRICED, where=where, limit=f"LIMIT {int(limit)}" if limit is not None else "")
     return [
-        SessionSummary(
-            session=from_row(row),
-            message_count=row["message_count"],
-            last_activity=datetime.fromisoformat(row["last_activity"]),
-            llm_calls=row["llm_calls"],
-            input_tokens=row["input_tokens"],
-            output_tokens=row["output_tokens"],
-            cached_tokens=row["cached_tokens"],
-            cost=row["cost"],
-            unpriced_calls=row["unpriced_calls"],
+        record_from_row(
+            SessionSummary, row, session=from_row(row), last_activity=datetime.fromisoformat(row["last_activity"])
         )
         for row in rows(conn, sql, params)
     ]

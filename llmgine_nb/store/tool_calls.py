@@ -8,13 +8,13 @@ what.  Plain functions over a ``Connection`` (``database.py``: SQLite or Postgre
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from ..chat import ToolCall
 from .database import Connection, new_id, rows
 from .records import ApprovalRecord, Decision, ToolCallNotFound, ToolCallRecord
-from .rows import from_json, parse_time, to_json, utc_text
+from .rows import from_json, insert_record, parse_time, record_from_row, utc_text
 
 __all__ = [
     "record_requested",
@@ -83,36 +83,15 @@ def row_id(conn: Connection, session_id: str, call_id: str) -> str:
 
 
 def _from_row(row: Any, approval: ApprovalRecord | None) -> ToolCallRecord:
-    return ToolCallRecord(
-        id=row["id"],
-        call_id=row["call_id"],
-        session_id=row["session_id"],
-        message_id=row["message_id"],
-        tool=row["tool"],
-        arguments=row["arguments"],
-        status=row["status"],
-        result=row["result"],
-        error=row["error"],
-        result_message_id=row["result_message_id"],
-        requested=datetime.fromisoformat(row["requested"]),
-        decided=parse_time(row["decided"]),
-        started=parse_time(row["started"]),
-        finished=parse_time(row["finished"]),
-        duration_ms=row["duration_ms"],
-        approval=approval,
+    return record_from_row(
+        ToolCallRecord, row, requested=datetime.fromisoformat(row["requested"]), decided=parse_time(row["decided"]),
+        started=parse_time(row["started"]), finished=parse_time(row["finished"]), approval=approval,
     )
 
 
 def _approval_from_row(row: Any) -> ApprovalRecord:
-    return ApprovalRecord(
-        id=row["id"],
-        tool_call=row["tool_call"],
-        session_id=row["session_id"],
-        call_id=row["call_id"],
-        decision=row["decision"],
-        who=row["who"],
-        edited_arguments=from_json(row["edited_arguments"]),
-        reason=row["reason"],
+    return record_from_row(
+        ApprovalRecord, row, edited_arguments=from_json(row["edited_arguments"]),
         created=datetime.fromisoformat(row["created"]),
     )
 
@@ -152,27 +131,19 @@ def record_approval(
     edited_arguments: dict[str, Any] | None,
     reason: str | None,
 ) -> ApprovalRecord:
-    now = utc_text()
     tool_call = row_id(conn, session_id, call_id)
     record = ApprovalRecord(
-        id=new_id(),
-        tool_call=tool_call,
-        session_id=session_id,
-        call_id=call_id,
-        decision=decision,
-        who=who,
-        edited_arguments=edited_arguments,
-        reason=reason,
-        created=datetime.fromisoformat(now),
+        id=new_id(), tool_call=tool_call, session_id=session_id, call_id=call_id, decision=decision, who=who,
+        edited_arguments=edited_arguments, reason=reason, created=datetime.now(timezone.utc),
     )
-    conn.execute(
-        f"INSERT INTO approvals ({_APPROVAL_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
-        (record.id, tool_call, session_id, call_id, decision, who, to_json(edited_arguments), reason, now),
-    )
+    insert_record(conn, "approvals", record)
     # A decision moves only a call with no result yet: undecided, or left running by a
     # restart and asked again.  A late duplicate is kept in the approvals table but
     # does not rewind a call that finished.
-    conn.execute(f"UPDATE tool_calls SET status = ?, decided = ? WHERE id = ? AND {_UNSETTLED}", (decision, now, tool_call))
+    conn.execute(
+        f"UPDATE tool_calls SET status = ?, decided = ? WHERE id = ? AND {_UNSETTLED}",
+        (decision, utc_text(record.created), tool_call),
+    )
     return record
 
 
