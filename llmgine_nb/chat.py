@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from llmgine_nb.frozen import FrozenModel
+
 from .text import clean_text, clean_value
 
 __all__ = ["ToolCall", "ChatMessage", "ImageRef", "Usage", "Role", "MessageStatus", "IMAGE_URL_SCHEME"]
@@ -27,7 +29,7 @@ def _new_id() -> str:
     return uuid.uuid4().hex
 
 
-class ToolCall(BaseModel):
+class ToolCall(FrozenModel):
     """A model's request to call a tool.
 
     ``arguments`` is the parsed JSON object, or None when ``raw_arguments``
@@ -57,7 +59,7 @@ class ToolCall(BaseModel):
 IMAGE_URL_SCHEME = "llmgine-image:sha256:"
 
 
-class ImageRef(BaseModel):
+class ImageRef(FrozenModel):
     """An image in a message, as data: its content address (sha256), format, size and label.
 
     The bytes live in the store (``Store.put_image``), once per hash.  ``data``
@@ -91,7 +93,7 @@ class ImageRef(BaseModel):
         return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
 
 
-class Usage(BaseModel):
+class Usage(FrozenModel):
     """Token counts for one model call (or a sum of several)."""
 
     input_tokens: int = 0

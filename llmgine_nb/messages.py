@@ -10,19 +10,20 @@ with every subclass field intact.
 
 from __future__ import annotations
 
-import copy
 import importlib
 import itertools
 import json
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timezone
-from typing import Any, ClassVar, NoReturn, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field
+
+from llmgine_nb.frozen import FrozenDict, FrozenModel, freeze_fields
 
 __all__ = [
     "Message",
@@ -95,8 +96,8 @@ def _new_id() -> str:
     return f"{_id_prefix}{next(_id_counter):012x}"
 
 
-class Metadata(dict):
-    """The metadata of a message: a dict that cannot be changed once made.
+class Metadata(FrozenDict):
+    """The metadata of a message: a dict that cannot be changed once made (nor can anything in it).
 
     Messages are values: a subscriber that wants other metadata builds a
     copy (``message.model_copy(update={"metadata": {**message.metadata, "k": v}})``)
@@ -106,24 +107,10 @@ class Metadata(dict):
     """
 
     __slots__ = ()
-
-    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise TypeError(
-            "message metadata cannot be changed: messages are immutable values. Build a copy instead: "
-            "message.model_copy(update={'metadata': {**message.metadata, 'key': value}})"
-        )
-
-    __setitem__ = __delitem__ = setdefault = update = pop = popitem = clear = __ior__ = _refuse
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # copy/deepcopy/pickle rebuild it from a plain dict (the default would call __setitem__).
-        return (Metadata, (dict(self),))
-
-    def __copy__(self) -> Metadata:
-        return self
-
-    def __deepcopy__(self, memo: Any) -> Metadata:
-        return Metadata(copy.deepcopy(dict(self), memo))
+    _hint = (
+        "message metadata cannot be changed: messages are immutable values. Build a copy instead: "
+        "message.model_copy(update={'metadata': {**message.metadata, 'key': value}})"
+    )
 
 
 _NO_METADATA = Metadata()
@@ -162,11 +149,12 @@ class UnknownMessageType(LookupError):
     """A stored message names a class that is not registered in this process."""
 
 
-class Message(BaseModel):
+class Message(FrozenModel):
     """Base of every message on the bus: an immutable value.
 
-    Frozen once created, metadata included: nothing can change a message in
-    flight, so every subscriber sees what was published.  To derive another
+    Frozen once created, metadata included, and every dict and list in it at
+    any depth (``frozen.py``): nothing can change a message in flight, so
+    every subscriber sees what was published.  To derive another
     message use ``model_copy(update=...)``.
     """
 
@@ -184,16 +172,12 @@ class Message(BaseModel):
     session_id: str | None = Field(default_factory=current_session_id)
     metadata: dict[str, Any] = Field(default_factory=_starting_metadata)
 
-    @field_validator("metadata", mode="after")
-    @classmethod
-    def _freeze_metadata(cls, value: dict[str, Any]) -> Metadata:
-        return value if isinstance(value, Metadata) else Metadata(value)
-
-    def model_copy(self: M, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> M:
-        """A copy with ``update`` applied (pydantic's ``model_copy``); given metadata is frozen too."""
-        if update and "metadata" in update and not isinstance(update["metadata"], Metadata):
-            update = {**update, "metadata": Metadata(update["metadata"] or {})}
-        return super().model_copy(update=update, deep=deep)
+    def _freeze_values(self, names: Iterable[str] | None = None) -> None:
+        # As FrozenModel's, and the metadata is a Metadata (whose refusal names metadata).
+        fields = self.__dict__
+        if type(fields.get("metadata")) is not Metadata:
+            fields["metadata"] = Metadata(fields.get("metadata") or ())
+        freeze_fields(self, names)
 
     # Set for each subclass by __pydantic_init_subclass__.
     type_name: ClassVar[str] = "llmgine_nb.messages.Message"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from llmgine_nb.frozen import FrozenModel
 
 from ..chat import ImageRef, Usage
 from ..messages import Event
@@ -100,7 +102,7 @@ class SessionForked(Event):
     at_message_id: str | None = None
 
 
-class SentPart(BaseModel):
+class SentPart(FrozenModel):
     """A message the context compiler wrote (system prompt, memory, summary), as it was sent."""
 
     kind: str

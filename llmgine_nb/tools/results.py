@@ -6,8 +6,10 @@ import dataclasses
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from pydantic_core import to_jsonable_python
+
+from llmgine_nb.frozen import FrozenModel
 
 from ..chat import ChatMessage
 
@@ -47,7 +49,7 @@ class ToolOutput:
         return f"ToolOutput(content={self.content!r}, value={self.value!r})"
 
 
-class ToolResult(BaseModel):
+class ToolResult(FrozenModel):
     """The outcome of one tool call.
 
     ``content`` is the text sent back to the model; ``value`` the tool's

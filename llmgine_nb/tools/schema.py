@@ -30,6 +30,8 @@ import docstring_parser
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
+from llmgine_nb.frozen import thaw
+
 __all__ = [
     "ArgumentsInvalid",
     "ValidatedArguments",
@@ -304,7 +306,8 @@ class SchemaArguments:
                 f"Invalid arguments for tool '{self.tool_name}':\n" + "\n".join(lines)
                 + "\nFix the arguments and call the tool again."
             )
-        return ValidatedArguments(dict(data), copy.deepcopy(data))
+        # The function gets its own plain copy (the call's arguments are frozen, being part of a message).
+        return ValidatedArguments(thaw(data), copy.deepcopy(data))
 
 
 # -- lenient import of legacy tool lists --------------------------------------------------
