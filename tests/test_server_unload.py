@@ -107,3 +107,23 @@ async def test_an_unwatched_session_reloads_with_its_stream_numbers_going_on(sto
         assert numbers == list(range(1, len(numbers) + 1)) and numbers[-1] > before
     finally:
         await hub.close()
+
+
+async def test_a_switched_model_is_the_model_of_the_reloaded_engine(store):
+    asked_for: list[str | None] = []
+
+    def factory(model):
+        asked_for.append(model)
+        return ScriptedLLM(["ok"])
+
+    hub = SessionHub(store, llm_factory=factory, idle_unload_s=None)
+    try:
+        session = (await hub.create_session(model="scripted")).id
+        assert await hub.switch_model(session, "openai/gpt-4o-mini") == "openai/gpt-4o-mini"
+        assert store.get_session(session).model == "openai/gpt-4o-mini"  # what `sessions` lists
+        assert await hub.unload(session)
+        asked_for.clear()
+        await finish(hub, session, "hello again")  # reloaded from the store
+        assert asked_for == ["openai/gpt-4o-mini"]
+    finally:
+        await hub.close()

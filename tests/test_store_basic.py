@@ -181,6 +181,15 @@ def test_update_and_pin(store):
         store.update_message("zzz", content="x")
 
 
+def test_a_model_switch_is_saved_with_the_session(store):
+    s = store.create_session("switching", model="scripted")
+    store.set_session_model("switching", "openai/gpt-4o-mini")  # by name or id
+    assert store.get_session(s.id).model == "openai/gpt-4o-mini"
+    assert [x.session.model for x in store.list_sessions()] == ["openai/gpt-4o-mini"]
+    with pytest.raises(SessionNotFound):
+        store.set_session_model("nobody", "scripted")
+
+
 def everything_stored(store: Store, tmp_path: Path) -> bytes:
     """All the store keeps, as bytes: its SQLite files, or every row of every PostgreSQL table as text.
 

@@ -61,7 +61,7 @@ from .events import (
 from .journal import PERSIST_FIRST, SessionJournal
 from .requests import TurnRequests
 from .resume import ASK_AGAIN, settle_cut_calls
-from .state import StateView
+from .state import StateView, load_state
 from .turn import RunningTurn, TurnResult, TurnStatus
 
 __all__ = ["ChatEngine"]
@@ -202,7 +202,7 @@ class ChatEngine:
         self.journal = SessionJournal(self.bus, self.store, session_id, self.redactor, busy=lambda: self.running)
         self.session_id = session_id
         self._check_pending = self.journal.had_pending_calls or bool(self.journal.unanswered_calls())
-        self._load_state(self.journal.record.engine_state)
+        self.state = load_state(self._state_type, self.state, self.journal.record.engine_state)
         if self.state is not None:
             self.tools.set_state(session_id, StateView(self.state))
         scoped = {"session_id": session_id}
@@ -307,6 +307,7 @@ class ChatEngine:
         previous = self.model
         self.llm = self._llm_for(command.model)
         self.compiler.model = self.llm.model
+        self.store.set_session_model(self.session_id, self.model)  # so a reloaded engine (a restart, a worker) keeps it
         await self.bus.publish(ModelSwitched(session_id=self.session_id, model=self.model, previous=previous))
         return self.model
 
@@ -582,14 +583,6 @@ class ChatEngine:
     async def _summarise(self, messages: list[ChatMessage]) -> str:
         prompt = [ChatMessage(role="system", content=_SUMMARY_PROMPT), *self.requests.sendable(messages)]
         return (await self.llm.complete(prompt, bus=self.bus)).text
-
-    def _load_state(self, stored: dict[str, Any] | None) -> None:
-        if self._state_type is None:
-            return
-        if stored:
-            self.state = self._state_type.model_validate(stored)
-        elif self.state is None:
-            self.state = self._state_type()
 
     def _save_state(self) -> None:
         if self.state is not None and self.session_id:

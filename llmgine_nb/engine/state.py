@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-__all__ = ["StateView"]
+__all__ = ["StateView", "load_state"]
 
 
 class StateView(MutableMapping[str, Any]):
@@ -46,3 +46,12 @@ class StateView(MutableMapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._fields())
+
+
+def load_state(state_type: type[BaseModel] | None, current: BaseModel | None, stored: dict[str, Any] | None) -> BaseModel | None:
+    """A session's state: the stored one, else ``current``, else a new ``state_type()`` (None without a type)."""
+    if state_type is None:
+        return current
+    if stored:
+        return state_type.model_validate(stored)
+    return current if current is not None else state_type()

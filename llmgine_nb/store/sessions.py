@@ -1,4 +1,4 @@
-"""Session records: create, find, resolve a name to an id, rename, list with totals, delete.
+"""Session records: create, find, resolve a name to an id, rename, set the model, list with totals, delete.
 
 Plain functions over a ``Connection`` (``database.py``: SQLite or PostgreSQL) (the ``Store`` facade holds the
 lock and the transaction).  ``resolve_id`` turns a session id, name or
@@ -23,6 +23,7 @@ __all__ = [
     "find",
     "resolve_id",
     "rename",
+    "set_model",
     "set_engine_state",
     "update_metadata",
     "summaries",
@@ -105,6 +106,10 @@ def rename(conn: Connection, session_id: str, name: str | None) -> None:
         if other is not None and other.id != session_id:
             raise StoreError(f"a session named {name!r} already exists; choose another name")
     conn.execute("UPDATE sessions SET name = ? WHERE id = ?", (name, session_id))
+
+
+def set_model(conn: Connection, session_id: str, model: str) -> None:
+    conn.execute("UPDATE sessions SET model = ? WHERE id = ?", (model, session_id))
 
 
 def set_engine_state(conn: Connection, session_id: str, state: dict[str, Any]) -> None:

@@ -206,6 +206,11 @@ class Store:
             session_table.rename(conn, session_id, name)
         return self.get_session(session_id)
 
+    def set_session_model(self, ref: SessionRef, model: str) -> None:
+        """Record the model the session now uses (a switch), so a reloaded engine uses it too."""
+        with self.transaction() as conn:
+            session_table.set_model(conn, session_table.resolve_id(conn, ref), model)
+
     def set_engine_state(self, ref: SessionRef, state: dict[str, Any]) -> None:
         """Save the engine's resumable state (JSON-serialisable; credential-named entries are blanked)."""
         with self.transaction() as conn:
