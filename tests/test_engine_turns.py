@@ -16,6 +16,7 @@ from llmgine_nb.engine import (
     ChatEngine,
     DecideApproval,
     ForkSession,
+    MessagesForgotten,
     ResetSession,
     SendMessage,
     StepLimitReached,
@@ -308,6 +309,28 @@ async def test_cancelling_while_a_call_waits_for_approval_closes_it_as_interrupt
     assert last.role == "tool" and last.status == "interrupted"
     assert engine.store.tool_calls(engine.session_id)[0].status == "error"
     assert engine.pending_tool_calls == []
+
+
+async def test_a_retry_after_a_cancelled_tool_call_runs_the_users_message_again():
+    saved.clear()
+    queue = ApprovalQueue()
+    script = [ScriptedReply(tool_calls=[call("save_note", text="x")]), "Saved it."]
+    engine, llm, rec = await make(script, save_note, approvals=queue)
+    queue.attach(engine.bus)
+    turn = asyncio.ensure_future(engine.send("save x"))
+    await until(lambda: queue.pending())
+    await engine.cancel()
+    assert (await turn).status == "cancelled"
+    cut = [m.id for m in engine.history[1:]]  # the assistant's call and the "cancelled" tool note
+
+    retried = await engine.retry()
+    assert retried.status == "complete" and retried.text == "Saved it."
+    sent = llm.calls[-1].messages  # what the model got on the retry: the user's message last, nothing of the cut turn
+    assert [(m.role, m.content) for m in sent if m.role != "system"] == [("user", "save x")]
+    stored = {m.id: m for m in engine.store.messages(engine.session_id)}
+    assert all(stored[i].forgotten for i in cut)  # kept in the store, marked, left out of the context
+    assert [m.content for m in engine.history if m.role == "user"] == ["save x"]  # not stored twice
+    assert rec.of(MessagesForgotten)[-1].message_ids == cut
 
 
 async def test_fork_and_switch_model_and_retry_after_a_failure():

@@ -374,6 +374,8 @@ class ChatEngine:
                     user_message_id=user.id,
                 )
             )
+            if retry and not self._check_pending:  # run the message again: the cut turn's replies leave the context
+                await self.journal.forget_the_last_answer()
             # Calls left undecided by a restart are answered before the new message,
             # so their results follow the assistant message that asked for them.
             await self._answer_pending_calls()

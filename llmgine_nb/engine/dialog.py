@@ -70,11 +70,17 @@ class DialogEdits:
         index = self._find(command.message_id, "forget a message")
         history = self.journal.history
         changed = [history[i].id for i in exchange_of(history, index) if history[i].forgotten != command.forgotten]
+        return await self.set_forgotten(changed, command.forgotten)
+
+    async def set_forgotten(self, message_ids: list[str], forgotten: bool) -> list[str]:
+        """Mark these messages forgotten (or not): in the store, then the history, then announced."""
+        if not message_ids:
+            return []
         with self.journal.store.transaction():
-            for message_id in changed:
-                self._change(message_id, forgotten=command.forgotten)
-        await self._announce(MessagesForgotten(session_id=self.journal.session_id, message_ids=changed, forgotten=command.forgotten))
-        return changed
+            for message_id in message_ids:
+                self._change(message_id, forgotten=forgotten)
+        await self._announce(MessagesForgotten(session_id=self.journal.session_id, message_ids=message_ids, forgotten=forgotten))
+        return message_ids
 
     async def _on_edit(self, command: EditMessage) -> str:
         index = self._find(command.message_id, "edit a message")

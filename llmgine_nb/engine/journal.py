@@ -60,7 +60,8 @@ class SessionJournal:
             bus.subscribe(kind, handler, session_id=session_id, priority=PERSIST_FIRST, inline=True)
             for kind, handler in handlers
         ]
-        self._registrations += DialogEdits(bus, self, busy).register()  # forget, edit, pin: dialog.py
+        self.edits = DialogEdits(bus, self, busy)  # forget, edit, pin: dialog.py
+        self._registrations += self.edits.register()
 
     def close(self) -> None:
         self.flush_calls()
@@ -138,6 +139,18 @@ class SessionJournal:
 
     def last_user_message(self) -> ChatMessage | None:
         return next((m for m in reversed(self.history) if m.role == "user"), None)
+
+    async def forget_the_last_answer(self) -> list[str]:
+        """Leave what followed the last user message (a cut turn's replies and tool messages) out of the context.
+
+        For a retry, which runs that message again: the messages stay in the
+        store, marked forgotten (as ``ForgetMessage`` marks them), so the
+        transcript still shows what happened.
+        """
+        last_user = next((i for i in range(len(self.history) - 1, -1, -1) if self.history[i].role == "user"), None)
+        if last_user is None:
+            return []
+        return await self.edits.set_forgotten([m.id for m in self.history[last_user + 1 :] if not m.forgotten], True)
 
     def unanswered_calls(self) -> list[ToolCall]:
         """Tool calls of the last assistant message that have no answer yet."""
