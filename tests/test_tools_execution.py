@@ -61,8 +61,20 @@ class Level(enum.Enum):
         (Pair(1, "x"), '{"left":1,"right":"x"}', {"left": 1, "right": "x"}),
         ({"when": date(2025, 1, 2), "level": Level.LOW}, '{"when":"2025-01-02","level":"low"}', {"when": "2025-01-02", "level": "low"}),
         (ToolOutput("3 tasks", [1, 2, 3]), "3 tasks", [1, 2, 3]),
+        (b"caf\xc3\xa9", '"café"', "café"),
+        (
+            {"raw": b"\xff\x00\x01", "n": 1},
+            '{"raw":"<3 bytes of binary data, not UTF-8 text: ff 00 01>","n":1}',
+            {"raw": "<3 bytes of binary data, not UTF-8 text: ff 00 01>", "n": 1},
+        ),
+        (
+            ToolOutput("saved", [bytearray(b"\x80" * 20)]),
+            "saved",
+            ["<20 bytes of binary data, not UTF-8 text: 80 80 80 80 80 80 80 80 80 80 80 80 80 80 80 80...>"],
+        ),
     ],
-    ids=["str", "int", "none", "dict", "models", "dataclass", "date-enum", "tooloutput"],
+    ids=["str", "int", "none", "dict", "models", "dataclass", "date-enum", "tooloutput", "utf8-bytes", "binary",
+         "binary-value"],
 )
 async def test_return_values_are_serialised(value, content, structured):
     def give():
@@ -72,6 +84,24 @@ async def test_return_values_are_serialised(value, content, structured):
     manager = ToolManager([give])
     result = await manager.execute_one(call("give"))
     assert (result.status, result.content, result.value, result.is_error) == ("ok", content, structured, False)
+
+
+async def test_a_tool_that_returns_binary_bytes_succeeded_and_its_events_are_json():
+    ran = []
+
+    def raw() -> bytes:
+        """Raw."""
+        ran.append(1)
+        return b"\xff\x00\x01"
+
+    bus = MessageBus()
+    finished: list[ToolFinished] = []
+    bus.subscribe(ToolFinished, finished.append)
+    manager = ToolManager([raw], bus=bus)
+    result = await manager.execute_one(call("raw"))
+    assert (result.status, result.is_error, len(ran)) == ("ok", False, 1)
+    assert result.content == '"<3 bytes of binary data, not UTF-8 text: ff 00 01>"'
+    assert Message.from_json(finished[-1].to_json()).result == result
 
 
 async def test_long_results_are_truncated_with_a_note():

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import Field
-from pydantic_core import to_jsonable_python
+from pydantic import BaseModel, Field
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from llmgine_nb.frozen import FrozenModel
 
 from ..chat import ChatMessage
 
-__all__ = ["ToolResult", "ToolStatus", "ToolError", "ToolOutput", "to_content", "truncate"]
+__all__ = ["ToolResult", "ToolStatus", "ToolError", "ToolOutput", "describe_binary", "jsonable", "to_content", "truncate"]
 
 ToolStatus = Literal["ok", "error", "denied", "invalid", "timeout"]
 
@@ -84,10 +85,43 @@ class ToolResult(FrozenModel):
 
 
 def jsonable(value: Any) -> Any:
-    """``value`` as plain JSON data: pydantic models, dataclasses, enums, dates ..."""
+    """``value`` as plain JSON data: pydantic models, dataclasses, enums, dates, bytes ...
+
+    Bytes that are UTF-8 text become that text; other bytes a short
+    description with their length (``describe_binary``), never an error: a
+    tool that ran and returned them succeeded, and must not be called again.
+    """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         value = dataclasses.asdict(value)
-    return to_jsonable_python(value, fallback=str)
+    try:
+        return to_jsonable_python(value, fallback=str)
+    except (UnicodeDecodeError, PydanticSerializationError):
+        return to_jsonable_python(_text_for_binary(value), fallback=str)
+
+
+def describe_binary(data: bytes | bytearray | memoryview) -> str:
+    """Bytes as text: decoded when they are UTF-8, else their length and first bytes in hex."""
+    raw = bytes(data)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        more = "..." if len(raw) > 16 else ""
+        return f"<{len(raw):,} bytes of binary data, not UTF-8 text: {raw[:16].hex(' ')}{more}>"
+
+
+def _text_for_binary(value: Any) -> Any:
+    """``value`` with every bytes object in it (in containers, models, dataclasses) described as text."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return describe_binary(value)
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, Mapping):
+        return {_text_for_binary(k): _text_for_binary(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_text_for_binary(item) for item in value]
+    return value
 
 
 def to_content(value: Any) -> tuple[str, Any]:
