@@ -246,6 +246,20 @@ async def test_structured_output():
     assert rec.of(TurnFinished)[0].structured == {"name": "Perth", "population": 2300000}
 
 
+class City(BaseModel):
+    name: str
+
+
+@pytest.mark.parametrize("wrong", [dict[str, int], list[City], City(name="Perth"), int], ids=str)
+async def test_a_response_model_that_is_not_a_pydantic_class_is_refused_saying_what_to_pass(wrong):
+    with pytest.raises(TypeError, match=r"must be a pydantic model class .* wrap it in a model"):
+        SendMessage(text="cities?", response_model=wrong)
+    engine, llm, rec = await make(["[]"])
+    with pytest.raises(TypeError, match="wrap it in a model"):
+        await engine.send("cities?", response_model=wrong)
+    assert llm.calls == [] and engine.history == []  # refused before anything ran or was stored
+
+
 async def test_engine_state_is_typed_persisted_and_visible_to_tools(tmp_path):
     class Notes(BaseModel):
         count: int = 0

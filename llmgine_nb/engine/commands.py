@@ -42,7 +42,8 @@ _KNOWN_MODELS: weakref.WeakValueDictionary[str, type[BaseModel]] = weakref.WeakV
 class SendMessage(Command):
     """Start a turn with a user message; the result is the turn's ``TurnResult``.
 
-    ``response_model`` (a pydantic class, for structured output) is kept in
+    ``response_model`` (a pydantic class, for structured output; anything
+    else is refused with a ``TypeError`` that says to wrap it in one) is kept in
     memory only; what crosses a wire is ``response_schema`` (its JSON schema)
     and ``response_model_name`` (``module.QualName``), which the receiving
     engine resolves to the class (``output_type()``).
@@ -62,7 +63,14 @@ class SendMessage(Command):
     def _describe_response_model(cls, data: Any) -> Any:
         if isinstance(data, dict):
             model = data.get("response_model")
-            if isinstance(model, type) and issubclass(model, BaseModel):
+            if model is not None and not (isinstance(model, type) and issubclass(model, BaseModel)):
+                # Refused rather than ignored: the turn would quietly come back as plain text.
+                raise TypeError(
+                    f"response_model must be a pydantic model class (a subclass of pydantic.BaseModel); got {model!r}. "
+                    "For a list, a dict or another type, wrap it in a model, e.g. "
+                    "class Answer(BaseModel): items: list[City], and pass response_model=Answer"
+                )
+            if model is not None:
                 name = data.get("response_model_name") or f"{model.__module__}.{model.__qualname__}"
                 _KNOWN_MODELS[name] = model
                 data = {
