@@ -13,6 +13,7 @@ its own fields after a deep copy or unpickling; see ``Message``.)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn, TypeVar
 
@@ -115,6 +116,8 @@ def thaw(value: Any) -> Any:
 class FrozenModel(BaseModel):
     """A pydantic model that is a value: no field can be reassigned, no dict or list in it changed.
 
+    A float field must be finite (JSON, hence every wire and store, has no NaN or Infinity).
+
     For the models a message carries (a tool call, a tool's result, token
     counts): pydantic's ``frozen=True`` alone stops ``model.field = x`` but not
     ``model.field["key"] = x``.
@@ -163,3 +166,9 @@ def freeze_fields(model: BaseModel, names: Iterable[str] | None = None) -> None:
             frozen = freeze(value)
             if frozen is not value:
                 fields[name] = frozen
+        elif type(value) is float and not math.isfinite(value):
+            # JSON has no NaN or Infinity: a typed number that cannot cross a wire is refused where it is made
+            # (free-form values - a tool's result, metadata - carry them as null instead: Message.to_json).
+            raise ValueError(
+                f"{type(model).__name__}.{name} must be a finite number (JSON has no NaN or Infinity); got {value!r}"
+            )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import json
+import math
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -38,6 +39,7 @@ __all__ = [
     "UnknownMessageType",
     "UnknownEvent",
     "current_session_id",
+    "finite",
     "message_type_name",
     "use_metadata",
     "use_session",
@@ -192,13 +194,22 @@ class Message(FrozenModel):
     # -- serialisation -------------------------------------------------
 
     def to_record(self) -> dict[str, Any]:
-        """A JSON-compatible dict with a ``type`` key naming the class."""
-        record = self.model_dump(mode="json")
-        record["type"] = self.type_name
+        """A JSON-compatible dict with a ``type`` key naming the class (NaN and Infinity inside become None)."""
+        record: dict[str, Any] = finite(self._dump())
         return record
 
     def to_json(self) -> str:
-        return json.dumps(self.to_record(), ensure_ascii=False)
+        """The message as JSON text: strict JSON, so a NaN or Infinity inside a free-form value is null."""
+        record = self._dump()
+        try:
+            return json.dumps(record, ensure_ascii=False, allow_nan=False)
+        except ValueError:  # rare: a NaN or an infinity in a tool's result, metadata, ...
+            return json.dumps(finite(record), ensure_ascii=False, allow_nan=False)
+
+    def _dump(self) -> dict[str, Any]:
+        record = self.model_dump(mode="json")
+        record["type"] = self.type_name
+        return record
 
     @classmethod
     def from_record(cls: type[M], record: dict[str, Any]) -> M:
@@ -219,6 +230,17 @@ class Message(FrozenModel):
     @classmethod
     def from_json(cls: type[M], text: str | bytes) -> M:
         return cls.from_record(json.loads(text))
+
+
+def finite(value: Any) -> Any:
+    """``value`` (JSON data) with every NaN and infinity in it replaced by None: JSON has neither."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return value
 
 
 def _lookup_by_import(name: str) -> type[Message]:

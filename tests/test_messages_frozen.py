@@ -114,3 +114,62 @@ def test_deepcopy_and_pickle_give_plain_values_and_messages_stay_frozen():
         assert again == result
         _refused(lambda m=again: m.result["rows"].append(3))
         _refused(lambda m=again: m.metadata["k"].append(2))
+
+
+# -- numbers a wire can carry: JSON has no NaN or Infinity ----------------------------------
+
+
+class Measured(Event):
+    seconds: float = 0.0
+    limit: float | None = None
+    readings: list[float] = []
+    extra: Any = None
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")], ids=["inf", "-inf", "nan"])
+def test_a_typed_number_that_json_cannot_carry_is_refused_where_it_is_made(bad):
+    from llmgine_nb.engine.events import BudgetExceeded
+
+    with pytest.raises(ValueError, match="BudgetExceeded.allowed must be a finite number"):
+        BudgetExceeded(turn_id="t", limit="cost", used=1.0, allowed=bad, approved=False)
+    for field in ("seconds", "limit"):
+        with pytest.raises(ValueError, match=f"Measured.{field} must be a finite number"):
+            Measured(**{field: bad})
+    with pytest.raises(ValueError, match="ToolResult.duration must be a finite number"):
+        ToolResult(call_id="1", tool_name="t", content="", duration=bad)
+    with pytest.raises(ValueError, match="finite"):
+        Measured().model_copy(update={"seconds": bad})
+
+
+def _strict(text: str) -> Any:
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_nan_and_infinity_inside_free_form_values_travel_as_null():
+    inf, nan = float("inf"), float("nan")
+    message = Measured(
+        seconds=1.5, readings=[1.0, inf], extra={"nested": [nan, {"x": -inf}]}, metadata={"score": nan}
+    )
+    text = message.to_json()
+    assert _strict(text)["extra"] == {"nested": [None, {"x": None}]}
+    assert _strict(text)["readings"] == [1.0, None] and _strict(text)["metadata"] == {"score": None}
+    assert _strict(json.dumps(message.to_record(), allow_nan=False))["seconds"] == 1.5
+    result = ToolFinished(call_id="1", tool_name="t", result=ToolResult(call_id="1", tool_name="t", content="", value=[nan]))
+    assert Message.from_json(result.to_json()).result.value == [None]
+
+
+def test_the_store_keeps_only_strict_json(db_target):
+    from llmgine_nb.store import Store
+
+    store = Store(db_target)
+    try:
+        session = store.create_session(metadata={"ratio": float("nan")})
+        event = Measured(session_id=session.id, extra={"x": float("inf")})
+        store.log_event(event)
+        (stored,) = store.events(session.id)
+        assert stored.extra == {"x": None} and store.get_session(session.id).metadata == {"ratio": None}
+    finally:
+        store.close()

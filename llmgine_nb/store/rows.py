@@ -14,6 +14,7 @@ import json
 from datetime import date, datetime, time, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..messages import finite
 from .connection import Connection
 
 if TYPE_CHECKING:
@@ -44,7 +45,10 @@ def parse_time(text: str | None) -> datetime | None:
 def to_json(value: Any) -> str | None:
     if value is None:
         return None
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
+    except ValueError:  # a NaN or an infinity (tool arguments, a result): stored as null, as JSON has neither
+        return json.dumps(finite(value), ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
 
 
 def from_json(text: str | None, default: Any = None) -> Any:
