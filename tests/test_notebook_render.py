@@ -164,6 +164,18 @@ def test_output_formats(fmt, reply, expected):
         assert render.bundle(t, fmt, live=False)["application/json"] == {"a": 1, "b": [1, 2]}
 
 
+async def test_a_missing_key_says_where_to_set_it_once_and_retry_once():
+    from llmgine_nb.llm.errors import MissingAPIKeyError
+
+    missing = MissingAPIKeyError("No API key was found for openai: set OPENAI_API_KEY in the environment or a .env file")
+    events, result = await run_turn([missing])
+    assert "%llmgine" not in (result.reason or "")  # the engine's reason is front-end neutral
+    t = fold(events)
+    for shown in (render.transcript_markdown(t), render.transcript_text(t)):
+        assert shown.count("environment or a") == 1 and shown.count("retry") == 1, shown
+        assert "%llmgine keys" in shown and "%llmgine model NAME" in shown
+
+
 async def test_failed_turn_renders_a_sentence_and_what_to_do_not_a_traceback():
     events, result = await run_turn([LLMAuthenticationError("The API key was rejected", model="x")])
     assert result.status == "failed"

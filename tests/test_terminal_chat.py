@@ -155,3 +155,20 @@ def test_a_stop_says_whether_anything_was_kept():
         "[stopped; nothing had arrived, so nothing is kept]",
         "[stopped; the partial reply is kept]",
     ]
+
+
+def test_a_failure_reads_the_engines_reason_and_the_terminals_own_hint():
+    import io
+    import json
+
+    from llmgine_nb.engine.events import TurnFailed
+    from llmgine_nb.terminal.render import Renderer
+
+    out = io.StringIO()
+    renderer = Renderer(out, colour=False)
+    reason = "No API key was found for openai: set OPENAI_API_KEY in the environment or a .env file. Your message is kept."
+    event = TurnFailed(session_id="s", turn_id="t", kind="no_api_key", reason=reason, error="MissingAPIKeyError()")
+    renderer.event(json.loads(event.to_json()))
+    shown = out.getvalue()
+    assert "%llmgine" not in shown and shown.count(".env") == 1
+    assert "/model NAME switches this session to another model." in shown

@@ -391,12 +391,12 @@ class ChatEngine:
             # A stream that dropped keeps the text that arrived, marked interrupted, as a cancel does.
             message_id = self.journal.keep_partial(turn)
             return await self._failed(
-                turn, exc.kind, f"{exc} Your message is kept: retry the turn.", repr(exc),
+                turn, exc.kind, f"{exc} Your message is kept.", repr(exc),
                 retryable=exc.retryable or exc.interrupted, text=turn.partial, message_id=message_id,
             )
         except Exception as exc:  # a bug or a broken store: report it, keep the session usable
             log.exception("turn %s failed", turn.id)
-            reason = f"The turn failed: {type(exc).__name__}: {exc}. Your message is kept: retry the turn."
+            reason = f"The turn failed: {type(exc).__name__}: {exc}. Your message is kept."
             return await self._failed(turn, "internal", reason, repr(exc))
 
     def _user_message(self, command: SendMessage, retry: bool) -> ChatMessage:
@@ -428,7 +428,7 @@ class ChatEngine:
             if not await self._within_budget(turn, compiled.report.total):
                 return await self._failed(
                     turn, "budget", "The budget was reached and more spending was not approved. "
-                    "Raise the budget (engine.budget) and retry the turn.", "budget",
+                    "Raise the budget to go on.", "budget",
                 )
             try:
                 output_type = command.output_type()
@@ -441,7 +441,7 @@ class ChatEngine:
                 return await self._failed(
                     turn, "empty_reply",
                     f"The model sent an empty reply (finish reason: {response.finish_reason or 'none given'}). "
-                    "Your message is kept: retry the turn, or rephrase it.", "empty reply",
+                    "Your message is kept.", "empty reply",
                 )
             (assistant,) = self.journal.append(response.to_message(), replacing=turn.draft)
             turn.draft = None

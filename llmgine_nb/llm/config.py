@@ -232,7 +232,7 @@ def alias_help(alias: str | None = None) -> str:
     return (
         f"{which}Point fast and smart at models with LLMGINE_FAST_MODEL and LLMGINE_SMART_MODEL "
         "(e.g. LLMGINE_FAST_MODEL=openai/gpt-4o-mini, in the environment or .env), or set a provider key "
-        "such as OPENAI_API_KEY for that provider's own fast and smart models; `%llmgine model` lists them."
+        "such as OPENAI_API_KEY for that provider's own fast and smart models."
     )
 
 

@@ -136,10 +136,7 @@ def _clip(text: str) -> str:
 class LLMAuthenticationError(LLMError):
     kind: ErrorKind = "authentication"
     what = "The provider refused the API key"
-    hint = (
-        "Check the API key for this provider: `%llmgine keys` (or llmgine_nb.llm.key_status()) "
-        "shows which keys are set."
-    )
+    hint = "Check the API key for this provider (llmgine_nb.llm.key_status() shows which keys are set)."
 
 
 class MissingAPIKeyError(LLMAuthenticationError):
@@ -147,7 +144,7 @@ class MissingAPIKeyError(LLMAuthenticationError):
 
     kind = "no_api_key"
     what = ""
-    hint = "Set the key in the environment or a .env file: `%llmgine keys` (or llmgine_nb.llm.key_status()) shows which are set."
+    hint = ""  # the message itself names the variable to set, and where (a front end adds how to check)
 
 
 class LLMRateLimitError(LLMError):
@@ -226,7 +223,7 @@ class ModelStringError(ModelConfigError):
     hint = (
         "Model strings look like provider/model, e.g. 'openai/gpt-4o-mini', "
         "'anthropic/claude-3-5-haiku-latest' or 'ollama/llama3'; or use an alias, fast or smart, "
-        "set with LLMGINE_FAST_MODEL / LLMGINE_SMART_MODEL (`%llmgine model` lists them)."
+        "set with LLMGINE_FAST_MODEL / LLMGINE_SMART_MODEL."
     )
 
 

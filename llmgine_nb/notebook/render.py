@@ -117,8 +117,8 @@ _FAILURE_TITLES = {
 }
 _FAILURE_HINTS = {
     "authentication": "Check which keys are set with `%llmgine keys`, fix the key, then `%llmgine retry`.",
-    "no_api_key": "Set the key in the environment or a `.env` file (`%llmgine keys` shows which are set), "
-    "or switch model with `%llmgine model NAME`; then `%llmgine retry`.",
+    "no_api_key": "`%llmgine keys` shows which keys are set; or switch model with `%llmgine model NAME` "
+    "(`%llmgine model` lists them). Then `%llmgine retry`.",
     "server_error": "This is usually temporary: wait a moment, then `%llmgine retry`.",
     "rate_limit": "Wait a moment, then `%llmgine retry` (or first switch model with `%llmgine model NAME`).",
     "timeout": "`%llmgine retry` runs it again; if it keeps happening, try a faster model with `%llmgine model NAME`.",

@@ -32,6 +32,10 @@ def kind(record: dict[str, Any]) -> str:
     return str(record.get("type", "")).rsplit(".", 1)[-1]
 
 
+# Failures another model (or a key) fixes: the terminal says how to switch.
+_MODEL_PROBLEMS = ("no_api_key", "authentication", "config")
+
+
 class Renderer:
     def __init__(self, out: TextIO | None = None, colour: bool | None = None) -> None:
         out = out or sys.stdout
@@ -106,6 +110,8 @@ class Renderer:
             self.line(self.footer(record), "dim")
         elif name == "TurnFailed":
             self.error(record.get("reason", "The turn failed."))
+            if record.get("kind") in _MODEL_PROBLEMS:  # the engine's reason names no front end: the hint is ours
+                self.notice("/model NAME switches this session to another model.")
         elif name == "TurnCancelled":
             kept = "the partial reply is kept" if record.get("partial_text") else "nothing had arrived, so nothing is kept"
             self.line(f"[stopped; {kept}]", "yellow")
