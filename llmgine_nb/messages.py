@@ -41,6 +41,7 @@ __all__ = [
     "current_session_id",
     "finite",
     "message_type_name",
+    "event_type_names",
     "use_metadata",
     "use_session",
 ]
@@ -145,6 +146,11 @@ def _utcnow() -> datetime:
 def message_type_name(cls: type) -> str:
     """The registry name of a message class: its module and qualified name."""
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def event_type_names() -> list[str]:
+    """The short names of every event class this process knows, sorted (for listing them in a message)."""
+    return sorted({cls.__name__ for cls in _REGISTRY.values() if issubclass(cls, Event)})
 
 
 class UnknownMessageType(LookupError):

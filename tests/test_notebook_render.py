@@ -176,6 +176,15 @@ async def test_a_missing_key_says_where_to_set_it_once_and_retry_once():
         assert "%llmgine keys" in shown and "%llmgine model NAME" in shown
 
 
+async def test_money_in_a_reply_is_not_typeset_as_maths_and_maths_stays():
+    events, result = await run_turn(["Costs $5 and $6 for x; the area is $x^2$, in code `$7`."], prompt="Costs $5 and $6?")
+    t = fold(events)
+    md = render.transcript_markdown(t)
+    assert "$5" not in md and "$6" not in md and "&#36;5 and &#36;6" in md
+    assert "$x^2$" in md and "`$7`" in md  # maths the model meant, and code, are left as they are
+    assert "Costs $5 and $6 for x" in render.transcript_text(t)  # plain text shows the dollars
+
+
 async def test_failed_turn_renders_a_sentence_and_what_to_do_not_a_traceback():
     events, result = await run_turn([LLMAuthenticationError("The API key was rejected", model="x")])
     assert result.status == "failed"

@@ -278,6 +278,17 @@ def test_usage_and_log_reports(runtime):
     approvals = runtime.log(types=["approval"])
     assert approvals.events and all("Approval" in type(e).__name__ for e in approvals.events)
     assert "turn 1" in approvals.html() and "tool · remove" in approvals.html(), "a filtered log keeps the timeline"
+    with pytest.raises(LookupError, match=r"there is no event type like 'NoSuchType'; this session's log has .*TurnStarted"):
+        runtime.log(types=["NoSuchType"])
+    assert runtime.log(types=["turnfinished"]).events, "a known type is matched whatever its case"
+
+
+def test_a_setting_of_the_wrong_kind_says_which_kind_in_words():
+    from llmgine_nb.notebook.config import NotebookConfig
+
+    config = NotebookConfig()
+    with pytest.raises(ValueError, match="^max_steps must be an integer, not 'many'$"):
+        config.set("max_steps", "many")
 
 
 def test_config_keys_and_export_show_no_secrets(runtime, tmp_path, monkeypatch, capsys):

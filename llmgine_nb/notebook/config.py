@@ -13,6 +13,8 @@ __all__ = ["NotebookConfig", "UI_MODES", "APPROVAL_PROMPTS", "FORMATS"]
 FORMATS = ("markdown", "text", "code", "json")
 UI_MODES = ("auto", "widgets", "markdown", "text")
 APPROVAL_PROMPTS = ("command", "input")
+# How a setting's kind reads in an error: "max_steps must be an integer, not 'x'".
+_KIND_NAMES = {int: "an integer", float: "a number", bool: "on or off", str: "text"}
 
 
 @dataclass
@@ -59,7 +61,7 @@ class NotebookConfig:
             else:
                 value = str(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a {type(current).__name__}, not {value!r}") from None
+            raise ValueError(f"{name} must be {_KIND_NAMES.get(type(current), 'text')}, not {value!r}") from None
         choices = {"ui": UI_MODES, "approval_prompt": APPROVAL_PROMPTS, "format": FORMATS}.get(name)
         if choices and value not in choices:
             raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
+from ..messages import event_type_names
+
 if TYPE_CHECKING:
     from ..store import Store
     from .config import NotebookConfig
@@ -65,6 +67,14 @@ def log_report(store: Store, session_id: str, *, types: Sequence[str] | None = N
     if not types:
         return LogReport(events, session_id=session_id)
     wanted = [t.lower() for t in types]
+    known = event_type_names()
+    unknown = [t for t, w in zip(types, wanted) if not any(w in name.lower() for name in known)]
+    if unknown:
+        in_log = sorted({type(e).__name__ for e in events})
+        raise LookupError(
+            f"there is no event type like {', '.join(map(repr, unknown))}; "
+            f"this session's log has {', '.join(in_log) if in_log else 'no events yet'}"
+        )
     shown = [e for e in events if any(w in type(e).__name__.lower() for w in wanted)]
     return LogReport(shown, session_id=session_id, timeline_events=events, filters=types)
 

@@ -19,12 +19,15 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 
 
 def safe_markdown(text: str) -> str:
-    """Model Markdown with raw HTML neutralised (``<`` escaped outside code).
+    """Model Markdown with raw HTML neutralised (``<`` escaped outside code), and money not read as maths.
+
+    A ``$`` before a digit becomes ``&#36;`` outside code, so "$5 and $6" is
+    not typeset as a formula; ``$x^2$`` stays maths.
 
     Code blocks and code spans are left alone: there ``&lt;`` would show
     literally, and Markdown already shows their content as text.
     """
-    if "<" not in text:
+    if "<" not in text and "$" not in text:
         return text
     out: list[str] = []
     fence: str | None = None
@@ -46,15 +49,24 @@ def safe_markdown(text: str) -> str:
 _CODE_SPAN = re.compile(r"(`+)(.+?)(?<!`)\1(?!`)", re.S)
 
 
+# A dollar before a digit is money ("Costs $5 and $6"), which JupyterLab would typeset as maths
+# between the two dollars; "$x^2$" (maths the model meant) is left alone.
+_MONEY = re.compile(r"\$(?=\d)")
+
+
+def _plain(text: str) -> str:
+    return _MONEY.sub("&#36;", text.replace("<", "&lt;"))
+
+
 def _escape_outside_code_spans(line: str) -> str:
-    if "<" not in line:
+    if "<" not in line and "$" not in line:
         return line
     pieces, last = [], 0
     for match in _CODE_SPAN.finditer(line):
-        pieces.append(line[last : match.start()].replace("<", "&lt;"))
+        pieces.append(_plain(line[last : match.start()]))
         pieces.append(match.group(0))
         last = match.end()
-    pieces.append(line[last:].replace("<", "&lt;"))
+    pieces.append(_plain(line[last:]))
     return "".join(pieces)
 
 
