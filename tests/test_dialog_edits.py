@@ -85,6 +85,7 @@ async def test_edit_changes_what_the_model_sees_and_is_stored(store):
     assert not refused.success and "forget it instead" in (refused.error or "")
     unknown = await bus.execute(EditMessage(session_id=engine.session_id, message_id="nope", text="x"))
     assert not unknown.success and "is no message of this session" in (unknown.error or "")
+    assert "%llmgine" not in (refused.error or "") + (unknown.error or "")  # the engine names no front end
     await engine.close()
     bus.close()
 

@@ -85,7 +85,7 @@ class DialogEdits:
     async def _on_edit(self, command: EditMessage) -> str:
         index = self._find(command.message_id, "edit a message")
         if not command.text.strip():
-            raise ValueError("the new text is empty; to leave the message out, forget it instead (%llmgine forget ID)")
+            raise ValueError("the new text is empty; to leave the message out, forget it instead")
         message = self.journal.history[index]
         text = self.journal.clean(message.model_copy(update={"content": command.text})).content or ""
         self._change(message.id, content=text)
@@ -109,7 +109,7 @@ class DialogEdits:
             found = [i for i, m in enumerate(self.journal.history) if m.id.startswith(ref)]
         if len(found) != 1:
             problem = "is no message" if not found else "matches several messages"
-            raise LookupError(f"{ref!r} {problem} of this session; `%llmgine history` shows the ids")
+            raise LookupError(f"{ref!r} {problem} of this session; the session's history shows the ids")
         return found[0]
 
     def _change(self, message_id: str, **changes: Any) -> None:
