@@ -154,7 +154,8 @@ def test_a_turns_footer_holds_no_bare_dollar(kernel):
     run(kernel, "fresh('footer', ['It costs $5 with shipping.'])")
     out = data(run(kernel, "%llmgine --wait How much?"))
     md = out["text/markdown"]
-    footer = md.split("It costs $5 with shipping.", 1)[1]
+    assert "$5" not in md, "money in the reply is escaped too (JupyterLab would typeset it as maths)"
+    footer = md.split("It costs &#36;5 with shipping.", 1)[1]
     assert "&#36;0.00" in footer and "$" not in footer, "the cost cannot pair with a $ in the reply"
     assert 'class="tex2jax_ignore mathjax_ignore"' in footer
     assert "$0.00" in out["text/plain"], "the plain text keeps the dollar sign"
