@@ -6,8 +6,10 @@ facade resolves names and holds the lock and the transaction).
 
 from __future__ import annotations
 
+import gc
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from itertools import repeat
 from typing import Any
 
@@ -111,6 +113,26 @@ def tool_calls_from_json(text: str | None) -> list[ToolCall]:
 _MESSAGES = TypeAdapter(list[ChatMessage])
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a load builds its messages.
+
+    A load of 10,000 messages makes about 50,000 new container objects, none of
+    them in a reference cycle; each 700 allocations the collector would scan the
+    young ones again (about 85 passes a load, a quarter of its time, measured with
+    valgrind).  Reference counting still frees everything as usual.  The collector
+    is switched back on only if it was on, so a program that turned it off keeps
+    it off.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def messages_from_rows(selected: Sequence[Sequence[Any]]) -> list[ChatMessage]:
     """ChatMessages from rows selected as ``MESSAGE_COLUMNS``, read by column name.
 
@@ -120,8 +142,16 @@ def messages_from_rows(selected: Sequence[Sequence[Any]]) -> list[ChatMessage]:
     of their plain columns without a Python loop (``map``, ``zip`` and
     ``dict`` run in C); only the few rows with tool calls or images are read
     again in Python.  This keeps ``session_load`` (``benchmarks/bench_store.py``)
-    within three times a plain SELECT of the same rows.
+    within three times a plain SELECT of the same rows, with the garbage
+    collector paused for a large load (``_collector_paused``).
     """
+    if len(selected) < 1_000:  # a small load makes too few objects for the collector to matter
+        return _messages_from_rows(selected)
+    with _collector_paused():
+        return _messages_from_rows(selected)
+
+
+def _messages_from_rows(selected: Sequence[Sequence[Any]]) -> list[ChatMessage]:
     fields = list(map(dict, map(zip, repeat(_PLAIN), selected)))
     for i in [i for i, row in enumerate(selected) if row[-1] is not None or row[-2] is not None]:
         message = fields[i]
