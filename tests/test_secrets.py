@@ -113,3 +113,97 @@ def test_a_draft_never_holds_the_beginning_of_a_key(tmp_path: Path) -> None:
     assert key[:16].encode() not in files
     journal.close()
     store.close()
+
+
+# -- the key scan every logged event goes through ------------------------------------------
+
+_KEY_PARTS = ["api_key", "token", "x_token", "input_tokens", "secret", "key", ":", '"', "\\", "\\\\", " ", "é",
+              "a", "\\u005f", "\n", "pass", "word"]
+
+
+def _odd_names():
+    from hypothesis import strategies as st
+
+    return st.lists(st.sampled_from(_KEY_PARTS), max_size=4).map("".join)
+
+
+def _json_values():
+    from hypothesis import strategies as st
+
+    scalars = st.none() | st.integers() | _odd_names()
+    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_odd_names(), inner, max_size=4),
+                        max_leaves=12)
+
+
+def _every_key(value) -> list[str]:
+    if isinstance(value, dict):
+        return [*value, *(k for v in value.values() for k in _every_key(v))]
+    if isinstance(value, list):
+        return [k for v in value for k in _every_key(v)]
+    return []
+
+
+def _check_the_scan_finds_every_secret_key(value, ensure_ascii: bool, separators: tuple[str, str]) -> None:
+    import json
+
+    from llmgine_nb.secrets import is_secret_name, json_names_secret
+
+    text = json.dumps(value, ensure_ascii=ensure_ascii, separators=separators)
+    if any(is_secret_name(key) for key in _every_key(value)):
+        assert json_names_secret(text), text
+
+
+def test_the_key_scan_never_misses_a_secret_key_whatever_the_escapes_and_spacing() -> None:
+    """Against the keys json.loads sees (not a pattern): quotes, backslashes, escapes and keys
+    starting with ':' inside keys and values, as json.dumps and pydantic write JSON and with odd spacing."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    separators = st.sampled_from([(", ", ": "), (",", ":"), (",", " : "), (",\n", "\t:\n "), (", ", ":\r")])
+
+    @given(_json_values(), st.booleans(), separators)
+    @settings(max_examples=600, deadline=None)
+    def check(value, ensure_ascii, seps):
+        _check_the_scan_finds_every_secret_key({"outer": value, "list": [value]}, ensure_ascii, seps)
+
+    check()
+
+
+@pytest.mark.parametrize("name", ["api_key", ":api_key", "::x_token", 'pass"word', "my_secret\\", 'to"ken', "api_key\\"])
+@pytest.mark.parametrize("text_value", ['he said "hi": ok', "back\\slash\\", '":', '\\":"', ':"api'])
+def test_the_key_scan_finds_secret_keys_beside_quoted_text(name: str, text_value: str) -> None:
+    """The cases that once fell back to the slow pattern: model output quoting someone, next to a key."""
+    import json
+
+    from llmgine_nb.secrets import is_secret_name, json_names_secret
+
+    for separators in ((", ", ": "), (",", ":")):
+        text = json.dumps({"text": text_value, name: "value", "after": text_value}, separators=separators)
+        if is_secret_name(name):
+            assert json_names_secret(text), text
+        plain = json.dumps({"text": text_value, "input_tokens": 3, "name": name}, separators=separators)
+        assert not json_names_secret(plain), plain  # a secret name as a value, and counts, are no keys
+
+
+def test_the_compact_json_of_a_message_holds_what_to_json_holds() -> None:
+    """message_and_json writes pydantic's compact JSON: the same object as to_json(), read back the same."""
+    import json
+
+    from llmgine_nb.chat import ToolCall, Usage
+    from llmgine_nb.engine.events import TurnFinished
+    from llmgine_nb.llm.events import LLMCallFinished, LLMTextDelta
+    from llmgine_nb.messages import Message
+
+    events = [
+        LLMTextDelta(call_id="c", model="m", text='said "hi" \\ é \u2028 \x00', metadata={"turn_id": "t", "f": 1.5e-7}),
+        LLMCallFinished(call_id="c", model="m", provider="p", finish_reason="tool_calls", text="",
+                        tool_calls=[ToolCall.from_raw("call_1", "add", '{"a": 1}')], usage=Usage(input_tokens=3),
+                        cost_usd=None, latency_s=0.25, ttft_s=None),
+        TurnFinished(turn_id="t", text="done", model="m", status="complete", steps=1),
+    ]
+    redactor = Redactor(from_environment=False)
+    for event in events:
+        same, text = redactor.message_and_json(event)
+        assert same is event
+        assert json.loads(text) == json.loads(event.to_json())
+        assert Message.from_json(text) == event
