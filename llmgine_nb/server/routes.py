@@ -14,7 +14,6 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from ..store import SessionNotFound, StoreError
-from ..store.export import session_markdown, session_notebook
 from ..store.users import User, forget_owner, owned_sessions, set_owner
 from .auth import Gate
 from .config import ServerConfig
@@ -317,6 +316,9 @@ async def usage(request: Request, user: UserDep, session_id: str | None = None) 
 @router.get("/sessions/{session_id}/export", responses={200: {"content": {"text/markdown": {}, "application/json": {}}}})
 async def export(request: Request, user: UserDep, session_id: str,
                  format: Literal["markdown", "ipynb"] = "markdown") -> Response:
+    # Imported here: nbformat pulls in jsonschema, whose URI grammar takes seconds to build at start-up.
+    from ..store.export import session_markdown, session_notebook
+
     hub = _own(request, user, session_id)
     try:
         if format == "ipynb":
