@@ -30,9 +30,10 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, app: Any, port: int | None = None) -> None:
+    def __init__(self, app: Any, port: int | None = None, *, log_level: str = "warning") -> None:
         self.app = app
         self.port = port or free_port()
+        self.log_level = log_level  # "info" writes uvicorn's access log
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
 
@@ -41,7 +42,7 @@ class LiveServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> LiveServer:
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level=self.log_level,
                                 lifespan="on", ws="websockets-sansio")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="test-uvicorn", daemon=True)

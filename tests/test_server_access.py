@@ -149,3 +149,81 @@ def test_cors_is_off_unless_configured(store):
     with start(store, cors_origins=["http://app.example"]) as server:
         response = server.client(token).get("/api/sessions", headers={"Origin": "http://app.example"})
         assert response.headers["access-control-allow-origin"] == "http://app.example"
+
+
+# -- odd input: a sentence, the right status, nothing lost (more in test_server_edges.py) -------------
+
+
+def test_odd_requests_get_a_sentence_and_the_right_status(store):
+    _, token = add_user(store, "alice")
+    with start(store) as server:
+        api = server.client(token)
+        session_id = api.post("/api/sessions", json={}).json()["id"]
+
+        def refused(response, status: int, words: str) -> None:
+            assert response.status_code == status, (response.status_code, response.text)
+            error = response.json()["error"]
+            assert words in error and error[:1].isupper() and error.endswith("."), error
+
+        refused(api.post(f"/api/sessions/{session_id}/approvals/abcd", json={"decision": "approve"}), 404,
+                "Nothing is waiting for approval")
+        refused(api.post(f"/api/sessions/{session_id}/questions/abcd", json={"answer": True}), 404,
+                "No question is waiting")
+        stop = api.post(f"/api/sessions/{session_id}/cancel")
+        assert stop.status_code == 200 and stop.json() == {
+            "ok": False, "message": "No turn is running in this session, so there was nothing to stop."}
+        api.post(f"/api/sessions/{session_id}/messages", json={"text": "hello"})
+        other = api.post("/api/sessions", json={}).json()["id"]
+        # A message id of another session (it was a 500).
+        refused(api.post(f"/api/sessions/{other}/fork", json={"at_message_id": "not-a-message"}), 400,
+                "Cannot fork there")
+        search = api.get("/api/search", params={"q": '"'})
+        assert search.status_code == 422 and "no word to look for" in search.json()["error"]
+        assert api.get(f"/api/sessions/{other}/messages").json() == []
+        assert api.get("/api/sessions").status_code == 200  # and the server still answers
+
+
+def test_deciding_an_approval_twice_keeps_the_first_decision(store):
+    _, token = add_user(store, "alice")
+    with start(store) as server:
+        api = server.client(token)
+        session_id = api.post("/api/sessions", json={}).json()["id"]
+        with server.websocket(session_id, token) as ws:
+            api.post(f"/api/sessions/{session_id}/messages", json={"text": "note: buy milk"})
+            call_id = read_until(ws, lambda r: short(r) == "ApprovalRequested")[-1]["call_id"]
+            assert api.post(f"/api/sessions/{session_id}/approvals/{call_id}", json={"decision": "approve"}).json()["ok"]
+            again = api.post(f"/api/sessions/{session_id}/approvals/{call_id}", json={"decision": "deny"})
+            assert again.status_code == 404 and "decided already" in again.json()["error"]
+            seen = read_until(ws, lambda r: short(r) == "TurnFinished")
+        decided = [r for r in seen if short(r) == "ApprovalDecided"]
+        assert [d["decision"] for d in decided] == ["approve"]
+        (call,) = store.tool_calls(session_id)
+        assert call.status == "done" and call.approval is not None and call.approval.decision == "approved"
+
+
+def test_odd_websocket_messages_get_a_sentence_and_the_socket_goes_on(store):
+    _, token = add_user(store, "alice")
+    with start(store, max_body_bytes=2000) as server:
+        api = server.client(token)
+        session_id = api.post("/api/sessions", json={}).json()["id"]
+        url = f"ws://127.0.0.1:{server.port}/api/sessions/{session_id}/ws"
+        from websockets.sync.client import connect
+
+        with connect(url) as ws:  # a ticket that is not a string (it crashed the handler)
+            ws.send(json.dumps({"ticket": ["not", "a", "string"]}))
+            refusal = json.loads(ws.recv(timeout=10))
+            assert refusal["control"] == "error" and refusal["error"].endswith("."), refusal
+        with server.websocket(session_id, token) as ws:
+            read_until(ws, lambda r: r.get("control") == "ready")
+
+            def reply(message) -> dict:
+                ws.send(message)
+                return read_until(ws, lambda r: r.get("control") in ("accepted", "refused"))[-1]
+
+            too_long = reply(json.dumps({"command": "send", "text": "x" * 3000}))
+            assert too_long["status"] == 413 and "longer than the limit of 2000 bytes" in too_long["error"]
+            stop = reply(json.dumps({"command": "cancel"}))
+            assert stop["ok"] is False and "nothing to stop" in stop["message"]
+            # The same socket still carries a turn.
+            assert reply(json.dumps({"command": "send", "text": "hello", "ref": 7}))["control"] == "accepted"
+            read_until(ws, lambda r: short(r) == "TurnFinished")

@@ -155,7 +155,7 @@ def test_stop_keeps_the_partial_reply(server, store):
         read_until(ws, lambda r: short(r) == "LLMTextDelta")
         busy = api.post(f"/api/sessions/{session_id}/messages", json={"text": "again"})
         assert busy.status_code == 409 and "running" in busy.json()["error"]
-        assert api.post(f"/api/sessions/{session_id}/cancel").json() == {"ok": True}
+        assert api.post(f"/api/sessions/{session_id}/cancel").json()["ok"] is True
         events = read_until(ws, finished)
     assert short(events[-1]) == "TurnCancelled" and events[-1]["partial_text"]
     messages = api.get(f"/api/sessions/{session_id}/messages").json()
@@ -205,7 +205,7 @@ def test_sessions_list_fork_delete_search_usage_export(server, store):
     assert any(row["key"] == session_id and row["calls"] == 1 for row in usage)
     markdown = api.get(f"/api/sessions/{session_id}/export")
     assert markdown.status_code == 200 and "aardvark" in markdown.text
-    assert api.delete(f"/api/sessions/{fork.json()['id']}").json() == {"ok": True}
+    assert api.delete(f"/api/sessions/{fork.json()['id']}").json()["ok"] is True
     assert [s["id"] for s in api.get("/api/sessions").json()] == [session_id]
 
 

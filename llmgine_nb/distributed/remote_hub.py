@@ -23,8 +23,7 @@ from typing import Any
 from ..engine import CancelTurn, DecideApproval, SendMessage, SwitchModel
 from ..engine.commands import AnswerQuestion, RetryTurn
 from ..messages import Command, CommandResult
-from ..server.hub import _first_sentence
-from ..server.hub_api import HubError, NotPending, StaleDecision, TurnRunning
+from ..server.hub_api import HubCommon, HubError, refusal
 from ..server.stream import OVERFLOW, wire_text
 from ..store import SessionRecord, Store
 from ..store.streams import last_seq, numbered_events
@@ -79,7 +78,7 @@ class RemoteStreams:
         self._feeds.clear()
 
 
-class RemoteHub:
+class RemoteHub(HubCommon):
     """The ``Hub`` of a front end whose engines run in ``llmgine-nb worker`` processes."""
 
     def __init__(self, store: Store, transport: RedisTransport, *, model: str | None = None,
@@ -103,12 +102,7 @@ class RemoteHub:
         return self.store.create_session(name, model=model or self.model)
 
     async def fork(self, session_id: str, at_message_id: str | None = None, name: str | None = None) -> SessionRecord:
-        self._refuse_while_running(session_id, "fork it")
-        messages = self.store.messages(session_id)
-        at = at_message_id or (messages[-1].id if messages else None)
-        if at is None:
-            raise HubError("This session has no messages yet, so there is nothing to fork; send a message first.")
-        return self.store.fork_session(session_id, at, name=name)
+        return self.store.fork_session(session_id, self._fork_point(session_id, at_message_id), name=name)
 
     async def close_session(self, session_id: str) -> None:
         await stop_task(self._watchers.pop(session_id, None))
@@ -131,18 +125,6 @@ class RemoteHub:
 
     def running_sessions(self) -> list[str]:
         return [session_id for session_id in self._turns if self.running(session_id)]
-
-    def _refuse_while_running(self, session_id: str, what: str) -> None:
-        if self.running(session_id):
-            raise TurnRunning(f"A turn is running in this session; wait for it to end or stop it before you {what}.")
-
-    async def send(self, session_id: str, text: str, model: str | None = None) -> str:
-        await self.open(session_id)
-        return await self._start(session_id, SendMessage(session_id=session_id, text=text, model=model))
-
-    async def retry(self, session_id: str) -> str:
-        await self.open(session_id)
-        return await self._start(session_id, RetryTurn(session_id=session_id))
 
     async def _start(self, session_id: str, command: SendMessage | RetryTurn) -> str:
         """Send the turn; its id once a worker has started it (the turn runs on)."""
@@ -194,7 +176,7 @@ class RemoteHub:
         await self.open(session_id)
         result = await self._send(SwitchModel(session_id=session_id, model=model))
         if not result.success:
-            raise HubError(_first_sentence(result.error) or f"Cannot switch to {model!r}.")
+            raise refusal("switch", result, f"Cannot switch to {model!r}.")
         return str(result.result)
 
     async def _send(self, command: Command) -> CommandResult:
@@ -218,16 +200,13 @@ class RemoteHub:
                                                  message=message, arguments=arguments, decided_by=decided_by,
                                                  args_hash=args_hash))
         if not result.success:
-            sentence = _first_sentence(result.error) or "That approval could not be decided."
-            if (result.error or "").startswith("ArgumentsMismatch:"):
-                raise StaleDecision(sentence[:1].upper() + sentence[1:] + ".")
-            raise NotPending(sentence)
+            raise refusal("decide", result, "That approval could not be decided.")
 
     async def answer(self, session_id: str, question_id: str, answer: Any, *, decided_by: str = "user") -> None:
         result = await self._send(AnswerQuestion(session_id=session_id, question_id=question_id, answer=answer,
                                                  decided_by=decided_by))
         if not result.success:
-            raise NotPending(_first_sentence(result.error) or "That question could not be answered.")
+            raise refusal("answer", result, "That question could not be answered.")
 
     async def close(self) -> None:
         for session_id in list(self._watchers):

@@ -92,7 +92,7 @@ class Gate:
 
     def redeem_ticket(self, ticket: str | None, session_id: str) -> User | None:
         """The ticket's user, once: a ticket is single use, short-lived and may name one session."""
-        if not ticket:
+        if not isinstance(ticket, str) or not ticket:
             return None
         entry = self._tickets.pop(ticket, None)
         if entry is None:

@@ -35,7 +35,7 @@ from ..messages import CommandResult
 from ..secrets import Redactor
 from ..store import SessionRecord, Store
 from ..tools import ApprovalQueue, ToolManager
-from .hub_api import HubError, NotPending, StaleDecision, TurnRunning
+from .hub_api import BadInput, HubCommon, HubError, NotPending, TurnRunning, refusal, sentence
 from .pending import pending_items
 from .recovery import cut_turn
 from .stream import SessionStreams
@@ -47,7 +47,7 @@ log = logging.getLogger("llmgine_nb.server")
 LLMFactory = Callable[[str | None], BaseLLM]
 
 
-class SessionHub:
+class SessionHub(HubCommon):
     """Engines for many sessions on one bus, with numbered event streams.
 
     ``model`` is the default model of new sessions (None: from the
@@ -219,12 +219,7 @@ class SessionHub:
 
     async def fork(self, session_id: str, at_message_id: str | None = None, name: str | None = None) -> SessionRecord:
         """A new session with this one's history up to ``at_message_id`` (default: all of it)."""
-        self._refuse_while_running(session_id, "fork it")
-        messages = self.store.messages(session_id)
-        at = at_message_id or (messages[-1].id if messages else None)
-        if at is None:
-            raise HubError("This session has no messages yet, so there is nothing to fork; send a message first.")
-        record = self.store.fork_session(session_id, at, name=name)
+        record = self.store.fork_session(session_id, self._fork_point(session_id, at_message_id), name=name)
         await self.open(record.id)
         return record
 
@@ -252,20 +247,6 @@ class SessionHub:
 
     def running_sessions(self) -> list[str]:
         return [session_id for session_id, task in self.turns.items() if not task.done()]
-
-    def _refuse_while_running(self, session_id: str, what: str) -> None:
-        if self.running(session_id):
-            raise TurnRunning(f"A turn is running in this session; wait for it to end or stop it before you {what}.")
-
-    async def send(self, session_id: str, text: str, model: str | None = None) -> str:
-        """Start a turn and return its id as soon as it has started (the turn runs on)."""
-        await self.open(session_id)
-        return await self._start(session_id, SendMessage(session_id=session_id, text=text, model=model))
-
-    async def retry(self, session_id: str) -> str:
-        """Run the last user message again, after a failed or cancelled turn."""
-        await self.open(session_id)
-        return await self._start(session_id, RetryTurn(session_id=session_id))
 
     async def _start(self, session_id: str, command: SendMessage | RetryTurn) -> str:
         previous = self.turns.get(session_id)
@@ -297,7 +278,11 @@ class SessionHub:
         if isinstance(event, (TurnStarted, TurnFailed, TurnCancelled)) and event.session_id is not None:
             started = self._starting.get(event.session_id)
             if started is not None and not started.done():
-                started.set_result(event.turn_id)
+                if isinstance(event, TurnFailed) and event.kind == "input":
+                    # Nothing to start from (an empty message, nothing to retry): the sender is told at once.
+                    started.set_exception(BadInput(sentence(event.reason) or "The turn could not start."))
+                else:
+                    started.set_result(event.turn_id)
 
     async def cancel(self, session_id: str) -> bool:
         await self.open(session_id)
@@ -309,7 +294,7 @@ class SessionHub:
         await self.open(session_id)
         result = await self.bus.execute(SwitchModel(session_id=session_id, model=model))
         if not result.success:
-            raise HubError(_first_sentence(result.error) or f"Cannot switch to {model!r}.")
+            raise refusal("switch", result, f"Cannot switch to {model!r}.")
         return str(result.result)
 
     # -- approvals and questions --------------------------------------------------------
@@ -329,10 +314,7 @@ class SessionHub:
                            message=message, arguments=arguments, decided_by=decided_by, args_hash=args_hash)
         )
         if not result.success:
-            sentence = _first_sentence(result.error) or "That approval could not be decided."
-            if (result.error or "").startswith("ArgumentsMismatch:"):
-                raise StaleDecision(sentence[:1].upper() + sentence[1:] + ".")
-            raise NotPending(sentence)
+            raise refusal("decide", result, "That approval could not be decided.")
 
     async def answer(self, session_id: str, question_id: str, answer: Any, *, decided_by: str = "user") -> None:
         """Answer a tool's question (confirm: true/false; choice: one of its options, or null)."""
@@ -341,7 +323,7 @@ class SessionHub:
             AnswerQuestion(session_id=session_id, question_id=question_id, answer=answer, decided_by=decided_by)
         )
         if not result.success:
-            raise NotPending(_first_sentence(result.error) or "That question could not be answered.")
+            raise refusal("answer", result, "That question could not be answered.")
 
     # -- shutting down -----------------------------------------------------------------
 
@@ -356,10 +338,3 @@ class SessionHub:
         self._registration.unregister()
         self._attachment.unregister()
 
-
-def _first_sentence(error: str | None) -> str | None:
-    if not error:
-        return None
-    # CommandResult.error is "<Type>: message" for handler exceptions; keep the message.
-    head, sep, rest = error.partition(": ")
-    return rest if sep and head.isidentifier() else error

@@ -15,10 +15,16 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..engine.commands import RetryTurn, SendMessage
+
 if TYPE_CHECKING:
+    from ..messages import CommandResult
     from ..store import SessionRecord, Store
 
-__all__ = ["Hub", "EventStreams", "HubError", "TurnRunning", "NotPending", "StaleDecision"]
+__all__ = [
+    "Hub", "EventStreams", "HubError", "TurnRunning", "NotPending", "StaleDecision", "BadInput", "HubCommon",
+    "sentence", "refusal",
+]
 
 
 class HubError(Exception):
@@ -39,6 +45,80 @@ class StaleDecision(HubError):
     """The decision was made on other arguments than the call has: refused, the call stays pending."""
 
     status = 409
+
+
+class BadInput(HubError):
+    """The turn cannot start from what was sent (an empty message, nothing to retry, a bad image)."""
+
+    status = 400
+
+
+def sentence(error: str | None) -> str | None:
+    """An engine's error as a sentence for a client: no ``Type:`` head, a capital, a full stop."""
+    if not error:
+        return None
+    # CommandResult.error is "<Type>: message" for handler exceptions; keep the message.
+    head, sep, rest = error.partition(": ")
+    text = (rest if sep and head.isidentifier() else error).strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
+_NOT_WAITING = " It may have been decided already or have expired; the session's /pending lists what waits."
+
+
+def refusal(command: str, result: CommandResult, default: str) -> HubError:
+    """The ``HubError`` a client gets when the engine refused ``command``
+    (``"decide"``, ``"answer"`` or ``"switch"``): the same sentence and status from every hub."""
+    said = sentence(result.error)
+    if command == "decide" and (result.error or "").startswith("ArgumentsMismatch:"):
+        return StaleDecision(said or default)
+    if command in ("decide", "answer"):
+        return NotPending((said or default) + _NOT_WAITING)
+    return HubError(said or default)
+
+
+class HubCommon:
+    """What every hub does the same way: ``send`` and ``retry`` (open the session, refuse while
+    a turn runs, start the turn) and where a fork is cut.
+
+    A hub says how a turn starts (``_start``), whether one runs (``running``),
+    how a session opens (``open``) and where its sessions are stored (``store``).
+    """
+
+    store: Store
+
+    def running(self, session_id: str) -> bool:
+        raise NotImplementedError
+
+    async def open(self, session_id: str) -> Any:
+        raise NotImplementedError
+
+    async def _start(self, session_id: str, command: SendMessage | RetryTurn) -> str:
+        raise NotImplementedError
+
+    def _refuse_while_running(self, session_id: str, what: str) -> None:
+        if self.running(session_id):
+            raise TurnRunning(f"A turn is running in this session; wait for it to end or stop it before you {what}.")
+
+    async def send(self, session_id: str, text: str, model: str | None = None) -> str:
+        """Start a turn and return its id as soon as it has started (the turn runs on)."""
+        await self.open(session_id)
+        return await self._start(session_id, SendMessage(session_id=session_id, text=text, model=model))
+
+    async def retry(self, session_id: str) -> str:
+        """Run the last user message again, after a failed or cancelled turn."""
+        await self.open(session_id)
+        return await self._start(session_id, RetryTurn(session_id=session_id))
+
+    def _fork_point(self, session_id: str, at_message_id: str | None) -> str:
+        """The message a fork of the session ends at (default: its last); refused while a turn runs."""
+        self._refuse_while_running(session_id, "fork it")
+        messages = self.store.messages(session_id)
+        at = at_message_id or (messages[-1].id if messages else None)
+        if at is None:
+            raise HubError("This session has no messages yet, so there is nothing to fork; send a message first.")
+        return at
 
 
 class EventStreams(Protocol):
@@ -76,3 +156,4 @@ class Hub(Protocol):
                      args_hash: str | None = None) -> None: ...
     async def answer(self, session_id: str, question_id: str, answer: Any, *, decided_by: str = "user") -> None: ...
     async def close(self) -> None: ...
+

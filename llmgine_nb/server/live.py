@@ -39,7 +39,7 @@ from .auth import Gate
 from .config import ServerConfig
 from .errors import ApiError, error_responses
 from .hub_api import Hub, HubError
-from .routes import check_send
+from .routes import NOTHING_TO_STOP, check_send
 from .stream import OVERFLOW
 
 __all__ = ["router", "origin_allowed"]
@@ -181,6 +181,10 @@ async def _listen(ws: WebSocket, user: User, session_id: str, send: Any) -> None
 async def _command(ws: WebSocket, user: User, session_id: str, text: str) -> dict[str, Any]:
     hub: Hub = ws.app.state.hub
     gate: Gate = ws.app.state.gate
+    limit = ws.app.state.config.max_body_bytes
+    if len(text) > limit:  # held to the size a request body is
+        return {"control": "refused", "status": 413,
+                "error": f"That command is longer than the limit of {limit} bytes; send less."}
     try:
         request = json.loads(text)
         if not isinstance(request, dict):
@@ -199,7 +203,8 @@ async def _command(ws: WebSocket, user: User, session_id: str, text: str) -> dic
             model = request.get("model") if isinstance(request.get("model"), str) else None
             return {"control": "accepted", "ref": ref, "turn_id": await hub.send(session_id, message, model)}
         if name == "cancel":
-            return {"control": "accepted", "ref": ref, "ok": await hub.cancel(session_id)}
+            stopped = await hub.cancel(session_id)
+            return {"control": "accepted", "ref": ref, "ok": stopped, **({} if stopped else {"message": NOTHING_TO_STOP})}
         if name == "decide":
             call_id, decision = request.get("call_id"), request.get("decision")
             if not isinstance(call_id, str) or decision not in ("approve", "deny", "edit", "always"):

@@ -18,7 +18,7 @@ from ..store.users import User, forget_owner, owned_sessions, set_owner
 from .auth import Gate
 from .config import ServerConfig
 from .errors import ApiError, error_responses
-from .hub_api import Hub, HubError
+from .hub_api import Hub, HubError, sentence
 from .schemas import (
     AnswerBody,
     DecideBody,
@@ -33,6 +33,7 @@ from .schemas import (
     SearchHitOut,
     SendBody,
     SessionOut,
+    StopOut,
     StreamEventOut,
     TicketBody,
     TicketOut,
@@ -160,10 +161,14 @@ async def fork_session(request: Request, user: UserDep, session_id: str, body: F
         record = await hub.fork(session_id, body.at_message_id, None)
     except HubError as exc:
         raise _hub_error(exc) from None
-    except (LookupError, ValueError) as exc:
-        raise ApiError(400, f"Cannot fork there: {exc}") from None
+    except (LookupError, ValueError, StoreError) as exc:  # a message id of another session, say
+        raise ApiError(400, f"Cannot fork there: {sentence(str(exc))}") from None
     set_owner(hub.store, record.id, user.id)
     return _session_out(hub, record.id)
+
+
+#: What a stop answers when no turn was running (not an error: a stop may cross the turn's end).
+NOTHING_TO_STOP = "No turn is running in this session, so there was nothing to stop."
 
 
 def check_send(config: ServerConfig, gate: Gate, hub: Hub, user: User, text: str) -> None:
@@ -199,10 +204,12 @@ async def send_message(request: Request, user: UserDep, session_id: str, body: S
     return TurnStartedOut(turn_id=turn_id, session_id=session_id)
 
 
-@router.post("/sessions/{session_id}/cancel", response_model=OkOut, responses=error_responses(400))
-async def cancel_turn(request: Request, user: UserDep, session_id: str) -> OkOut:
+@router.post("/sessions/{session_id}/cancel", response_model=StopOut, response_model_exclude_none=True,
+             responses=error_responses(400))
+async def cancel_turn(request: Request, user: UserDep, session_id: str) -> StopOut:
     hub = await _live(request, user, session_id)
-    return OkOut(ok=await hub.cancel(session_id))
+    stopped = await hub.cancel(session_id)
+    return StopOut(ok=stopped, message=None if stopped else NOTHING_TO_STOP)
 
 
 @router.post("/sessions/{session_id}/retry", response_model=TurnStartedOut, status_code=202,
@@ -294,7 +301,7 @@ async def search(request: Request, user: UserDep, q: Annotated[str, Query(min_le
     try:
         hits = hub.store.search(q, limit=max(limit * 5, 100))
     except (ValueError, StoreError) as exc:  # e.g. nothing but punctuation: the store says what to do
-        raise ApiError(422, str(exc)) from None
+        raise ApiError(422, sentence(str(exc)) or "Search for a word or a number.") from None
     return [SearchHitOut(message_id=h.message_id, session_id=h.session_id, role=h.role, snippet=h.snippet)
             for h in hits if h.session_id in mine][:limit]
 

@@ -26,6 +26,7 @@ __all__ = [
     "TicketBody",
     "TicketOut",
     "OkOut",
+    "StopOut",
     "MeOut",
 ]
 
@@ -150,6 +151,12 @@ class TicketOut(BaseModel):
 
 class OkOut(BaseModel):
     ok: bool = True
+
+
+class StopOut(OkOut):
+    """A stop's answer: ``ok`` is whether a turn was stopped; ``message`` says why not."""
+
+    message: str | None = None
 
 
 class MeOut(BaseModel):
