@@ -130,7 +130,8 @@ async def test_text_and_html_tables() -> None:
     metrics, _ = await observed()
     text = repr(metrics)
     assert "Model calls" in text and MODEL in text and "ttft p95" in text
-    assert "$0.0030 (+1 unknown)" in text
+    # The notebook's money formatter (llmgine_nb/money.py): significant digits, unpriced calls said and explained.
+    assert ">= $0.003 (+1 unpriced)" in text and "(+N unpriced): N model calls whose price is not known" in text
     assert "delete_file" in text and "llm:rate_limit" in text
     html = metrics._repr_html_()
     assert "Turns" in text

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from typing import Any
 
+from ..money import fmt_cost, fmt_total_cost, unpriced_note
 from ..text import clip
 
 __all__ = [
@@ -73,41 +73,6 @@ def pre_html(text: str) -> str:
 
 def fmt_tokens(n: int) -> str:
     return f"{n:,}"
-
-
-def fmt_cost(cost: float | None, known: bool = True) -> str:
-    """Dollars with two significant digits below $1 ($0.00004, $0.0012, $0.50), cents above."""
-    if cost is None or not known:
-        return "cost unknown"
-    if cost == 0:
-        return "$0.00"
-    if cost >= 1:
-        return f"${cost:,.2f}"
-    decimals = max(2, 1 - math.floor(math.log10(cost)))
-    text = f"{cost:.{decimals}f}"
-    if decimals > 2:
-        text = text.rstrip("0")
-        text = text if len(text.split(".")[1]) >= 2 else f"{cost:.2f}"
-    return f"${text}"
-
-
-def fmt_total_cost(known_cost: float, unpriced_calls: int = 0) -> str:
-    """A sum of costs, honest about calls whose price is unknown: never shown as free."""
-    if not unpriced_calls:
-        return fmt_cost(known_cost)
-    if not known_cost:
-        return "cost unknown"
-    return f">= {fmt_cost(known_cost)} (+{unpriced_calls} unpriced)"
-
-
-def unpriced_note(shown_costs: list[str]) -> str:
-    """What "(+N unpriced)" means, for a report whose cost column shows it ("" when none does)."""
-    if not any("unpriced)" in cost for cost in shown_costs):
-        return ""
-    return (
-        "(+N unpriced): N model calls whose price is not known (their model is not in litellm's price list), "
-        "so the cost shown is a lower bound: it counts only the priced calls."
-    )
 
 
 def fmt_duration(seconds: float | None) -> str:

@@ -44,11 +44,12 @@ from ..engine.events import TurnCancelled, TurnFailed
 from ..llm.events import LLMTextDelta, LLMToolCallDelta
 from ..messages import Event, HandlerFailed, Message, SessionEnded
 from ..tools.events import ApprovalRequested
+from .attaching import Subscriptions
 from .correlate import TurnIndex
 from .redact import Redactor
 
 if TYPE_CHECKING:
-    from ..bus import MessageBus, Registration
+    from ..bus import MessageBus
     from ..store import Store
 
 __all__ = ["EventLogObserver", "DELTA_EVENTS", "FLUSH_ON"]
@@ -71,7 +72,7 @@ FLUSH_ON: tuple[type[Event], ...] = (
 )
 
 
-class EventLogObserver:
+class EventLogObserver(Subscriptions):
     """Writes every event published on a bus into the store's event log, redacted.
 
     ``redactor`` defaults to a ``Redactor()`` reading the environment.
@@ -112,34 +113,27 @@ class EventLogObserver:
         self._wake = threading.Event()
         self._closing = False
         self._thread: threading.Thread | None = None
-        self._registrations: list[Registration] = []
+        self._registrations = []
         self._turns = TurnIndex()
 
     # -- attaching -----------------------------------------------------------
 
     def attach(self, bus: MessageBus) -> EventLogObserver:
         """Subscribe to every event on ``bus``; returns ``self``."""
-        if self._registrations:
-            raise RuntimeError("this EventLogObserver is already attached; detach() it first")
+        self._refuse_if_attached()
         self._closing = False
         if self.background and self._thread is None:
             self._thread = threading.Thread(target=self._run, name="llmgine-eventlog", daemon=True)
             self._thread.start()
             _at_exit(self)
         skipped = () if self.log_deltas else DELTA_EVENTS
-        self._registrations.append(bus.subscribe(Event, self.on_event, priority=self.priority, exclude=skipped, inline=True))
+        self._subscribe(bus, {Event: self.on_event}, priority=self.priority, exclude=skipped)
         return self
 
     def detach(self) -> None:
         """Stop listening, write what is buffered and stop the writer thread."""
-        for registration in self._registrations:
-            registration.unregister()
-        self._registrations.clear()
+        self._unsubscribe()
         self.close()
-
-    @property
-    def attached(self) -> bool:
-        return bool(self._registrations)
 
     # -- the subscriber (on the bus's loop: keep it cheap) -------------------
 

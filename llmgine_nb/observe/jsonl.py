@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Union
 
 from ..messages import Event, Message
+from .attaching import Subscriptions
 from .correlate import TurnIndex
 from .eventlog import DELTA_EVENTS
 from .redact import Redactor
 
 if TYPE_CHECKING:
-    from ..bus import MessageBus, Registration
+    from ..bus import MessageBus
     from ..store import Store
 
 __all__ = ["export_jsonl", "write_jsonl", "read_jsonl", "iter_jsonl", "JSONLObserver"]
@@ -105,7 +106,7 @@ def read_jsonl(source: PathOrFile) -> list[Message]:
     return list(iter_jsonl(source))
 
 
-class JSONLObserver:
+class JSONLObserver(Subscriptions):
     """Appends every event on the bus to a JSON Lines file as it happens, redacted.
 
     Each line is written and flushed to the operating system at once, so the
@@ -129,13 +130,12 @@ class JSONLObserver:
         self.written = 0
         self._handle: IO[str] | None = None
         self._lock = threading.Lock()
-        self._registrations: list[Registration] = []
+        self._registrations = []
         self._turns = TurnIndex()
 
     def attach(self, bus: MessageBus) -> JSONLObserver:
         """Open the file for appending and subscribe to every event; returns ``self``."""
-        if self._registrations:
-            raise RuntimeError("this JSONLObserver is already attached; detach() it first")
+        self._refuse_if_attached()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = self.path.open("a", encoding="utf-8")
@@ -145,7 +145,7 @@ class JSONLObserver:
                 "you can write to"
             ) from exc
         skipped = () if self.log_deltas else DELTA_EVENTS
-        self._registrations.append(bus.subscribe(Event, self.on_event, priority=self.priority, exclude=skipped, inline=True))
+        self._subscribe(bus, {Event: self.on_event}, priority=self.priority, exclude=skipped)
         return self
 
     def on_event(self, event: Event) -> None:
@@ -162,9 +162,7 @@ class JSONLObserver:
 
     def detach(self) -> None:
         """Stop listening and close the file."""
-        for registration in self._registrations:
-            registration.unregister()
-        self._registrations.clear()
+        self._unsubscribe()
         with self._lock:
             if self._handle is not None:
                 self._handle.close()

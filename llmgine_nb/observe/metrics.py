@@ -38,11 +38,14 @@ from pydantic import BaseModel, Field
 
 from ..engine.events import TurnCancelled, TurnFailed, TurnFinished, TurnStarted
 from ..llm.events import LLMCallFailed, LLMCallFinished, LLMFallback, LLMRetry
+from ..money import fmt_total_cost, unpriced_note
 from ..tools.events import ToolFinished
+from .attaching import Subscriptions
 from .correlate import TurnIndex
 
 if TYPE_CHECKING:
-    from ..bus import MessageBus, Registration
+    from ..bus import MessageBus
+    from ..messages import Event
 
 __all__ = [
     "MetricsObserver",
@@ -173,7 +176,7 @@ class MetricsSnapshot(BaseModel):
                 str(m.input_tokens),
                 str(m.output_tokens),
                 str(m.cached_tokens),
-                _money(m.cost_usd, m.unknown_cost_calls),
+                fmt_total_cost(m.cost_usd, m.unknown_cost_calls),
                 _secs(m.latency_p50),
                 _secs(m.latency_p95),
                 _secs(m.ttft_p50),
@@ -223,17 +226,24 @@ class MetricsSnapshot(BaseModel):
             )
         return tables
 
+    def _unpriced_note(self) -> str:
+        """What "(+N unpriced)" in the cost column means, when it appears there."""
+        return unpriced_note([fmt_total_cost(m.cost_usd, m.unknown_cost_calls) for m in self.models])
+
     def __str__(self) -> str:
         if not self.models and not self.tools and not self.sessions:
             return "No model or tool calls observed yet."
-        return "\n\n".join(f"{title}\n{_text_table(head, rows)}" for title, head, rows in self._tables())
+        note = self._unpriced_note()
+        tables = [f"{title}\n{_text_table(head, rows)}" for title, head, rows in self._tables()]
+        return "\n\n".join(tables + ([note] if note else []))
 
     def _repr_html_(self) -> str:
         if not self.models and not self.tools and not self.sessions:
             return "<p>No model or tool calls observed yet.</p>"
+        note = self._unpriced_note()
         tables = "".join(
             f"<h4>{html.escape(title)}</h4>{_html_table(head, rows)}" for title, head, rows in self._tables()
-        )
+        ) + (f"<p>{html.escape(note)}</p>" if note else "")
         # Costs are "$0.01": the classes keep MathJax from reading "$...$" as maths (notebook/style.NO_MATH).
         return f'<div class="tex2jax_ignore mathjax_ignore">{tables}</div>'
 
@@ -249,11 +259,6 @@ def _secs(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.2f}s"
-
-
-def _money(cost: float, unknown: int) -> str:
-    text = f"${cost:.4f}"
-    return f"{text} (+{unknown} unknown)" if unknown else text
 
 
 def _text_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -359,7 +364,7 @@ class _TurnAcc:
 # -- the observer ----------------------------------------------------------------------
 
 
-class MetricsObserver:
+class MetricsObserver(Subscriptions):
     """Counts model calls, tokens, cost, latency, tool calls and turns from bus events.
 
     Thread-safe: the bus may run on a background loop while a notebook cell
@@ -375,13 +380,11 @@ class MetricsObserver:
         self._tools: dict[tuple[str | None, str], _ToolAcc] = {}
         self._turns: dict[str | None, _TurnAcc] = {}
         self._turn_index = TurnIndex()
-        self._registrations: list[Registration] = []
+        self._registrations = []
 
     def attach(self, bus: MessageBus) -> MetricsObserver:
         """Subscribe to the events counted; returns ``self``."""
-        if self._registrations:
-            raise RuntimeError("this MetricsObserver is already attached; detach() it first")
-        handlers: dict[type, Callable[[Any], None]] = {
+        handlers: dict[type[Event], Callable[[Any], None]] = {
             LLMCallFinished: self._call_finished,
             LLMCallFailed: self._call_failed,
             LLMRetry: self._retry,
@@ -392,14 +395,12 @@ class MetricsObserver:
             TurnFailed: self._turn_failed,
             TurnCancelled: self._turn_cancelled,
         }
-        self._registrations = [bus.subscribe(t, fn, priority=-100, inline=True) for t, fn in handlers.items()]
+        self._subscribe(bus, handlers)
         return self
 
     def detach(self) -> None:
         """Stop counting (what was counted stays readable)."""
-        for registration in self._registrations:
-            registration.unregister()
-        self._registrations.clear()
+        self._unsubscribe()
 
     def reset(self) -> None:
         """Forget everything counted so far."""

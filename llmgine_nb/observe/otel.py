@@ -75,10 +75,11 @@ from ..tools.events import (
     ToolFinished,
     ToolStarted,
 )
+from .attaching import Subscriptions
 from .redact import Redactor
 
 if TYPE_CHECKING:
-    from ..bus import MessageBus, Registration
+    from ..bus import MessageBus
 
 __all__ = ["OTelObserver", "OTEL_MISSING", "require_otel"]
 
@@ -133,7 +134,7 @@ class _Open:
     children: set[str] = field(default_factory=set)  # keys of open child spans (turns only)
 
 
-class OTelObserver:
+class OTelObserver(Subscriptions):
     """Turns bus events into OpenTelemetry spans (see the module docstring for the shape).
 
     ``tracer_provider`` defaults to the global one (``opentelemetry.trace.get_tracer_provider()``).
@@ -161,14 +162,12 @@ class OTelObserver:
         self._turns: dict[str, _Open] = {}
         self._running: dict[str | None, list[str]] = {}  # session -> turns running, latest last
         self._calls: dict[str, _Open] = {}  # "llm:<call_id>" / "tool:<session>:<call_id>" -> span
-        self._registrations: list[Registration] = []
+        self._registrations = []
 
     # -- attaching -----------------------------------------------------------
 
     def attach(self, bus: MessageBus) -> OTelObserver:
         """Subscribe to the turn, model-call and tool events; returns ``self``."""
-        if self._registrations:
-            raise RuntimeError("this OTelObserver is already attached; detach() it first")
         handlers: dict[type[Event], Callable[[Any], None]] = {
             TurnStarted: self._turn_started,
             TurnFinished: self._turn_finished,
@@ -188,14 +187,12 @@ class OTelObserver:
             ToolStarted: self._tool_started,
             ToolFinished: self._tool_finished,
         }
-        self._registrations = [bus.subscribe(t, fn, priority=-100, inline=True) for t, fn in handlers.items()]
+        self._subscribe(bus, handlers)
         return self
 
     def detach(self) -> None:
         """Stop listening and end the spans still open (marked ``llmgine.interrupted``)."""
-        for registration in self._registrations:
-            registration.unregister()
-        self._registrations.clear()
+        self._unsubscribe()
         now = self._ns_now()
         for key in list(self._calls):
             self._end_interrupted(self._calls.pop(key), now)
