@@ -28,7 +28,7 @@ def test_demo_runs_the_task_assistant_offline_and_leaves_no_files(tmp_path):
         capture_output=True, text=True, timeout=120, env=offline_env(TMPDIR=str(temp)), check=True,
     ).stdout
     assert "model: scripted" in out
-    assert "Verified: this chat user is Priya Natarajan" in out and "discord" not in out.lower()
+    assert "Verified: this chat account belongs to Priya Natarajan" in out and "discord" not in out.lower()
     assert "[approval of create_task: approved]" in out and "Created T13" in out
     assert "Marked T3 'Book rooms for recruitment interviews' as done." in out
     assert "the board now has 13 tasks" in out

@@ -135,7 +135,7 @@ async def test_verify_waits_for_an_admin(fake, bot, board):
     first = await fake.slash(PRIYA, "darcy", request="show me my tasks")
     await reply(fake, first, "Please tell me the email you use on the task board")
     claimed = await fake.slash(PRIYA, "darcy", request="I'm priya@example.org")
-    await reply(fake, claimed, "Waiting for a board admin to confirm that this discord user is Priya Natarajan")
+    await reply(fake, claimed, "Waiting for a board admin to confirm that this Discord account belongs to Priya Natarajan")
     assert board.user_for_platform("discord", PRIYA.id) is None  # a claim, not a link
 
     still = await fake.slash(PRIYA, "darcy", request="show me my tasks")

@@ -367,7 +367,8 @@ async def test_unknown_user_is_asked_for_their_email_verified_and_remembered(mak
     reply = await assistant.handle(STRANGER, "I'm priya@example.org")
 
     assert reply.text == (
-        "Thanks! Verified: this discord user is Priya Natarajan (priya@example.org) from now on. What can I do for you?"
+        "Thanks! Verified: this Discord account belongs to Priya Natarajan (priya@example.org) from now on. "
+        "What can I do for you?"
     )
     assert assistant.user_for(STRANGER).id == "priya"  # stored on the board
     [verified] = rec.of(UserVerified)

@@ -69,9 +69,17 @@ _TASK_ID = re.compile(r"\bT\d+\b", re.IGNORECASE)
 _VETTED_LIMIT = 256
 
 NOT_VERIFIED = (
-    "This {platform} user ({platform_user_id}) is not verified yet. Ask them for the email they use on the "
+    "This {account} ({platform_user_id}) is not verified yet. Ask them for the email they use on the "
     "task board, then call verify_user with it."
 )
+
+#: How replies name a platform to people (``discord`` is the id the code and the board keep).
+PLATFORM_NAMES = {"discord": "Discord"}
+
+
+def account_name(platform: str) -> str:
+    """``Discord account``: the chat identity a reply speaks of (never "discord user")."""
+    return f"{PLATFORM_NAMES.get(platform, platform)} account"
 
 
 @dataclass(frozen=True)
@@ -204,7 +212,7 @@ class TaskTools:
 
     def _not_verified(self, ctx: ToolContext) -> str:
         platform, platform_user_id = self._platform_identity(ctx)
-        return NOT_VERIFIED.format(platform=platform, platform_user_id=platform_user_id or "unknown id")
+        return NOT_VERIFIED.format(account=account_name(platform), platform_user_id=platform_user_id or "unknown id")
 
     # -- the tools -----------------------------------------------------------------------
 
@@ -237,9 +245,9 @@ class TaskTools:
         if ctx.user is not None:
             current = self._actor(ctx)
             if current.email == email.strip().lower():
-                return f"Already verified: this {platform} user is {current.name} ({current.email})."
+                return f"Already verified: this {account_name(platform)} belongs to {current.name} ({current.email})."
             raise ToolError(
-                f"This {platform} user is already verified as {current.name}; a board admin must unlink "
+                f"This {account_name(platform)} is already verified as {current.name}; a board admin must unlink "
                 "it before it can belong to someone else."
             )
         try:
@@ -249,7 +257,8 @@ class TaskTools:
         if self.board.user_for_platform(platform, platform_user_id) is None:
             # The board keeps the claim for an administrator to confirm (a Discord server's board does).
             return (
-                f"Waiting for a board admin to confirm that this {platform} user is {user.name} ({user.email}); "
+                f"Waiting for a board admin to confirm that this {account_name(platform)} belongs to {user.name} "
+                f"({user.email}); "
                 "you can use the board as soon as they do."
             )
         if "user_id" in ctx.state:
@@ -261,7 +270,7 @@ class TaskTools:
                     user_id=user.id, user_name=user.name,
                 )
             )
-        return f"Verified: this {platform} user is {user.name} ({user.email}) from now on."
+        return f"Verified: this {account_name(platform)} belongs to {user.name} ({user.email}) from now on."
 
     @tool(risk="read", permissions={READ})
     async def list_projects(self, ctx: ToolContext) -> ToolOutput:
