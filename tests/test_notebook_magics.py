@@ -454,3 +454,29 @@ def test_bad_subcommand_options_are_a_sentence_with_the_usage(name, rest, messag
     with pytest.raises(UsageError) as caught:
         parse_subcommand(name, rest)
     assert message in str(caught.value)
+
+
+def test_every_report_is_shown_as_itself_with_widgets_on(tmp_path):
+    """Reports are static outputs in every front end: with ui=widgets too, each subcommand displays its report.
+
+    (``_show`` once had a widget branch for reports with a ``widget`` attribute; no report has one.)"""
+    out = run_shell('''
+        import IPython.display
+        shown = []
+        IPython.display.display = lambda obj, **kw: shown.append(obj)
+        cell("%llmgine config ui=widgets")
+        cell("%llmgine --wait What is 2+2?")
+        subcommands = ["sessions", "history", "tools", "usage", "log", "config", "keys", "model", "context"]
+        for sub in subcommands:
+            before = len(shown)
+            cell(f"%llmgine {sub}")
+            report = shown[before] if len(shown) == before + 1 else None
+            static = report is not None and any(hasattr(report, m) for m in ("_repr_html_", "_repr_markdown_"))
+            print(f"REPORT {sub} {type(report).__name__} static={static} widget={hasattr(report, 'widget')}")
+    ''', tmp_path)
+    reports = re.findall(r"REPORT (\w+) (\w+) static=(\w+) widget=(\w+)", out)
+    assert [r[0] for r in reports] == ["sessions", "history", "tools", "usage", "log", "config", "keys", "model",
+                                       "context"], out
+    for sub, kind, static, widget in reports:
+        assert kind.endswith(("Report", "View")) and static == "True" and widget == "False", (sub, kind)
+    assert "Traceback" not in out

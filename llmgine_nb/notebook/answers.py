@@ -32,10 +32,7 @@ from .style import call_signature
 from .voice import error_sentence, say
 
 if TYPE_CHECKING:
-    from ..bus import MessageBus
-    from ..secrets import Redactor
-    from .cells import TurnCells
-    from .config import NotebookConfig
+    from .cells import KernelParts
 
 __all__ = ["Answerer"]
 
@@ -45,19 +42,9 @@ log = logging.getLogger("llmgine_nb.notebook")
 class Answerer:
     """Answers what the tools ask: from Python, a magic, a widget card, or an ``input()`` prompt."""
 
-    def __init__(
-        self,
-        bus: MessageBus,
-        config: NotebookConfig,
-        redactor: Redactor,
-        cells: TurnCells,
-        serves: Callable[[str], bool],
-    ) -> None:
-        self.bus = bus
-        self.config = config
-        self.redactor = redactor
-        self.cells = cells
-        self.serves = serves
+    def __init__(self, parts: KernelParts, serves: Callable[[str], bool]) -> None:
+        self.bus, self.config, self.redactor, self.cells = parts.bus, parts.config, parts.redactor, parts.cells
+        self.serves = serves  # (session id): whether this runtime runs that session's engine
         # Cards are drawn from the events that announce what waits (the cells' subscriber feeds them).
         self.approvals = ApprovalQueue()
 

@@ -9,12 +9,19 @@ shared by those three, instead of private dictionaries reached into.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..engine.events import TurnStarted
 from ..messages import Event
 from .live import LiveCell
 
-__all__ = ["TurnCells"]
+if TYPE_CHECKING:
+    from ..bus import MessageBus
+    from ..secrets import Redactor
+    from .config import NotebookConfig
+
+__all__ = ["TurnCells", "KernelParts"]
 
 
 class TurnCells:
@@ -69,3 +76,13 @@ class TurnCells:
             cell.feed(event)
 
         return route
+
+
+@dataclass(frozen=True)
+class KernelParts:
+    """What the runtime's answerer and turn runner share: the kernel's bus, settings, redactor and live cells."""
+
+    bus: MessageBus
+    config: NotebookConfig
+    redactor: Redactor
+    cells: TurnCells

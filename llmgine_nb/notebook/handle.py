@@ -8,11 +8,11 @@ cancels the turn.  It knows nothing of the runtime that made it.
 from __future__ import annotations
 
 import concurrent.futures
-import time
 from collections.abc import Callable
 from typing import Any
 
 from ..engine.turn import TurnResult
+from .background import BackgroundHandle
 from .live import LiveCell
 from .markdown import extract_code, parse_json_reply
 from .transcript import Transcript
@@ -20,13 +20,15 @@ from .transcript import Transcript
 __all__ = ["TurnHandle"]
 
 
-class TurnHandle:
+class TurnHandle(BackgroundHandle[TurnResult]):
     """A turn started by ``NotebookRuntime.ask``: running in the background, or done.
 
     ``wait()`` blocks until it ends and returns the ``TurnResult``; a
     KeyboardInterrupt (a kernel interrupt) while waiting cancels the turn,
     keeping the partial reply, then is raised again.
     """
+
+    noun = "the turn"
 
     def __init__(
         self,
@@ -54,21 +56,11 @@ class TurnHandle:
         """What the turn showed so far: text, tool calls, approvals, usage."""
         return self.cell.transcript
 
-    def done(self) -> bool:
-        return self.future.done()
-
     @property
     def status(self) -> str:
         if not self.future.done():
             return self.transcript.status
         return self.result.status
-
-    @property
-    def result(self) -> TurnResult:
-        """The ``TurnResult`` (raises if the turn is still running: use ``wait()``)."""
-        if not self.future.done():
-            raise RuntimeError("the turn is still running; call .wait() to wait for it")
-        return self.future.result()
 
     @property
     def text(self) -> str:
@@ -81,19 +73,8 @@ class TurnHandle:
 
     def wait(self, timeout: float | None = None) -> TurnResult:
         """Block until the turn ends; answers approvals with ``input()`` meanwhile (clicks cannot arrive)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            while True:
-                try:
-                    return self.future.result(timeout=0.05)
-                except concurrent.futures.TimeoutError:
-                    pass
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise TimeoutError(f"the turn did not finish within {timeout} s; it is still running")
-                self._answer_while_waiting(self.session_id)
-        except KeyboardInterrupt:
-            self.cancel()
-            raise
+            return self._wait(timeout, lambda: self._answer_while_waiting(self.session_id))
         finally:
             if self.future.done():
                 self.cell.sink.show_final()  # a blocking ask's answer, as an output of its own

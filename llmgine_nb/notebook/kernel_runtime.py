@@ -39,7 +39,7 @@ from ..secrets import Redactor
 from ..tools.manager import ToolManager
 from . import lookback
 from .answers import Answerer
-from .cells import TurnCells
+from .cells import KernelParts, TurnCells
 from .config import APPROVAL_PROMPTS, UI_MODES, NotebookConfig
 from .handle import TurnHandle
 from .namespace_tools import NamespaceTools
@@ -100,18 +100,17 @@ class NotebookRuntime:
         self.redactor = Redactor()
         self._closed = False
         cells = TurnCells()
+        parts = KernelParts(self.bus, self.config, self.redactor, cells)
         self._namespace_tools = NamespaceTools(self.tools, self.namespace)
-        self._answers = Answerer(self.bus, self.config, self.redactor, cells, serves=lambda s: self._sessions.serves(s))
+        self._answers = Answerer(parts, serves=lambda s: self._sessions.serves(s))
         self.approvals = self._answers.approvals
         self._sessions = SessionEngines(
             self.bus, lambda: self.store, tools=self.tools, approvals=self.approvals, redactor=self.redactor,
             config=self.config, namespace=self.namespace, notebook=notebook_name(shell), model=model, llm=llm,
             system_prompt=system_prompt, initial_session=session,
         )
-        self._turns = TurnRunner(
-            self.bus, self._sessions, self._answers, cells, shell=shell, config=self.config, redactor=self.redactor,
-            namespace=self.namespace, refresh_tools=self.refresh_tools, ui=lambda: self.ui,
-        )
+        self._turns = TurnRunner(parts, self._sessions, self._answers, shell=shell, namespace=self.namespace,
+                                 refresh_tools=self.refresh_tools, ui=lambda: self.ui)
         self._registrations: list[Any] = [
             self.approvals.attach(self.bus),
             self.bus.subscribe(Event, cells.subscriber(), priority=-10, inline=True),  # it schedules redraws on the loop

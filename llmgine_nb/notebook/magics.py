@@ -398,13 +398,11 @@ class LLMgineMagics(Magics):
         return f"{self.runtime.config.user} via {via}"
 
     def _show(self, report: Any) -> None:
+        # Reports are static (HTML/Markdown and a text form) in every front end, so a saved
+        # notebook shows them without a kernel; none is a widget.
         from IPython.display import display
 
-        widget = getattr(report, "widget", None)
-        if widget is not None and self.runtime.ui == "widgets":
-            display(report.widget_bundle(), raw=True)
-        else:
-            display(report)
+        display(report)
 
 
 def parse_prompt_options(line: str) -> tuple[argparse.Namespace, str]:

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..batch import MapJob, MapProgress, MapResult
 from ..batch.rows import is_frame
+from .background import BackgroundHandle
 
 __all__ = ["MapHandle", "MapView", "progress_text"]
 
@@ -115,8 +116,10 @@ class MapView:
             self.answer(self._question_id, yes)
 
 
-class MapHandle:
+class MapHandle(BackgroundHandle[MapResult]):
     """A map job running in the background: ``wait()``, ``result``, ``value``, ``cancel()``."""
+
+    noun = "the map job"
 
     def __init__(self, job: MapJob, future: concurrent.futures.Future[MapResult], view: MapView,
                  answer_while_waiting: Callable[[str | None], None]) -> None:
@@ -129,15 +132,6 @@ class MapHandle:
     def job_id(self) -> str:
         return self.job.job_id
 
-    def done(self) -> bool:
-        return self.future.done()
-
-    @property
-    def result(self) -> MapResult:
-        if not self.future.done():
-            raise RuntimeError("the map job is still running; call .wait() to wait for it")
-        return self.future.result()
-
     @property
     def value(self) -> Any:
         """A DataFrame with the answers as columns when the rows were one; else the list of answers."""
@@ -146,19 +140,7 @@ class MapHandle:
 
     def wait(self, timeout: float | None = None) -> MapResult:
         """Block until the job ends; the cost cap's question is asked with ``input()`` meanwhile."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        try:
-            while True:
-                try:
-                    return self.future.result(timeout=0.05)
-                except concurrent.futures.TimeoutError:
-                    pass
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise TimeoutError(f"the map job did not finish within {timeout} s; it is still running")
-                self._answer_while_waiting(None)
-        except KeyboardInterrupt:
-            self.cancel()
-            raise
+        return self._wait(timeout, lambda: self._answer_while_waiting(None))
 
     def cancel(self) -> bool:
         """Stop the job: rows answered so far are kept in the store; the next run asks the rest."""

@@ -36,12 +36,9 @@ from .transcript import Transcript
 from .voice import error_sentence
 
 if TYPE_CHECKING:
-    from ..bus import MessageBus
     from ..engine import ChatEngine
-    from ..secrets import Redactor
     from .answers import Answerer
-    from .cells import TurnCells
-    from .config import NotebookConfig
+    from .cells import KernelParts
     from .sessions import SessionEngines
 
 __all__ = ["TurnRunner"]
@@ -54,25 +51,19 @@ class TurnRunner:
 
     def __init__(
         self,
-        bus: MessageBus,
+        parts: KernelParts,
         sessions: SessionEngines,
         answerer: Answerer,
-        cells: TurnCells,
         *,
         shell: Any,
-        config: NotebookConfig,
-        redactor: Redactor,
         namespace: dict[str, Any] | None,
         refresh_tools: Callable[[], Any],
         ui: Callable[[], str],
     ) -> None:
-        self.bus = bus
+        self.bus, self.config, self.redactor, self.cells = parts.bus, parts.config, parts.redactor, parts.cells
         self.sessions = sessions
         self.answerer = answerer
-        self.cells = cells
         self.shell = shell  # the IPython shell (None in a script): its kernel's interrupt stops turns
-        self.config = config
-        self.redactor = redactor
         self.namespace = namespace
         self.refresh_tools = refresh_tools
         self.ui = ui
