@@ -38,9 +38,12 @@ import re
 import shutil
 import sys
 import tempfile
+import textwrap
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from jupyter_client import KernelManager
@@ -49,6 +52,8 @@ from jupyter_client.kernelspec import KernelSpecManager
 __all__ = [
     "CellError",
     "KernelHarness",
+    "offline_env",
+    "offline_notebook",
     "KernelRequest",
     "WidgetModel",
     "WIDGET_MIME",
@@ -561,3 +566,18 @@ def _with_buffers(state: dict[str, Any], buffer_paths: list[list[Any]],
             obj = obj[key]
         obj[path[-1]] = bytes(buf)
     return state
+
+
+def offline_env(db: str | Path) -> dict[str, str]:
+    """A kernel's environment on the offline model: its own database, no model configured, no key."""
+    return {"LLMGINE_DB": str(db), "LLMGINE_MODEL": "", "OPENAI_API_KEY": ""}
+
+
+@contextmanager
+def offline_notebook(db: str | Path, setup: str = "") -> Iterator[KernelHarness]:
+    """A kernel on the offline model (``offline_env``) with the extension loaded and ``setup`` (dedented) run."""
+    with KernelHarness(env=offline_env(db)) as kernel:
+        kernel.execute("%load_ext llmgine_nb")
+        if setup:
+            kernel.execute(textwrap.dedent(setup))
+        yield kernel

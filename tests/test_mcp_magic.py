@@ -2,54 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
+from shell_harness import run_shell, section
+
 DEMO = str(Path(__file__).with_name("mcp_demo_server.py"))
-
-PRELUDE = '''
-import sys, time
-from IPython.core.interactiveshell import InteractiveShell
-from llmgine_nb.notebook import runtime
-shell = InteractiveShell.instance()
-
-def cell(source):
-    print(f"### {source.strip().splitlines()[0]}", flush=True)
-    result = shell.run_cell(source, store_history=True)
-    sys.stdout.flush()
-    return result
-
-def until(condition, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            time.sleep(0.3)
-            return
-        time.sleep(0.02)
-    raise SystemExit("timed out")
-
-cell("%load_ext llmgine_nb")
-'''
-
-
-def run_shell(script: str, tmp_path) -> str:
-    env = dict(os.environ, LLMGINE_DB=str(tmp_path / "llmgine.db"), IPYTHONDIR=str(tmp_path / "ipython"),
-               LLMGINE_MODEL="", OPENAI_API_KEY="")
-    proc = subprocess.run(
-        [sys.executable, "-c", PRELUDE + textwrap.dedent(script)],
-        capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path,
-    )
-    assert proc.returncode == 0, f"the shell failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
-
-
-def section(output: str, heading: str) -> str:
-    start = output.index(f"### {heading}") + len(heading) + 4
-    end = output.find("\n### ", start)
-    return output[start:end if end != -1 else None]
 
 
 def test_add_start_use_restart_and_remove_a_server_from_cells(tmp_path):

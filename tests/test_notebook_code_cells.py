@@ -5,10 +5,9 @@ failing cell and its variables' values, and ``explain N`` sends cell N and its o
 from __future__ import annotations
 
 import json
-import textwrap
 
 import pytest
-from kernel_harness import KernelHarness, KernelRequest
+from kernel_harness import KernelHarness, KernelRequest, offline_notebook
 
 ANSWER = "The key is missing; use .get with a default.\n\n```python\nvalue = data.get(key, 0)\nprint(value)\n```"
 
@@ -16,9 +15,7 @@ ANSWER = "The key is missing; use .get with a default.\n\n```python\nvalue = dat
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory):
     db = tmp_path_factory.mktemp("db") / "llmgine.db"
-    with KernelHarness(env={"LLMGINE_DB": str(db), "LLMGINE_MODEL": "", "OPENAI_API_KEY": ""}) as k:
-        k.execute("%load_ext llmgine_nb")
-        k.execute(textwrap.dedent('''
+    with offline_notebook(db, '''
             from llmgine_nb.llm import ScriptedLLM
             from llmgine_nb.notebook import runtime
             rt = runtime()
@@ -29,7 +26,7 @@ def kernel(tmp_path_factory):
                 return ANSWER
 
             rt.use_llm(ScriptedLLM(model))
-        ''').replace("ANSWER", repr(ANSWER)))
+    '''.replace("ANSWER", repr(ANSWER))) as k:
         yield k
 
 

@@ -13,7 +13,7 @@ import textwrap
 import time
 
 import pytest
-from kernel_harness import WIDGET_MIME, KernelHarness, KernelRequest
+from kernel_harness import WIDGET_MIME, KernelHarness, KernelRequest, offline_notebook
 
 from llmgine_nb.tools.pending import first_display_id
 
@@ -24,9 +24,7 @@ ID = first_display_id("call_1_0")
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory):
     db = tmp_path_factory.mktemp("db") / "llmgine.db"
-    with KernelHarness(env={"LLMGINE_DB": str(db), "LLMGINE_MODEL": "", "OPENAI_API_KEY": ""}) as k:
-        k.execute("%load_ext llmgine_nb")
-        run(k, '''
+    with offline_notebook(db, '''
             from llmgine_nb import tool, ToolContext
             from llmgine_nb.llm import ScriptedLLM, ScriptedReply, call
             from llmgine_nb.notebook import runtime
@@ -55,7 +53,7 @@ def kernel(tmp_path_factory):
                 ran.clear()
                 rt.new_session(name)
                 rt.use_llm(ScriptedLLM(script, **options))
-        ''')
+    ''') as k:
         yield k
 
 

@@ -6,14 +6,12 @@ Each test runs cells, typed as a user types them, in a fresh
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import textwrap
 
 import pytest
+import shell_harness
 from IPython.core.error import UsageError
+from shell_harness import section
 
 from llmgine_nb.notebook.extension import keep_questions
 from llmgine_nb.notebook.magics import SUBCOMMANDS, parse_prompt_options
@@ -22,30 +20,8 @@ from llmgine_nb.tools.pending import first_display_id
 # The id the card shows for the scripted model's first call (call_1_0).
 ID = first_display_id("call_1_0")
 
-PRELUDE = '''
-import sys, time
-from IPython.core.interactiveshell import InteractiveShell
-from llmgine_nb.notebook import runtime
-shell = InteractiveShell.instance()
-
-def cell(source):
-    """Run a cell as typed; mark where it starts in the output."""
-    print(f"### {source.strip().splitlines()[0]}", flush=True)
-    result = shell.run_cell(source, store_history=True)
-    sys.stdout.flush()
-    return result
-
-def until(condition, timeout=10):
-    """Wait for the background turn; then a moment more, for its (throttled) output to print."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            time.sleep(0.2)
-            return
-        time.sleep(0.01)
-    raise SystemExit("timed out")
-
-cell("%load_ext llmgine_nb")
+# After the harness's prelude: a destructive tool in the namespace, and the scripted model's helpers.
+SETUP = '''
 cell(\'\'\'
 from llmgine_nb import tool
 from llmgine_nb.llm import ScriptedLLM, ScriptedReply, call
@@ -66,21 +42,7 @@ def remove(path: str) -> str:
 
 
 def run_shell(script: str, tmp_path, stdin: str = "") -> str:
-    env = dict(os.environ, LLMGINE_DB=str(tmp_path / "llmgine.db"), IPYTHONDIR=str(tmp_path / "ipython"),
-               LLMGINE_MODEL="", OPENAI_API_KEY="")
-    proc = subprocess.run(
-        [sys.executable, "-c", PRELUDE + textwrap.dedent(script)],
-        input=stdin, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
-    )
-    assert proc.returncode == 0, f"the shell failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
-
-
-def section(output: str, heading: str) -> str:
-    """What a cell printed (up to the next cell)."""
-    start = output.index(f"### {heading}") + len(heading) + 4
-    end = output.find("\n### ", start)
-    return output[start:end if end != -1 else None]
+    return shell_harness.run_shell(script, tmp_path, setup=SETUP, stdin=stdin, timeout=120)
 
 
 def test_a_turn_asks_for_approval_in_text_and_approve_by_id_runs_it(tmp_path):

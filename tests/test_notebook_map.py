@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import textwrap
 
-from kernel_harness import KernelHarness
+from kernel_harness import KernelHarness, offline_env
 
 SETUP = '''
 %load_ext llmgine_nb
@@ -28,7 +28,7 @@ cities = pd.DataFrame({"city": [f"c{i}" for i in range(6)]})
 
 
 def kernel(db):
-    return KernelHarness(env={"LLMGINE_DB": str(db), "LLMGINE_MODEL": "", "OPENAI_API_KEY": ""})
+    return KernelHarness(env=offline_env(db))
 
 
 def test_map_resumes_after_a_kernel_restart(tmp_path):

@@ -16,7 +16,7 @@ import textwrap
 
 import pytest
 from fake_openai import FAKE_API_KEY, FakeOpenAI, server_error
-from kernel_harness import WIDGET_MIME, KernelHarness, KernelRequest
+from kernel_harness import WIDGET_MIME, KernelHarness, KernelRequest, offline_notebook
 
 from llmgine_nb.notebook.charts import nice_ticks, tick_labels
 
@@ -24,9 +24,7 @@ from llmgine_nb.notebook.charts import nice_ticks, tick_labels
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory):
     db = tmp_path_factory.mktemp("db") / "llmgine.db"
-    with KernelHarness(env={"LLMGINE_DB": str(db), "LLMGINE_MODEL": "", "OPENAI_API_KEY": ""}) as k:
-        k.execute("%load_ext llmgine_nb")
-        run(k, '''
+    with offline_notebook(db, '''
             from llmgine_nb import tool
             from llmgine_nb.llm import ScriptedLLM, ScriptedReply, call
             from llmgine_nb.notebook import runtime
@@ -41,7 +39,7 @@ def kernel(tmp_path_factory):
             def fresh(name, script, **options):
                 rt.new_session(name)
                 rt.use_llm(ScriptedLLM(script, **options))
-        ''')
+    ''') as k:
         yield k
 
 
