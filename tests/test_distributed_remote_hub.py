@@ -119,3 +119,30 @@ async def test_with_redis_delete_mid_turn_is_409_and_a_deleted_session_leaves_no
         await running
         await worker.redis.aclose()
         await redis.aclose()
+
+
+async def test_a_turn_cut_under_a_worker_says_the_worker_stopped_not_the_server(
+        redis_url: str, prefix: str, tmp_path: Path) -> None:  # noqa: F811
+    """A worker's hub names what happened when it loads a session whose turn was cut: the worker stopped."""
+    from llmgine_nb.chat import ChatMessage
+    from llmgine_nb.engine.events import TurnCancelled, TurnStarted
+    from llmgine_nb.server.recovery import WORKER_STOPPED_REASON
+    from llmgine_nb.store.streams import append_numbered
+
+    store = Store(tmp_path / "shared.db")
+    session_id = store.create_session(model="scripted").id
+    store.record_turn(session_id, [ChatMessage(role="user", content="hi")])
+    started = TurnStarted(session_id=session_id, turn_id="t1", text="hi", model="m", user_message_id="u1")
+    append_numbered(store, [(session_id, 1, started, started.to_json())])  # started, never ended: cut
+    hub = SessionHub(store, model="scripted")
+    worker = Worker(connect_redis(redis_url), hub, keys=Keys(prefix, partitions=2))
+    ended: list[TurnCancelled] = []
+    hub.bus.subscribe(TurnCancelled, ended.append, inline=True)
+    try:
+        await hub.open(session_id)
+    finally:
+        await hub.close()
+        await worker.redis.aclose()
+        store.close()
+    assert [e.reason for e in ended] == [WORKER_STOPPED_REASON]
+    assert "worker running this turn stopped" in ended[0].reason and "server" not in ended[0].reason

@@ -43,7 +43,7 @@ from ..engine.commands import RetryTurn, SendMessage
 from ..engine.events import TurnStarted
 from ..messages import Command, CommandResult, Message
 from ..server.hub import SessionHub
-from ..server.recovery import stored_outcome
+from ..server.recovery import WORKER_STOPPED_REASON, stored_outcome
 from ..store import StoreError
 from .forwarder import EventForwarder
 from .keys import GROUP, Keys
@@ -73,6 +73,7 @@ class Worker:
             raise ValueError("concurrency must be at least 1 (turns of different sessions run at once)")
         self.redis = redis
         self.hub = hub
+        hub.cut_reason = WORKER_STOPPED_REASON  # a turn found cut here was cut by a worker that stopped
         self.keys = keys or Keys()
         # Host and process in the id: an operator (or a fault test) can tell which process holds what.
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"

@@ -37,7 +37,7 @@ from ..store import SessionRecord, Store
 from ..tools import ApprovalQueue, ToolManager
 from .hub_api import BadInput, HubCommon, HubError, NotPending, TurnRunning, refusal, sentence
 from .pending import pending_items
-from .recovery import cut_turn
+from .recovery import RESTART_REASON, cut_turn
 from .stream import SessionStreams
 
 __all__ = ["SessionHub", "HubError", "TurnRunning", "NotPending"]
@@ -93,6 +93,8 @@ class SessionHub(HubCommon):
         self._last_used: dict[str, float] = {}  # loaded session -> when last asked for (monotonic)
         self._sweeper: asyncio.Task[None] | None = None
         self._registration = self.bus.subscribe(TurnEvent, self._on_turn_event, inline=True)  # settles loop futures
+        #: What a turn found cut when its session loads was cut by (a worker sets its own sentence).
+        self.cut_reason = RESTART_REASON
 
     # -- sessions ----------------------------------------------------------------
 
@@ -108,7 +110,8 @@ class SessionHub(HubCommon):
             if engine is None:
                 record = self.store.get_session(session_id)
                 self.streams.track(record.id)
-                cut = cut_turn(self.store, record.id)  # before the engine loads the history it fixes
+                # Before the engine loads the history it fixes.
+                cut = cut_turn(self.store, record.id, self.cut_reason)
                 llm = self.llm_factory(record.model) if self.llm_factory is not None else None
                 engine = ChatEngine(
                     self.bus, store=self.store, tools=self.tools, llm=llm,

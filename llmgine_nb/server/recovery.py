@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 __all__ = ["cut_turn", "stored_outcome", "RESTART_REASON"]
 
 RESTART_REASON = "The server restarted during this turn; the reply so far is kept, marked interrupted."
+#: The same cut seen by a worker (``llmgine-nb worker``): the one that ran the turn stopped, not a server.
+WORKER_STOPPED_REASON = ("The worker running this turn stopped; another took the session over. "
+                         "The reply so far is kept, marked interrupted.")
 
 _TURN_TYPES = [message_type_name(cls) for cls in (TurnStarted, TurnFinished, TurnFailed, TurnCancelled)]
 _STARTED = message_type_name(TurnStarted)
@@ -44,8 +47,11 @@ _FINISHED, _FAILED, _CANCELLED = (message_type_name(cls) for cls in (TurnFinishe
 _CALL_START, _CALL_END, _DELTA = (message_type_name(cls) for cls in (LLMCallStarted, LLMCallFinished, LLMTextDelta))
 
 
-def cut_turn(store: Store, session_id: str) -> TurnCancelled | None:
-    """The ``TurnCancelled`` that ends the session's cut turn (its partial reply stored), or None."""
+def cut_turn(store: Store, session_id: str, reason: str = RESTART_REASON) -> TurnCancelled | None:
+    """The ``TurnCancelled`` that ends the session's cut turn (its partial reply stored), or None.
+
+    ``reason`` says what cut it, as the process that finds the cut knows it (a server restart, a worker).
+    """
     marks = ",".join("?" * len(_TURN_TYPES))
     last = store.database.read(
         f"SELECT seq, payload FROM events WHERE session_id = ? AND seq IS NOT NULL AND type IN ({marks}) "
@@ -57,7 +63,7 @@ def cut_turn(store: Store, session_id: str) -> TurnCancelled | None:
     if partial:
         _keep(store, session_id, partial, model or started.get("model"))
     return TurnCancelled(session_id=session_id, turn_id=started["turn_id"], partial_text=partial,
-                         reason=RESTART_REASON)
+                         reason=reason)
 
 
 def stored_outcome(store: Store, session_id: str, user_message_id: str) -> TurnResult | None:
