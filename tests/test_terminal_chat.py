@@ -172,3 +172,34 @@ def test_a_failure_reads_the_engines_reason_and_the_terminals_own_hint():
     shown = out.getvalue()
     assert "%llmgine" not in shown and shown.count(".env") == 1
     assert "/model NAME switches this session to another model." in shown
+
+
+def test_after_resume_an_answered_approval_shows_the_rest_of_its_turn_at_once(tmp_path):
+    """/resume asks what waits; once answered, the turn is followed to its end before the prompt returns."""
+    import time
+
+    store = Store(tmp_path / "server.db")
+    _, token = add_user(store, "carol")
+    app = create_app(store, llm_factory=lambda model: demo_llm(delay_s=0.005), tools=demo_tools())
+    with LiveServer(app) as server:
+        api = server.client(token)
+        session_id = api.post("/api/sessions", json={}).json()["id"]
+        api.post(f"/api/sessions/{session_id}/messages", json={"text": "note: water the plants"})
+        deadline = time.monotonic() + 20
+        while not api.get(f"/api/sessions/{session_id}/pending").json():  # asked while nobody watched
+            assert time.monotonic() < deadline, "the approval was never asked"
+            time.sleep(0.05)
+        child = spawn("--server", server.url, "--token", token, tmp_path=tmp_path)
+        child.expect_exact("you> ")
+        child.sendline(f"/resume {session_id[:12]}")
+        child.expect_exact('save_note {"text": "water the plants"}')
+        child.expect_exact("approve? [y]es / [n]o / [a]lways / [e]dit > ")
+        child.sendline("y")
+        # The rest of the turn, before the prompt comes back (not after the next message).
+        child.expect(r"saved note #\d+: water the plants", timeout=15)
+        child.expect(r"\[scripted · \d+ in / \d+ out tokens", timeout=15)
+        child.expect_exact("you> ")
+        child.sendline("/quit")
+        child.expect(pexpect.EOF)
+        child.close()
+    assert child.exitstatus == 0

@@ -114,7 +114,10 @@ class TerminalChat:
 
     async def turn(self, text: str) -> None:
         assert self.session_id is not None
-        turn_id = await self.conn.send(self.session_id, text)
+        await self.follow(await self.conn.send(self.session_id, text))
+
+    async def follow(self, turn_id: str | None) -> None:
+        """Show the turn's events, asking what it asks, until it ends (``turn_id`` None: the next turn to end)."""
         self._turn_running = True
         try:
             while True:
@@ -123,17 +126,21 @@ class TerminalChat:
                 item = waiting_item(record)  # approvals and questions arrive as events: no polling
                 if item is not None:
                     await self.ask_item(item)
-                if kind(record) in _ENDS and record.get("turn_id") == turn_id:
+                if kind(record) in _ENDS and turn_id in (None, record.get("turn_id")):
                     self.out.end_reply()
                     return
         finally:
             self._turn_running = False
 
     async def ask_pending(self) -> None:
-        """Ask what already waited when the session was resumed (later ones come as events)."""
+        """Ask what already waited when the session was resumed (later ones come as events), then
+        follow the turn that asked to its end: its answer's outcome shows now, not after the next message."""
         assert self.session_id is not None
-        for item in await self.conn.pending(self.session_id):
+        items = await self.conn.pending(self.session_id)
+        for item in items:
             await self.ask_item(item)
+        if items:
+            await self.follow(items[-1].get("turn_id"))
 
     async def ask_item(self, item: dict[str, Any]) -> None:
         """Ask an approval or a question once (a replayed event does not ask it again)."""

@@ -78,6 +78,7 @@ class LocalConnection:
         await self._call(self.hub.answer(session_id, question_id, answer, decided_by=self.who))
 
     async def pending(self, session_id: str) -> list[dict[str, Any]]:
+        await self.hub.open(session_id)  # a session cut by a restart asks its calls again first (as the routes do)
         return list(self.hub.pending(session_id))
 
     async def usage(self, session_id: str) -> list[dict[str, Any]]:
