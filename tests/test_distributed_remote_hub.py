@@ -146,3 +146,40 @@ async def test_a_turn_cut_under_a_worker_says_the_worker_stopped_not_the_server(
         store.close()
     assert [e.reason for e in ended] == [WORKER_STOPPED_REASON]
     assert "worker running this turn stopped" in ended[0].reason and "server" not in ended[0].reason
+
+
+async def test_a_restarted_front_end_lists_what_waits_without_a_stream(redis_url: str, prefix: str,
+                                                                       tmp_path: Path) -> None:  # noqa: F811
+    """``serve --redis`` restarted while an approval waits: GET pending lists it from the store's log at once."""
+    db = tmp_path / "shared.db"
+    keys = Keys(prefix, partitions=2)
+    hub = SessionHub(Store(db), llm_factory=lambda model: demo_llm(), tools=demo_tools())
+    worker = Worker(connect_redis(redis_url), hub, keys=keys, lease_ms=1000)
+    stop = asyncio.Event()
+    running = asyncio.ensure_future(worker.run(stop))
+    store = Store(db)
+    first = RemoteHub(store, RedisTransport(connect_redis(redis_url), keys=keys, store=store))
+    second = RemoteHub(store, RedisTransport(connect_redis(redis_url), keys=keys, store=store))
+    try:
+        record = await first.create_session("remote")
+        await first.send(record.id, "note: buy milk")
+        for _ in range(200):
+            if first.pending(record.id):
+                break
+            await asyncio.sleep(0.05)
+        (asked,) = first.pending(record.id)
+        await first.close()  # the front end goes away; the turn waits on the worker
+        (listed,) = second.pending(record.id)  # a new front end, asked at once
+        assert listed["call_id"] == asked["call_id"] and listed["arguments"] == {"text": "buy milk"}
+        await second.decide(record.id, listed["call_id"], "approve", args_hash=listed["args_hash"])
+        for _ in range(200):
+            if not second.pending(record.id):
+                break
+            await asyncio.sleep(0.05)
+        assert second.pending(record.id) == []
+    finally:
+        await second.close()
+        stop.set()
+        await hub.close()
+        await running
+        await worker.redis.aclose()

@@ -22,7 +22,8 @@ from typing import Any
 
 from ..engine import CancelTurn, DecideApproval, SendMessage, SwitchModel
 from ..engine.commands import AnswerQuestion, RetryTurn
-from ..messages import Command, CommandResult
+from ..engine.events import TurnStarted
+from ..messages import Command, CommandResult, message_type_name
 from ..server.hub_api import HubCommon, HubError, refusal
 from ..server.stream import OVERFLOW, wire_text
 from ..store import SessionRecord, Store
@@ -35,6 +36,7 @@ log = logging.getLogger("llmgine_nb.distributed.remote_hub")
 
 _ENDS = (".TurnFinished", ".TurnFailed", ".TurnCancelled")
 _ASKED = (".ApprovalRequested", ".ConfirmationRequested", ".ChoiceRequested")
+_TURN_STARTED = message_type_name(TurnStarted)
 _SETTLED = (".ApprovalDecided", ".ApprovalExpired", ".QuestionAnswered", ".QuestionExpired")
 
 
@@ -160,13 +162,7 @@ class RemoteHub(HubCommon):
                 waiting = self._waiting_start.pop(session_id, None)
                 if waiting is not None and not waiting.done():
                     waiting.set_result(event.get("turn_id", ""))
-            if kind.endswith(_ASKED):
-                item = _pending_item(kind, event)
-                pending[item["id"]] = item
-            elif kind.endswith(_SETTLED):
-                pending.pop(event.get("question_id") or event.get("call_id") or "", None)
-            elif kind.endswith(_ENDS):
-                pending.clear()
+            _fold(pending, kind, event)
 
     async def cancel(self, session_id: str) -> bool:
         await self.open(session_id)
@@ -189,7 +185,11 @@ class RemoteHub(HubCommon):
 
     def pending(self, session_id: str) -> list[dict[str, Any]]:
         if session_id not in self._watchers:
-            self._watch(session_id, last_seq(self.store, session_id))
+            # Not followed yet (e.g. this front end restarted): what its last turn asked and nobody
+            # settled is read from the store's log first, then the stream keeps it up to date.
+            after = last_seq(self.store, session_id)
+            self._pending[session_id] = _pending_in_store(self.store, session_id, after)
+            self._watch(session_id, after)
         return list(self._pending.get(session_id, {}).values())
 
     async def decide(
@@ -213,6 +213,33 @@ class RemoteHub(HubCommon):
             await self.close_session(session_id)
         await self.streams.close()
         await self.transport.close()
+
+
+def _fold(pending: dict[str, dict[str, Any]], kind: str, event: dict[str, Any]) -> None:
+    """Bring ``pending`` up to date with one event (asked, settled, or its turn ended)."""
+    if kind.endswith(_ASKED):
+        item = _pending_item(kind, event)
+        pending[item["id"]] = item
+    elif kind.endswith(_SETTLED):
+        pending.pop(event.get("question_id") or event.get("call_id") or "", None)
+    elif kind.endswith(_ENDS):
+        pending.clear()
+
+
+def _pending_in_store(store: Store, session_id: str, upto: int) -> dict[str, dict[str, Any]]:
+    """What the session's last turn asked and nobody settled, from the store's event log (up to ``upto``)."""
+    rows = store.database.read("SELECT max(seq) FROM events WHERE session_id = ? AND type = ?",
+                               (session_id, _TURN_STARTED))
+    started = rows[0][0] if rows else None
+    pending: dict[str, dict[str, Any]] = {}
+    if started is None:
+        return pending
+    for seq, payload in numbered_events(store, session_id, after=int(started) - 1):
+        if seq > upto:
+            break
+        event = json.loads(payload)
+        _fold(pending, event.get("type", ""), event)
+    return pending
 
 
 def _pending_item(kind: str, event: dict[str, Any]) -> dict[str, Any]:
