@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from websockets.sync.client import ClientConnection, connect
 
@@ -101,3 +102,31 @@ def read_until(ws: ClientConnection, predicate: Any, timeout: float = 20.0) -> l
 def short(record: dict[str, Any]) -> str:
     """``TurnStarted`` for ``llmgine_nb.engine.events.TurnStarted``; the control word for control messages."""
     return str(record.get("type", record.get("control", ""))).rsplit(".", 1)[-1]
+
+
+def finished(record: dict[str, Any]) -> bool:
+    """Whether a streamed event ends a turn."""
+    return short(record) in ("TurnFinished", "TurnFailed", "TurnCancelled")
+
+
+# Fixtures shared by the server's test modules (imported by name there): one store file, and a live
+# server on it with the demo's model and tools.
+
+
+@pytest.fixture
+def store(tmp_path: Any) -> Iterator[Any]:
+    from llmgine_nb.store import Store
+
+    store = Store(tmp_path / "server.db")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def server(store: Any) -> Iterator[LiveServer]:
+    from llmgine_nb.server import create_app
+    from llmgine_nb.server.demo import demo_llm, demo_tools
+
+    app = create_app(store, llm_factory=lambda model: demo_llm(delay_s=0.01), tools=demo_tools())
+    with LiveServer(app) as live:
+        yield live

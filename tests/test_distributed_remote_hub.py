@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -27,13 +28,24 @@ from llmgine_nb.server.hub_api import NotPending  # noqa: E402
 from llmgine_nb.store import Store  # noqa: E402
 
 
-async def test_a_remote_hub_runs_a_turn_with_an_approval_on_a_worker(redis_url: str, prefix: str, tmp_path: Path) -> None:  # noqa: F811
-    db = tmp_path / "shared.db"
+@pytest.fixture
+async def keys(redis_url: str, prefix: str, tmp_path: Path) -> AsyncIterator[Keys]:  # noqa: F811
+    """A worker in this process on ``tmp_path / "shared.db"`` (the demo's model and tools); its keys."""
     keys = Keys(prefix, partitions=2)
-    hub = SessionHub(Store(db), llm_factory=lambda model: demo_llm(), tools=demo_tools())
+    hub = SessionHub(Store(tmp_path / "shared.db"), llm_factory=lambda model: demo_llm(), tools=demo_tools())
     worker = Worker(connect_redis(redis_url), hub, keys=keys, lease_ms=1000)
     stop = asyncio.Event()
     running = asyncio.ensure_future(worker.run(stop))
+    yield keys
+    stop.set()
+    await hub.close()  # first: a turn left waiting for its approval (a failed check) is cancelled
+    await running
+    await worker.redis.aclose()
+
+
+async def test_a_remote_hub_runs_a_turn_with_an_approval_on_a_worker(redis_url: str, keys: Keys,  # noqa: F811
+                                                                     tmp_path: Path) -> None:
+    db = tmp_path / "shared.db"
     store = Store(db)
     remote = RemoteHub(store, RedisTransport(connect_redis(redis_url), keys=keys, store=store))
     try:
@@ -66,14 +78,10 @@ async def test_a_remote_hub_runs_a_turn_with_an_approval_on_a_worker(redis_url: 
         remote.streams.unsubscribe(record.id, watcher)
     finally:
         await remote.close()
-        stop.set()
-        await running
-        await hub.close()
-        await worker.redis.aclose()
 
 
 async def test_with_redis_delete_mid_turn_is_409_and_a_deleted_session_leaves_no_event_stream(
-        redis_url: str, prefix: str, tmp_path: Path) -> None:  # noqa: F811
+        redis_url: str, keys: Keys, tmp_path: Path) -> None:  # noqa: F811
     """Through the routes, as ``serve --redis`` runs them: the same answers as the in-process server."""
     import httpx
 
@@ -81,11 +89,6 @@ async def test_with_redis_delete_mid_turn_is_409_and_a_deleted_session_leaves_no
     from llmgine_nb.store.users import add_user
 
     db = tmp_path / "shared.db"
-    keys = Keys(prefix, partitions=2)
-    hub = SessionHub(Store(db), llm_factory=lambda model: demo_llm(), tools=demo_tools())
-    worker = Worker(connect_redis(redis_url), hub, keys=keys, lease_ms=1000)
-    stop = asyncio.Event()
-    running = asyncio.ensure_future(worker.run(stop))
     store = Store(db)
     _, token = add_user(store, "ada")
     app = create_app(store, hub_factory=lambda s: RemoteHub(s, RedisTransport(connect_redis(redis_url), keys=keys,
@@ -114,10 +117,6 @@ async def test_with_redis_delete_mid_turn_is_409_and_a_deleted_session_leaves_no
             assert deleted.status_code == 200, deleted.text
             assert not await redis.exists(stream)
     finally:
-        stop.set()
-        await hub.close()  # first: a turn left waiting for its approval (a failed check above) is cancelled
-        await running
-        await worker.redis.aclose()
         await redis.aclose()
 
 
@@ -148,15 +147,10 @@ async def test_a_turn_cut_under_a_worker_says_the_worker_stopped_not_the_server(
     assert "worker running this turn stopped" in ended[0].reason and "server" not in ended[0].reason
 
 
-async def test_a_restarted_front_end_lists_what_waits_without_a_stream(redis_url: str, prefix: str,
-                                                                       tmp_path: Path) -> None:  # noqa: F811
+async def test_a_restarted_front_end_lists_what_waits_without_a_stream(redis_url: str, keys: Keys,  # noqa: F811
+                                                                       tmp_path: Path) -> None:
     """``serve --redis`` restarted while an approval waits: GET pending lists it from the store's log at once."""
     db = tmp_path / "shared.db"
-    keys = Keys(prefix, partitions=2)
-    hub = SessionHub(Store(db), llm_factory=lambda model: demo_llm(), tools=demo_tools())
-    worker = Worker(connect_redis(redis_url), hub, keys=keys, lease_ms=1000)
-    stop = asyncio.Event()
-    running = asyncio.ensure_future(worker.run(stop))
     store = Store(db)
     first = RemoteHub(store, RedisTransport(connect_redis(redis_url), keys=keys, store=store))
     second = RemoteHub(store, RedisTransport(connect_redis(redis_url), keys=keys, store=store))
@@ -179,7 +173,3 @@ async def test_a_restarted_front_end_lists_what_waits_without_a_stream(redis_url
         assert second.pending(record.id) == []
     finally:
         await second.close()
-        stop.set()
-        await hub.close()
-        await running
-        await worker.redis.aclose()

@@ -5,31 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
-from server_harness import LiveServer, read_until, short
+from server_harness import LiveServer, finished, read_until, server, short, store  # noqa: F401 (fixtures)
 
-from llmgine_nb.server import create_app
-from llmgine_nb.server.demo import demo_llm, demo_tools
-from llmgine_nb.store import Store
 from llmgine_nb.store.users import add_user
-
-
-def finished(record: dict) -> bool:
-    return short(record) in ("TurnFinished", "TurnFailed", "TurnCancelled")
-
-
-@pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path / "server.db")
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def server(store):
-    app = create_app(store, llm_factory=lambda model: demo_llm(delay_s=0.01), tools=demo_tools())
-    with LiveServer(app) as live:
-        yield live
 
 
 def new_session(api) -> str:
