@@ -7,6 +7,7 @@ when first used.
 from typing import TYPE_CHECKING, Any
 
 from .bus import DuplicateHandlerError, MessageBus, Registration, Session
+from .lazy import lazy_names
 from .loop import BackgroundLoop
 from .messages import (
     Command,
@@ -52,14 +53,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _FROM_TOOLS:
-        from . import tools
-
-        value = getattr(tools, name)
-        globals()[name] = value  # found once; later lookups do not come here
-        return value
-    raise AttributeError(f"module 'llmgine_nb' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, dict.fromkeys(_FROM_TOOLS, "tools"), globals())
 
 
 def load_ipython_extension(ipython: Any) -> None:
