@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
 
+import pytest
+
+from llmgine_nb.chat import ChatMessage
 from llmgine_nb.store import Store
 
 PER_WRITER = 1000
@@ -66,3 +72,42 @@ def test_two_processes_write_1000_messages_each(tmp_path, db_target):
             assert mine == sorted(mine) and len(mine) == PER_WRITER // 2
         assert [m.id for m in store.messages("own-a")] == [f"a-{i}" for i in range(0, PER_WRITER, 2)]
         assert len(store.list_sessions()) == 3
+
+
+def _hold_write_lock(path, seconds: float) -> threading.Thread:
+    """Another connection (as another process would) takes the file's write lock and keeps it ``seconds``."""
+    holder = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+
+    def release() -> None:
+        time.sleep(seconds)
+        holder.execute("COMMIT")
+        holder.close()
+
+    thread = threading.Thread(target=release)
+    thread.start()
+    return thread
+
+
+def test_a_write_waits_for_another_writers_lock_and_goes_in_when_it_is_freed(tmp_path):
+    store = Store(tmp_path / "wait.db")
+    session = store.create_session()
+    holder = _hold_write_lock(tmp_path / "wait.db", 0.3)
+    started = time.monotonic()
+    store.append_message(session, ChatMessage(role="user", content="after the other writer"))
+    waited = time.monotonic() - started
+    holder.join()
+    assert waited >= 0.25  # it did wait for the lock ...
+    assert [m.content for m in store.messages(session)] == ["after the other writer"]  # ... and wrote
+    assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30000  # the wait left the setting as it was
+
+
+def test_a_write_gives_up_after_the_timeout_and_leaves_the_store_usable(tmp_path):
+    store = Store(tmp_path / "busy.db", timeout=0.2)
+    session = store.create_session()
+    holder = _hold_write_lock(tmp_path / "busy.db", 1.0)
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        store.append_message(session, ChatMessage(role="user", content="too soon"))
+    holder.join()
+    store.append_message(session, ChatMessage(role="user", content="later"))
+    assert [m.content for m in store.messages(session)] == ["later"]
