@@ -3,6 +3,8 @@ structured output and the notice it publishes when chosen because nothing is con
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import BaseModel
 
@@ -117,8 +119,9 @@ async def test_streaming_comes_in_word_chunks_and_interleaved_tool_fragments() -
     response = stream.response
     assert response.text == text
     assert [c.arguments for c in response.tool_calls] == [{"q": "x" * 20}, {"q": "y" * 20}]
-    # The same pieces went out as events, all with one call id.
-    assert [e.text for e in seen if isinstance(e, LLMTextDelta)] == texts
+    # The same text went out as events, all with one call id: the first piece at once, the pieces
+    # that came right after it (an offline model sends them all at once) joined into one event.
+    assert [e.text for e in seen if isinstance(e, LLMTextDelta)] == ["The ", "quick brown fox jumps"]
     assert len([e for e in seen if isinstance(e, LLMToolCallDelta)]) == len([d for d in deltas if d.kind == "tool_call"])
     assert len({e.call_id for e in seen}) == 1
     assert response.ttft_s is not None and response.ttft_s <= response.latency_s
@@ -268,3 +271,29 @@ async def test_the_default_model_reports_tool_results_in_call_order_and_stops() 
 async def test_the_echo_names_a_tool_as_an_example_when_there_are_tools() -> None:
     reply = await ScriptedLLM().complete("hello", tools=ADD_SCHEMA)
     assert reply.text.startswith('You said: "hello".') and "`add(a=..., b=...)`" in reply.text
+
+
+async def test_text_events_join_pieces_that_come_faster_than_the_interval_and_keep_their_order() -> None:
+    text = "The quick brown fox jumps"
+    pieces = ["The ", "quick ", "brown ", "fox ", "jumps"]
+
+    async def events_of(delay_s: float, interval_s: float | None = None) -> list[Any]:
+        bus, seen = recording_bus()
+        llm = ScriptedLLM([ScriptedReply(text=text, tool_calls=[call("a", q="x" * 20)])], bus=bus, delay_s=delay_s)
+        if interval_s is not None:
+            llm.text_delta_interval_s = interval_s
+        [_ async for _ in llm.stream("go")]
+        return [e for e in seen if isinstance(e, (LLMTextDelta, LLMToolCallDelta, LLMCallFinished))]
+
+    def texts(events: list[Any]) -> list[str]:
+        return [e.text for e in events if isinstance(e, LLMTextDelta)]
+
+    # Pieces slower than the interval, or the interval 0: one event per piece.
+    assert texts(await events_of(delay_s=0.03)) == pieces
+    assert texts(await events_of(delay_s=0, interval_s=0)) == pieces
+    # Faster: fewer events, the same text, every held piece out before the tool call's fragments and the end.
+    events = await events_of(delay_s=0)
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[:2] == ["LLMTextDelta", "LLMTextDelta"] and "LLMTextDelta" not in kinds[2:]
+    assert "LLMToolCallDelta" in kinds and kinds[-1] == "LLMCallFinished"
+    assert "".join(texts(events)) == text

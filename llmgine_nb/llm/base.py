@@ -181,7 +181,7 @@ class CallRecorder:
 
     __slots__ = (
         "llm", "bus", "call_id", "model", "provider", "stream", "start", "first_token", "attempt", "closed",
-        "text_deltas", "tool_deltas",
+        "text_deltas", "tool_deltas", "_held", "_last_text",
     )
 
     def __init__(self, llm: BaseLLM, model: str, *, stream: bool, bus: MessageBus | None = None) -> None:
@@ -199,9 +199,12 @@ class CallRecorder:
         self.first_token: float | None = None
         self.attempt = 1
         self.closed = False
+        self._held: list[str] = []  # text streamed in too soon after the last text event
+        self._last_text = float("-inf")  # when the last text event went out
 
     async def publish(self, event: Any) -> None:
         if self.bus is not None:
+            await self._release_held()
             await self.bus.publish(event)
 
     async def started(
@@ -225,13 +228,27 @@ class CallRecorder:
         self.start = time.perf_counter()  # latency counts from here, after our own bookkeeping
 
     async def delta(self, delta: StreamDelta) -> None:
+        now = time.perf_counter()
         if self.first_token is None:
-            self.first_token = time.perf_counter()
+            self.first_token = now
         if delta.kind == "text":
             if not self.text_deltas:
                 return
-            event: Any = LLMTextDelta(call_id=self.call_id, model=self.model, text=delta.text)
+            # A piece that comes sooner than ``text_delta_interval_s`` after the last text event waits
+            # for the next piece (or the call's next other event) and goes out with it: a model that
+            # sends many pieces at once (an offline model, a burst of chunks in one network read)
+            # makes one event for them, not one each for every subscriber to handle.
+            if now - self._last_text < self.llm.text_delta_interval_s:
+                self._held.append(delta.text)
+                return
+            text = delta.text
+            if self._held:
+                text = "".join(self._held) + text
+                self._held = []
+            self._last_text = now
+            event: Any = LLMTextDelta(call_id=self.call_id, model=self.model, text=text)
         else:
+            await self._release_held()
             if not self.tool_deltas:
                 return
             event = LLMToolCallDelta(
@@ -262,9 +279,17 @@ class CallRecorder:
             call_id=self.call_id,
         )
 
+    async def _release_held(self) -> None:
+        """Publish the text held back, before any other event of the call (so the order stays true)."""
+        if self._held and self.bus is not None:
+            text, self._held = "".join(self._held), []
+            self._last_text = time.perf_counter()
+            await self.bus.publish(LLMTextDelta(call_id=self.call_id, model=self.model, text=text))
+
     async def finished(self, response: LLMResponse) -> None:
         self.closed = True
         if self.bus is not None:
+            await self._release_held()
             await self.bus.publish(
                 LLMCallFinished(
                     call_id=self.call_id,
@@ -284,6 +309,7 @@ class CallRecorder:
         if not will_retry:
             self.closed = True
         if self.bus is not None:
+            await self._release_held()
             await self.bus.publish(
                 LLMCallFailed(
                     call_id=self.call_id,
@@ -332,6 +358,11 @@ class BaseLLM(ABC):
 
     #: Retries when none is given: None (no retries) here; ``LiteLLMClient`` retries by default.
     default_retry: RetryPolicy | None = None
+
+    #: Streamed text arriving sooner than this (seconds) after the call's last ``LLMTextDelta``
+    #: waits and goes out in the next one (at most about 60 a second: faster than anyone reads,
+    #: and the joined texts are the reply all the same).  0 makes one event per streamed piece.
+    text_delta_interval_s: float = 0.016
 
     def __init__(
         self, model: str, *, bus: MessageBus | None = None, retry: RetryPolicy | None = None, **settings: Any

@@ -46,7 +46,12 @@ class LLMCallStarted(LLMEvent):
 
 
 class LLMTextDelta(LLMEvent):
-    """A piece of the reply's text, as it streamed in."""
+    """A piece of the reply's text, as it streamed in.
+
+    Pieces that stream in within ``BaseLLM.text_delta_interval_s`` of the
+    call's last text event are joined into the next one; the texts of a
+    call's deltas, joined, are its reply either way.
+    """
 
     text: str
 
