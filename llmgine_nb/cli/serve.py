@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .service import tune_for_service
+
 HELP = "run the server: REST and event streams for many users' sessions, and the web chat page"
 
 
@@ -29,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import uvicorn
+    tune_for_service()
 
     from ..server import ServerConfig, create_app
     from ..store import Store

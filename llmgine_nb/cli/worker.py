@@ -10,6 +10,8 @@ import os
 import signal
 from typing import Any
 
+from .service import tune_for_service
+
 HELP = "run engine workers: take the sessions' commands from Redis, run the turns, publish the events"
 
 
@@ -69,6 +71,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    tune_for_service()
     if args.concurrency < 1:
         raise SystemExit("--concurrency must be at least 1")
     logging.basicConfig(level=os.environ.get("LLMGINE_LOG_LEVEL", "WARNING"),
