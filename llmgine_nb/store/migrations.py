@@ -302,6 +302,11 @@ def m008_forgotten_messages(db: Any) -> None:
     db.execute("ALTER TABLE messages ADD COLUMN forgotten INTEGER NOT NULL DEFAULT 0")
 
 
+def m009_session_fences(db: Any) -> None:
+    """The highest fencing token that has written each session (``fencing.py``; 0: none yet)."""
+    db.execute("ALTER TABLE sessions ADD COLUMN fence INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: list[Migration] = [
     m001_initial,
     m002_message_search,
@@ -311,6 +316,7 @@ MIGRATIONS: list[Migration] = [
     m006_images_and_request_cache,
     m007_map_jobs,
     m008_forgotten_messages,
+    m009_session_fences,
 ]
 
 

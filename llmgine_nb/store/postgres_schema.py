@@ -129,6 +129,10 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("m008_forgotten_messages", [
         "ALTER TABLE messages ADD COLUMN forgotten INTEGER NOT NULL DEFAULT 0",
     ]),
+    # BIGINT: the tokens start from Redis's clock in microseconds (``distributed/leases.py``).
+    ("m009_session_fences", [
+        "ALTER TABLE sessions ADD COLUMN fence BIGINT NOT NULL DEFAULT 0",
+    ]),
 ]
 
 _TABLE = "_llmgine_migrations"

@@ -25,6 +25,7 @@ __all__ = [
     "SessionNotFound",
     "ToolCallNotFound",
     "StoreError",
+    "Fenced",
 ]
 
 ToolStatus = Literal["requested", "approved", "denied", "running", "done", "error"]
@@ -41,6 +42,24 @@ class SessionNotFound(StoreError, LookupError):
 
 class ToolCallNotFound(StoreError, LookupError):
     """No tool call with that id was recorded in the session."""
+
+
+class Fenced(StoreError):
+    """A write refused because a newer holder of the session has written it (``store/fencing.py``).
+
+    The writer's ``token`` is lower than the one the session has recorded: the
+    writer lost the session's partition (it stalled past its lease) and another
+    took the session over.  Nothing of the write was stored.
+    """
+
+    def __init__(self, session_id: str, token: int, recorded: int) -> None:
+        super().__init__(
+            f"session {session_id!r} has been written by a newer holder (fencing token {recorded}); "
+            f"this writer's token {token} is out of date, so its write was refused and nothing of it stored"
+        )
+        self.session_id = session_id
+        self.token = token
+        self.recorded = recorded
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,13 @@ Search reads on a connection of its own, so it never holds a writer up.
 A ``Store`` may be shared between threads (the notebook's main thread and the
 bus's background loop).  Open one ``Store`` per process; several processes
 may open the same file or PostgreSQL database.
+
+An engine worker sets ``fencing`` (``fencing.py``): then every write of a
+session's history (messages, tool calls and approvals, model calls, events,
+engine state) first checks the worker's token for the session, in the
+write's transaction, and a worker that lost the session to a newer holder
+gets ``Fenced`` instead of a second writer's rows.  Without it (the default)
+the writes are as they always were.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..chat import ChatMessage, ImageRef
 from ..messages import Message
 from . import events as event_table
+from . import fencing as fence_checks
 from . import images as image_table
 from . import llm_calls as llm_call_table
 from . import memory as memory_table
@@ -44,12 +52,14 @@ from . import sessions as session_table
 from . import tool_calls as tool_call_table
 from .database import Connection, Database, new_id, open_database
 from .events import UnknownEvent
+from .fencing import Fencing
 from .fork import fork
 from .map_jobs import MapJobs
 from .paths import display_target, resolve_db_path
 from .records import (
     ApprovalRecord,
     Decision,
+    Fenced,
     LLMCall,
     LoadedSession,
     MemoryNote,
@@ -89,6 +99,8 @@ class Store:
     def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout: float = 30.0) -> None:
         self.path = resolve_db_path(path)
         self.database: Database | PostgresDatabase = open_database(self.path, timeout=timeout)
+        #: Who gives this process's fencing tokens (an engine worker's partitions); None: no fencing.
+        self.fencing: Fencing | None = None
         self._index_backlog()
 
     def _index_backlog(self) -> None:
@@ -152,6 +164,43 @@ class Store:
         with self.database.transaction() as conn:
             yield conn
 
+    # -- fencing ----------------------------------------------------------------
+
+    def fence(self, conn: Connection, session_id: str) -> None:
+        """Inside a write of the session: refuse it (``Fenced``) if this process's token for the session
+        is older than one that has written it.  Nothing at all when ``fencing`` is not set."""
+        fencing = self.fencing
+        if fencing is None:
+            return
+        token = fencing.token(session_id)
+        if token is None:
+            return
+        try:
+            fence_checks.check(conn, session_id, token)
+        except Fenced as refused:
+            fencing.refused(refused)
+            raise
+
+    def claim_fence(self, session_id: str) -> None:
+        """Record this process's token as the session's (``Fenced`` if a newer one wrote it): from now on
+        a holder with an older token cannot write it.  A new holder calls this before reading the session
+        (a session not stored yet is claimed by its first write)."""
+        if self.fencing is None:
+            return
+        with self.transaction() as conn:
+            self.fence(conn, session_id)
+
+    def _fenced_id(self, conn: Connection, session: SessionRef) -> str:
+        """The session's id (``resolve_id``), its write fenced (``fence``)."""
+        session_id = session_table.resolve_id(conn, session)
+        self.fence(conn, session_id)
+        return session_id
+
+    def _fence_events(self, conn: Connection, rows: Sequence[tuple[Any, ...]], session_at: int) -> None:
+        if self.fencing is not None:
+            for session_id in sorted({row[session_at] for row in rows if row[session_at] is not None}):
+                self.fence(conn, session_id)
+
     # -- sessions ---------------------------------------------------------------
 
     def create_session(
@@ -178,6 +227,7 @@ class Store:
         )
         with self.transaction() as conn:
             session_table.insert(conn, record)
+            self.fence(conn, record.id)
         return record
 
     def get_or_create_session(self, name: str, **fields: Any) -> SessionRecord:
@@ -202,24 +252,24 @@ class Store:
 
     def rename_session(self, ref: SessionRef, name: str | None) -> SessionRecord:
         with self.transaction() as conn:
-            session_id = session_table.resolve_id(conn, ref)
+            session_id = self._fenced_id(conn, ref)
             session_table.rename(conn, session_id, name)
         return self.get_session(session_id)
 
     def set_session_model(self, ref: SessionRef, model: str) -> None:
         """Record the model the session now uses (a switch), so a reloaded engine uses it too."""
         with self.transaction() as conn:
-            session_table.set_model(conn, session_table.resolve_id(conn, ref), model)
+            session_table.set_model(conn, self._fenced_id(conn, ref), model)
 
     def set_engine_state(self, ref: SessionRef, state: dict[str, Any]) -> None:
         """Save the engine's resumable state (JSON-serialisable; credential-named entries are blanked)."""
         with self.transaction() as conn:
-            session_table.set_engine_state(conn, session_table.resolve_id(conn, ref), state)
+            session_table.set_engine_state(conn, self._fenced_id(conn, ref), state)
 
     def update_session_metadata(self, ref: SessionRef, **values: Any) -> None:
         """Merge ``values`` into the session's metadata."""
         with self.transaction() as conn:
-            session_table.update_metadata(conn, session_table.resolve_id(conn, ref), values)
+            session_table.update_metadata(conn, self._fenced_id(conn, ref), values)
 
     def list_sessions(self, *, limit: int | None = None, notebook: str | None = None) -> list[SessionSummary]:
         """Sessions with message counts, last activity and usage totals, most recent first."""
@@ -260,7 +310,7 @@ class Store:
     def append_messages(self, session: SessionRef, messages: Iterable[ChatMessage]) -> list[int]:
         """Add several messages in order, in one transaction; return their positions."""
         with self.transaction() as conn:
-            return message_table.append(conn, session_table.resolve_id(conn, session), list(messages))
+            return message_table.append(conn, self._fenced_id(conn, session), list(messages))
 
     def messages(self, session: SessionRef, *, last: int | None = None) -> list[ChatMessage]:
         """The session's messages in order (only the ``last`` N when given)."""
@@ -285,6 +335,10 @@ class Store:
         changes = message_table.changes({k: v for k, v in given.items() if v is not _UNSET})
         if changes:
             with self.transaction() as conn:
+                if self.fencing is not None:
+                    found = conn.execute("SELECT session_id FROM messages WHERE id = ?", (message_id,)).fetchone()
+                    if found is not None:
+                        self.fence(conn, found[0])
                 message_table.update(conn, message_id, changes)
         return self.get_message(message_id)
 
@@ -382,14 +436,14 @@ class Store:
             raise ValueError("edited_arguments must be a dict of argument names to values, or None")
         with self.transaction() as conn:
             return tool_call_table.record_approval(
-                conn, session_table.resolve_id(conn, session), call_id, decision,
+                conn, self._fenced_id(conn, session), call_id, decision,
                 who=who, edited_arguments=edited_arguments, reason=reason,
             )
 
     def tool_started(self, session: SessionRef, call_id: str) -> None:
         """Mark a tool call as running (record it before running the tool)."""
         with self.transaction() as conn:
-            tool_call_table.started(conn, session_table.resolve_id(conn, session), call_id)
+            tool_call_table.started(conn, self._fenced_id(conn, session), call_id)
 
     def tool_finished(
         self,
@@ -403,7 +457,7 @@ class Store:
         """Record a tool's outcome: its result text, or the error it failed with."""
         with self.transaction() as conn:
             tool_call_table.finished(
-                conn, session_table.resolve_id(conn, session), call_id, result=result, error=error, duration_ms=duration_ms
+                conn, self._fenced_id(conn, session), call_id, result=result, error=error, duration_ms=duration_ms
             )
 
     # -- model calls ----------------------------------------------------------------
@@ -412,7 +466,7 @@ class Store:
         """Store one model call's usage, cost and timings; return its id."""
         with self.transaction() as conn:
             ref = session if session is not None else call.session_id
-            row = llm_call_table.row(call, session_table.resolve_id(conn, ref) if ref is not None else None)
+            row = llm_call_table.row(call, self._fenced_id(conn, ref) if ref is not None else None)
             llm_call_table.insert(conn, [row])
         call_id: str = row[0]
         return call_id
@@ -442,6 +496,7 @@ class Store:
         else:
             rows = [event_table.row(e, p) for e, p in zip(events, payloads)]
         with self.transaction() as conn:
+            self._fence_events(conn, rows, 2)
             event_table.insert(conn, rows)
 
     def events(
@@ -488,7 +543,9 @@ class Store:
             if not messages and isinstance(session, SessionRecord):
                 # Model calls alone (no message would fail the foreign key): make sure the session is there.
                 session = session.id
-            return record_turn(conn, session_table.resolve_id(conn, session), list(messages), llm_calls, event_rows, replacing)
+            session_id = self._fenced_id(conn, session)
+            self._fence_events(conn, event_rows, 2)
+            return record_turn(conn, session_id, list(messages), llm_calls, event_rows, replacing)
 
     # -- memory and summaries -------------------------------------------------------------
 
@@ -497,7 +554,7 @@ class Store:
         if not text or not text.strip():
             raise ValueError("a memory note needs some text")
         with self.transaction() as conn:
-            session_id = session_table.resolve_id(conn, session) if session is not None else None
+            session_id = self._fenced_id(conn, session) if session is not None else None
             return memory_table.add(conn, text, session_id)
 
     def memory(self, session: SessionRef | None = None, *, include_global: bool = True) -> list[MemoryNote]:
@@ -513,6 +570,7 @@ class Store:
     def save_summary(self, session_id: str, upto_message_id: str, text: str, covered: int) -> StoredSummary:
         """Store a summary standing in for the session's messages up to ``upto_message_id``."""
         with self.transaction() as conn:
+            self.fence(conn, session_id)
             return memory_table.save_summary(conn, session_id, upto_message_id, text, covered)
 
     def latest_summary(self, session_id: str) -> StoredSummary | None:

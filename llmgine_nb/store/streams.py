@@ -15,7 +15,8 @@ server's one writer per session, ``llmgine_nb.server.stream``, which keeps the
 last number in memory); ``number_and_append`` lets the store give them inside
 the write, which stays gap-free and unique when several processes write one
 session's stream (engine workers sharing a PostgreSQL store).  Either way the
-unique index on ``(session_id, seq)`` refuses a duplicate.
+unique index on ``(session_id, seq)`` refuses a duplicate.  Both are fenced
+(``Store.fence``): a worker that lost the session writes none of its events.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def append_numbered(store: Store, rows: Sequence[tuple[str, int, Message, str]])
         for session_id, seq, event, payload in rows
     ]
     with store.transaction() as conn:
+        if store.fencing is not None:
+            for session_id in sorted({row[0] for row in rows}):
+                store.fence(conn, session_id)
         conn.executemany(_INSERT, values)
 
 
@@ -79,6 +83,7 @@ def number_and_append(store: Store, rows: Sequence[tuple[str, Message, str]]) ->
         following: dict[str, int] = {}
         for session_id in sorted({session_id for session_id, _, _ in rows}):
             serialise_session(conn, session_id)
+            store.fence(conn, session_id)
             (last,) = conn.execute("SELECT max(seq) FROM events WHERE session_id = ?", (session_id,)).fetchone()
             following[session_id] = int(last or 0)
         numbers, values = [], []
