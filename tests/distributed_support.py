@@ -26,7 +26,7 @@ from services import redis_url
 from llmgine_nb.store import Store
 
 __all__ = ["redis_url", "prefix", "start_worker", "free_port", "cleanup_prefix", "Cluster", "RedisServer", "wait_until",
-           "follow_turns", "front"]
+           "follow_turns", "note_types", "front"]
 
 HERE = Path(__file__).resolve().parent
 
@@ -86,6 +86,12 @@ async def follow_turns(transport: Any, session_id: str, seen: list[int], turns: 
         finished += json.loads(text)["type"].endswith(".TurnFinished")
         if finished == turns:
             return
+
+
+async def note_types(transport: Any, session_id: str, seen: list[str]) -> None:
+    """Follow a session, noting each event's class name (``LLMTextDelta`` ...) in ``seen``."""
+    async for _seq, text in transport.follow(session_id):
+        seen.append(json.loads(text)["type"].rsplit(".", 1)[-1])
 
 
 def wait_until(condition, timeout: float = 30.0, what: str = "the condition") -> None:  # type: ignore[no-untyped-def]

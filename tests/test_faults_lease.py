@@ -8,7 +8,6 @@ per message: a turn run twice would call it twice.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 pytest.importorskip("redis")
 
-from distributed_support import Cluster, front, prefix, redis_url, wait_until  # noqa: E402,F401
+from distributed_support import Cluster, front, note_types, prefix, redis_url, wait_until  # noqa: E402,F401
 
 from llmgine_nb.distributed.redis_transport import RedisTransport  # noqa: E402
 from llmgine_nb.engine import SendMessage  # noqa: E402
@@ -95,12 +94,7 @@ async def test_a_partition_taken_mid_turn_waits_for_the_turn_and_answers_from_th
     cluster.start(2, lease_ms=LEASE_MS)
     session = store.create_session()
     seen: list[str] = []
-
-    async def follow() -> None:
-        async for _seq, event in transport.follow(session.id):
-            seen.append(json.loads(event)["type"].rsplit(".", 1)[-1])
-
-    follower = asyncio.ensure_future(follow())
+    follower = asyncio.ensure_future(note_types(transport, session.id, seen))
     try:
         pending = await transport.submit(SendMessage(session_id=session.id, text="hello"))
         await asyncio.to_thread(wait_until, lambda: seen.count("LLMTextDelta") >= 2, 60, "the reply to stream")

@@ -47,6 +47,10 @@ class Keys:
     def partition_lease(self, partition: int) -> str:
         return f"{self.prefix}:lease:{partition}"
 
+    def fence_epoch(self) -> str:
+        """The last fencing token given with a partition's lease (one counter for all: tokens only grow)."""
+        return f"{self.prefix}:fence"
+
     def worker(self, worker_id: str) -> str:
         """The worker's heartbeat: present while it lives."""
         return f"{self.prefix}:worker:{worker_id}"

@@ -5,13 +5,35 @@ expiry; renewing (``renewer.py``, from a thread), releasing and writing a
 command's end (``worker.py``) check the owner in one Lua script each, so a
 worker that lost its lease (it stalled past the expiry and another took over)
 can neither renew nor remove the new owner's, nor answer for its partition.
+
+Each acquisition also gets a fencing token (``acquire``): the next value of
+one counter, taken in the same script as the lease, so a later holder of a
+partition always has a higher token than an earlier one.  The store refuses
+the writes of a session made with a token lower than one that has written it
+(``store/fencing.py``): a worker that stalled past its lease cannot write the
+history its partition's new holder now writes.  The counter starts from
+Redis's clock in microseconds, so a Redis that lost its data (no persistence)
+still gives tokens above those it gave before.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Leases", "ACQUIRE_OR_RENEW", "FENCED_FINISH", "CLAIM_RUNNER"]
+__all__ = ["Leases", "ACQUIRE", "ACQUIRE_OR_RENEW", "FENCED_FINISH", "CLAIM_RUNNER"]
+
+# Take a free lease and the next fencing token: KEYS lease, token counter; ARGV owner, lease ms.
+# Returns the token, or 0 when another holds the lease.
+ACQUIRE = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 0
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  local now = redis.call('TIME')
+  redis.call('SET', KEYS[2], now[1] .. string.format('%06d', tonumber(now[2])))
+end
+return redis.call('INCR', KEYS[2])
+"""
 
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -77,16 +99,20 @@ return {'', redis.call('GET', KEYS[2]) or ''}
 class Leases:
     """Acquire, renew and release leases for ``owner`` on one Redis client."""
 
-    def __init__(self, redis: Any, owner: str, ttl_ms: int) -> None:
+    def __init__(self, redis: Any, owner: str, ttl_ms: int, token_key: str) -> None:
         if ttl_ms < 100:
             raise ValueError("a lease must last at least 100 ms (ttl_ms)")
         self.redis = redis
         self.owner = owner
         self.ttl_ms = ttl_ms
+        self.token_key = token_key
+        self._acquire = redis.register_script(ACQUIRE)
         self._release = redis.register_script(_RELEASE)
 
-    async def acquire(self, key: str) -> bool:
-        return bool(await self.redis.set(key, self.owner, nx=True, px=self.ttl_ms))
+    async def acquire(self, key: str) -> int | None:
+        """The lease if free: its fencing token (higher than any given before), else None."""
+        token = int(await self._acquire(keys=[key, self.token_key], args=[self.owner, self.ttl_ms]))
+        return token or None
 
     async def release(self, key: str) -> None:
         await self._release(keys=[key], args=[self.owner])

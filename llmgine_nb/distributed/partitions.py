@@ -49,7 +49,10 @@ class Partitions:
         self.keys = keys
         self.worker_id = worker_id
         self.lease_ms = lease_ms
-        self.leases = Leases(redis, worker_id, lease_ms)
+        self.leases = Leases(redis, worker_id, lease_ms, keys.fence_epoch())
+        # The fencing token of each partition's latest acquisition (``leases.py``).  Kept after the
+        # partition goes: a write the worker still makes there is checked with it, and refused if stale.
+        self.tokens: dict[int, int] = {}
         # The renewals run in a thread with a synchronous client of their own (``renewer.py``).
         self.renewer = LeaseRenewer(lease_client if lease_client is not None else sync_twin(redis), worker_id,
                                     lease_ms, keys.worker(worker_id), keys.partition_lease, self._lost_from_thread)
@@ -121,6 +124,12 @@ class Partitions:
             self.draining.add(partition)
             self.lost.add(partition)
 
+    def fenced_out(self, partition: int) -> None:
+        """The store refused a write made with this partition's token (a newer holder wrote the session):
+        treat the lease as lost, so the partition is handed back and taken again with a new token.
+        Any thread may call this."""
+        self._lost_from_thread(partition)
+
     async def still_held(self, partition: int) -> bool:
         """Whether the partition is still ours to act for; waits while a renewal is overdue (Redis away)."""
         while partition not in self.lost and partition in self.readers:
@@ -145,7 +154,11 @@ class Partitions:
                 if len(held) >= fair:
                     break
                 asked_at = time.monotonic()
-                if partition not in self.readers and await self.leases.acquire(self.keys.partition_lease(partition)):
+                if partition in self.readers:
+                    continue
+                token = await self.leases.acquire(self.keys.partition_lease(partition))
+                if token is not None:
+                    self.tokens[partition] = token
                     self.renewer.hold(partition, asked_at)
                     held.append(partition)
                     self.readers[partition] = asyncio.ensure_future(self._read(partition))

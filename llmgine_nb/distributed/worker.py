@@ -24,6 +24,13 @@ the same code as one process) with Redis around it:
   that lost a lease mid-turn goes on with that turn, so the partition's new
   holder waits for the mark to go (or its worker's heartbeat to stop) before
   it opens the session (which would take the turn for cut) or runs a turn.
+- **Fenced store writes**: every lease comes with a fencing token that only
+  grows; the worker writes a session with its partition's token, and claims
+  the session with it before reading it (``_open``).  A worker that was
+  frozen past its lease (its heartbeat gone, so the new holder did not wait
+  for it) wakes up to find its writes of the session refused (``Fenced``,
+  ``store/fencing.py``): it stops that command quietly, answers nothing and
+  hands the partition back (``fences.py``).
 - **Events**: each opened session's numbered events (written to the store
   first by ``SessionStreams``) go to the session's event stream, trimmed to
   about ``events_kept`` entries.
@@ -44,7 +51,8 @@ from ..engine.events import TurnStarted
 from ..messages import Command, CommandResult, Message
 from ..server.hub import SessionHub
 from ..server.recovery import WORKER_STOPPED_REASON, stored_outcome
-from ..store import StoreError
+from ..store import Fenced, StoreError
+from .fences import PartitionFences
 from .forwarder import EventForwarder
 from .keys import GROUP, Keys
 from .leases import CLAIM_RUNNER, FENCED_FINISH
@@ -87,6 +95,8 @@ class Worker:
         self._fenced_finish = redis.register_script(FENCED_FINISH)
         self._claim_runner = redis.register_script(CLAIM_RUNNER)
         self.partitions.busy = self.busy
+        self.fences = PartitionFences(self.keys, self.partitions)
+        hub.store.fencing = self.fences  # this worker's writes of a session carry its partition's token
         self.forwarder = EventForwarder(redis, self.keys, hub.streams, events_kept)
         self._turns: dict[str, deque[tuple[int, str, Command, str]]] = {}  # session -> turns waiting
         self._turn_runners: dict[str, asyncio.Task[None]] = {}
@@ -95,7 +105,7 @@ class Worker:
         self._running_command: dict[str, str] = {}  # session -> id of the turn command it runs
         self.handled = 0  # commands run
         self.answered_again = 0  # redelivered commands answered with their recorded result
-        self.fenced = 0  # results not sent because the partition's lease had gone to another worker
+        self.fenced = 0  # results not sent: the partition's lease (or the session, in the store) went to another worker
         self._registration = hub.bus.subscribe(TurnStarted, self._on_turn_started)
 
     # -- running ------------------------------------------------------------------
@@ -188,17 +198,39 @@ class Worker:
             self._in_flight.get(partition, set()).discard(entry_id)
             self._backlog.release()
             return
+        turn_of = command.session_id if isinstance(command, TURN_COMMANDS) else None
+        fenced = False
         try:
             result = await self._execute(command)
+        except Fenced:
+            fenced = True  # refused while opening the session (the engine's turn ends with a result)
         except Exception as exc:  # a bug or a broken store: the sender gets a sentence, the entry is done
             log.exception("command %s (%s) failed in the worker", command.id, type(command).__name__)
             result = CommandResult(command_id=command.id, command_type=command.type_name,
                                    session_id=command.session_id, success=False,
                                    error=f"the worker could not run {type(command).__name__}: {type(exc).__name__}: {exc}")
+        if fenced or (command.session_id and self.fences.is_fenced(command.session_id)):
+            await self._let_go(partition, entry_id, command, turn_of)
+            return
         self.handled += 1  # counted before the result goes: its sender may look at once
         try:
             await self._finish(partition, entry_id, reply_to, result.to_json(), record=True, command_id=command.id,
-                               turn_of=command.session_id if isinstance(command, TURN_COMMANDS) else None)
+                               turn_of=turn_of)
+        finally:
+            self._in_flight.get(partition, set()).discard(entry_id)
+            self._backlog.release()
+
+    async def _let_go(self, partition: int, entry_id: str, command: Command, turn_of: str | None) -> None:
+        """The store refused this worker's writes of the command's session: another worker holds it now.
+        Stop without answering nor acknowledging (the partition's new holder claims the entry and answers)."""
+        self.fenced += 1
+        log.warning("worker %s was fenced out of session %s (partition %d has a newer holder); it stops command "
+                    "%s (%s) without answering", self.id, command.session_id, partition, command.id,
+                    type(command).__name__)
+        try:
+            if turn_of is not None:  # our turn is over: the mark is ours to remove (if it is still ours)
+                runner = self.keys.runner(turn_of)
+                await retrying("remove the runner mark", lambda: self.partitions.leases.release(runner))
         finally:
             self._in_flight.get(partition, set()).discard(entry_id)
             self._backlog.release()
@@ -244,6 +276,9 @@ class Worker:
         # so a resumed turn's first events are forwarded too.
         await self.forwarder.unfollow(session_id)
         self.forwarder.follow(session_id)
+        # Before anything of the session is read: from now on a worker that held the partition before
+        # (frozen past its lease, say) cannot write the session (``Fenced``) while we run it from what we read.
+        self.hub.store.claim_fence(session_id)
         before = self.hub.turns.get(session_id)
         await self.hub.open(session_id)
         after = self.hub.turns.get(session_id)
@@ -301,7 +336,10 @@ class Worker:
     async def _partition_released(self, partition: int) -> None:
         """Close the partition's sessions: their next owner loads them from the store."""
         for session_id in [s for s in self.hub.engines if self.keys.partition_of(s) == partition]:
-            await self.hub.close_session(session_id)
+            try:
+                await self.hub.close_session(session_id)
+            except StoreError as exc:  # fenced out (a newer holder writes it): closing writes nothing of ours
+                log.warning("worker %s: closing session %s: %s", self.id, session_id, exc)
             await self.forwarder.unfollow(session_id)
 
 

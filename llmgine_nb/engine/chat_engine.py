@@ -33,7 +33,7 @@ from ..llm.base import LLMResponse
 from ..llm.events import LLMCallFinished
 from ..messages import use_metadata, use_session
 from ..secrets import Redactor
-from ..store import Store
+from ..store import Fenced, Store
 from ..text import clean_text
 from ..tools import ApprovalQueue, ToolManager
 from .answers import answer, decide
@@ -349,18 +349,23 @@ class ChatEngine:
     async def _run_turn(self, command: SendMessage, *, retry: bool) -> TurnResult:
         llm = self._llm_for(command.model) if command.model else self.llm
         turn = self._turn = RunningTurn(uuid.uuid4().hex, llm.model)
+        fenced = False
         try:
             # Every event of the turn - ours, the model's, the tools' - belongs to
             # this session and carries metadata["turn_id"].
             with use_session(self.session_id), use_metadata(turn_id=turn.id):
                 return await self._run_turn_in_session(turn, llm, command, retry)
+        except Fenced:
+            fenced = True  # the store refuses this process's writes of the session: tidying up would be too
+            raise
         finally:
             self._turn = None
             assert self.journal is not None
-            if turn.draft is not None:  # the turn failed mid-stream: the reply never came
-                self.journal.discard_draft(turn.draft)
-            self.journal.flush_calls()
-            self._save_state()
+            if not fenced:
+                if turn.draft is not None:  # the turn failed mid-stream: the reply never came
+                    self.journal.discard_draft(turn.draft)
+                self.journal.flush_calls()
+                self._save_state()
 
     async def _run_turn_in_session(self, turn: RunningTurn, llm: BaseLLM, command: SendMessage, retry: bool) -> TurnResult:
         assert self.journal is not None
@@ -385,6 +390,11 @@ class ChatEngine:
             return await self._loop(turn, llm, command)
         except asyncio.CancelledError:
             return await self._cancelled(turn)
+        except Fenced as exc:
+            # Another engine worker has taken the session over (this one stalled past its lease):
+            # the turn is its now, and this one stops without writing (nor reporting) anything more.
+            log.warning("turn %s stopped: %s", turn.id, exc)
+            raise
         except (_InputError, ImageError) as exc:
             return await self._failed(turn, "input", str(exc), str(exc), retryable=False)
         except LLMError as exc:
@@ -479,6 +489,8 @@ class ChatEngine:
         assert self.journal is not None and self.save_partial_every is not None
         try:
             turn.draft = self.journal.save_draft(turn.draft, turn.partial, model)
+        except Fenced:
+            raise  # not a broken database: another worker has taken the session over, the turn stops
         except Exception:
             # A draft is insurance: a locked or broken database must not cost the reply itself.
             log.warning("could not save the draft of a streaming reply; the reply is saved when it ends",
