@@ -22,6 +22,7 @@ from llmgine_nb.distributed.keys import Keys  # noqa: E402
 from llmgine_nb.distributed.redis_transport import RedisTransport, connect_redis  # noqa: E402
 from llmgine_nb.distributed.worker import Worker  # noqa: E402
 from llmgine_nb.engine import SendMessage  # noqa: E402
+from llmgine_nb.engine.commands import RetryTurn  # noqa: E402
 from llmgine_nb.engine.turn import TurnResult  # noqa: E402
 from llmgine_nb.server.hub import SessionHub  # noqa: E402
 from llmgine_nb.store import Store  # noqa: E402
@@ -105,6 +106,73 @@ async def test_a_command_sent_twice_runs_once_and_both_get_its_result(deployment
     assert effects.read_text().splitlines() == ["once"]
     assert (worker.handled, worker.answered_again) == (1, 1) and len(store.messages(session.id)) == 4
     await transport.close()
+
+
+async def test_two_copies_of_a_command_read_together_run_once_and_both_are_answered(
+        deployment: Deployment) -> None:
+    transport, store = await front_end(deployment)
+    session = store.create_session()
+    command = SendMessage(session_id=session.id, text="tool: together")
+    # Sent twice before any worker reads (a sender that repeated an XADD it was unsure of):
+    # the worker's first read holds both copies.
+    first = await transport.submit(command)
+    await transport.redis.xadd(transport.keys.commands(transport.keys.partition_of(session.id)),
+                               {"command": command.to_json(), "reply_to": transport.client_id})
+    worker = await deployment.add_worker()
+    assert TurnResult.read((await asyncio.wait_for(first, 30)).unwrap()).text == "done: recorded together (end)"
+    effects = Path(deployment.db).parent / "effects.txt"
+    await _until(lambda: worker.handled + worker.answered_again >= 2)  # both copies dealt with
+    assert effects.read_text().splitlines() == ["together"]
+    assert (worker.handled, worker.answered_again) == (1, 1) and len(store.messages(session.id)) == 4
+    pending = await transport.redis.xpending(transport.keys.commands(transport.keys.partition_of(session.id)), "workers")
+    assert pending["pending"] == 0  # both copies acknowledged
+    await transport.close()
+
+
+async def test_two_copies_of_a_retry_read_together_answer_the_message_once(
+        deployment: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = tmp_path / "calls.txt"
+    monkeypatch.setenv("LLMGINE_TEST_CALLS", str(calls))
+    first_worker = await deployment.add_worker()
+    transport, store = await front_end(deployment)
+    session = store.create_session()
+    (await transport.send(SendMessage(session_id=session.id, text="hello"), timeout=30)).unwrap()
+    await deployment.stop_worker(first_worker)
+    retry = RetryTurn(session_id=session.id)
+    answer = await transport.submit(retry)
+    await transport.redis.xadd(transport.keys.commands(transport.keys.partition_of(session.id)),
+                               {"command": retry.to_json(), "reply_to": transport.client_id})
+    worker = await deployment.add_worker()
+    (await asyncio.wait_for(answer, 30)).unwrap()
+    await _until(lambda: worker.handled + worker.answered_again >= 2)
+    assert calls.read_text().splitlines() == ["hello", "hello"]  # the message, and its one retry
+    assert (worker.handled, worker.answered_again) == (1, 1)
+    await transport.close()
+
+
+async def test_a_copy_that_arrives_while_its_command_runs_waits_for_that_run(
+        deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMGINE_TEST_TOOL_SLEEP", "0.5")
+    worker = await deployment.add_worker()
+    transport, store = await front_end(deployment)
+    session = store.create_session()
+    command = SendMessage(session_id=session.id, text="tool: meanwhile")
+    first = await transport.submit(command)
+    await _until(lambda: len(store.messages(session.id)) >= 2)  # the tool is running
+    await transport.redis.xadd(transport.keys.commands(transport.keys.partition_of(session.id)),
+                               {"command": command.to_json(), "reply_to": transport.client_id})
+    assert TurnResult.read((await asyncio.wait_for(first, 30)).unwrap()).text == "done: recorded meanwhile (end)"
+    await _until(lambda: worker.handled + worker.answered_again >= 2)  # both copies dealt with
+    assert (Path(deployment.db).parent / "effects.txt").read_text().splitlines() == ["meanwhile"]
+    assert worker.handled == 1 and len(store.messages(session.id)) == 4
+    await transport.close()
+
+
+async def _until(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
 
 
 async def test_turns_of_one_session_run_in_the_order_sent_across_two_workers(deployment: Deployment) -> None:

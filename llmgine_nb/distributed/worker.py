@@ -16,7 +16,8 @@ the same code as one process) with Redis around it:
 - **Once**: a command's result is recorded (``done:<id>``), sent back and the
   entry acknowledged in one script that first checks the partition's lease is
   still this worker's (fencing: a worker that lost it answers nothing); a
-  redelivered command answers with the recorded result.  A turn a dead worker
+  redelivered command answers with the recorded result, and a copy read while
+  its command is queued or running here waits for that run's answer.  A turn a dead worker
   started (``started:<id>`` names its user message, written before that
   message is stored) is answered from the store when it ended there, else
   resumed from the store as a retry of that message, not run as a new one.
@@ -103,6 +104,8 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: dict[int, set[str]] = {}  # partition -> entry ids being handled
         self._running_command: dict[str, str] = {}  # session -> id of the turn command it runs
+        # Command id -> the other copies of it read while it is queued or running: (partition, entry, reply_to).
+        self._copies: dict[str, list[tuple[int, str, str]]] = {}
         self.handled = 0  # commands run
         self.answered_again = 0  # redelivered commands answered with their recorded result
         self.fenced = 0  # results not sent: the partition's lease (or the session, in the store) went to another worker
@@ -139,17 +142,36 @@ class Worker:
             if entry_id in in_flight:
                 continue  # claimed again while we still run it
             command = await self._read_command(partition, entry_id, fields)
-            if command is not None:
-                readable.append((entry_id, command, fields.get("reply_to", "")))
+            if command is None:
+                continue
+            reply_to = fields.get("reply_to", "")
+            if command.id in self._copies:
+                # Another copy (a sender that sent again, unsure the first went) is queued or running
+                # here: this one gets that run's answer, it does not run again.
+                in_flight.add(entry_id)
+                self._copies[command.id].append((partition, entry_id, reply_to))
+                continue
+            # Registered before the look-up below: a copy read from now on waits for this one, and one
+            # that finished before it was recorded first, so the look-up finds it.
+            self._copies[command.id] = []
+            readable.append((entry_id, command, reply_to))
         if not readable:
             return
         # One look-up for the whole read: a busy worker reads many entries at a time.
         done_keys = [self.keys.done(command.id) for _, command, _ in readable]
-        recorded_results = await retrying("look up recorded results", lambda: self.redis.mget(done_keys))
+        try:
+            recorded_results = await retrying("look up recorded results", lambda: self.redis.mget(done_keys))
+        except BaseException:
+            for _, command, _ in readable:
+                self._copies.pop(command.id, None)
+            raise
         for (entry_id, command, reply_to), recorded in zip(readable, recorded_results):
             if recorded is not None:  # handled already: a redelivery gets the same answer
                 self.answered_again += 1  # counted before the answer goes: its sender may look at once
-                await self._finish(partition, entry_id, reply_to, recorded, record=False)
+                try:
+                    await self._finish(partition, entry_id, reply_to, recorded, record=False)
+                finally:
+                    await self._answer_copies(command.id, recorded)
             else:
                 await self._start(partition, entry_id, command, reply_to)
 
@@ -194,8 +216,10 @@ class Worker:
 
     async def _handle(self, partition: int, entry_id: str, command: Command, reply_to: str) -> None:
         if not await self.partitions.still_held(partition):
-            # Not begun, and the lease is gone: the new holder claims the entry and runs it (not both of us).
+            # Not begun, and the lease is gone: the new holder claims the entry and runs it (not both of us);
+            # its copies too.
             self._in_flight.get(partition, set()).discard(entry_id)
+            self._drop_copies(command.id)
             self._backlog.release()
             return
         turn_of = command.session_id if isinstance(command, TURN_COMMANDS) else None
@@ -213,17 +237,24 @@ class Worker:
             await self._let_go(partition, entry_id, command, turn_of)
             return
         self.handled += 1  # counted before the result goes: its sender may look at once
+        result_json = result.to_json()
         try:
-            await self._finish(partition, entry_id, reply_to, result.to_json(), record=True, command_id=command.id,
+            await self._finish(partition, entry_id, reply_to, result_json, record=True, command_id=command.id,
                                turn_of=turn_of)
+        except BaseException:
+            self._drop_copies(command.id)
+            raise
         finally:
             self._in_flight.get(partition, set()).discard(entry_id)
             self._backlog.release()
+        await self._answer_copies(command.id, result_json)
 
     async def _let_go(self, partition: int, entry_id: str, command: Command, turn_of: str | None) -> None:
         """The store refused this worker's writes of the command's session: another worker holds it now.
-        Stop without answering nor acknowledging (the partition's new holder claims the entry and answers)."""
+        Stop without answering nor acknowledging (the partition's new holder claims the entry, and its
+        copies, and answers)."""
         self.fenced += 1
+        self._drop_copies(command.id)
         log.warning("worker %s was fenced out of session %s (partition %d has a newer holder); it stops command "
                     "%s (%s) without answering", self.id, command.session_id, partition, command.id,
                     type(command).__name__)
@@ -234,6 +265,20 @@ class Worker:
         finally:
             self._in_flight.get(partition, set()).discard(entry_id)
             self._backlog.release()
+
+    def _drop_copies(self, command_id: str) -> None:
+        """Leave a command's copies unanswered and pending: whoever claims them next answers them."""
+        for partition, entry_id, _ in self._copies.pop(command_id, []):
+            self._in_flight.get(partition, set()).discard(entry_id)
+
+    async def _answer_copies(self, command_id: str, result_json: str) -> None:
+        """Answer the copies of a command read while it ran with its result (it is recorded by now)."""
+        for partition, entry_id, reply_to in self._copies.pop(command_id, []):
+            self.answered_again += 1
+            try:
+                await self._finish(partition, entry_id, reply_to, result_json, record=False)
+            finally:
+                self._in_flight.get(partition, set()).discard(entry_id)
 
     async def _execute(self, command: Command) -> CommandResult:
         session_id = command.session_id
