@@ -173,3 +173,30 @@ async def test_a_restarted_front_end_lists_what_waits_without_a_stream(redis_url
         assert second.pending(record.id) == []
     finally:
         await second.close()
+
+
+async def test_with_no_worker_running_the_routes_answer_503_with_a_sentence_and_retry_after(
+        redis_url: str, prefix: str, tmp_path: Path) -> None:  # noqa: F811
+    """Under ``serve --redis`` with no worker: not the client's fault (503), say what to check, and try later."""
+    import httpx
+
+    from llmgine_nb.server import create_app
+    from llmgine_nb.store.users import add_user
+
+    store = Store(tmp_path / "shared.db")
+    _, token = add_user(store, "ada")
+    keys = Keys(prefix, partitions=2)
+    app = create_app(store, hub_factory=lambda s: RemoteHub(
+        s, RedisTransport(connect_redis(redis_url), keys=keys, store=s), start_timeout=0.3))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test",
+            headers={"Authorization": f"Bearer {token}"}) as api:
+        session_id = (await api.post("/api/sessions", json={})).json()["id"]
+        for method, path, body in [("POST", "cancel", None), ("POST", "model", {"model": "scripted"}),
+                                   ("POST", "messages", {"text": "hello"})]:
+            answer = await api.request(method, f"/api/sessions/{session_id}/{path}", json=body)
+            assert answer.status_code == 503, (path, answer.text)
+            assert "llmgine-nb worker is running" in answer.json()["error"]
+            assert answer.headers["Retry-After"] == "5"
+        # The turn stays queued (a worker that starts later runs it), so a second message waits its turn.
+        assert (await api.post(f"/api/sessions/{session_id}/messages", json={"text": "again"})).status_code == 409

@@ -24,7 +24,7 @@ from ..engine import CancelTurn, DecideApproval, SendMessage, SwitchModel
 from ..engine.commands import AnswerQuestion, RetryTurn
 from ..engine.events import TurnStarted
 from ..messages import Command, CommandResult, message_type_name
-from ..server.hub_api import HubCommon, HubError, refusal
+from ..server.hub_api import HubCommon, HubError, NoWorker, refusal
 from ..server.stream import OVERFLOW, wire_text
 from ..store import SessionRecord, Store
 from ..store.streams import last_seq, numbered_events
@@ -141,7 +141,9 @@ class RemoteHub(HubCommon):
             return started.result()
         if result.done() and not result.result().success:
             raise HubError(result.result().error or "The turn could not start.")
-        raise HubError("No worker started the turn in time; check that llmgine-nb worker is running.")
+        # The command stays queued: a worker that starts later runs it (a 503 does not take it back).
+        raise NoWorker(f"No engine worker started the turn within {self.start_timeout:g} s; it stays queued and "
+                       "runs when one does. Check that llmgine-nb worker is running against this Redis.")
 
     def _watch(self, session_id: str, after: int, started: asyncio.Future[str] | None = None) -> None:
         """Follow the session's events (what waits for a decision, when its turn starts)."""
@@ -179,7 +181,8 @@ class RemoteHub(HubCommon):
         try:
             return await self.transport.send(command, timeout=self.start_timeout)
         except asyncio.TimeoutError:
-            raise HubError("No worker answered in time; check that llmgine-nb worker is running.") from None
+            raise NoWorker(f"No engine worker answered within {self.start_timeout:g} s; check that llmgine-nb "
+                           "worker is running against this Redis, then try again.") from None
 
     # -- approvals and questions --------------------------------------------------------
 

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from ..store import SessionRecord, Store
 
 __all__ = [
-    "Hub", "EventStreams", "HubError", "TurnRunning", "NotPending", "StaleDecision", "BadInput", "HubCommon",
+    "Hub", "EventStreams", "HubError", "TurnRunning", "NotPending", "StaleDecision", "BadInput", "NoWorker",
+    "HubCommon",
     "sentence", "refusal",
 ]
 
@@ -32,9 +33,28 @@ class HubError(Exception):
 
     status = 400
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response headers that go with the refusal (none here)."""
+        return {}
+
 
 class TurnRunning(HubError):
     status = 409
+
+
+class NoWorker(HubError):
+    """Nothing took the command in time: the engines run elsewhere (``serve --redis``) and none answered.
+
+    Not the request's fault: 503, and the client may try again later (``RETRY_AFTER_S``).
+    """
+
+    status = 503
+    RETRY_AFTER_S = 5
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.RETRY_AFTER_S)}
 
 
 class NotPending(HubError):
