@@ -7,6 +7,7 @@ file and on PostgreSQL (``db_target``).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,41 @@ def test_a_session_not_stored_yet_is_claimed_by_its_first_write(stores) -> None:
     assert fence_of(new, session.id) == 2
     with pytest.raises(Fenced):
         old.append_message(session.id, ChatMessage(role="user", content="late"))
+
+
+async def test_a_stream_batch_with_one_fenced_session_still_writes_and_shows_the_others(stores) -> None:  # type: ignore[no-untyped-def]
+    """The server's event writer puts several sessions' events in one transaction: a session taken over
+    by a newer holder loses its own events there, not those of the sessions still held."""
+    from llmgine_nb.server.stream import SessionStreams
+
+    old, new = stores
+    lost, kept = old.create_session().id, old.create_session().id
+    old.append_message(lost, ChatMessage(role="user", content="hi"))
+    new.claim_fence(lost)  # only this one changed hands
+    old.fencing = PerSession({lost: 1, kept: 1})
+    streams = SessionStreams(old)
+    streams.track(lost)
+    streams.track(kept)
+    watching = streams.subscribe(kept)
+    for session_id in (lost, kept, lost, kept):  # interleaved: one batch, one transaction at first
+        streams._on_event(Noted(session_id=session_id, text=session_id[:4]))
+    streams.flush()
+    assert [seq for seq, _ in new_numbered(new, kept)] == [1, 2]
+    assert new_numbered(new, lost) == []
+    assert [json.loads(watching.get_nowait())["seq"] for _ in range(2)] == [1, 2] and watching.empty()
+    assert (streams.fenced_writes, streams.failed_writes) == (1, 0)
+
+
+class PerSession(Tokens):
+    def __init__(self, tokens: dict[str, int]) -> None:
+        super().__init__(None)
+        self.tokens = tokens
+
+    def token(self, session_id: str) -> int | None:
+        return self.tokens.get(session_id)
+
+
+def new_numbered(store: Store, session_id: str) -> list[tuple[int, str]]:
+    from llmgine_nb.store.streams import numbered_events
+
+    return numbered_events(store, session_id)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from ..llm.events import LLMTextDelta, LLMToolCallDelta
 from ..messages import Event
 from ..secrets import Redactor
+from ..store import Fenced
 from ..store.streams import append_numbered, last_seq, numbered_events
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ class SessionStreams:
         self._delta_timer: asyncio.TimerHandle | None = None
         self._registration: Registration | None = None
         self.failed_writes = 0
+        self.fenced_writes = 0  # sessions' events refused because a newer holder writes them (engine workers)
 
     def attach(self, bus: MessageBus, *, priority: int = 50) -> SessionStreams:
         # Below the engine's journal (100): the history is written before the event is shown.
@@ -178,13 +180,42 @@ class SessionStreams:
             return
         try:
             append_numbered(self.store, rows)
+        except Fenced:
+            # One session of the batch has a newer holder (an engine worker that lost it): the others'
+            # events are still ours to write, each session's on its own.
+            rows = self._write_each_session(rows)
         except Exception:
-            # Nothing was written: give the numbers back, so the stream keeps no gap.
-            self.failed_writes += 1
-            log.error("could not write %d events of the session stream", len(rows), exc_info=True)
-            for session_id in {row[0] for row in rows}:
-                self._last[session_id] = last_seq(self.store, session_id)
+            self._not_written(rows)
             return
+        self._hand_out(rows)
+
+    def _write_each_session(self, rows: list[tuple[str, int, Event, str]]) -> list[tuple[str, int, Event, str]]:
+        """Write each session's rows in a transaction of its own; the rows written."""
+        by_session: dict[str, list[tuple[str, int, Event, str]]] = {}
+        for row in rows:
+            by_session.setdefault(row[0], []).append(row)
+        written = []
+        for session_id, session_rows in by_session.items():
+            try:
+                append_numbered(self.store, session_rows)
+            except Fenced as refused:
+                self.fenced_writes += 1
+                log.warning("%d events of session %s were not written: %s", len(session_rows), session_id, refused)
+                self._last[session_id] = last_seq(self.store, session_id)
+            except Exception:
+                self._not_written(session_rows)
+            else:
+                written += session_rows
+        return written
+
+    def _not_written(self, rows: list[tuple[str, int, Event, str]]) -> None:
+        # Nothing was written: give the numbers back, so the stream keeps no gap.
+        self.failed_writes += 1
+        log.error("could not write %d events of the session stream", len(rows), exc_info=True)
+        for session_id in {row[0] for row in rows}:
+            self._last[session_id] = last_seq(self.store, session_id)
+
+    def _hand_out(self, rows: list[tuple[str, int, Event, str]]) -> None:
         for session_id, seq, _, payload in rows:
             queues = self._subscribers.get(session_id)
             if not queues:
