@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from .loop import BackgroundLoop
-from .messages import Command, CommandResult, Event, HandlerFailed, Message, current_session_id
+from .messages import Command, CommandResult, Event, HandlerFailed, Message, StopPublishing, current_session_id
 from .registration import DuplicateHandlerError, Registration, describe_handler
 from .session import Session
 from .subscribers import AWAIT, CALL, SubscriberIndex
@@ -420,6 +420,8 @@ class MessageBus:
         return bool(self._index.plan(event_type, session_id))
 
     async def _handler_failed(self, handler: Callable[..., Any], event: Event, exc: Exception) -> None:
+        if isinstance(exc, StopPublishing):
+            raise exc  # to the publisher: what it does next must not happen
         name = describe_handler(handler)
         if isinstance(event, HandlerFailed):
             # Reporting a failure of a failure handler would loop forever.

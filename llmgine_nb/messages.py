@@ -36,6 +36,7 @@ __all__ = [
     "SessionStarted",
     "SessionEnded",
     "HandlerFailed",
+    "StopPublishing",
     "UnknownMessageType",
     "UnknownEvent",
     "current_session_id",
@@ -325,6 +326,17 @@ class SessionStarted(Event):
 
 class SessionEnded(Event):
     name: str | None = None
+
+
+class StopPublishing(Exception):
+    """Raised by a subscriber when what the publisher goes on to do must not happen.
+
+    Any other exception a subscriber raises is reported (``HandlerFailed``) and
+    the publisher goes on.  This one the bus passes to the publisher instead,
+    and the subscribers after it are not called: the store refusing a write
+    that had to come first (``store.Fenced``: the tool's start is not
+    recorded, so the tool must not start).
+    """
 
 
 class HandlerFailed(Event):

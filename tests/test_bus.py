@@ -366,3 +366,42 @@ async def test_timing_and_logging_middleware(caplog):
     assert len(timer.durations["Add"]) == 1 and timer.durations["Add"][0] >= 0.01
     assert "Add" in caplog.text and "failed: ValueError: nope" in caplog.text
     assert "Happened" in caplog.text
+
+
+@pytest.mark.parametrize("how", ["inline", "async", "lone async", "thread"])
+async def test_a_subscriber_that_stops_publishing_stops_the_publisher_and_the_rest(how: str) -> None:
+    """``StopPublishing`` (what must come first was refused) reaches the publisher, not ``HandlerFailed``;
+    the subscribers after it are not called.  Any other failure is still reported and passed over."""
+    from llmgine_nb.messages import StopPublishing
+
+    class Refused(StopPublishing):
+        pass
+
+    bus = MessageBus()
+    failures: list[HandlerFailed] = []
+    later: list[str] = []
+    bus.subscribe(HandlerFailed, failures.append, inline=True)
+
+    def refuse(event: Happened) -> None:
+        if event.what == "refused":
+            raise Refused("the write that had to come first was refused")
+        if event.what == "broken":
+            raise ValueError("an ordinary failure")
+
+    async def refuse_async(event: Happened) -> None:
+        refuse(event)
+
+    if how == "inline":
+        bus.subscribe(Happened, refuse, priority=10, inline=True)
+    elif how == "thread":
+        bus.subscribe(Happened, refuse, priority=10)
+    else:
+        bus.subscribe(Happened, refuse_async, priority=10)
+    if how != "lone async":
+        bus.subscribe(Happened, lambda e: later.append(e.what), inline=True)
+    with pytest.raises(Refused):
+        await bus.publish(Happened(what="refused"))
+    assert later == [] and failures == []
+    await bus.publish(Happened(what="broken"))  # reported, and the others still get it
+    assert [f.error for f in failures] == ["ValueError: an ordinary failure"]
+    assert later == ([] if how == "lone async" else ["broken"])

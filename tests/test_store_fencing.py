@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from llmgine_nb.chat import ChatMessage, ToolCall
-from llmgine_nb.messages import Event
+from llmgine_nb.messages import CommandFailed, Event
 from llmgine_nb.store import Fenced, LLMCall, Store, StoreError
 from llmgine_nb.store.streams import append_numbered, number_and_append
 
@@ -168,3 +168,38 @@ def new_numbered(store: Store, session_id: str) -> list[tuple[int, str]]:
     from llmgine_nb.store.streams import numbered_events
 
     return numbered_events(store, session_id)
+
+
+async def test_a_tool_does_not_start_once_its_session_has_a_newer_holder(stores) -> None:  # type: ignore[no-untyped-def]
+    """The journal records a tool's start before the tool runs; refused (the session changed hands while
+    the turn ran), the refusal reaches the tool manager and the tool does not run (issue 17: at most once)."""
+    from llmgine_nb import MessageBus
+    from llmgine_nb.engine import ChatEngine
+    from llmgine_nb.llm import ScriptedLLM
+    from llmgine_nb.llm.scripted import ScriptedReply, call
+    from llmgine_nb.tools import ToolImpactAssessed, ToolManager, tool
+
+    old, new = stores
+    session = old.create_session(model="scripted")
+    ran: list[str] = []
+
+    @tool(risk="read")
+    def record(label: str) -> str:
+        """Record an effect.
+
+        Args:
+            label: what happened
+        """
+        ran.append(label)
+        return "recorded"
+
+    bus = MessageBus()
+    engine = await ChatEngine(bus, store=old, session_id=session.id, tools=ToolManager([record], bus=bus),
+                              llm=ScriptedLLM([ScriptedReply(tool_calls=[call("record", label="x")]), "done"])).start()
+    # Another worker takes the session over just before the tool would start.
+    bus.subscribe(ToolImpactAssessed, lambda event: new.claim_fence(session.id), inline=True)
+    with pytest.raises(CommandFailed, match="Fenced"):
+        (await engine.send("go")).unwrap()
+    assert ran == []  # the tool never ran
+    assert [c.status for c in new.tool_calls(session.id)] == ["requested"]
+    await engine.close()

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from ..chat import ChatMessage, ToolCall, Usage
+from ..messages import StopPublishing
 
 __all__ = [
     "ToolStatus",
@@ -44,12 +45,15 @@ class ToolCallNotFound(StoreError, LookupError):
     """No tool call with that id was recorded in the session."""
 
 
-class Fenced(StoreError):
+class Fenced(StoreError, StopPublishing):
     """A write refused because a newer holder of the session has written it (``store/fencing.py``).
 
     The writer's ``token`` is lower than the one the session has recorded: the
     writer lost the session's partition (it stalled past its lease) and another
-    took the session over.  Nothing of the write was stored.
+    took the session over.  Nothing of the write was stored.  Raised in a
+    subscriber that records an event first (the journal), it reaches the
+    event's publisher (``StopPublishing``): a tool whose start was refused
+    does not start.
     """
 
     def __init__(self, session_id: str, token: int, recorded: int) -> None:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..chat import ToolCall
 from ..loop import BackgroundLoop
-from ..messages import current_session_id
+from ..messages import StopPublishing, current_session_id
 from ..text import clean_text, clean_value, clip
 from .approving import Run, ask_approval
 from .context import ToolContext, grant_covers
@@ -424,8 +424,8 @@ class ToolManager:
     async def _call(self, call: ToolCall, run: Run) -> ToolResult:
         try:
             result = await self._verify_and_run(call, run)
-        except asyncio.CancelledError:
-            raise
+        except (asyncio.CancelledError, StopPublishing):
+            raise  # cancelled; or a step that had to be recorded first was refused (the call must not go on)
         except BaseException as exc:  # noqa: B036 - a bug here or a policy's SystemExit must not reach the loop
             log.exception("tool call %s (%s) failed inside the tool manager", call.id, call.name)
             result = ToolResult(
