@@ -2,7 +2,8 @@
 
 * ``serve_turns``: 50 concurrent clients x 10 turns each against ``llmgine-nb
   serve`` (its own process, the offline model), each over its session's
-  WebSocket: a ``send`` command, then the events up to its ``TurnFinished``
+  WebSocket (with ``"batch": true``, as the web page and the terminal client
+  open it): a ``send`` command, then the events up to its ``TurnFinished``
   (the sessions are made with REST calls and their sockets opened before the
   clock starts, as the baseline makes its engines before its clock); baseline:
   the same 500 turns in process, 50 concurrent
@@ -100,7 +101,8 @@ async def _client(server: _Server, http: httpx.AsyncClient, ready: asyncio.Event
 
     session_id = (await http.post("/api/sessions", json={})).json()["id"]
     async with connect(server.url.replace("http", "ws", 1) + f"/api/sessions/{session_id}/ws") as ws:
-        await ws.send(json.dumps({"token": server.token, "after": 0}))
+        # batch, as the web page and the terminal client ask: the events ready at once in one frame.
+        await ws.send(json.dumps({"token": server.token, "after": 0, "batch": True}))
         await ws.recv()  # ready
         connected.append(1)
         if len(connected) == CLIENTS:
@@ -111,13 +113,13 @@ async def _client(server: _Server, http: httpx.AsyncClient, ready: asyncio.Event
             await ws.send(json.dumps({"command": "send", "text": f"turn {turn} please"}))
             turn_id, finished = None, set()
             while turn_id is None or turn_id not in finished:
-                record = json.loads(await ws.recv())
-                if record.get("control") == "refused":
-                    raise RuntimeError(f"the server refused a turn: {record['error']}")
-                if record.get("control") == "accepted":
-                    turn_id = record["turn_id"]
-                elif record.get("type", "").endswith(".TurnFinished"):
-                    finished.add(record["turn_id"])  # may come before the acceptance
+                frame = json.loads(await ws.recv())
+                if isinstance(frame, list):  # events
+                    finished.update(e["turn_id"] for e in frame if e["type"].endswith(".TurnFinished"))
+                elif frame.get("control") == "refused":
+                    raise RuntimeError(f"the server refused a turn: {frame['error']}")
+                elif frame.get("control") == "accepted":
+                    turn_id = frame["turn_id"]  # TurnFinished may come before the acceptance
             latencies.append(time.perf_counter() - start)
 
 

@@ -73,10 +73,11 @@ class LiveServer:
 
     @contextmanager
     def websocket(self, session_id: str, token: str | None = None, *, after: int = 0,
-                  ticket: str | None = None, origin: str | None = None) -> Iterator[ClientConnection]:
+                  ticket: str | None = None, origin: str | None = None,
+                  batch: bool = False) -> Iterator[ClientConnection]:
         url = f"ws://127.0.0.1:{self.port}/api/sessions/{session_id}/ws"
         with connect(url, origin=origin, open_timeout=10) as ws:  # type: ignore[arg-type]
-            first: dict[str, Any] = {"after": after}
+            first: dict[str, Any] = {"after": after, **({"batch": True} if batch else {})}
             if token:
                 first["token"] = token
             if ticket:

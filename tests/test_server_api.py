@@ -83,6 +83,38 @@ def test_reconnect_mid_turn_misses_nothing_and_repeats_nothing(server, store):
     assert text == final and "word27" in final
 
 
+def test_batched_frames_carry_the_same_events_and_resume_the_same(server, store):
+    """``"batch": true``: events come as arrays (what is ready at once in one frame), controls as objects,
+    the same numbers, nothing missed or repeated; a replay is one frame."""
+    _, token = add_user(store, "alice")
+    api = server.client(token)
+    session_id = new_session(api)
+    events: list[dict] = []
+    with server.websocket(session_id, token, batch=True) as ws:
+        assert json.loads(ws.recv())["control"] == "ready"
+        ws.send(json.dumps({"command": "send", "text": "hello there", "ref": 7}))
+        while not events or not finished(events[-1]):
+            frame = json.loads(ws.recv(timeout=20))
+            if isinstance(frame, dict):
+                assert (frame["control"], frame["ref"]) == ("accepted", 7)
+            else:
+                assert frame and all("seq" in e for e in frame)
+                events += frame
+    numbers = [e["seq"] for e in events]
+    assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= 5
+    stored = api.get(f"/api/sessions/{session_id}/events").json()
+    assert [e["id"] for e in stored] == [e["id"] for e in events]
+    # Coming back: what is stored after the number given, as one frame, then "ready".
+    with server.websocket(session_id, token, after=2, batch=True) as ws:
+        replay = json.loads(ws.recv(timeout=10))
+        assert [e["seq"] for e in replay] == numbers[2:]
+        assert json.loads(ws.recv(timeout=10)) == {"control": "ready", "last_seq": numbers[-1]}
+    # Without "batch", the same stream is one event a frame, as before.
+    with server.websocket(session_id, token) as ws:
+        one_by_one = read_until(ws, lambda r: "control" in r)
+    assert [e["seq"] for e in one_by_one[:-1]] == numbers
+
+
 def test_deny_with_a_reason_and_edit_arguments(server, store):
     _, token = add_user(store, "alice")
     api = server.client(token)

@@ -7,7 +7,11 @@ A client says the last number it saw (``after``; for SSE also the standard
 live events, with nothing missed and nothing twice.
 
 WebSocket ``/api/sessions/{id}/ws``: the first message authenticates,
-``{"token": "lnb_..."}`` or ``{"ticket": "tkt_..."}``, with ``"after": N``.
+``{"token": "lnb_..."}`` or ``{"ticket": "tkt_..."}``, with ``"after": N``
+and, optionally, ``"batch": true``: then every frame of events is a JSON
+array of them (those ready at once, up to ``MAX_BATCH``: the replay, a
+burst of a turn), one frame instead of one each; control messages stay
+objects.
 The server answers ``{"control": "ready", "last_seq": N}`` once the replay is
 sent; an ``after`` beyond the session's last number is refused (close 4400,
 the reason says the last number), as a binary frame is at any time (1003).  A page from another origin is refused before anything is read.
@@ -93,6 +97,9 @@ async def _refuse(ws: WebSocket, code: int, message: str) -> None:
 #: Put on a socket's queue when its client has gone (events are JSON objects, never this).
 _LEFT = "left"
 
+#: Events one frame carries at most, for a client that asked for ``"batch": true``.
+MAX_BATCH = 256
+
 
 @router.websocket("/sessions/{session_id}/ws")
 async def events_ws(ws: WebSocket, session_id: str) -> None:
@@ -112,6 +119,7 @@ async def events_ws(ws: WebSocket, session_id: str) -> None:
         if not isinstance(first, dict):
             raise ValueError
         after = int(first.get("after") or 0)
+        batch = first.get("batch") is True
     except (asyncio.TimeoutError, ValueError, TypeError):
         await _refuse(ws, CLOSE_UNAUTHORISED, 'Send {"token": "...", "after": N} as the first message to sign in.')
         return
@@ -136,28 +144,40 @@ async def events_ws(ws: WebSocket, session_id: str) -> None:
         async with lock:
             await ws.send_text(text)
 
+    async def send_events(texts: list[str]) -> None:
+        if not batch:
+            for text in texts:
+                await send(text)
+            return
+        for start in range(0, len(texts), MAX_BATCH):
+            await send("[" + ",".join(texts[start:start + MAX_BATCH]) + "]")
+
     # Commands from the client (and its leaving) are read beside the events going out.
     leaving = asyncio.ensure_future(_listen(ws, user, session_id, send))
     # Its leaving wakes the sender through the same queue (no second waiter per event).
     leaving.add_done_callback(lambda _: queue.put_nowait(_LEFT))
     try:
-        last = after
-        for seq, text in hub.streams.replay(session_id, after):
-            await send(text)
-            last = seq
+        replayed = hub.streams.replay(session_id, after)
+        last = replayed[-1][0] if replayed else after
+        await send_events([text for _, text in replayed])
         await send(json.dumps({"control": "ready", "last_seq": last}))
         while True:
-            text = await queue.get()
-            if text == _LEFT:
-                return
-            if text == OVERFLOW:
-                await _refuse(ws, CLOSE_BEHIND, "This stream fell too far behind; reconnect with the last seq you saw.")
-                return
-            seq = _seq_of(text)
-            if seq <= last:
-                continue  # already sent in the replay
-            await send(text)
-            last = seq
+            ready = [await queue.get()]
+            while batch and len(ready) < MAX_BATCH and not queue.empty():
+                ready.append(queue.get_nowait())
+            fresh: list[str] = []
+            for text in ready:
+                if text in (_LEFT, OVERFLOW):
+                    await send_events(fresh)
+                    if text == OVERFLOW:
+                        await _refuse(ws, CLOSE_BEHIND,
+                                      "This stream fell too far behind; reconnect with the last seq you saw.")
+                    return
+                seq = _seq_of(text)
+                if seq > last:  # else already sent in the replay
+                    fresh.append(text)
+                    last = seq
+            await send_events(fresh)
     except (WebSocketDisconnect, RuntimeError):
         return
     finally:

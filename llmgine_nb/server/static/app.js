@@ -104,14 +104,19 @@
     var ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host +
                            "/api/sessions/" + session.id + "/ws");
     state.ws = ws;
-    ws.onopen = function () { ws.send(JSON.stringify({ token: state.token, after: state.lastSeq })); };
+    // batch: the events ready at once come as one array (a frame each would cost more on both ends).
+    ws.onopen = function () { ws.send(JSON.stringify({ token: state.token, after: state.lastSeq, batch: true })); };
     ws.onmessage = function (message) {
-      var record = JSON.parse(message.data);
-      if (record.control === "error") { status(record.error); return; }
-      if (record.control) return;
-      if (record.seq <= state.lastSeq) return;
-      state.lastSeq = record.seq;
-      render(record);
+      var data = JSON.parse(message.data);
+      if (!Array.isArray(data)) {
+        if (data.control === "error") status(data.error);
+        return;  // control messages are objects
+      }
+      data.forEach(function (record) {
+        if (record.seq <= state.lastSeq) return;
+        state.lastSeq = record.seq;
+        render(record);
+      });
     };
     ws.onclose = function () {
       if (state.ws === ws && state.session === session) setTimeout(function () {
