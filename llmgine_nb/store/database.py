@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -132,18 +132,28 @@ def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
     without the busy handler's wait, while another process is opening the
     same file; so retry for up to ``timeout`` seconds.
     """
+
+    def switch() -> None:
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            conn.execute("PRAGMA journal_mode=WAL")
+
+    _while_locked(switch, timeout, first_pause=0.005, last_pause=0.2)
+
+
+def _while_locked(action: Callable[[], object], timeout: float, *, first_pause: float, last_pause: float) -> None:
+    """``action()``, tried again while SQLite answers "database is locked", for up to ``timeout`` seconds
+    (pausing ``first_pause``, doubling up to ``last_pause``)."""
     deadline = time.monotonic() + timeout
-    delay = 0.005
+    pause = first_pause
     while True:
         try:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                conn.execute("PRAGMA journal_mode=WAL")
+            action()
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
+            if "database is locked" not in str(exc) or time.monotonic() > deadline:
                 raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
+        time.sleep(pause)
+        pause = min(pause * 2, last_pause)
 
 
 #: How soon a writer looks again for the write lock another process holds (seconds): at first, and at most.
@@ -254,17 +264,8 @@ class Database:
         """
         conn.execute("PRAGMA busy_timeout=0")  # this statement only: every other one keeps the busy handler
         try:
-            deadline = time.monotonic() + self.timeout
-            pause = _FIRST_LOCK_POLL_S
-            while True:
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    return
-                except sqlite3.OperationalError as exc:
-                    if "database is locked" not in str(exc) or time.monotonic() > deadline:
-                        raise
-                time.sleep(pause)
-                pause = min(pause * 2, _LAST_LOCK_POLL_S)
+            _while_locked(lambda: conn.execute("BEGIN IMMEDIATE"), self.timeout,
+                          first_pause=_FIRST_LOCK_POLL_S, last_pause=_LAST_LOCK_POLL_S)
         finally:
             conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
 
