@@ -87,6 +87,8 @@ def _run_sync_handlers(
             value = fn(event)
         except Exception as exc:
             failures.append((fn, exc))
+            if isinstance(exc, StopPublishing):
+                return failures, None, len(handlers)  # the publisher must not go on: nor must the rest
             continue
         if value is not None and inspect.isawaitable(value):
             return failures, (fn, value), index + 1

@@ -399,9 +399,11 @@ async def test_a_subscriber_that_stops_publishing_stops_the_publisher_and_the_re
         bus.subscribe(Happened, refuse_async, priority=10)
     if how != "lone async":
         bus.subscribe(Happened, lambda e: later.append(e.what), inline=True)
+    if how == "thread":  # a second thread handler: called in the same batch on the worker thread
+        bus.subscribe(Happened, lambda e: later.append(f"thread {e.what}"), priority=5)
     with pytest.raises(Refused):
         await bus.publish(Happened(what="refused"))
     assert later == [] and failures == []
     await bus.publish(Happened(what="broken"))  # reported, and the others still get it
     assert [f.error for f in failures] == ["ValueError: an ordinary failure"]
-    assert later == ([] if how == "lone async" else ["broken"])
+    assert later == {"lone async": [], "thread": ["thread broken", "broken"]}.get(how, ["broken"])

@@ -175,9 +175,10 @@ async def test_a_restarted_front_end_lists_what_waits_without_a_stream(redis_url
         await second.close()
 
 
-async def test_with_no_worker_running_the_routes_answer_503_with_a_sentence_and_retry_after(
+async def test_with_no_worker_running_the_routes_answer_504_with_a_sentence(
         redis_url: str, prefix: str, tmp_path: Path) -> None:  # noqa: F811
-    """Under ``serve --redis`` with no worker: not the client's fault (503), say what to check, and try later."""
+    """Under ``serve --redis`` with no worker: not the client's fault (504: no worker answered), say what to
+    check, and that the request stays queued (no Retry-After: sending it again would do it twice)."""
     import httpx
 
     from llmgine_nb.server import create_app
@@ -195,8 +196,8 @@ async def test_with_no_worker_running_the_routes_answer_503_with_a_sentence_and_
         for method, path, body in [("POST", "cancel", None), ("POST", "model", {"model": "scripted"}),
                                    ("POST", "messages", {"text": "hello"})]:
             answer = await api.request(method, f"/api/sessions/{session_id}/{path}", json=body)
-            assert answer.status_code == 503, (path, answer.text)
+            assert answer.status_code == 504, (path, answer.text)
             assert "llmgine-nb worker is running" in answer.json()["error"]
-            assert answer.headers["Retry-After"] == "5"
+            assert "stays queued" in answer.json()["error"] and "Retry-After" not in answer.headers
         # The turn stays queued (a worker that starts later runs it), so a second message waits its turn.
         assert (await api.post(f"/api/sessions/{session_id}/messages", json={"text": "again"})).status_code == 409

@@ -3,6 +3,7 @@ structured output and the notice it publishes when chosen because nothing is con
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -121,7 +122,8 @@ async def test_streaming_comes_in_word_chunks_and_interleaved_tool_fragments() -
     assert [c.arguments for c in response.tool_calls] == [{"q": "x" * 20}, {"q": "y" * 20}]
     # The same text went out as events, all with one call id: the first piece at once, the pieces
     # that came right after it (an offline model sends them all at once) joined into one event.
-    assert [e.text for e in seen if isinstance(e, LLMTextDelta)] == ["The ", "quick brown fox jumps"]
+    events = [e.text for e in seen if isinstance(e, LLMTextDelta)]
+    assert events[0] == "The " and "".join(events) == text and len(events) <= len(texts)
     assert len([e for e in seen if isinstance(e, LLMToolCallDelta)]) == len([d for d in deltas if d.kind == "tool_call"])
     assert len({e.call_id for e in seen}) == 1
     assert response.ttft_s is not None and response.ttft_s <= response.latency_s
@@ -291,9 +293,43 @@ async def test_text_events_join_pieces_that_come_faster_than_the_interval_and_ke
     # Pieces slower than the interval, or the interval 0: one event per piece.
     assert texts(await events_of(delay_s=0.03)) == pieces
     assert texts(await events_of(delay_s=0, interval_s=0)) == pieces
-    # Faster: fewer events, the same text, every held piece out before the tool call's fragments and the end.
-    events = await events_of(delay_s=0)
+    # Faster than the interval (here a long one, so a slow machine cannot spread the pieces out): fewer
+    # events, the same text, every held piece out before the tool call's fragments and the end.
+    events = await events_of(delay_s=0, interval_s=10)
     kinds = [type(e).__name__ for e in events]
     assert kinds[:2] == ["LLMTextDelta", "LLMTextDelta"] and "LLMTextDelta" not in kinds[2:]
     assert "LLMToolCallDelta" in kinds and kinds[-1] == "LLMCallFinished"
     assert "".join(texts(events)) == text
+
+
+async def test_text_held_back_goes_out_when_the_stream_stalls_not_with_the_next_piece() -> None:
+    """A burst followed by a pause: what the burst brought is published within the interval, while the
+    model is still silent; the order of the events stays that of the pieces."""
+    from llmgine_nb.llm.base import BaseLLM, ModelRequest
+    from llmgine_nb.llm.reply import StreamDelta, StreamEnd
+
+    class Stalling(BaseLLM):
+        provider = "test"
+
+        async def _request(self, request: ModelRequest) -> Any:
+            raise NotImplementedError
+
+        async def _request_stream(self, request: ModelRequest) -> Any:
+            for piece in ("one ", "two ", "three "):  # a burst
+                yield StreamDelta("text", text=piece)
+            await asyncio.sleep(0.4)  # the provider stalls
+            yield StreamDelta("text", text="four")
+            yield StreamEnd("stop")
+
+    bus, seen = recording_bus()
+    shown_during_the_stall: list[str] = []
+
+    async def watch() -> None:
+        await asyncio.sleep(0.2)
+        shown_during_the_stall.extend(e.text for e in seen if isinstance(e, LLMTextDelta))
+
+    watcher = asyncio.ensure_future(watch())
+    [_ async for _ in Stalling("stalling", bus=bus).stream("go")]
+    await watcher
+    assert "".join(shown_during_the_stall) == "one two three "  # not kept until "four" came
+    assert [e.text for e in seen if isinstance(e, LLMTextDelta)] == ["one ", "two three ", "four"]

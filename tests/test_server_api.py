@@ -115,6 +115,18 @@ def test_batched_frames_carry_the_same_events_and_resume_the_same(server, store)
     assert [e["seq"] for e in one_by_one[:-1]] == numbers
 
 
+def test_batched_frames_are_cut_by_count_and_by_size():
+    from llmgine_nb.server.live import MAX_BATCH, MAX_FRAME_CHARS, _frames
+
+    small = [f'{{"seq": {n}}}' for n in range(1, MAX_BATCH + 45)]
+    assert [len(f) for f in _frames(small)] == [MAX_BATCH, 44]
+    big = ["x" * (MAX_FRAME_CHARS // 2 - 10)] * 5
+    assert [len(f) for f in _frames(big)] == [2, 2, 1]
+    huge = ["y" * (MAX_FRAME_CHARS * 2), "z"]
+    assert [len(f) for f in _frames(huge)] == [1, 1]  # an event longer than a frame goes alone
+    assert sum(_frames(small + big + huge), []) == small + big + huge  # in order, nothing lost
+
+
 def test_deny_with_a_reason_and_edit_arguments(server, store):
     _, token = add_user(store, "alice")
     api = server.client(token)

@@ -635,3 +635,40 @@ def test_result_becomes_a_tool_message():
 
     msg = ToolResult(call_id="c1", tool_name="add", content="3", value=3).to_chat_message()
     assert msg.to_openai() == {"role": "tool", "content": "3", "tool_call_id": "c1", "name": "add"}
+
+
+async def test_a_call_whose_start_is_refused_stops_its_running_siblings():
+    """A subscriber that records a tool's start refusing it (``StopPublishing``: the store's ``Fenced``)
+    stops the whole batch: that tool does not start, and the calls running beside it are cancelled."""
+    from llmgine_nb.messages import StopPublishing
+    from llmgine_nb.tools import ToolStarted
+
+    finished: list[str] = []
+
+    async def slow(tag: str) -> str:
+        """Slow."""
+        await asyncio.sleep(0.5)
+        finished.append(tag)
+        return tag
+
+    async def refused() -> str:
+        """Refused."""
+        finished.append("refused")
+        return "ran"
+
+    class Refused(StopPublishing):
+        pass
+
+    def record_start(event: ToolStarted) -> None:
+        if event.tool_name == "refused":
+            raise Refused("the start could not be recorded")
+
+    bus = MessageBus()
+    bus.subscribe(ToolStarted, record_start, inline=True)
+    manager = ToolManager([slow, refused], bus=bus)
+    running = asyncio.ensure_future(manager.execute([call("slow", '{"tag": "a"}', "c1"), call("refused", "{}", "c2")]))
+    with pytest.raises(Refused):
+        await running
+    await asyncio.sleep(0.7)
+    assert finished == []  # neither the refused tool nor its sibling ran to the end
+    manager.close()

@@ -1,4 +1,4 @@
-"""What a long-running llmgine-nb service process (the server, a worker, the Discord bot) sets for itself.
+"""What a long-running llmgine-nb service process (the server, an engine worker) sets for itself.
 
 A notebook kernel is the user's process and keeps Python's defaults; these
 processes are ours.

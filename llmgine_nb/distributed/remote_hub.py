@@ -141,9 +141,10 @@ class RemoteHub(HubCommon):
             return started.result()
         if result.done() and not result.result().success:
             raise HubError(result.result().error or "The turn could not start.")
-        # The command stays queued: a worker that starts later runs it (a 503 does not take it back).
+        # The command stays queued: a worker that starts later runs it (the 504 does not take it back).
         raise NoWorker(f"No engine worker started the turn within {self.start_timeout:g} s; it stays queued and "
-                       "runs when one does. Check that llmgine-nb worker is running against this Redis.")
+                       "runs when one does, so do not send it again. Check that llmgine-nb worker is running "
+                       "against this Redis.")
 
     def _watch(self, session_id: str, after: int, started: asyncio.Future[str] | None = None) -> None:
         """Follow the session's events (what waits for a decision, when its turn starts)."""
@@ -181,8 +182,9 @@ class RemoteHub(HubCommon):
         try:
             return await self.transport.send(command, timeout=self.start_timeout)
         except asyncio.TimeoutError:
-            raise NoWorker(f"No engine worker answered within {self.start_timeout:g} s; check that llmgine-nb "
-                           "worker is running against this Redis, then try again.") from None
+            raise NoWorker(f"No engine worker answered within {self.start_timeout:g} s; the request stays queued "
+                           "and is carried out when one does. Check that llmgine-nb worker is running against "
+                           "this Redis.") from None
 
     # -- approvals and questions --------------------------------------------------------
 

@@ -165,15 +165,24 @@ class Worker:
             for _, command, _ in readable:
                 self._copies.pop(command.id, None)
             raise
-        for (entry_id, command, reply_to), recorded in zip(readable, recorded_results):
-            if recorded is not None:  # handled already: a redelivery gets the same answer
-                self.answered_again += 1  # counted before the answer goes: its sender may look at once
-                try:
-                    await self._finish(partition, entry_id, reply_to, recorded, record=False)
-                finally:
-                    await self._answer_copies(command.id, recorded)
-            else:
-                await self._start(partition, entry_id, command, reply_to)
+        for done, ((entry_id, command, reply_to), recorded) in enumerate(zip(readable, recorded_results)):
+            try:
+                if recorded is not None:  # handled already: a redelivery gets the same answer
+                    self.answered_again += 1  # counted before the answer goes: its sender may look at once
+                    try:
+                        await self._finish(partition, entry_id, reply_to, recorded, record=False)
+                    finally:
+                        await self._answer_copies(command.id, recorded)
+                else:
+                    await self._start(partition, entry_id, command, reply_to)
+            except BaseException:
+                # Stopped here (the partition's reader cancelled, Redis away too long): what this read
+                # registered and did not start is left pending, for whoever claims it next.
+                for _, unstarted, _ in readable[done + 1:]:
+                    self._drop_copies(unstarted.id)
+                if recorded is None and command.id in self._copies and entry_id not in in_flight:
+                    self._drop_copies(command.id)
+                raise
 
     async def _read_command(self, partition: int, entry_id: str, fields: dict[str, str]) -> Command | None:
         try:
@@ -273,11 +282,13 @@ class Worker:
 
     async def _answer_copies(self, command_id: str, result_json: str) -> None:
         """Answer the copies of a command read while it ran with its result (it is recorded by now)."""
-        for partition, entry_id, reply_to in self._copies.pop(command_id, []):
-            self.answered_again += 1
-            try:
+        copies = self._copies.pop(command_id, [])
+        try:
+            for partition, entry_id, reply_to in copies:
+                self.answered_again += 1
                 await self._finish(partition, entry_id, reply_to, result_json, record=False)
-            finally:
+        finally:  # one that could not be answered stays pending, for whoever claims it next
+            for partition, entry_id, _ in copies:
                 self._in_flight.get(partition, set()).discard(entry_id)
 
     async def _execute(self, command: Command) -> CommandResult:

@@ -181,7 +181,7 @@ class CallRecorder:
 
     __slots__ = (
         "llm", "bus", "call_id", "model", "provider", "stream", "start", "first_token", "attempt", "closed",
-        "text_deltas", "tool_deltas", "_held", "_last_text",
+        "text_deltas", "tool_deltas", "_held", "_last_text", "_release_timer", "_releasing",
     )
 
     def __init__(self, llm: BaseLLM, model: str, *, stream: bool, bus: MessageBus | None = None) -> None:
@@ -201,6 +201,8 @@ class CallRecorder:
         self.closed = False
         self._held: list[str] = []  # text streamed in too soon after the last text event
         self._last_text = float("-inf")  # when the last text event went out
+        self._release_timer: asyncio.TimerHandle | None = None  # publishes the held text if no piece comes
+        self._releasing: asyncio.Future[None] | None = None  # that publication, under way
 
     async def publish(self, event: Any) -> None:
         if self.bus is not None:
@@ -235,12 +237,19 @@ class CallRecorder:
             if not self.text_deltas:
                 return
             # A piece that comes sooner than ``text_delta_interval_s`` after the last text event waits
-            # for the next piece (or the call's next other event) and goes out with it: a model that
-            # sends many pieces at once (an offline model, a burst of chunks in one network read)
-            # makes one event for them, not one each for every subscriber to handle.
-            if now - self._last_text < self.llm.text_delta_interval_s:
+            # for the next piece, the call's next other event or the end of the interval, whichever
+            # comes first, and goes out with it: a model that sends many pieces at once (an offline
+            # model, a burst of chunks in one network read) makes one event for them, not one each
+            # for every subscriber to handle.
+            interval = self.llm.text_delta_interval_s
+            if now - self._last_text < interval:
                 self._held.append(delta.text)
+                if self._release_timer is None:  # a stream that stalls now still shows what came
+                    delay = interval - (now - self._last_text)
+                    self._release_timer = asyncio.get_running_loop().call_later(delay, self._release_soon)
                 return
+            await self._release_settled()  # a timed release under way goes out first
+            self._cancel_release_timer()
             text = delta.text
             if self._held:
                 text = "".join(self._held) + text
@@ -281,10 +290,34 @@ class CallRecorder:
 
     async def _release_held(self) -> None:
         """Publish the text held back, before any other event of the call (so the order stays true)."""
+        self._cancel_release_timer()
+        await self._release_settled()
         if self._held and self.bus is not None:
             text, self._held = "".join(self._held), []
             self._last_text = time.perf_counter()
             await self.bus.publish(LLMTextDelta(call_id=self.call_id, model=self.model, text=text))
+
+    def _release_soon(self) -> None:
+        """The interval ended with text held and no new piece: publish it (the stream may have stalled)."""
+        self._release_timer = None
+        if self._held and not self.closed:
+            self._releasing = asyncio.ensure_future(self._release_after(self._releasing))
+
+    async def _release_after(self, previous: asyncio.Future[None] | None) -> None:
+        if previous is not None:  # an earlier timed release first, in order (and its failure with it)
+            await previous
+        await self._release_held()
+
+    async def _release_settled(self) -> None:
+        """Wait for a timed release under way (its failure, e.g. a refused write, is the caller's too)."""
+        releasing, self._releasing = self._releasing, None
+        if releasing is not None and releasing is not asyncio.current_task():
+            await releasing
+
+    def _cancel_release_timer(self) -> None:
+        if self._release_timer is not None:
+            self._release_timer.cancel()
+            self._release_timer = None
 
     async def finished(self, response: LLMResponse) -> None:
         self.closed = True
@@ -360,8 +393,10 @@ class BaseLLM(ABC):
     default_retry: RetryPolicy | None = None
 
     #: Streamed text arriving sooner than this (seconds) after the call's last ``LLMTextDelta``
-    #: waits and goes out in the next one (at most about 60 a second: faster than anyone reads,
-    #: and the joined texts are the reply all the same).  0 makes one event per streamed piece.
+    #: waits and goes out in the next one - with the next piece, before the call's next other
+    #: event, or when the interval ends, whichever is first - so at most about 60 a second:
+    #: faster than anyone reads, and the joined texts are the reply all the same.  0 makes one
+    #: event per streamed piece.
     text_delta_interval_s: float = 0.016
 
     def __init__(

@@ -99,7 +99,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def hub_error(request: Request, exc: Exception) -> JSONResponse:
         # Whatever route it escapes from, a hub's refusal is its sentence with its status, never a 500.
         assert isinstance(exc, HubError)
-        return error_response(exc.status, str(exc), exc.headers)
+        return error_response(exc.status, str(exc))
 
     async def invalid(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

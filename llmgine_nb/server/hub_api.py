@@ -33,28 +33,17 @@ class HubError(Exception):
 
     status = 400
 
-    @property
-    def headers(self) -> dict[str, str]:
-        """Response headers that go with the refusal (none here)."""
-        return {}
-
 
 class TurnRunning(HubError):
     status = 409
 
 
 class NoWorker(HubError):
-    """Nothing took the command in time: the engines run elsewhere (``serve --redis``) and none answered.
+    """No engine worker took the command in time (``serve --redis``): 504, as a gateway whose upstream
+    did not answer.  The command stays queued and is carried out when a worker takes it, so this is
+    no invitation to send it again (no ``Retry-After``): a resent message would be a second turn."""
 
-    Not the request's fault: 503, and the client may try again later (``RETRY_AFTER_S``).
-    """
-
-    status = 503
-    RETRY_AFTER_S = 5
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.RETRY_AFTER_S)}
+    status = 504
 
 
 class NotPending(HubError):

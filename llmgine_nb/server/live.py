@@ -9,9 +9,9 @@ live events, with nothing missed and nothing twice.
 WebSocket ``/api/sessions/{id}/ws``: the first message authenticates,
 ``{"token": "lnb_..."}`` or ``{"ticket": "tkt_..."}``, with ``"after": N``
 and, optionally, ``"batch": true``: then every frame of events is a JSON
-array of them (those ready at once, up to ``MAX_BATCH``: the replay, a
-burst of a turn), one frame instead of one each; control messages stay
-objects.
+array of them (those ready at once, up to ``MAX_BATCH`` and
+``MAX_FRAME_CHARS``: the replay, a burst of a turn), one frame instead of
+one each; control messages stay objects.
 The server answers ``{"control": "ready", "last_seq": N}`` once the replay is
 sent; an ``after`` beyond the session's last number is refused (close 4400,
 the reason says the last number), as a binary frame is at any time (1003).  A page from another origin is refused before anything is read.
@@ -97,8 +97,11 @@ async def _refuse(ws: WebSocket, code: int, message: str) -> None:
 #: Put on a socket's queue when its client has gone (events are JSON objects, never this).
 _LEFT = "left"
 
-#: Events one frame carries at most, for a client that asked for ``"batch": true``.
+#: Events one frame carries at most, for a client that asked for ``"batch": true`` ...
 MAX_BATCH = 256
+#: ... and characters (an event longer than this goes in a frame of its own): well inside the
+#: 1 MiB a client library takes by default.
+MAX_FRAME_CHARS = 256 * 1024
 
 
 @router.websocket("/sessions/{session_id}/ws")
@@ -149,8 +152,8 @@ async def events_ws(ws: WebSocket, session_id: str) -> None:
             for text in texts:
                 await send(text)
             return
-        for start in range(0, len(texts), MAX_BATCH):
-            await send("[" + ",".join(texts[start:start + MAX_BATCH]) + "]")
+        for frame in _frames(texts):
+            await send("[" + ",".join(frame) + "]")
 
     # Commands from the client (and its leaving) are read beside the events going out.
     leaving = asyncio.ensure_future(_listen(ws, user, session_id, send))
@@ -240,6 +243,19 @@ async def _command(ws: WebSocket, user: User, session_id: str, text: str) -> dic
         return {"control": "refused", "ref": ref, "error": exc.message, "status": exc.status}
     except HubError as exc:
         return {"control": "refused", "ref": ref, "error": str(exc), "status": exc.status}
+
+
+def _frames(texts: list[str]) -> list[list[str]]:
+    """``texts`` in order, cut into frames of at most ``MAX_BATCH`` events and ``MAX_FRAME_CHARS``."""
+    frames: list[list[str]] = []
+    size = 0
+    for text in texts:
+        if not frames or len(frames[-1]) >= MAX_BATCH or size + len(text) > MAX_FRAME_CHARS:
+            frames.append([])
+            size = 0
+        frames[-1].append(text)
+        size += len(text) + 1
+    return frames
 
 
 def _seq_of(text: str) -> int:

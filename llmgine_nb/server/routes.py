@@ -80,7 +80,7 @@ async def _live(request: Request, user: User, session_id: str) -> Hub:
 
 
 def _hub_error(exc: HubError) -> ApiError:
-    return ApiError(exc.status, str(exc), headers=exc.headers)
+    return ApiError(exc.status, str(exc))
 
 
 def _session_out(hub: Hub, session_id: str) -> SessionOut:
@@ -192,7 +192,7 @@ def check_send(config: ServerConfig, gate: Gate, hub: Hub, user: User, text: str
 
 
 @router.post("/sessions/{session_id}/messages", response_model=TurnStartedOut, status_code=202,
-             responses=error_responses(400, 409, 413, 503))
+             responses=error_responses(400, 409, 413, 504))
 async def send_message(request: Request, user: UserDep, session_id: str, body: SendBody) -> TurnStartedOut:
     """Start a turn; answers with its id at once.  The reply streams on the session's events."""
     hub = _own(request, user, session_id)
@@ -205,7 +205,7 @@ async def send_message(request: Request, user: UserDep, session_id: str, body: S
 
 
 @router.post("/sessions/{session_id}/cancel", response_model=StopOut, response_model_exclude_none=True,
-             responses=error_responses(400, 503))
+             responses=error_responses(400, 504))
 async def cancel_turn(request: Request, user: UserDep, session_id: str) -> StopOut:
     hub = await _live(request, user, session_id)
     stopped = await hub.cancel(session_id)
@@ -213,7 +213,7 @@ async def cancel_turn(request: Request, user: UserDep, session_id: str) -> StopO
 
 
 @router.post("/sessions/{session_id}/retry", response_model=TurnStartedOut, status_code=202,
-             responses=error_responses(400, 409, 503))
+             responses=error_responses(400, 409, 504))
 async def retry_turn(request: Request, user: UserDep, session_id: str) -> TurnStartedOut:
     hub = await _live(request, user, session_id)
     if not any(message.role == "user" for message in hub.store.messages(session_id)):
@@ -225,7 +225,7 @@ async def retry_turn(request: Request, user: UserDep, session_id: str) -> TurnSt
     return TurnStartedOut(turn_id=turn_id, session_id=session_id)
 
 
-@router.post("/sessions/{session_id}/model", response_model=ModelOut, responses=error_responses(400, 503))
+@router.post("/sessions/{session_id}/model", response_model=ModelOut, responses=error_responses(400, 504))
 async def switch_model(request: Request, user: UserDep, session_id: str, body: ModelBody) -> ModelOut:
     """The model of the session's next turns (a name, an alias, or ``scripted``)."""
     hub = await _live(request, user, session_id)
@@ -245,7 +245,7 @@ async def pending(request: Request, user: UserDep, session_id: str) -> list[Pend
 
 
 @router.post("/sessions/{session_id}/approvals/{call_id}", response_model=OkOut,
-             responses=error_responses(400, 404, 409, 503))
+             responses=error_responses(400, 404, 409, 504))
 async def decide(request: Request, user: UserDep, session_id: str, call_id: str, body: DecideBody) -> OkOut:
     """Approve, deny (``message`` is told to the model), edit (``arguments``) or always allow."""
     hub = await _live(request, user, session_id)
@@ -262,7 +262,7 @@ async def decide(request: Request, user: UserDep, session_id: str, call_id: str,
 
 
 @router.post("/sessions/{session_id}/questions/{question_id}", response_model=OkOut,
-             responses=error_responses(400, 404, 503))
+             responses=error_responses(400, 404, 504))
 async def answer(request: Request, user: UserDep, session_id: str, question_id: str, body: AnswerBody) -> OkOut:
     hub = await _live(request, user, session_id)
     try:

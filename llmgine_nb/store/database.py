@@ -259,8 +259,9 @@ class Database:
         Why not SQLite's busy handler: it sleeps 1, 2, 5, 10, 15 ... ms between tries, while a write here
         holds the lock for 0.1-0.3 ms; so a waiting writer woke long after the lock was free, and the
         event loop that called it (an engine worker's) stood still all that time.  Polling every 50 us,
-        backing off to 1 ms, two workers on one file ran 1.37-1.82 times one worker's turns per second
-        instead of 1.04-1.32 (``benchmarks/bench_distributed.py``, ``worker_scaling``).
+        backing off to 1 ms, two workers on one file ran 1.45-1.56 times one worker's turns per second
+        (medians of ``benchmarks/bench_distributed.py``'s ``worker_scaling``; single rounds 1.37-1.82)
+        instead of 1.04-1.32.
         """
         conn.execute("PRAGMA busy_timeout=0")  # this statement only: every other one keeps the busy handler
         try:

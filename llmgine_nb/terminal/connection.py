@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Connection", "LocalConnection", "RemoteConnection", "ConnectionError_"]
 
+#: The longest WebSocket frame of events taken from a server (bytes): one event may be long.
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+
 
 class ConnectionError_(Exception):
     """The engine or server refused a request; the message is a sentence to show."""
@@ -191,16 +194,18 @@ class RemoteConnection:
         last = after
         while True:
             try:
-                async with connect(ws_url) as ws:
+                # A frame holds at most 256 KiB of events, but one event may be longer (a long reply).
+                async with connect(ws_url, max_size=MAX_FRAME_BYTES) as ws:
                     # batch: the events ready at once come as one array (fewer frames on both ends).
                     await ws.send(json.dumps({"token": self.token, "after": last, "batch": True}))
                     async for text in ws:
                         data = json.loads(text)
-                        if isinstance(data, dict):  # a control message
+                        if isinstance(data, dict) and "seq" not in data:  # a control message
                             if data.get("control") == "error":
                                 raise ConnectionError_(data.get("error", "The server refused the stream."))
                             continue
-                        for record in data:
+                        # An array of events; a single event from a server that does not batch.
+                        for record in data if isinstance(data, list) else [data]:
                             if record["seq"] > last:
                                 last = record["seq"]
                                 yield record

@@ -362,7 +362,15 @@ class ToolManager:
 
         async def flush() -> None:
             if batch:
-                done = await asyncio.gather(*(self._call(calls[i], run) for i in batch))
+                running = [asyncio.ensure_future(self._call(calls[i], run)) for i in batch]
+                try:
+                    done = await asyncio.gather(*running)
+                except BaseException:
+                    # One call must not go on (cancelled, or its start refused): neither do the others.
+                    for task in running:
+                        task.cancel()
+                    await asyncio.gather(*running, return_exceptions=True)
+                    raise
                 for i, result in zip(batch, done):
                     results[i] = result
                 batch.clear()
