@@ -192,10 +192,11 @@ class MCPConnection:
     def _transport_ended(self) -> None:
         """The server's side of the connection ended: a crash, unless we are stopping it."""
         if self.state == "running" and self._stop is not None and not self._stop.is_set():
-            self.state = "crashed"
+            # The error first: another thread that sees "crashed" (a status call) sees why too.
             self.error = (
                 f"MCP server '{self.name}' stopped{self._stderr_tail()}; it is started again on the next call"
             )
+            self.state = "crashed"
             log.info("%s", self.error)
 
     async def _list(self, client: Any) -> list[Any]:
@@ -269,12 +270,12 @@ class MCPConnection:
             return await client.call_tool(tool, arguments, read_timeout_seconds=self.config.timeout)
         except MCPError as exc:
             if exc.code == CONNECTION_CLOSED:
-                self.state = "crashed"
-                self.error = (
+                self.error = (  # before the state, as in _transport_ended
                     f"MCP server '{self.name}' stopped while '{tool}' was running "
                     f"(after {time.monotonic() - started:.1f} s){self._stderr_tail()}. "
                     "It is started again on the next call; the call may or may not have taken effect."
                 )
+                self.state = "crashed"
                 raise MCPServerError(self.error) from None
             if exc.code == REQUEST_TIMEOUT:
                 raise MCPServerError(
