@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .service import tune_for_service
+from .service import freeze_startup_heap, tune_for_service
 
 HELP = "run the server: REST and event streams for many users' sessions, and the web chat page"
 
@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(store, **options)
     print(f"llmgine-nb server on http://{args.host}:{args.port}/ (database {store.location}); "
           "make a user with: llmgine-nb users add NAME", flush=True)
+    freeze_startup_heap()
     # Access logs carry no tokens: tokens travel in headers or first messages, and a credential
     # wrongly put in a URL is redacted from the logged path (server/access_log.py).
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", ws="websockets-sansio",

@@ -10,7 +10,7 @@ import os
 import signal
 from typing import Any
 
-from .service import tune_for_service
+from .service import freeze_startup_heap, tune_for_service
 
 HELP = "run engine workers: take the sessions' commands from Redis, run the turns, publish the events"
 
@@ -62,6 +62,7 @@ async def _serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     print(f"llmgine-nb worker {worker.id} on {args.redis} (database {store.path}, "
           f"concurrency {args.concurrency})", flush=True)
+    freeze_startup_heap()
     try:
         await worker.run(stop)
     finally:
