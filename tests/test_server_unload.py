@@ -35,9 +35,17 @@ async def events_until(queue: asyncio.Queue[str], kind: str) -> list[dict]:
             return seen
 
 
+async def turn_over(hub: SessionHub, session_id: str) -> None:
+    """Wait for the session's turn to end (``hub.turns`` holds running turns only)."""
+    task = hub.turns.get(session_id)
+    if task is not None:
+        await asyncio.wait_for(task, 10)
+    assert not hub.running(session_id) and session_id not in hub.running_sessions()
+
+
 async def finish(hub: SessionHub, session_id: str, text: str) -> None:
     await hub.send(session_id, text)
-    await asyncio.wait_for(hub.turns[session_id], 10)
+    await turn_over(hub, session_id)
 
 
 async def test_an_lru_cap_unloads_the_least_recently_used_and_a_request_reloads_it(store):
@@ -78,7 +86,7 @@ async def test_an_idle_timeout_never_unloads_a_session_waiting_for_an_approval(s
         assert [item["call_id"] for item in hub.pending(session_id)] == [request["call_id"]]
         await hub.decide(session_id, request["call_id"], "approve", decided_by="alice")
         await events_until(queue, "TurnFinished")
-        await asyncio.wait_for(hub.turns[session_id], 10)
+        await turn_over(hub, session_id)
         await asyncio.sleep(0.6)
         assert session_id not in hub.engines  # idle now: unloaded
         # Someone still watches: the stream stays numbered and the reloaded session's events reach them.
@@ -125,5 +133,18 @@ async def test_a_switched_model_is_the_model_of_the_reloaded_engine(store):
         asked_for.clear()
         await finish(hub, session, "hello again")  # reloaded from the store
         assert asked_for == ["openai/gpt-4o-mini"]
+    finally:
+        await hub.close()
+
+
+async def test_a_finished_turn_leaves_the_hub_so_a_send_counts_running_turns_only(store):
+    """A send counts its user's running turns (the 429 limit): over those, not every session that ever ran one."""
+    hub = hub_over(store, max_engines=None)
+    try:
+        ids = [(await hub.create_session()).id for _ in range(3)]
+        for session_id in ids:
+            await finish(hub, session_id, f"hello {session_id}")
+        await asyncio.sleep(0)  # the last turn's done callback
+        assert hub.turns == {} and hub.running_sessions() == []
     finally:
         await hub.close()

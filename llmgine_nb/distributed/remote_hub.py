@@ -135,6 +135,9 @@ class RemoteHub(HubCommon):
         self._watch(session_id, last_seq(self.store, session_id), started)
         result = await self.transport.submit(command)
         self._turns[session_id] = result
+        # Running turns only: a send counts its user's running turns.
+        result.add_done_callback(lambda done: self._turns.pop(session_id, None) if self._turns.get(session_id) is done
+                                 else None)
         either: set[asyncio.Future[Any]] = {started, result}
         await asyncio.wait(either, timeout=self.start_timeout, return_when=asyncio.FIRST_COMPLETED)
         if started.done():

@@ -83,6 +83,7 @@ class SessionHub(HubCommon):
         self.tools = ToolManager(tools, bus=self.bus, approval_timeout=approval_timeout)
         self.streams = SessionStreams(store, self.redactor, delta_flush_s=delta_flush_s).attach(self.bus)
         self.engines: dict[str, ChatEngine] = {}
+        # Running turns only (a finished one takes itself out): a send counts its user's running turns.
         self.turns: dict[str, asyncio.Task[CommandResult]] = {}
         self._starting: dict[str, asyncio.Future[str]] = {}
         # Sessions whose running turn has published its end (its task is only tidying up).
@@ -263,7 +264,7 @@ class SessionHub(HubCommon):
         self._starting[session_id] = started
         task: asyncio.Task[Any] = asyncio.ensure_future(self.bus.execute(command))
         self.turns[session_id] = task
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # never "exception never retrieved"
+        task.add_done_callback(lambda t: self._turn_done(session_id, t))
         try:
             await asyncio.wait({started, task}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -274,6 +275,11 @@ class SessionHub(HubCommon):
         if isinstance(outcome, CommandResult) and not outcome.success:
             raise HubError(outcome.error or "The turn could not start.")
         raise HubError("The turn ended before it started; send the message again.")
+
+    def _turn_done(self, session_id: str, task: asyncio.Task[Any]) -> None:
+        if self.turns.get(session_id) is task:
+            del self.turns[session_id]
+        task.cancelled() or task.exception()  # never "exception never retrieved"
 
     def _on_turn_event(self, event: TurnEvent) -> None:
         if isinstance(event, (TurnFinished, TurnFailed, TurnCancelled)) and event.session_id is not None:
