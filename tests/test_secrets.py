@@ -207,3 +207,16 @@ def test_the_compact_json_of_a_message_holds_what_to_json_holds() -> None:
         assert same is event
         assert json.loads(text) == json.loads(event.to_json())
         assert Message.from_json(text) == event
+
+
+def test_the_key_scan_reads_a_key_whole_so_a_harmless_key_holding_a_secret_word_stays_visible() -> None:
+    """Only the key's exact text decides: ':token' and 'tokens' are no 'token' (counts and odd names stay)."""
+    import json
+
+    from llmgine_nb.secrets import json_names_secret
+
+    for key in (":token", "tokens", "x:token", "token:"):
+        assert not json_names_secret(json.dumps({key: 1, "text": "token"})), key
+    for key in ("token", "x_token", "api_key"):
+        assert json_names_secret(json.dumps({"text": ":", key: 1})), key
+        assert json_names_secret(json.dumps({"text": ":", key: 1}, indent=2)), key
