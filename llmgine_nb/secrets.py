@@ -139,7 +139,10 @@ def json_names_secret(text: str) -> bool:
     """
     plain = _without_escaped_quotes(text)
     lowered = plain.lower()
-    if len(lowered) != len(plain):  # a character whose lower case is longer: positions would not match
+    if "\\u" in plain or len(lowered) != len(plain):
+        # A \uXXXX escape can spell a letter of a word only once decoded (the Kelvin sign's lower case is
+        # 'k': "api_\u212aey"), and a character whose lower case is longer shifts the positions: read
+        # every key, decoded, instead.  JSON as pydantic and ensure_ascii=False write it seldom has either.
         return any(map(_secret_key, _json_keys(text)))
     for hint in SECRET_NAME_HINTS:
         at = lowered.find(hint)

@@ -220,3 +220,14 @@ def test_the_key_scan_reads_a_key_whole_so_a_harmless_key_holding_a_secret_word_
     for key in ("token", "x_token", "api_key"):
         assert json_names_secret(json.dumps({"text": ":", key: 1})), key
         assert json_names_secret(json.dumps({"text": ":", key: 1}, indent=2)), key
+
+
+def test_the_key_scan_finds_a_secret_name_spelled_with_a_character_that_lower_cases_to_ascii() -> None:
+    """The Kelvin sign lower-cases to 'k': "api_\u212aey" is api_key to the name rule, escaped or not."""
+    import json
+
+    from llmgine_nb.secrets import json_names_secret
+
+    for obj in ({"api_\u212aey": "v"}, {"TO\u212aEN": "v"}, {"note": "token", "api_\u212aey": "v"}):
+        for ensure_ascii in (True, False):
+            assert json_names_secret(json.dumps(obj, ensure_ascii=ensure_ascii)), (obj, ensure_ascii)

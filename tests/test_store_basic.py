@@ -277,7 +277,9 @@ def test_the_cheap_pre_check_never_misses_a_secret_name(name):
         assert might_hold_secret(payload) == is_secret_name(name), payload
 
 
-_NAME_PARTS = st.sampled_from(["api_key", "token", "x_token", "input_tokens", "secret", "key", ":", '"', "\\", " ", "é", "a"])
+# The Kelvin sign lower-cases to 'k' and the dotted capital I to two characters: escaped (ensure_ascii) or not.
+_NAME_PARTS = st.sampled_from(["api_key", "token", "x_token", "input_tokens", "secret", "key", ":", '"', "\\", " ", "é", "a",
+                               "\u212a", "\u0130"])
 _ODD_NAMES = st.lists(_NAME_PARTS, max_size=3).map("".join)
 
 

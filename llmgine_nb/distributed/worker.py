@@ -325,7 +325,11 @@ class Worker:
         return result if to_run is command else _answering(command, result)
 
     async def _open(self, session_id: str) -> asyncio.Task[CommandResult] | None:
-        """Open the session here; the turn the hub resumed on opening it, if it did."""
+        """Open the session here; the turn the hub resumed on opening it, if it did and it still runs.
+
+        (``hub.turns`` holds running turns only: a resumed turn that ended within ``open`` is found
+        by its stored outcome, as the caller does for any turn that ended before its answer was sent.)
+        """
         if session_id in self.hub.engines:
             return None
         # The hub may have unloaded an idle engine (its stream ended): follow afresh, before opening,
