@@ -148,7 +148,7 @@ async def _over_the_wire(server: _Server) -> tuple[float, list[float], float]:
     return CLIENTS * TURNS / elapsed, latencies, server_cpu / (CLIENTS * TURNS)
 
 
-def _with_service_gc(run: Callable[[], Awaitable[tuple[float, float]]]) -> tuple[float, float]:
+def _with_service_gc(run: Callable[[], Awaitable[list[float]]]) -> list[float]:
     """``run`` with the collector set as ``llmgine-nb serve`` sets it for itself (``cli/service.py``)."""
     sys.path.insert(0, str(ROOT))
     from llmgine_nb.cli.service import SERVICE_GC_THRESHOLDS, freeze_startup_heap
@@ -163,8 +163,8 @@ def _with_service_gc(run: Callable[[], Awaitable[tuple[float, float]]]) -> tuple
         gc.set_threshold(*thresholds)
 
 
-async def _in_process() -> tuple[float, float]:
-    """Turns per second of 500 turns in 50 new sessions, and of the next 500 in 50 more (same bus and store)."""
+async def _in_process(batches: int = 2) -> list[float]:
+    """Turns per second of 500 turns in 50 new sessions, then of each next 500 in 50 more (same bus and store)."""
     sys.path.insert(0, str(ROOT))
     from llmgine_nb import MessageBus
     from llmgine_nb.engine import ChatEngine
@@ -178,7 +178,7 @@ async def _in_process() -> tuple[float, float]:
             await engine.send(f"turn {turn} please")
 
     rates, everyone = [], []
-    for _ in range(2):
+    for _ in range(batches):
         engines = [await ChatEngine(bus, store=store, model="scripted").start() for _ in range(CLIENTS)]
         everyone += engines
         start = time.perf_counter()
@@ -187,7 +187,7 @@ async def _in_process() -> tuple[float, float]:
     for engine in everyone:
         await engine.close()
     store.close()
-    return rates[0], rates[1]
+    return rates
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -204,7 +204,7 @@ def bench_serve_turns() -> Figure:
         first, following = asyncio.run(_in_process())
         baselines.append(first)
         warm_baselines.append(following)
-        tuned_baselines.append(_with_service_gc(_in_process)[0])
+        tuned_baselines.append(_with_service_gc(lambda: _in_process(batches=1))[0])
         server = _Server()
         try:
             value, round_latencies, cpu = asyncio.run(_over_the_wire(server))

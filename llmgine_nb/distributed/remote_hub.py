@@ -24,7 +24,7 @@ from ..engine import CancelTurn, DecideApproval, SendMessage, SwitchModel
 from ..engine.commands import AnswerQuestion, RetryTurn
 from ..engine.events import TurnStarted
 from ..messages import Command, CommandResult, message_type_name
-from ..server.hub_api import HubCommon, HubError, NoWorker, refusal
+from ..server.hub_api import HubCommon, HubError, NoWorker, forget_when_done, refusal
 from ..server.stream import OVERFLOW, wire_text
 from ..store import SessionRecord, Store
 from ..store.streams import last_seq, numbered_events
@@ -135,9 +135,7 @@ class RemoteHub(HubCommon):
         self._watch(session_id, last_seq(self.store, session_id), started)
         result = await self.transport.submit(command)
         self._turns[session_id] = result
-        # Running turns only: a send counts its user's running turns.
-        result.add_done_callback(lambda done: self._turns.pop(session_id, None) if self._turns.get(session_id) is done
-                                 else None)
+        forget_when_done(self._turns, session_id, result)
         either: set[asyncio.Future[Any]] = {started, result}
         await asyncio.wait(either, timeout=self.start_timeout, return_when=asyncio.FIRST_COMPLETED)
         if started.done():

@@ -35,7 +35,7 @@ from ..messages import CommandResult
 from ..secrets import Redactor
 from ..store import SessionRecord, Store
 from ..tools import ApprovalQueue, ToolManager
-from .hub_api import BadInput, HubCommon, HubError, NotPending, TurnRunning, refusal, sentence
+from .hub_api import BadInput, HubCommon, HubError, NotPending, TurnRunning, forget_when_done, refusal, sentence
 from .pending import pending_items
 from .recovery import RESTART_REASON, cut_turn
 from .stream import SessionStreams
@@ -83,7 +83,7 @@ class SessionHub(HubCommon):
         self.tools = ToolManager(tools, bus=self.bus, approval_timeout=approval_timeout)
         self.streams = SessionStreams(store, self.redactor, delta_flush_s=delta_flush_s).attach(self.bus)
         self.engines: dict[str, ChatEngine] = {}
-        # Running turns only (a finished one takes itself out): a send counts its user's running turns.
+        # Running turns only (``forget_when_done``).
         self.turns: dict[str, asyncio.Task[CommandResult]] = {}
         self._starting: dict[str, asyncio.Future[str]] = {}
         # Sessions whose running turn has published its end (its task is only tidying up).
@@ -264,7 +264,8 @@ class SessionHub(HubCommon):
         self._starting[session_id] = started
         task: asyncio.Task[Any] = asyncio.ensure_future(self.bus.execute(command))
         self.turns[session_id] = task
-        task.add_done_callback(lambda t: self._turn_done(session_id, t))
+        forget_when_done(self.turns, session_id, task)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # never "exception never retrieved"
         try:
             await asyncio.wait({started, task}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -275,11 +276,6 @@ class SessionHub(HubCommon):
         if isinstance(outcome, CommandResult) and not outcome.success:
             raise HubError(outcome.error or "The turn could not start.")
         raise HubError("The turn ended before it started; send the message again.")
-
-    def _turn_done(self, session_id: str, task: asyncio.Task[Any]) -> None:
-        if self.turns.get(session_id) is task:
-            del self.turns[session_id]
-        task.cancelled() or task.exception()  # never "exception never retrieved"
 
     def _on_turn_event(self, event: TurnEvent) -> None:
         if isinstance(event, (TurnFinished, TurnFailed, TurnCancelled)) and event.session_id is not None:

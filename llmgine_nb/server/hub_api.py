@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Hub", "EventStreams", "HubError", "TurnRunning", "NotPending", "StaleDecision", "BadInput", "NoWorker",
-    "HubCommon",
+    "HubCommon", "forget_when_done",
     "sentence", "refusal",
 ]
 
@@ -85,6 +85,21 @@ def refusal(command: str, result: CommandResult, default: str) -> HubError:
     if command in ("decide", "answer"):
         return NotPending((said or default) + _NOT_WAITING)
     return HubError(said or default)
+
+
+def forget_when_done(turns: dict[str, Any], session_id: str, turn: asyncio.Future[Any]) -> None:
+    """Take ``turn`` out of ``turns`` once it ends, unless a newer turn of the session took its place.
+
+    A hub's ``turns`` then holds running turns only, so a send's count of its
+    user's running turns (the 429 limit) walks those, not every session that
+    ever ran one.
+    """
+
+    def done(_: asyncio.Future[Any]) -> None:
+        if turns.get(session_id) is turn:
+            del turns[session_id]
+
+    turn.add_done_callback(done)
 
 
 class HubCommon:
